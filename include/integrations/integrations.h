@@ -1,0 +1,243 @@
+/*
+ * libintegrations — connect a host application's tenants to the business
+ * systems they already use (ERP, CRM, accounting, e-commerce, email).
+ *
+ * This is the umbrella header: it declares the whole core API and includes
+ * the extension-point headers. Conventions that hold for every function:
+ *
+ *  - Fallible calls return int: INTEG_OK (0) or a negative INTEG_E* code.
+ *    integ_errmsg() then returns the calling thread's one-line message,
+ *    naming the field, header or step that failed.
+ *  - Out-parameters come first in constructors (integ_ctx_open(&ctx, ...)),
+ *    the handle first elsewhere. They are written only on success and set to
+ *    NULL on failure.
+ *  - Structured values cross as UTF-8 JSON text. Every char ** result is
+ *    owned by the caller and released with integ_free().
+ *  - Timestamps in JSON are RFC 3339 UTC ("2025-01-23T10:00:00Z"); ids are
+ *    UUIDv7 strings; list calls return arrays, newest first, and accept
+ *    {"limit": N, "offset": N} in their filter.
+ *  - An integ_ctx may be used from many threads at once; an integ_session
+ *    belongs to one thread at a time.
+ *  - Secrets (credentials, tokens, webhook secrets) never come out of a read
+ *    call and are stored sealed.
+ *
+ * See doc/conventions.md for the long form.
+ */
+#ifndef INTEGRATIONS_H
+#define INTEGRATIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "integrations/common.h"
+#include "integrations/store.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------
+ * Library
+ * ---------------------------------------------------------------------- */
+
+/** The library version, "MAJOR.MINOR.PATCH". Static storage; never free. */
+INTEG_API const char *integ_version(void);
+
+/** A fixed English text for an INTEG_E* code. Static storage; never free. */
+INTEG_API const char *integ_strerror(int code);
+
+/**
+ * The calling thread's message for its last failed call: one line, naming
+ * the field, header or step. Valid until the thread's next library call.
+ * Returns "" when no call has failed on this thread.
+ */
+INTEG_API const char *integ_errmsg(void);
+
+/** Release memory returned by the library (any char ** result). NULL is fine. */
+INTEG_API void integ_free(void *p);
+
+/**
+ * Make a new master key: 32 random bytes, standard base64 (44 chars).
+ * Store it where the host keeps secrets and pass it as the "master_key"
+ * option or the INTEG_MASTER_KEY environment variable.
+ * @param out_b64  receives the key; free with integ_free().
+ */
+INTEG_API int integ_generate_master_key(char **out_b64);
+
+/* ------------------------------------------------------------------------
+ * Context: one per store
+ * ---------------------------------------------------------------------- */
+
+/**
+ * Open a context on the built-in SQLite store.
+ *
+ * @param out           receives the context; close with integ_ctx_close().
+ * @param options_json  NULL or a JSON object, all keys optional:
+ *   "store":           "sqlite:PATH" (default "sqlite:./integrations.db") or
+ *                      "sqlite::memory:" (private to this context)
+ *   "master_key":      base64 of 32 bytes (see integ_generate_master_key)
+ *   "master_key_file": path of a file holding that base64 text
+ *   "adapters_dir":    a directory of extra *.json manifests (override the
+ *                      built-in ones with the same key)
+ *   "http":            {"timeout_ms", "connect_timeout_ms", "max_retries",
+ *                      "ca_file", "proxy", "user_agent",
+ *                      "allow_private_networks": false}
+ *   "base_url_overrides": {"<definition key>": URL or {"api", "authorize_url",
+ *                      "token_url"}} (host-level, trusted)
+ *   "webhook":         {"base_url", "tolerance_s": 300, "max_body_bytes": 1048576}
+ * Without "master_key"/"master_key_file" the key comes from the environment
+ * variable INTEG_MASTER_KEY. With none at all opening fails with INTEG_EINVAL:
+ * there is never a built-in key.
+ */
+INTEG_API int integ_ctx_open(integ_ctx **out, const char *options_json);
+
+/**
+ * Open a context on a host-supplied store (see integrations/store.h). The
+ * vtable must stay valid until the store's close member has been called;
+ * store_data is passed to it unchanged. On success the context owns
+ * store_data and calls store->close(store_data) when it is finally closed;
+ * on failure the caller still owns it. "store" in options_json is ignored.
+ */
+INTEG_API int integ_ctx_open_with_store(integ_ctx **out, const integ_store *store,
+                                        void *store_data, const char *options_json);
+
+/**
+ * Close a context. Safe while sessions are still open (as garbage-collected
+ * bindings finalise in any order): the context is then only marked closed,
+ * new sessions are refused, and the real close happens when the last
+ * session is closed. NULL is fine.
+ */
+INTEG_API void integ_ctx_close(integ_ctx *ctx);
+
+/**
+ * The host's permission check: return 1 to allow `action` on `resource`
+ * ("integration", "admin" for every write) for this tenant and user.
+ * When set it replaces the session's roles entirely.
+ */
+typedef int (*integ_permission_cb)(void *payload, const char *tenant_id, const char *user_id,
+                                   const char *resource, const char *action);
+
+/** Set or clear (cb = NULL) the permission callback. */
+INTEG_API int integ_ctx_set_permission_cb(integ_ctx *ctx, integ_permission_cb cb, void *payload);
+
+/**
+ * Re-seal every stored secret (credentials, app credentials, tokens,
+ * webhook secrets) under a new master key, in one store transaction; on
+ * success the context uses the new key. On any failure nothing changes.
+ */
+INTEG_API int integ_ctx_rotate_master_key(integ_ctx *ctx, const char *new_key_b64);
+
+/* ------------------------------------------------------------------------
+ * Sessions: who is acting
+ * ---------------------------------------------------------------------- */
+
+/**
+ * Open a session for one user of one tenant.
+ * @param roles_json  NULL or a JSON array of role strings. "admin" (or the
+ *                    permission string "integration:admin") may write;
+ *                    anyone may read their own tenant's objects. A
+ *                    permission callback, when set, overrides the roles.
+ * Tenant and user ids are 1..128 bytes of printable ASCII without spaces.
+ * A session keeps its context alive; close it with integ_session_close().
+ */
+INTEG_API int integ_session_open(integ_session **out, integ_ctx *ctx, const char *tenant_id,
+                                 const char *user_id, const char *roles_json);
+
+/** Close a session (NULL is fine). The last session of a closed context closes it. */
+INTEG_API void integ_session_close(integ_session *s);
+
+/* ------------------------------------------------------------------------
+ * Definitions: the catalog of external systems (platform level)
+ * ---------------------------------------------------------------------- */
+
+/**
+ * List definitions, sorted by category then key.
+ * @param filter_json  NULL or {"category": "crm", "limit", "offset"}
+ * @param out_json     a JSON array of definitions
+ *                     {id, key, name, category, auth_type, auth_types,
+ *                      config_schema, capabilities, entities, base_url,
+ *                      rate_limit, webhook, has_app_credentials, ...}
+ */
+INTEG_API int integ_definitions_list(integ_ctx *ctx, const char *filter_json, char **out_json);
+
+/** One definition by key ("hubspot-crm") or id. Unknown: INTEG_ENOTFOUND. */
+INTEG_API int integ_definition_get(integ_ctx *ctx, const char *key, char **out_json);
+
+/**
+ * Add or replace a definition from a manifest (doc/manifest.md). A bad
+ * manifest is INTEG_EINVAL with the JSON path of the offending field.
+ * Replacing keeps the definition's id.
+ * @param out_json  NULL or receives the stored definition.
+ */
+INTEG_API int integ_definition_register(integ_ctx *ctx, const char *manifest_json, char **out_json);
+
+/**
+ * Set the platform's OAuth app credentials for a definition:
+ * {"client_id": "...", "client_secret": "..."} (plus provider extras). Stored
+ * sealed; reads show only "has_app_credentials".
+ */
+INTEG_API int integ_definition_set_app_credentials(integ_ctx *ctx, const char *key,
+                                                   const char *creds_json);
+
+/* ------------------------------------------------------------------------
+ * Tenant integrations: one tenant's connection to one system
+ * ---------------------------------------------------------------------- */
+
+/**
+ * Create an integration (needs integration:admin).
+ * @param request_json  {"integration_definition_id": KEY or ID, "name",
+ *                       "auth_type" (optional: inferred from credentials),
+ *                       "credentials": {...}, "config": {...},
+ *                       "status": "active"|"paused" (default "active")}
+ *   config is validated against the definition's config_schema, with
+ *   defaults applied; credentials against the auth method's schema.
+ * @param out_json  the integration: {id, tenant_id, integration_definition_id,
+ *   integration_definition_key, name, category, auth_type, config, status,
+ *   last_sync_at, created_at, updated_at, has_credentials}
+ */
+INTEG_API int integ_integration_create(integ_session *s, const char *request_json, char **out_json);
+
+/** One integration of the session's tenant; another tenant's id is INTEG_ENOTFOUND. */
+INTEG_API int integ_integration_get(integ_session *s, const char *id, char **out_json);
+
+/**
+ * The session tenant's integrations, newest first.
+ * @param filter_json  NULL or {"status", "category", "integration_definition_id",
+ *                      "limit", "offset"}
+ */
+INTEG_API int integ_integrations_list(integ_session *s, const char *filter_json, char **out_json);
+
+/**
+ * Change name, config (merged onto the current config, then validated) or
+ * status ("active"|"paused"). Needs integration:admin.
+ */
+INTEG_API int integ_integration_update(integ_session *s, const char *id, const char *patch_json,
+                                       char **out_json);
+
+/** Replace the credentials (validated, then sealed). Needs integration:admin. */
+INTEG_API int integ_integration_set_credentials(integ_session *s, const char *id,
+                                                const char *creds_json);
+
+/**
+ * Delete an integration with its mappings, webhook endpoints and events,
+ * sync logs, conflicts, entity links and checkpoints, in one transaction;
+ * its sealed secrets are wiped. Needs integration:admin.
+ */
+INTEG_API int integ_integration_delete(integ_session *s, const char *id);
+
+/* ------------------------------------------------------------------------
+ * Audit
+ * ---------------------------------------------------------------------- */
+
+/**
+ * The session tenant's audit trail, newest first: [{id, tenant_id, user_id,
+ * action, object_type, object_id, at, details}]. No secret is ever in it.
+ * @param filter_json  NULL or {"action", "object_id", "user_id", "limit", "offset"}
+ */
+INTEG_API int integ_audit_list(integ_session *s, const char *filter_json, char **out_json);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* INTEGRATIONS_H */

@@ -1,0 +1,1 @@
+/* ctx: to be written */

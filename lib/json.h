@@ -1,0 +1,32 @@
+/* Internal: json-c helpers used across modules. */
+#ifndef IG_JSON_H
+#define IG_JSON_H
+
+#include <json-c/json.h>
+#include <stdint.h>
+
+/* Parse `text` as JSON. NULL text gives an empty object when allow_null.
+ * `what` names the argument in the error ("request_json").
+ * Errors: INTEG_EINVAL "request_json: malformed JSON at offset N: ...". */
+int ig_json_parse(const char *text, const char *what, int allow_null, json_object **out);
+
+/* Like ig_json_parse but the value must be an object. */
+int ig_json_parse_object(const char *text, const char *what, int allow_null, json_object **out);
+
+/* Serialise compactly into a malloc'd string (freed with integ_free/free). */
+int ig_json_to_string(json_object *obj, char **out);
+
+/* Field accessors: NULL / default when absent or of another type. */
+const char *ig_json_str(json_object *obj, const char *key);
+int64_t ig_json_int(json_object *obj, const char *key, int64_t dflt);
+int ig_json_bool(json_object *obj, const char *key, int dflt);
+json_object *ig_json_get(json_object *obj, const char *key);
+
+/* Read {"limit", "offset"} from a filter: limit must be 0..10000 (0 = default 100),
+ * offset >= 0. Errors name the field. */
+int ig_json_limit_offset(json_object *filter, const char *what, int64_t *limit, int64_t *offset);
+
+/* Deep copy. */
+json_object *ig_json_copy(json_object *obj);
+
+#endif

@@ -1,0 +1,1 @@
+/* store_sqlite: to be written */

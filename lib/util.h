@@ -1,0 +1,29 @@
+/* Internal: ids and time. */
+#ifndef IG_UTIL_H
+#define IG_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Current wall-clock time in unix milliseconds. */
+int64_t ig_now_ms(void);
+
+/* A UUIDv7 string (36 chars + NUL) for time `ms`: random low bits from
+ * libsodium, so ids made in the same millisecond are unordered among
+ * themselves but ordered against other milliseconds. */
+void ig_uuid7(char out[37], int64_t ms);
+
+/* RFC 3339 UTC text for unix ms: "2025-01-23T10:00:00Z" (seconds precision)
+ * or with milliseconds when `with_ms` ("2025-01-23T10:00:00.123Z"). */
+void ig_rfc3339(char out[32], int64_t ms, int with_ms);
+
+/* Parse RFC 3339 (any offset, optional fraction) into unix ms. -1 if invalid. */
+int ig_parse_rfc3339(const char *s, int64_t *out_ms);
+
+/* strdup that returns NULL only when s is NULL or memory is out. */
+char *ig_strdup(const char *s);
+
+/* 1 if s is 1..max bytes of printable ASCII without spaces. */
+int ig_valid_token(const char *s, size_t max);
+
+#endif
