@@ -1,1 +1,523 @@
-/* ctx: to be written */
+/* The context: options, master key, store, lifetime; transactions and
+ * sealing helpers shared by the other modules. */
+#include <dirent.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "crypto.h"
+#include "ctx.h"
+#include "definitions.h"
+#include "error.h"
+#include "json.h"
+#include "util.h"
+
+#define NO_KEY_MSG                                                                               \
+    "no master key: set the \"master_key\" or \"master_key_file\" option, or the "              \
+    "INTEG_MASTER_KEY environment variable, to base64 of 32 random bytes (make one with "       \
+    "integ_generate_master_key(), e.g. `integctl keygen`)"
+
+INTEG_API const char *integ_version(void) { return INTEG_VERSION; }
+
+INTEG_API void integ_free(void *p) { free(p); }
+
+/* ---- options ---------------------------------------------------------- */
+
+static int check_type(json_object *v, json_type t, const char *path, const char *what)
+{
+    if (v && !json_object_is_type(v, t))
+        return ig_err(INTEG_EINVAL, "options.%s: must be %s", path, what);
+    return INTEG_OK;
+}
+
+static int check_nonneg_int(json_object *parent, const char *key, const char *path)
+{
+    json_object *v = ig_json_get(parent, key);
+    if (v && (!json_object_is_type(v, json_type_int) || json_object_get_int64(v) < 0))
+        return ig_err(INTEG_EINVAL, "options.%s.%s: must be a non-negative integer", path, key);
+    return INTEG_OK;
+}
+
+static int check_known_keys(json_object *obj, const char *const *known, const char *path)
+{
+    json_object_object_foreach(obj, k, v)
+    {
+        (void)v;
+        int ok = 0;
+        for (const char *const *p = known; *p; p++)
+            if (strcmp(*p, k) == 0)
+                ok = 1;
+        if (!ok)
+            return ig_err(INTEG_EINVAL, "%s.%s: unknown option", path, k);
+    }
+    return INTEG_OK;
+}
+
+/* Validate the options object (types and known keys) so a typo fails at
+ * open instead of being silently ignored. */
+static int validate_options(json_object *o)
+{
+    static const char *const top[] = {"store", "master_key", "master_key_file", "adapters_dir",
+                                      "http", "base_url_overrides", "webhook", NULL};
+    static const char *const http[] = {"timeout_ms", "connect_timeout_ms", "max_retries", "ca_file",
+                                       "proxy", "user_agent", "allow_private_networks", NULL};
+    static const char *const webhook[] = {"base_url", "tolerance_s", "max_body_bytes", NULL};
+    static const char *const ovr[] = {"api", "authorize_url", "token_url", NULL};
+    int rc = check_known_keys(o, top, "options");
+    if (rc)
+        return rc;
+    const char *strs[] = {"store", "master_key", "master_key_file", "adapters_dir"};
+    for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
+        if ((rc = check_type(ig_json_get(o, strs[i]), json_type_string, strs[i], "a string")))
+            return rc;
+    json_object *h = ig_json_get(o, "http");
+    if ((rc = check_type(h, json_type_object, "http", "an object")))
+        return rc;
+    if (h) {
+        if ((rc = check_known_keys(h, http, "options.http")))
+            return rc;
+        const char *ints[] = {"timeout_ms", "connect_timeout_ms", "max_retries"};
+        for (size_t i = 0; i < 3; i++)
+            if ((rc = check_nonneg_int(h, ints[i], "http")))
+                return rc;
+        const char *hs[] = {"ca_file", "proxy", "user_agent"};
+        for (size_t i = 0; i < 3; i++)
+            if (ig_json_get(h, hs[i]) && !json_object_is_type(ig_json_get(h, hs[i]), json_type_string))
+                return ig_err(INTEG_EINVAL, "options.http.%s: must be a string", hs[i]);
+        json_object *apn = ig_json_get(h, "allow_private_networks");
+        if (apn && !json_object_is_type(apn, json_type_boolean))
+            return ig_err(INTEG_EINVAL, "options.http.allow_private_networks: must be a boolean");
+    }
+    json_object *w = ig_json_get(o, "webhook");
+    if ((rc = check_type(w, json_type_object, "webhook", "an object")))
+        return rc;
+    if (w) {
+        if ((rc = check_known_keys(w, webhook, "options.webhook")))
+            return rc;
+        if ((rc = check_nonneg_int(w, "tolerance_s", "webhook")) ||
+            (rc = check_nonneg_int(w, "max_body_bytes", "webhook")))
+            return rc;
+        json_object *bu = ig_json_get(w, "base_url");
+        if (bu && (!json_object_is_type(bu, json_type_string) ||
+                   (strncmp(json_object_get_string(bu), "https://", 8) != 0 &&
+                    strncmp(json_object_get_string(bu), "http://", 7) != 0)))
+            return ig_err(INTEG_EINVAL, "options.webhook.base_url: must be an http(s) URL");
+    }
+    json_object *b = ig_json_get(o, "base_url_overrides");
+    if ((rc = check_type(b, json_type_object, "base_url_overrides", "an object")))
+        return rc;
+    if (b) {
+        json_object_object_foreach(b, key, v)
+        {
+            char path[256];
+            snprintf(path, sizeof path, "options.base_url_overrides.%s", key);
+            if (json_object_is_type(v, json_type_string))
+                continue;
+            if (!json_object_is_type(v, json_type_object))
+                return ig_err(INTEG_EINVAL, "%s: must be a URL string or an object", path);
+            if ((rc = check_known_keys(v, ovr, path)))
+                return rc;
+            json_object_object_foreach(v, k2, v2)
+            {
+                if (!json_object_is_type(v2, json_type_string))
+                    return ig_err(INTEG_EINVAL, "%s.%s: must be a URL string", path, k2);
+            }
+        }
+    }
+    return INTEG_OK;
+}
+
+static int read_key_file(const char *path, char **out)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return ig_err(INTEG_EINVAL, "options.master_key_file: cannot open '%s'", path);
+    char buf[256];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    *out = strdup(buf);
+    sodium_memzero(buf, sizeof buf);
+    return *out ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
+}
+
+static int load_master_key(integ_ctx *ctx)
+{
+    const char *inline_key = ig_json_str(ctx->options, "master_key");
+    const char *file = ig_json_str(ctx->options, "master_key_file");
+    const char *env = getenv("INTEG_MASTER_KEY");
+    char *from_file = NULL;
+    const char *text = NULL, *what = NULL;
+    int rc;
+    if (inline_key) {
+        text = inline_key;
+        what = "options.master_key";
+    } else if (file) {
+        if ((rc = read_key_file(file, &from_file)))
+            return rc;
+        text = from_file;
+        what = "options.master_key_file";
+    } else if (env && *env) {
+        text = env;
+        what = "INTEG_MASTER_KEY";
+    } else {
+        return ig_err(INTEG_EINVAL, NO_KEY_MSG);
+    }
+    ctx->mk = sodium_malloc(sizeof *ctx->mk);
+    if (!ctx->mk) {
+        ig_free_secret(from_file, from_file ? strlen(from_file) : 0);
+        return ig_err(INTEG_ENOMEM, "out of memory for the master key");
+    }
+    rc = ig_master_key_from_b64(ctx->mk, text, what);
+    ig_free_secret(from_file, from_file ? strlen(from_file) : 0);
+    return rc;
+}
+
+/* ---- lifetime --------------------------------------------------------- */
+
+static void ctx_destroy(integ_ctx *ctx)
+{
+    if (ctx->store && ctx->store_data)
+        ctx->store->close(ctx->store_data);
+    if (ctx->mk)
+        sodium_free(ctx->mk); /* zeroes the memory */
+    json_object_put(ctx->options);
+    pthread_rwlock_destroy(&ctx->key_lock);
+    pthread_mutex_destroy(&ctx->cb_lock);
+    free(ctx);
+}
+
+void ig_ctx_unref(integ_ctx *ctx)
+{
+    if (atomic_fetch_sub(&ctx->refs, 1) == 1)
+        ctx_destroy(ctx);
+}
+
+static int ctx_new(integ_ctx **out, const char *options_json)
+{
+    *out = NULL;
+    int rc = ig_global_init();
+    if (rc)
+        return rc;
+    json_object *opts = NULL;
+    if ((rc = ig_json_parse_object(options_json, "options_json", 1, &opts)))
+        return rc;
+    if ((rc = validate_options(opts))) {
+        json_object_put(opts);
+        return rc;
+    }
+    integ_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) {
+        json_object_put(opts);
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    }
+    ctx->options = opts;
+    pthread_rwlock_init(&ctx->key_lock, NULL);
+    pthread_mutex_init(&ctx->cb_lock, NULL);
+    atomic_init(&ctx->refs, 1);
+    atomic_init(&ctx->closed, 0);
+    if ((rc = load_master_key(ctx))) {
+        ctx_destroy(ctx);
+        return rc;
+    }
+    *out = ctx;
+    return INTEG_OK;
+}
+
+/* Attach the store, create/migrate it and load the catalog. On failure the
+ * store data is NOT closed (the caller still owns it). */
+static int ctx_attach_store(integ_ctx *ctx, const integ_store *store, void *data)
+{
+    if (store->version < 1 || !store->open || !store->close || !store->begin || !store->end ||
+        !store->put || !store->get || !store->list || !store->count || !store->remove ||
+        !store->remove_where)
+        return ig_err(INTEG_EINVAL, "store: vtable is incomplete or of an unknown version");
+    int rc = store->open(data);
+    if (rc)
+        return ig_err_prefix(rc, "store: open");
+    ctx->store = store;
+    ctx->store_data = data;
+    rc = ig_definitions_load(ctx);
+    if (rc) {
+        ctx->store = NULL;
+        ctx->store_data = NULL;
+    }
+    return rc;
+}
+
+INTEG_API int integ_ctx_open_with_store(integ_ctx **out, const integ_store *store, void *store_data,
+                                        const char *options_json)
+{
+    ig_err_clear();
+    IG_CHECK_ARG(out, "out");
+    *out = NULL;
+    IG_CHECK_ARG(store, "store");
+    integ_ctx *ctx = NULL;
+    int rc = ctx_new(&ctx, options_json);
+    if (rc)
+        return rc;
+    if ((rc = ctx_attach_store(ctx, store, store_data))) {
+        ctx_destroy(ctx);
+        return rc;
+    }
+    *out = ctx;
+    return INTEG_OK;
+}
+
+INTEG_API int integ_ctx_open(integ_ctx **out, const char *options_json)
+{
+    ig_err_clear();
+    IG_CHECK_ARG(out, "out");
+    *out = NULL;
+    integ_ctx *ctx = NULL;
+    int rc = ctx_new(&ctx, options_json);
+    if (rc)
+        return rc;
+    const char *spec = ig_json_str(ctx->options, "store");
+    if (!spec)
+        spec = "sqlite:./integrations.db";
+    if (strncmp(spec, "sqlite:", 7) != 0 || !spec[7]) {
+        ctx_destroy(ctx);
+        return ig_err(INTEG_EINVAL,
+                      "options.store: unsupported store '%s' (use \"sqlite:PATH\" or \"sqlite::memory:\")",
+                      spec);
+    }
+    const integ_store *st = NULL;
+    void *data = NULL;
+    if ((rc = integ_store_sqlite_new(&st, &data, spec + 7))) {
+        ctx_destroy(ctx);
+        return ig_err_prefix(rc, "options.store");
+    }
+    if ((rc = ctx_attach_store(ctx, st, data))) {
+        st->close(data);
+        ctx_destroy(ctx);
+        return rc;
+    }
+    *out = ctx;
+    return INTEG_OK;
+}
+
+INTEG_API void integ_ctx_close(integ_ctx *ctx)
+{
+    if (!ctx)
+        return;
+    /* A second close of the same handle must not drop a session's reference. */
+    if (atomic_exchange(&ctx->closed, 1))
+        return;
+    ig_ctx_unref(ctx);
+}
+
+INTEG_API int integ_ctx_set_permission_cb(integ_ctx *ctx, integ_permission_cb cb, void *payload)
+{
+    ig_err_clear();
+    IG_CHECK_ARG(ctx, "ctx");
+    pthread_mutex_lock(&ctx->cb_lock);
+    ctx->perm_cb = cb;
+    ctx->perm_payload = cb ? payload : NULL;
+    pthread_mutex_unlock(&ctx->cb_lock);
+    return INTEG_OK;
+}
+
+/* ---- store helpers ---------------------------------------------------- */
+
+int ig_tx_begin(integ_ctx *ctx, int write, void **tx)
+{
+    *tx = NULL;
+    int rc = ctx->store->begin(ctx->store_data, write, tx);
+    if (rc)
+        return ig_err_prefix(rc, "store: begin");
+    return INTEG_OK;
+}
+
+int ig_tx_end(integ_ctx *ctx, void *tx, int commit, int rc)
+{
+    if (!tx)
+        return rc;
+    if (rc != INTEG_OK || !commit) {
+        /* Keep the original error message: roll back quietly. */
+        char saved[1024];
+        snprintf(saved, sizeof saved, "%s", ig_errmsg());
+        ctx->store->end(tx, 0);
+        integ_error_set(rc, saved);
+        return rc;
+    }
+    int erc = ctx->store->end(tx, 1);
+    if (erc)
+        return ig_err_prefix(erc, "store: commit");
+    return INTEG_OK;
+}
+
+static int collect_one(void *payload, const char *json, size_t len, const unsigned char *blob,
+                       size_t blob_len)
+{
+    (void)blob;
+    (void)blob_len;
+    json_object **out = payload;
+    json_tokener *tok = json_tokener_new();
+    if (!tok)
+        return INTEG_ENOMEM;
+    *out = json_tokener_parse_ex(tok, json, (int)len);
+    json_tokener_free(tok);
+    return *out ? 0 : INTEG_ESTORE;
+}
+
+int ig_store_get(integ_ctx *ctx, void *tx, integ_store_kind kind, const char *tenant_id,
+                 const char *id, json_object **out)
+{
+    *out = NULL;
+    int rc = ctx->store->get(tx, kind, tenant_id, id, collect_one, out);
+    if (rc == INTEG_ESTORE && !*out)
+        return ig_err(INTEG_ESTORE, "store: a stored record is not valid JSON");
+    return rc;
+}
+
+static int collect_many(void *payload, const char *json, size_t len, const unsigned char *blob,
+                        size_t blob_len)
+{
+    json_object *one = NULL;
+    int rc = collect_one(&one, json, len, blob, blob_len);
+    if (rc)
+        return rc;
+    json_object_array_add(payload, one);
+    return 0;
+}
+
+int ig_store_list(integ_ctx *ctx, void *tx, integ_store_kind kind, json_object *query,
+                  json_object *arr)
+{
+    const char *q = query ? json_object_to_json_string_ext(query, JSON_C_TO_STRING_PLAIN) : NULL;
+    int rc = ctx->store->list(tx, kind, q, collect_many, arr);
+    if (rc == INTEG_ESTORE && !*ig_errmsg())
+        return ig_err(INTEG_ESTORE, "store: a stored record is not valid JSON");
+    return rc;
+}
+
+int ig_store_put(integ_ctx *ctx, void *tx, integ_store_kind kind, json_object *rec,
+                 integ_put_mode mode)
+{
+    const char *s = json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    if (!s)
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    return ctx->store->put(tx, kind, s, NULL, 0, mode);
+}
+
+/* ---- sealing ---------------------------------------------------------- */
+
+int ig_ctx_seal(integ_ctx *ctx, const char *tenant_id, const char *object_id, const char *purpose,
+                const char *plain, size_t len, char **out)
+{
+    pthread_rwlock_rdlock(&ctx->key_lock);
+    int rc = ig_seal(ctx->mk, tenant_id, object_id, purpose, (const unsigned char *)plain, len, out);
+    pthread_rwlock_unlock(&ctx->key_lock);
+    return rc;
+}
+
+int ig_ctx_open_sealed(integ_ctx *ctx, const char *tenant_id, const char *object_id,
+                       const char *purpose, const char *sealed, char **out, size_t *out_len)
+{
+    pthread_rwlock_rdlock(&ctx->key_lock);
+    int rc = ig_open(ctx->mk, tenant_id, object_id, purpose, sealed, (unsigned char **)out, out_len);
+    pthread_rwlock_unlock(&ctx->key_lock);
+    return rc;
+}
+
+/* ---- master key rotation ---------------------------------------------- */
+
+static const size_t SEALED_SUFFIX_LEN = 7; /* "_sealed" */
+
+static int is_sealed_field(const char *k)
+{
+    size_t n = strlen(k);
+    return n > SEALED_SUFFIX_LEN && strcmp(k + n - SEALED_SUFFIX_LEN, "_sealed") == 0;
+}
+
+/* Re-seal every "<purpose>_sealed" field of one record. */
+static int reseal_record(json_object *rec, const ig_master_key *old_mk, const ig_master_key *new_mk,
+                         int *changed)
+{
+    const char *tenant = ig_json_str(rec, "tenant_id");
+    const char *id = ig_json_str(rec, "id");
+    if (!id)
+        return INTEG_OK;
+    json_object_object_foreach(rec, k, v)
+    {
+        if (!is_sealed_field(k) || !json_object_is_type(v, json_type_string))
+            continue;
+        char purpose[128];
+        size_t plen = strlen(k) - SEALED_SUFFIX_LEN;
+        if (plen >= sizeof purpose)
+            continue;
+        memcpy(purpose, k, plen);
+        purpose[plen] = '\0';
+        unsigned char *plain = NULL;
+        size_t len = 0;
+        int rc = ig_open(old_mk, tenant, id, purpose, json_object_get_string(v), &plain, &len);
+        if (rc)
+            return ig_err_prefix(rc, id);
+        char *sealed = NULL;
+        rc = ig_seal(new_mk, tenant, id, purpose, plain, len, &sealed);
+        ig_free_secret(plain, len);
+        if (rc)
+            return rc;
+        json_object_object_add(rec, k, json_object_new_string(sealed));
+        free(sealed);
+        *changed = 1;
+    }
+    return INTEG_OK;
+}
+
+INTEG_API int integ_ctx_rotate_master_key(integ_ctx *ctx, const char *new_key_b64)
+{
+    ig_err_clear();
+    IG_CHECK_ARG(ctx, "ctx");
+    IG_CHECK_ARG(new_key_b64, "new_key_b64");
+    ig_master_key *nk = sodium_malloc(sizeof *nk);
+    if (!nk)
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    int rc = ig_master_key_from_b64(nk, new_key_b64, "new_key_b64");
+    if (rc) {
+        sodium_free(nk);
+        return rc;
+    }
+    /* Hold the key exclusively for the whole transaction so no record is
+     * sealed under the old key after we have read it. */
+    pthread_rwlock_wrlock(&ctx->key_lock);
+    void *tx = NULL;
+    int64_t total = 0;
+    rc = ig_tx_begin(ctx, 1, &tx);
+    for (int kind = 1; rc == INTEG_OK && kind < INTEG_KIND_END; kind++) {
+        json_object *rows = json_object_new_array();
+        rc = ig_store_list(ctx, tx, (integ_store_kind)kind, NULL, rows);
+        size_t n = json_object_array_length(rows);
+        for (size_t i = 0; rc == INTEG_OK && i < n; i++) {
+            json_object *rec = json_object_array_get_idx(rows, i);
+            int changed = 0;
+            rc = reseal_record(rec, ctx->mk, nk, &changed);
+            if (rc == INTEG_OK && changed) {
+                rc = ig_store_put(ctx, tx, (integ_store_kind)kind, rec, INTEG_PUT_UPDATE);
+                total++;
+            }
+        }
+        json_object_put(rows);
+    }
+    if (rc == INTEG_OK) {
+        json_object *d = json_object_new_object();
+        json_object_object_add(d, "records", json_object_new_int64(total));
+        json_object_object_add(d, "old_key_id", json_object_new_string(ctx->mk->key_id));
+        json_object_object_add(d, "new_key_id", json_object_new_string(nk->key_id));
+        rc = ig_audit(ctx, tx, NULL, NULL, "master_key.rotate", "master_key", nk->key_id, d);
+        json_object_put(d);
+    }
+    rc = ig_tx_end(ctx, tx, 1, rc);
+    if (rc == INTEG_OK) {
+        sodium_free(ctx->mk);
+        ctx->mk = nk;
+    } else {
+        sodium_free(nk);
+    }
+    pthread_rwlock_unlock(&ctx->key_lock);
+    return rc;
+}

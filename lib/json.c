@@ -127,3 +127,42 @@ json_object *ig_json_copy(json_object *obj)
         return NULL;
     return dst;
 }
+
+static void wipe_strings(json_object *o)
+{
+    switch (json_object_get_type(o)) {
+    case json_type_string: {
+        char *s = (char *)json_object_get_string(o);
+        memset(s, 0, (size_t)json_object_get_string_len(o));
+        break;
+    }
+    case json_type_array:
+        for (size_t i = 0; i < json_object_array_length(o); i++)
+            wipe_strings(json_object_array_get_idx(o, i));
+        break;
+    case json_type_object: {
+        json_object_object_foreach(o, k, v)
+        {
+            (void)k;
+            wipe_strings(v);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+void ig_json_wipe_put(json_object *obj)
+{
+    if (!obj)
+        return;
+    /* Serialising reuses the object's print buffer, which may still hold an
+     * earlier serialisation of the secret: overwrite it, then zero it. */
+    size_t len = 0;
+    const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
+    if (s)
+        memset((char *)s, 0, len);
+    wipe_strings(obj);
+    json_object_put(obj);
+}

@@ -29,4 +29,9 @@ int ig_json_limit_offset(json_object *filter, const char *what, int64_t *limit, 
 /* Deep copy. */
 json_object *ig_json_copy(json_object *obj);
 
+
+
+/* Zero every string inside `obj` (recursively) and its cached serialisation,
+ * then drop the reference: for JSON that held secrets. NULL is fine. */
+void ig_json_wipe_put(json_object *obj);
 #endif

@@ -15,7 +15,7 @@ int ig_manifest_validate(json_object *manifest);
  * accepts them. NULL when none does. */
 const char *ig_manifest_infer_auth_type(json_object *manifest, json_object *credentials);
 
-/* The manifests embedded at build time from adapters/*.json (generated). */
+/* The manifests embedded at build time from adapters/ (generated). */
 extern const char *const ig_builtin_manifests[];
 extern const size_t ig_builtin_manifest_count;
 

@@ -1,0 +1,76 @@
+/* Internal: the context and session structures, transactions, permissions
+ * and secret sealing bound to the context's master key. */
+#ifndef IG_CTX_H
+#define IG_CTX_H
+
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "crypto.h"
+#include "integrations/integrations.h"
+
+struct integ_ctx {
+    const integ_store *store;
+    void *store_data;
+
+    /* The master key lives in sodium_malloc'd (guarded, locked) memory. The
+     * rwlock lets integ_ctx_rotate_master_key swap it while no seal/open is
+     * in flight. */
+    ig_master_key *mk;
+    pthread_rwlock_t key_lock;
+
+    /* Parsed options; read-only after open. */
+    json_object *options;
+
+    pthread_mutex_t cb_lock; /* guards the callback pointers */
+    integ_permission_cb perm_cb;
+    void *perm_payload;
+
+    /* One reference for the ctx handle plus one per open session: the real
+     * close happens when the count drops to zero. */
+    atomic_int refs;
+    atomic_int closed;
+};
+
+struct integ_session {
+    integ_ctx *ctx;
+    char *tenant_id;
+    char *user_id;
+    json_object *roles; /* array of strings, never NULL */
+};
+
+/* Drop one reference; the last one destroys the context. */
+void ig_ctx_unref(integ_ctx *ctx);
+
+/* Start / finish a store transaction (commit = 0 rolls back). end always
+ * releases the handle; when commit fails its error is returned. */
+int ig_tx_begin(integ_ctx *ctx, int write, void **tx);
+int ig_tx_end(integ_ctx *ctx, void *tx, int commit, int rc);
+
+/* Fetch one record as a parsed object (owned by the caller). */
+int ig_store_get(integ_ctx *ctx, void *tx, integ_store_kind kind, const char *tenant_id,
+                 const char *id, json_object **out);
+
+/* Append every matching record (parsed) to the array `arr`. */
+int ig_store_list(integ_ctx *ctx, void *tx, integ_store_kind kind, json_object *query,
+                  json_object *arr);
+
+/* Put a parsed record. */
+int ig_store_put(integ_ctx *ctx, void *tx, integ_store_kind kind, json_object *rec,
+                 integ_put_mode mode);
+
+/* Seal / open under the context's current master key (see crypto.h). */
+int ig_ctx_seal(integ_ctx *ctx, const char *tenant_id, const char *object_id, const char *purpose,
+                const char *plain, size_t len, char **out);
+int ig_ctx_open_sealed(integ_ctx *ctx, const char *tenant_id, const char *object_id,
+                       const char *purpose, const char *sealed, char **out, size_t *out_len);
+
+/* INTEG_OK when the session may write integrations, else INTEG_EPERM with
+ * a message naming the user, tenant and permission. */
+int ig_session_require_admin(integ_session *s);
+
+/* Common entry check for session calls: non-NULL session whose context is open. */
+int ig_session_check(integ_session *s);
+
+#endif

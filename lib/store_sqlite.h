@@ -1,0 +1,23 @@
+/* Internal: the built-in SQLite store (integ_store_sqlite_new in store.h).
+ * Exposes its tunables and one diagnostic hook for the tests. */
+#ifndef IG_STORE_SQLITE_H
+#define IG_STORE_SQLITE_H
+
+#include <sqlite3.h>
+
+/* The schema version PRAGMA user_version holds after open(). */
+#define IG_SQLITE_SCHEMA_VERSION 1
+
+/* How long a transaction waits for the database or a pooled connection
+ * before giving up with INTEG_ECONFLICT ("database is busy"). */
+#define IG_SQLITE_BUSY_TIMEOUT_MS 5000
+
+/* Pool size for a file database (":memory:" always has exactly one). */
+#define IG_SQLITE_MAX_CONNS 8
+
+/* The connection behind a transaction handle from the SQLite store's
+ * begin(), lent while the transaction lasts. For tests and diagnostics
+ * (checking pragmas); NULL when tx is NULL. */
+sqlite3 *ig_sqlite_tx_db(void *tx);
+
+#endif
