@@ -1,1 +1,432 @@
-int main(void) { return 77; } /* placeholder */
+/* The core: options, errors, sessions, lifetime, permissions, the catalog. */
+#include <json-c/json.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "test.h"
+
+#define MEM_OPTS "{\"store\":\"sqlite::memory:\",\"master_key\":\"" TEST_MASTER_KEY "\"}"
+
+static integ_ctx *open_mem(void)
+{
+    integ_ctx *ctx = NULL;
+    CHECK_OK(integ_ctx_open(&ctx, MEM_OPTS));
+    return ctx;
+}
+
+static void test_version_and_strerror(void)
+{
+    CHECK(integ_version() && strchr(integ_version(), '.'));
+    int codes[] = {0, -1, -2, -3, -4, -5, -6, -7, -8, -9, -10, -11, -12, -13, -14, -15, -16, -17, -99};
+    for (size_t i = 0; i < sizeof codes / sizeof *codes; i++)
+        CHECK(strcmp(integ_strerror(codes[i]), "unknown error code") != 0);
+    CHECK_STR(integ_strerror(-55), "unknown error code");
+    CHECK_STR(integ_strerror(INTEG_ENOTFOUND), "not found");
+    integ_free(NULL);
+}
+
+static void test_open_requires_key(void)
+{
+    unsetenv("INTEG_MASTER_KEY");
+    integ_ctx *ctx = (integ_ctx *)0x1;
+    CHECK_RC(integ_ctx_open(&ctx, "{\"store\":\"sqlite::memory:\"}"), INTEG_EINVAL);
+    CHECK(ctx == NULL);
+    CHECK_MSG("no master key");
+    CHECK_MSG("integ_generate_master_key");
+    /* From the environment. */
+    setenv("INTEG_MASTER_KEY", TEST_MASTER_KEY, 1);
+    CHECK_OK(integ_ctx_open(&ctx, "{\"store\":\"sqlite::memory:\"}"));
+    integ_ctx_close(ctx);
+    setenv("INTEG_MASTER_KEY", "bad", 1);
+    CHECK_RC(integ_ctx_open(&ctx, "{\"store\":\"sqlite::memory:\"}"), INTEG_EINVAL);
+    CHECK_MSG("INTEG_MASTER_KEY");
+    unsetenv("INTEG_MASTER_KEY");
+    /* From a file (with a trailing newline). */
+    char path[] = "/tmp/integ-key-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    CHECK(write(fd, TEST_MASTER_KEY "\n", strlen(TEST_MASTER_KEY) + 1) > 0);
+    close(fd);
+    char opts[256];
+    snprintf(opts, sizeof opts, "{\"store\":\"sqlite::memory:\",\"master_key_file\":\"%s\"}", path);
+    CHECK_OK(integ_ctx_open(&ctx, opts));
+    integ_ctx_close(ctx);
+    unlink(path);
+    CHECK_RC(integ_ctx_open(&ctx, opts), INTEG_EINVAL);
+    CHECK_MSG("options.master_key_file: cannot open");
+}
+
+static void test_bad_options(void)
+{
+    integ_ctx *ctx = NULL;
+    struct {
+        const char *opts, *msg;
+    } cases[] = {
+        {"{", "options_json: malformed JSON"},
+        {"[]", "options_json: must be a JSON object"},
+        {"{\"master_key\":\"" TEST_MASTER_KEY "\",\"stroe\":\"x\"}", "options.stroe: unknown option"},
+        {"{\"master_key\":\"" TEST_MASTER_KEY "\",\"store\":5}", "options.store: must be a string"},
+        {"{\"master_key\":\"" TEST_MASTER_KEY "\",\"store\":\"postgres:x\"}", "options.store: unsupported store"},
+        {"{\"master_key\":\"" TEST_MASTER_KEY "\",\"http\":{\"timeout_ms\":-1}}", "options.http.timeout_ms"},
+        {"{\"master_key\":\"" TEST_MASTER_KEY "\",\"http\":{\"proxi\":\"x\"}}", "options.http.proxi: unknown option"},
+        {"{\"master_key\":\"" TEST_MASTER_KEY "\",\"http\":{\"allow_private_networks\":1}}", "allow_private_networks: must be a boolean"},
+        {"{\"master_key\":\"" TEST_MASTER_KEY "\",\"webhook\":{\"base_url\":\"ftp://x\"}}", "options.webhook.base_url"},
+        {"{\"master_key\":\"" TEST_MASTER_KEY "\",\"base_url_overrides\":{\"hubspot-crm\":{\"apii\":\"x\"}}}", "options.base_url_overrides.hubspot-crm.apii"},
+        {"{\"master_key\":\"" TEST_MASTER_KEY "\",\"store\":\"sqlite::memory:\",\"adapters_dir\":\"/nonexistent-dir\"}", "options.adapters_dir: cannot open"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        ctx = (integ_ctx *)0x1;
+        CHECK_RC(integ_ctx_open(&ctx, cases[i].opts), INTEG_EINVAL);
+        CHECK(ctx == NULL);
+        CHECK_MSG(cases[i].msg);
+    }
+    CHECK_RC(integ_ctx_open(NULL, MEM_OPTS), INTEG_EINVAL);
+    CHECK_RC(integ_ctx_open_with_store(&ctx, NULL, NULL, MEM_OPTS), INTEG_EINVAL);
+    CHECK_MSG("store");
+}
+
+static void *fail_other_way(void *arg)
+{
+    (void)arg;
+    char *out = NULL;
+    integ_definitions_list(NULL, NULL, &out); /* "invalid argument: ctx" on that thread */
+    return strstr(integ_errmsg(), "ctx") ? (void *)1 : NULL;
+}
+
+static void test_errmsg_thread_local(void)
+{
+    integ_ctx *ctx = NULL;
+    CHECK_RC(integ_ctx_open(&ctx, "{"), INTEG_EINVAL);
+    const char *mine = integ_errmsg();
+    CHECK(strstr(mine, "malformed") != NULL);
+    /* Another thread's failure doesn't change this thread's message. */
+    pthread_t t;
+    void *theirs = NULL;
+    pthread_create(&t, NULL, fail_other_way, NULL);
+    pthread_join(t, &theirs);
+    CHECK(theirs == (void *)1);
+    CHECK(strstr(integ_errmsg(), "malformed") != NULL);
+}
+
+static void test_sessions(void)
+{
+    integ_ctx *ctx = open_mem();
+    integ_session *s = (integ_session *)0x1;
+    CHECK_RC(integ_session_open(&s, ctx, "", "u", NULL), INTEG_EINVAL);
+    CHECK(s == NULL);
+    CHECK_MSG("tenant_id");
+    CHECK_RC(integ_session_open(&s, ctx, "t 1", "u", NULL), INTEG_EINVAL);
+    CHECK_RC(integ_session_open(&s, ctx, "t1", NULL, NULL), INTEG_EINVAL);
+    CHECK_MSG("user_id");
+    CHECK_RC(integ_session_open(&s, ctx, "t1", "u1", "{\"admin\":1}"), INTEG_EINVAL);
+    CHECK_MSG("roles_json");
+    CHECK_RC(integ_session_open(&s, ctx, "t1", "u1", "[1]"), INTEG_EINVAL);
+    CHECK_MSG("roles_json[0]");
+    CHECK_RC(integ_session_open(&s, ctx, "t1", "u1", "[\"admin\""), INTEG_EINVAL);
+    CHECK_RC(integ_session_open(&s, NULL, "t1", "u1", NULL), INTEG_EINVAL);
+    char big[200];
+    memset(big, 'a', sizeof big - 1);
+    big[199] = 0;
+    CHECK_RC(integ_session_open(&s, ctx, big, "u1", NULL), INTEG_EINVAL);
+    CHECK_OK(integ_session_open(&s, ctx, "t1", "u1", "[\"admin\"]"));
+    integ_session_close(s);
+    integ_session_close(NULL);
+    integ_ctx_close(ctx);
+    integ_ctx_close(NULL);
+}
+
+/* Bindings finalise in any order: closing the context first must leave its
+ * sessions usable until they are closed (ASan checks the lifetime). */
+static void test_ctx_closed_before_sessions(void)
+{
+    integ_ctx *ctx = open_mem();
+    integ_session *a = NULL, *b = NULL;
+    CHECK_OK(integ_session_open(&a, ctx, "t1", "u1", "[\"admin\"]"));
+    CHECK_OK(integ_session_open(&b, ctx, "t2", "u2", NULL));
+    integ_ctx_close(ctx);
+    integ_ctx_close(ctx); /* a second close is harmless while sessions hold it */
+    char *out = NULL;
+    CHECK_OK(integ_integration_create(a, "{\"integration_definition_id\":\"hubspot-crm\",\"credentials\":{\"api_key\":\"k\"}}", &out));
+    integ_free(out);
+    integ_session *c = (integ_session *)0x1;
+    CHECK_RC(integ_session_open(&c, ctx, "t1", "u1", NULL), INTEG_EINVAL);
+    CHECK_MSG("closed");
+    integ_session_close(a);
+    CHECK_OK(integ_integrations_list(b, NULL, &out));
+    CHECK_STR(out, "[]");
+    integ_free(out);
+    integ_session_close(b); /* the real close happens here */
+}
+
+static int deny_all(void *p, const char *t, const char *u, const char *r, const char *a)
+{
+    (void)t;
+    (void)u;
+    CHECK_STR(r, "integration");
+    CHECK_STR(a, "admin");
+    (*(int *)p)++;
+    return 0;
+}
+
+static int allow_bob(void *p, const char *t, const char *u, const char *r, const char *a)
+{
+    (void)p;
+    (void)r;
+    (void)a;
+    return strcmp(t, "t1") == 0 && strcmp(u, "bob") == 0;
+}
+
+static void test_permissions(void)
+{
+    integ_ctx *ctx = open_mem();
+    integ_session *viewer = NULL, *admin = NULL, *bob = NULL, *perm = NULL;
+    const char *req = "{\"integration_definition_id\":\"hubspot-crm\",\"credentials\":{\"api_key\":\"k\"}}";
+    char *out = NULL;
+    CHECK_OK(integ_session_open(&viewer, ctx, "t1", "v", "[\"viewer\"]"));
+    CHECK_OK(integ_session_open(&admin, ctx, "t1", "a", "[\"admin\"]"));
+    CHECK_OK(integ_session_open(&perm, ctx, "t1", "p", "[\"integration:admin\"]"));
+    CHECK_OK(integ_session_open(&bob, ctx, "t1", "bob", NULL));
+    CHECK_RC(integ_integration_create(viewer, req, &out), INTEG_EPERM);
+    CHECK(out == NULL);
+    CHECK_MSG("lacks integration:admin");
+    CHECK_OK(integ_integration_create(perm, req, &out));
+    integ_free(out);
+    CHECK_OK(integ_integration_create(admin, req, &out));
+    json_object *o = json_tokener_parse(out);
+    char id[64];
+    snprintf(id, sizeof id, "%s", json_object_get_string(json_object_object_get(o, "id")));
+    json_object_put(o);
+    integ_free(out);
+    /* Reads need no permission. */
+    CHECK_OK(integ_integration_get(viewer, id, &out));
+    integ_free(out);
+    CHECK_RC(integ_integration_update(viewer, id, "{\"name\":\"x\"}", &out), INTEG_EPERM);
+    CHECK_RC(integ_integration_set_credentials(viewer, id, "{\"api_key\":\"x\"}"), INTEG_EPERM);
+    CHECK_RC(integ_integration_delete(viewer, id), INTEG_EPERM);
+    /* The callback overrides roles entirely, both ways. */
+    int calls = 0;
+    CHECK_OK(integ_ctx_set_permission_cb(ctx, deny_all, &calls));
+    CHECK_RC(integ_integration_update(admin, id, "{\"name\":\"x\"}", &out), INTEG_EPERM);
+    CHECK(calls == 1);
+    CHECK_OK(integ_ctx_set_permission_cb(ctx, allow_bob, NULL));
+    CHECK_OK(integ_integration_update(bob, id, "{\"name\":\"by bob\"}", &out));
+    integ_free(out);
+    CHECK_RC(integ_integration_delete(admin, id), INTEG_EPERM);
+    CHECK_OK(integ_ctx_set_permission_cb(ctx, NULL, NULL));
+    CHECK_OK(integ_integration_delete(admin, id));
+    CHECK_RC(integ_ctx_set_permission_cb(NULL, NULL, NULL), INTEG_EINVAL);
+    integ_session_close(viewer);
+    integ_session_close(admin);
+    integ_session_close(perm);
+    integ_session_close(bob);
+    integ_ctx_close(ctx);
+}
+
+static void test_catalog(void)
+{
+    integ_ctx *ctx = open_mem();
+    char *out = NULL;
+    CHECK_OK(integ_definitions_list(ctx, NULL, &out));
+    json_object *arr = json_tokener_parse(out);
+    integ_free(out);
+    CHECK(json_object_array_length(arr) == 15);
+    const char *keys[] = {"hubspot-crm", "salesforce-crm", "pipedrive-crm", "visma-erp", "sap-erp",
+                          "dynamics-erp", "xledger-accounting", "tripletex-accounting",
+                          "poweroffice-accounting", "shopify-ecommerce", "woocommerce-ecommerce",
+                          "magento-ecommerce", "gmail-email", "outlook-email", "sendgrid-email"};
+    for (size_t k = 0; k < 15; k++) {
+        int found = 0;
+        for (size_t i = 0; i < json_object_array_length(arr); i++) {
+            json_object *d = json_object_array_get_idx(arr, i);
+            if (!strcmp(json_object_get_string(json_object_object_get(d, "key")), keys[k])) {
+                found++;
+                CHECK(json_object_object_get(d, "id") != NULL);
+                CHECK(json_object_object_get(d, "auth_type") != NULL);
+                CHECK(json_object_object_get(d, "config_schema") != NULL);
+                CHECK(json_object_object_get(d, "capabilities") != NULL);
+                CHECK(json_object_get_boolean(json_object_object_get(d, "has_app_credentials")) == 0);
+            }
+        }
+        CHECK(found == 1);
+    }
+    /* Sorted by category, then key. */
+    for (size_t i = 1; i < json_object_array_length(arr); i++) {
+        json_object *a = json_object_array_get_idx(arr, i - 1), *b = json_object_array_get_idx(arr, i);
+        int c = strcmp(json_object_get_string(json_object_object_get(a, "category")),
+                       json_object_get_string(json_object_object_get(b, "category")));
+        CHECK(c < 0 || (c == 0 && strcmp(json_object_get_string(json_object_object_get(a, "key")),
+                                         json_object_get_string(json_object_object_get(b, "key"))) < 0));
+    }
+    json_object_put(arr);
+    CHECK_OK(integ_definitions_list(ctx, "{\"category\":\"crm\"}", &out));
+    arr = json_tokener_parse(out);
+    integ_free(out);
+    CHECK(json_object_array_length(arr) == 3);
+    json_object_put(arr);
+    CHECK_OK(integ_definitions_list(ctx, "{\"category\":\"storage\"}", &out));
+    CHECK_STR(out, "[]");
+    integ_free(out);
+    CHECK_OK(integ_definitions_list(ctx, "{\"limit\":2,\"offset\":1}", &out));
+    arr = json_tokener_parse(out);
+    integ_free(out);
+    CHECK(json_object_array_length(arr) == 2);
+    json_object_put(arr);
+    out = (char *)0x1;
+    CHECK_RC(integ_definitions_list(ctx, "{\"category\":\"crms\"}", &out), INTEG_EINVAL);
+    CHECK(out == NULL);
+    CHECK_MSG("filter_json.category");
+    CHECK_RC(integ_definitions_list(ctx, "{\"kategory\":\"crm\"}", &out), INTEG_EINVAL);
+    CHECK_MSG("filter_json.kategory");
+    CHECK_RC(integ_definitions_list(ctx, "{\"limit\":-1}", &out), INTEG_EINVAL);
+    CHECK_MSG("filter_json.limit");
+    CHECK_RC(integ_definitions_list(ctx, "[", &out), INTEG_EINVAL);
+    /* By key and by id. */
+    CHECK_OK(integ_definition_get(ctx, "shopify-ecommerce", &out));
+    json_object *d = json_tokener_parse(out);
+    integ_free(out);
+    CHECK_STR(json_object_get_string(json_object_object_get(d, "category")), "ecommerce");
+    char *by_id = NULL;
+    CHECK_OK(integ_definition_get(ctx, json_object_get_string(json_object_object_get(d, "id")), &by_id));
+    json_object *d2 = json_tokener_parse(by_id);
+    CHECK(json_object_equal(d, d2));
+    integ_free(by_id);
+    json_object_put(d2);
+    json_object_put(d);
+    CHECK_RC(integ_definition_get(ctx, "nope-crm", &out), INTEG_ENOTFOUND);
+    CHECK_MSG("nope-crm");
+    CHECK_RC(integ_definition_get(ctx, "01890000-0000-7000-8000-000000000000", &out), INTEG_ENOTFOUND);
+    CHECK_RC(integ_definition_get(ctx, NULL, &out), INTEG_EINVAL);
+    integ_ctx_close(ctx);
+}
+
+/* A manifest as the catalog shows it, minus the fields the library adds. */
+static json_object *manifest_of(integ_ctx *ctx, const char *key)
+{
+    char *out = NULL;
+    CHECK_OK(integ_definition_get(ctx, key, &out));
+    json_object *m = json_tokener_parse(out);
+    integ_free(out);
+    const char *added[] = {"id", "auth_type", "auth_types", "has_app_credentials", "created_at", "updated_at"};
+    for (size_t i = 0; i < sizeof added / sizeof *added; i++)
+        json_object_object_del(m, added[i]);
+    return m;
+}
+
+static void test_register(void)
+{
+    integ_ctx *ctx = open_mem();
+    json_object *m = manifest_of(ctx, "hubspot-crm");
+    json_object_object_add(m, "key", json_object_new_string("acme-crm"));
+    json_object_object_add(m, "name", json_object_new_string("Acme CRM"));
+    char *out = NULL;
+    CHECK_OK(integ_definition_register(ctx, json_object_to_json_string(m), &out));
+    json_object *d = json_tokener_parse(out);
+    integ_free(out);
+    char id[64];
+    snprintf(id, sizeof id, "%s", json_object_get_string(json_object_object_get(d, "id")));
+    json_object_put(d);
+    /* Replacing keeps the id. */
+    json_object_object_add(m, "name", json_object_new_string("Acme CRM 2"));
+    CHECK_OK(integ_definition_register(ctx, json_object_to_json_string(m), NULL));
+    CHECK_OK(integ_definition_get(ctx, "acme-crm", &out));
+    d = json_tokener_parse(out);
+    integ_free(out);
+    CHECK_STR(json_object_get_string(json_object_object_get(d, "id")), id);
+    CHECK_STR(json_object_get_string(json_object_object_get(d, "name")), "Acme CRM 2");
+    json_object_put(d);
+    CHECK_OK(integ_definitions_list(ctx, "{\"category\":\"crm\"}", &out));
+    d = json_tokener_parse(out);
+    integ_free(out);
+    CHECK(json_object_array_length(d) == 4);
+    json_object_put(d);
+    /* A bad manifest names the offending field. */
+    json_object_object_add(m, "category", json_object_new_string("crmx"));
+    CHECK_RC(integ_definition_register(ctx, json_object_to_json_string(m), &out), INTEG_EINVAL);
+    CHECK(out == NULL);
+    CHECK_MSG("manifest.");
+    CHECK_MSG("category");
+    CHECK_RC(integ_definition_register(ctx, "{\"key\":", &out), INTEG_EINVAL);
+    CHECK_MSG("manifest_json: malformed JSON");
+    CHECK_RC(integ_definition_register(ctx, "{}", &out), INTEG_EINVAL);
+    CHECK_RC(integ_definition_register(ctx, NULL, &out), INTEG_EINVAL);
+    json_object_put(m);
+    integ_ctx_close(ctx);
+}
+
+static void test_app_credentials(void)
+{
+    integ_ctx *ctx = open_mem();
+    CHECK_OK(integ_definition_set_app_credentials(ctx, "hubspot-crm",
+                                                  "{\"client_id\":\"cid-1\",\"client_secret\":\"APPSECRET-xyz\"}"));
+    char *out = NULL;
+    CHECK_OK(integ_definition_get(ctx, "hubspot-crm", &out));
+    CHECK(strstr(out, "\"has_app_credentials\":true") != NULL);
+    CHECK(strstr(out, "APPSECRET") == NULL && strstr(out, "sealed") == NULL);
+    integ_free(out);
+    CHECK_OK(integ_definitions_list(ctx, NULL, &out));
+    CHECK(strstr(out, "APPSECRET") == NULL);
+    integ_free(out);
+    CHECK_RC(integ_definition_set_app_credentials(ctx, "hubspot-crm", "{\"client_secret\":\"x\"}"), INTEG_EINVAL);
+    CHECK_MSG("creds_json.client_id");
+    CHECK_RC(integ_definition_set_app_credentials(ctx, "hubspot-crm", "{\"client_id\":\"x\",\"n\":1}"), INTEG_EINVAL);
+    CHECK_MSG("creds_json.n");
+    CHECK_RC(integ_definition_set_app_credentials(ctx, "nope-crm", "{\"client_id\":\"x\"}"), INTEG_ENOTFOUND);
+    CHECK_RC(integ_definition_set_app_credentials(ctx, "hubspot-crm", "nope"), INTEG_EINVAL);
+    integ_ctx_close(ctx);
+}
+
+static void test_adapters_dir(void)
+{
+    integ_ctx *ctx = open_mem();
+    json_object *m = manifest_of(ctx, "pipedrive-crm");
+    integ_ctx_close(ctx);
+    char dir[] = "/tmp/integ-adapters-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char path[512];
+    json_object_object_add(m, "name", json_object_new_string("Pipedrive (custom)"));
+    snprintf(path, sizeof path, "%s/pipedrive-crm.json", dir);
+    CHECK(json_object_to_file(path, m) == 0);
+    char opts[512];
+    snprintf(opts, sizeof opts,
+             "{\"store\":\"sqlite::memory:\",\"master_key\":\"" TEST_MASTER_KEY "\",\"adapters_dir\":\"%s\"}", dir);
+    CHECK_OK(integ_ctx_open(&ctx, opts));
+    char *out = NULL;
+    CHECK_OK(integ_definition_get(ctx, "pipedrive-crm", &out));
+    CHECK(strstr(out, "Pipedrive (custom)") != NULL);
+    integ_free(out);
+    integ_ctx_close(ctx);
+    /* A broken file fails the open and names the file. */
+    snprintf(path, sizeof path, "%s/zz-broken.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"key\": ", f);
+    fclose(f);
+    CHECK_RC(integ_ctx_open(&ctx, opts), INTEG_EINVAL);
+    CHECK_MSG("zz-broken.json");
+    unlink(path);
+    json_object_object_add(m, "capabilities", json_object_new_string("pull"));
+    snprintf(path, sizeof path, "%s/pipedrive-crm.json", dir);
+    json_object_to_file(path, m);
+    CHECK_RC(integ_ctx_open(&ctx, opts), INTEG_EINVAL);
+    CHECK_MSG("pipedrive-crm.json");
+    CHECK_MSG("capabilities");
+    unlink(path);
+    rmdir(dir);
+    json_object_put(m);
+}
+
+int main(void)
+{
+    RUN(test_version_and_strerror);
+    RUN(test_open_requires_key);
+    RUN(test_bad_options);
+    RUN(test_errmsg_thread_local);
+    RUN(test_sessions);
+    RUN(test_ctx_closed_before_sessions);
+    RUN(test_permissions);
+    RUN(test_catalog);
+    RUN(test_register);
+    RUN(test_app_credentials);
+    RUN(test_adapters_dir);
+    TEST_END();
+}
