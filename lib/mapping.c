@@ -1,0 +1,1 @@
+/* mapping: to be written */
