@@ -13,7 +13,7 @@ int ig_audit(integ_ctx *ctx, void *tx, const char *tenant_id, const char *user_i
 {
     char id[37], at[32];
     int64_t now = ig_now_ms();
-    ig_uuid7(id, now);
+    ig_ctx_new_id(ctx, id, now);
     ig_rfc3339(at, now, 0);
     json_object *rec = json_object_new_object();
     json_object_object_add(rec, "id", json_object_new_string(id));

@@ -219,6 +219,7 @@ static int ctx_new(integ_ctx **out, const char *options_json)
     pthread_mutex_init(&ctx->cb_lock, NULL);
     atomic_init(&ctx->refs, 1);
     atomic_init(&ctx->closed, 0);
+    atomic_init(&ctx->id_state, 0);
     if ((rc = load_master_key(ctx))) {
         ctx_destroy(ctx);
         return rc;
@@ -319,6 +320,11 @@ INTEG_API int integ_ctx_set_permission_cb(integ_ctx *ctx, integ_permission_cb cb
     ctx->perm_payload = cb ? payload : NULL;
     pthread_mutex_unlock(&ctx->cb_lock);
     return INTEG_OK;
+}
+
+void ig_ctx_new_id(integ_ctx *ctx, char out[37], int64_t now_ms)
+{
+    ig_uuid7_next(&ctx->id_state, out, now_ms);
 }
 
 /* ---- store helpers ---------------------------------------------------- */

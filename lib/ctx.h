@@ -31,6 +31,10 @@ struct integ_ctx {
      * close happens when the count drops to zero. */
     atomic_int refs;
     atomic_int closed;
+
+    /* UUIDv7 generator state: ids made through one context are strictly
+     * increasing, so "newest first" holds within a millisecond too. */
+    _Atomic uint64_t id_state;
 };
 
 struct integ_session {
@@ -39,6 +43,9 @@ struct integ_session {
     char *user_id;
     json_object *roles; /* array of strings, never NULL */
 };
+
+/* A new time-ordered id for a record made at `now_ms`. */
+void ig_ctx_new_id(integ_ctx *ctx, char out[37], int64_t now_ms);
 
 /* Drop one reference; the last one destroys the context. */
 void ig_ctx_unref(integ_ctx *ctx);

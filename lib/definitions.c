@@ -78,7 +78,7 @@ static int upsert_manifest(integ_ctx *ctx, void *tx, json_object *manifest, cons
     if (old) {
         json_object_object_add(rec, "id", json_object_get(ig_json_get(old, "id")));
     } else {
-        ig_uuid7(id, ms);
+        ig_ctx_new_id(ctx, id, ms);
         json_object_object_add(rec, "id", json_object_new_string(id));
     }
     json_object_object_add(rec, "key", json_object_new_string(key));

@@ -225,7 +225,7 @@ INTEG_API int integ_integration_create(integ_session *s, const char *request_jso
 
     char id[37];
     int64_t now = ig_now_ms();
-    ig_uuid7(id, now);
+    ig_ctx_new_id(s->ctx, id, now);
     rec = json_object_new_object();
     json_object_object_add(rec, "id", json_object_new_string(id));
     json_object_object_add(rec, "tenant_id", json_object_new_string(s->tenant_id));

@@ -1,5 +1,6 @@
 /* Ids, time and small string helpers. */
 #include <ctype.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,10 +16,14 @@ int64_t ig_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void ig_uuid7(char out[37], int64_t ms)
+static void uuid7_format(char out[37], int64_t ms, int counter)
 {
     unsigned char b[16];
     randombytes_buf(b + 6, 10);
+    if (counter >= 0) {
+        b[6] = (unsigned char)((counter >> 8) & 0x0f);
+        b[7] = (unsigned char)(counter & 0xff);
+    }
     uint64_t t = (uint64_t)ms;
     for (int i = 5; i >= 0; i--) {
         b[i] = (unsigned char)(t & 0xff);
@@ -37,18 +42,34 @@ void ig_uuid7(char out[37], int64_t ms)
     out[o] = '\0';
 }
 
+void ig_uuid7(char out[37], int64_t ms) { uuid7_format(out, ms, -1); }
+
+void ig_uuid7_next(_Atomic uint64_t *state, char out[37], int64_t now_ms)
+{
+    uint64_t last = atomic_load(state), next;
+    do {
+        next = (uint64_t)now_ms << 12;
+        if (next <= last)
+            next = last + 1;
+    } while (!atomic_compare_exchange_weak(state, &last, next));
+    uuid7_format(out, (int64_t)(next >> 12), (int)(next & 0xfff));
+}
+
 void ig_rfc3339(char out[32], int64_t ms, int with_ms)
 {
     time_t secs = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
     int frac = (int)(ms - (int64_t)secs * 1000);
     struct tm tm;
     gmtime_r(&secs, &tm);
+    /* Bounded fields keep the text within 32 bytes (and the compiler sure of it). */
+    unsigned y = (unsigned)(tm.tm_year + 1900) % 10000u, mo = (unsigned)(tm.tm_mon + 1) % 100u,
+             d = (unsigned)tm.tm_mday % 100u, h = (unsigned)tm.tm_hour % 100u,
+             mi = (unsigned)tm.tm_min % 100u, se = (unsigned)tm.tm_sec % 100u,
+             f = (unsigned)frac % 1000u;
     if (with_ms)
-        snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+        snprintf(out, 32, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ", y, mo, d, h, mi, se, f);
     else
-        snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        snprintf(out, 32, "%04u-%02u-%02uT%02u:%02u:%02uZ", y, mo, d, h, mi, se);
 }
 
 static int digits(const char *s, int n, int *out)

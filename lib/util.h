@@ -2,16 +2,22 @@
 #ifndef IG_UTIL_H
 #define IG_UTIL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* Current wall-clock time in unix milliseconds. */
 int64_t ig_now_ms(void);
 
-/* A UUIDv7 string (36 chars + NUL) for time `ms`: random low bits from
- * libsodium, so ids made in the same millisecond are unordered among
- * themselves but ordered against other milliseconds. */
+/* A UUIDv7 string (36 chars + NUL) for time `ms`, all other bits random:
+ * ordered against other milliseconds only. */
 void ig_uuid7(char out[37], int64_t ms);
+
+/* A UUIDv7 that sorts after every id made before it from the same `state`
+ * (RFC 9562 section 6.2, method 1: a 12-bit counter in rand_a, and the
+ * timestamp runs ahead by a millisecond when the counter overflows). The
+ * state lives in the context; thread-safe. */
+void ig_uuid7_next(_Atomic uint64_t *state, char out[37], int64_t now_ms);
 
 /* RFC 3339 UTC text for unix ms: "2025-01-23T10:00:00Z" (seconds precision)
  * or with milliseconds when `with_ms` ("2025-01-23T10:00:00.123Z"). */

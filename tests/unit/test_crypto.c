@@ -118,6 +118,20 @@ static void test_uuid7(void)
     CHECK(a[19] == '8' || a[19] == '9' || a[19] == 'a' || a[19] == 'b');
     CHECK(strcmp(a, b) < 0);
     CHECK(strncmp(a, "018bcfe5-6800", 13) == 0); /* 1700000000000 = 0x18bcfe56800 */
+    /* Sequenced ids: strictly increasing within one millisecond and across
+     * a counter overflow. */
+    _Atomic uint64_t st = 0;
+    char prev[37] = "", cur[37];
+    int ordered = 1;
+    for (int i = 0; i < 10000; i++) {
+        ig_uuid7_next(&st, cur, 1700000000000);
+        ordered &= strcmp(prev, cur) < 0;
+        memcpy(prev, cur, sizeof cur);
+    }
+    CHECK(ordered);
+    /* A clock going backwards never makes an id sort earlier. */
+    ig_uuid7_next(&st, cur, 1600000000000);
+    CHECK(strcmp(prev, cur) < 0);
 }
 
 static void test_rfc3339(void)

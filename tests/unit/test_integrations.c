@@ -68,13 +68,19 @@ static void test_seed_examples(void)
     CHECK(json_object_get_boolean(json_object_object_get(cfg, "auto_sync")));
     CHECK(json_object_array_length(json_object_object_get(cfg, "entities")) == 3);
     const char *s = json_object_to_json_string(h);
-    CHECK(strstr(s, "SEEDSECRET") == NULL && strstr(s, "credentials") == NULL);
+    CHECK(strstr(s, "SEEDSECRET") == NULL && strstr(s, "\"credentials\"") == NULL);
 
     json_object *v = create(admin1, VISMA_SEED);
     CHECK(v != NULL);
     if (v) {
         CHECK_STR(jstr(v, "auth_type"), "oauth2_client_credentials");
-        CHECK_STR(jstr(v, "name"), "Visma");
+        /* Without a name the integration takes the definition's. */
+        char *def = NULL;
+        CHECK_OK(integ_definition_get(ctx, "visma-erp", &def));
+        json_object *d = json_tokener_parse(def);
+        CHECK_STR(jstr(v, "name"), jstr(d, "name"));
+        json_object_put(d);
+        integ_free(def);
         /* Defaults applied. */
         json_object *vc = json_object_object_get(v, "config");
         CHECK(json_object_object_get_ex(vc, "auto_sync", NULL));
