@@ -228,6 +228,47 @@ static int ctx_new(integ_ctx **out, const char *options_json)
     return INTEG_OK;
 }
 
+/* The store remembers which master key sealed its secrets (a sealed canary
+ * and the key id), so a wrong key fails at open instead of at the first
+ * credential use, hours later, in a sync. */
+static int check_master_key(integ_ctx *ctx)
+{
+    static const char check_id[] = "master_key_check", canary[] = "integ-key-check";
+    void *tx = NULL;
+    json_object *rec = NULL;
+    int rc = ig_tx_begin(ctx, 1, &tx);
+    if (rc == INTEG_OK)
+        rc = ig_store_get(ctx, tx, INTEG_KIND_SETTING, NULL, check_id, &rec);
+    if (rc == INTEG_ENOTFOUND) {
+        char *sealed = NULL;
+        rc = ig_seal(ctx->mk, NULL, check_id, "check", (const unsigned char *)canary,
+                     sizeof canary - 1, &sealed);
+        if (rc == INTEG_OK) {
+            rec = json_object_new_object();
+            json_object_object_add(rec, "id", json_object_new_string(check_id));
+            json_object_object_add(rec, "key_id", json_object_new_string(ctx->mk->key_id));
+            json_object_object_add(rec, "check_sealed", json_object_new_string(sealed));
+            free(sealed);
+            rc = ig_store_put(ctx, tx, INTEG_KIND_SETTING, rec, INTEG_PUT_INSERT);
+        }
+    } else if (rc == INTEG_OK) {
+        const char *kid = ig_json_str(rec, "key_id");
+        unsigned char *plain = NULL;
+        size_t len = 0;
+        if (!kid || strcmp(kid, ctx->mk->key_id) != 0)
+            rc = ig_err(INTEG_ECRYPTO,
+                        "master key: this store's secrets are sealed under master key id %s, but "
+                        "the given key has id %s (wrong master key?)",
+                        kid ? kid : "(unknown)", ctx->mk->key_id);
+        else if ((rc = ig_open(ctx->mk, NULL, check_id, "check", ig_json_str(rec, "check_sealed"),
+                               &plain, &len)) != INTEG_OK)
+            ig_err_prefix(rc, "master key");
+        ig_free_secret(plain, len);
+    }
+    json_object_put(rec);
+    return ig_tx_end(ctx, tx, 1, rc);
+}
+
 /* Attach the store, create/migrate it and load the catalog. On failure the
  * store data is NOT closed (the caller still owns it). */
 static int ctx_attach_store(integ_ctx *ctx, const integ_store *store, void *data)
@@ -241,7 +282,9 @@ static int ctx_attach_store(integ_ctx *ctx, const integ_store *store, void *data
         return ig_err_prefix(rc, "store: open");
     ctx->store = store;
     ctx->store_data = data;
-    rc = ig_definitions_load(ctx);
+    rc = check_master_key(ctx);
+    if (rc == INTEG_OK)
+        rc = ig_definitions_load(ctx);
     if (rc) {
         ctx->store = NULL;
         ctx->store_data = NULL;
@@ -502,6 +545,8 @@ INTEG_API int integ_ctx_rotate_master_key(integ_ctx *ctx, const char *new_key_b6
             json_object *rec = json_object_array_get_idx(rows, i);
             int changed = 0;
             rc = reseal_record(rec, ctx->mk, nk, &changed);
+            if (kind == INTEG_KIND_SETTING && ig_json_get(rec, "key_id"))
+                json_object_object_add(rec, "key_id", json_object_new_string(nk->key_id));
             if (rc == INTEG_OK && changed) {
                 rc = ig_store_put(ctx, tx, (integ_store_kind)kind, rec, INTEG_PUT_UPDATE);
                 total++;

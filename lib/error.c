@@ -25,9 +25,16 @@ const char *ig_errmsg(void) { return tl_msg; }
 
 int ig_err_prefix(int code, const char *prefix)
 {
-    char tmp[IG_ERRMSG_MAX];
-    snprintf(tmp, sizeof tmp, "%s: %s", prefix, tl_msg);
-    memcpy(tl_msg, tmp, sizeof tl_msg);
+    size_t pl = strlen(prefix), ml = strlen(tl_msg);
+    if (pl > IG_ERRMSG_MAX - 3)
+        pl = IG_ERRMSG_MAX - 3;
+    if (pl + 2 + ml > IG_ERRMSG_MAX - 1)
+        ml = IG_ERRMSG_MAX - 1 - pl - 2;
+    memmove(tl_msg + pl + 2, tl_msg, ml);
+    memcpy(tl_msg, prefix, pl);
+    tl_msg[pl] = ':';
+    tl_msg[pl + 1] = ' ';
+    tl_msg[pl + 2 + ml] = '\0';
     return code;
 }
 

@@ -49,6 +49,7 @@
  *  INTEG_KIND_ENTITY            entities                id s, tenant_id s, entity s, deleted b,   id
  *                                                       updated_at_ms i, version i
  *  INTEG_KIND_LEASE             leases                  id s, holder s, expires_at_ms i           id
+ *  INTEG_KIND_SETTING           settings                id s                                      id
  *
  * A uniqueness violation on put is INTEG_EEXISTS. Unique pairs/triples only
  * bind when all their fields are non-NULL.
@@ -125,11 +126,12 @@ typedef enum integ_store_kind {
     INTEG_KIND_CHECKPOINT = 10,
     INTEG_KIND_AUDIT = 11,
     INTEG_KIND_ENTITY = 12,
-    INTEG_KIND_LEASE = 13
+    INTEG_KIND_LEASE = 13,
+    INTEG_KIND_SETTING = 14 /* store-wide settings: the master key check, ... */
 } integ_store_kind;
 
 /** One past the highest kind value (for loops over all kinds). */
-#define INTEG_KIND_END 14
+#define INTEG_KIND_END 15
 
 /** How put treats an existing record with the same id. */
 typedef enum integ_put_mode {
