@@ -1,0 +1,556 @@
+"""Context and Session: the Python face of ``integ_ctx`` and ``integ_session``.
+
+Structured values cross the C boundary as UTF-8 JSON text: arguments are
+``json.dumps``-ed, results ``json.loads``-ed, so every method takes and
+returns plain dicts and lists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import weakref
+from ctypes import byref, c_void_p
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
+
+from . import _native
+from ._native import PERMISSION_CB, lib
+from .errors import InvalidArgument
+
+__all__ = [
+    "Context",
+    "Session",
+    "PermissionCallback",
+    "generate_master_key",
+    "strerror",
+    "version",
+]
+
+#: ``fn(tenant_id, user_id, resource, action) -> bool``: True allows.
+PermissionCallback = Callable[[str, str, str, str], bool]
+
+JSONObject = Dict[str, Any]
+
+# A NULL integ_permission_cb, to clear the callback.
+_NULL_CB = PERMISSION_CB()
+
+
+# ---------------------------------------------------------------------------
+# Marshalling helpers
+# ---------------------------------------------------------------------------
+
+
+def _dumps(value: Any) -> bytes:
+    """A Python value as compact UTF-8 JSON (NaN and infinities refused)."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode(
+        "utf-8"
+    )
+
+
+def _cstr(value: str, name: str) -> bytes:
+    """A ``str`` argument as NUL-terminated UTF-8; embedded NULs are refused."""
+    if not isinstance(value, str):
+        raise TypeError(f"{name}: expected str, got {type(value).__name__}")
+    data = value.encode("utf-8")
+    if b"\0" in data:
+        # C would silently see a shorter string: refuse instead.
+        raise InvalidArgument(f"{name}: must not contain a NUL character")
+    return data
+
+
+def _filter(**fields: Any) -> Optional[bytes]:
+    """A filter/patch object of the given non-None fields, or NULL if none."""
+    given = {k: v for k, v in fields.items() if v is not None}
+    return _dumps(given) if given else None
+
+
+def _decode(raw: Optional[bytes]) -> str:
+    return raw.decode("utf-8", "replace") if raw is not None else ""
+
+
+class _CallbackState(threading.local):
+    """Per thread: an exception raised by a Python callback during a C call.
+
+    Callbacks run synchronously on the thread that made the C call, so a
+    thread-local slot pairs the exception with the call that triggered it
+    even when many threads share one Context.
+    """
+
+    exc: Optional[BaseException] = None
+
+
+def _call(state: _CallbackState, fn: Any, *args: Any) -> None:
+    """Call a fallible C function; raise on failure.
+
+    If a Python callback raised during the call, that exception is raised
+    instead of the library's error (which is usually the consequence of it,
+    e.g. PermissionDenied after a callback that raised denied the call).
+    """
+    state.exc = None
+    rc = fn(*args)
+    # Read integ_errmsg() at once: it is thread-local and valid only until
+    # this thread's next library call.
+    err = _native.error(rc) if rc != 0 else None
+    exc, state.exc = state.exc, None
+    if exc is not None:
+        raise exc
+    if err is not None:
+        raise err
+
+
+def _call_json(state: _CallbackState, fn: Any, *args: Any) -> Any:
+    """Call a C function whose last argument is ``char **out_json``; parse it."""
+    out = c_void_p()
+    try:
+        _call(state, fn, *args, byref(out))
+    except BaseException:
+        _native.free_quietly(out)  # NULL on failure by contract; be safe anyway
+        raise
+    text = _native.take_string(out)
+    return None if text is None else json.loads(text)
+
+
+# ---------------------------------------------------------------------------
+# Library-level functions
+# ---------------------------------------------------------------------------
+
+
+def version() -> str:
+    """The C library's version, ``"MAJOR.MINOR.PATCH"``."""
+    return _decode(lib.integ_version())
+
+
+def strerror(code: int) -> str:
+    """The library's fixed English text for an ``INTEG_E*`` code."""
+    return _native.strerror(int(code))
+
+
+def generate_master_key() -> str:
+    """A new master key: 32 random bytes as standard base64 (44 characters).
+
+    Keep it where the host keeps secrets; pass it as ``master_key``.
+    """
+    out = c_void_p()
+    _native.check(lib.integ_generate_master_key(byref(out)))
+    key = _native.take_string(out)
+    assert key is not None
+    return key
+
+
+# ---------------------------------------------------------------------------
+# Context
+# ---------------------------------------------------------------------------
+
+
+def _store_spec(store: Union[str, "os.PathLike[str]"]) -> str:
+    if isinstance(store, os.PathLike):
+        return "sqlite:" + os.fspath(store)
+    if not isinstance(store, str):
+        raise TypeError(f"store: expected str or os.PathLike, got {type(store).__name__}")
+    return store
+
+
+class Context:
+    """A library context: one per store (``integ_ctx``).
+
+    ``options`` is the options object of ``integ_ctx_open`` (see API.md):
+    ``{"store": "sqlite:PATH" | "sqlite::memory:", "master_key": B64,
+    "master_key_file": PATH, "adapters_dir": PATH, "http": {...},
+    "base_url_overrides": {...}, "webhook": {...}}``. The keyword arguments
+    are shortcuts merged over it; ``store`` also accepts a path-like object,
+    meaning ``"sqlite:<path>"``. Without a key option the key comes from the
+    ``INTEG_MASTER_KEY`` environment variable.
+
+    A Context may be shared by many threads. Use it as a context manager or
+    call :meth:`close`; it is otherwise closed when garbage collected or at
+    interpreter exit. Closing it while sessions are open is safe: they keep
+    working, and the C context goes away with the last of them.
+    """
+
+    def __init__(
+        self,
+        options: Optional[Mapping[str, Any]] = None,
+        *,
+        store: Union[str, "os.PathLike[str]", None] = None,
+        master_key: Optional[str] = None,
+        master_key_file: Union[str, "os.PathLike[str]", None] = None,
+        adapters_dir: Union[str, "os.PathLike[str]", None] = None,
+    ) -> None:
+        self._handle: Optional[c_void_p] = None
+        opts: Dict[str, Any] = dict(options) if options is not None else {}
+        if store is not None:
+            opts["store"] = _store_spec(store)
+        if master_key is not None:
+            opts["master_key"] = master_key
+        if master_key_file is not None:
+            opts["master_key_file"] = os.fspath(master_key_file)
+        if adapters_dir is not None:
+            opts["adapters_dir"] = os.fspath(adapters_dir)
+
+        self._cb_state = _CallbackState()
+        # Every permission trampoline ever installed stays referenced for the
+        # Context's lifetime: another thread may be inside a call that copied
+        # the previous pointer when it is replaced.
+        self._callbacks: List[Any] = []
+        self._permission_fn: Optional[PermissionCallback] = None
+
+        handle = c_void_p()
+        _call(self._cb_state, lib.integ_ctx_open, byref(handle), _dumps(opts) if opts else None)
+        self._handle = handle
+        # The finaliser holds the C function and the handle, never `self`
+        # nor module globals, so it is safe at interpreter shutdown.
+        self._finalizer = weakref.finalize(self, lib.integ_ctx_close, handle)
+
+    # -- lifetime ----------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the context (idempotent). Open sessions keep working."""
+        self._handle = None
+        fin = getattr(self, "_finalizer", None)
+        if fin is not None:
+            fin()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
+        return self._handle is None
+
+    def __enter__(self) -> "Context":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<integrations.Context {'closed' if self.closed else 'open'}>"
+
+    def _h(self) -> c_void_p:
+        h = self._handle
+        if h is None:
+            raise InvalidArgument("ctx: the context is closed")
+        return h
+
+    # -- sessions ----------------------------------------------------------
+
+    def session(
+        self, tenant_id: str, user_id: str, roles: Optional[Iterable[str]] = None
+    ) -> "Session":
+        """Open a :class:`Session` for one user of one tenant.
+
+        ``roles``: e.g. ``["admin"]`` (or ``["integration:admin"]``) may
+        write; anyone may read their own tenant's objects. A permission
+        callback, when set, overrides the roles.
+        """
+        return Session(self, tenant_id, user_id, roles)
+
+    def set_permission_callback(self, fn: Optional[PermissionCallback]) -> None:
+        """Set (or clear, with None) the host's permission check.
+
+        ``fn(tenant_id, user_id, resource, action)`` returns True to allow
+        ``action`` on ``resource`` (``"integration"``, ``"admin"`` for every
+        write). It replaces the sessions' roles entirely. If ``fn`` raises,
+        the call is denied and the exception propagates from the method that
+        triggered the check.
+        """
+        h = self._h()
+        if fn is None:
+            _call(self._cb_state, lib.integ_ctx_set_permission_cb, h, _NULL_CB, None)
+            self._permission_fn = None
+            return
+        if not callable(fn):
+            raise TypeError("fn: expected a callable or None")
+        state = self._cb_state  # captured instead of self: no reference cycle
+
+        def trampoline(
+            _payload: Any, tenant: Optional[bytes], user: Optional[bytes],
+            resource: Optional[bytes], action: Optional[bytes],
+        ) -> int:
+            try:
+                return 1 if fn(_decode(tenant), _decode(user), _decode(resource), _decode(action)) else 0
+            except BaseException as exc:  # re-raised by _call on this thread
+                state.exc = exc
+                return 0
+
+        cb = PERMISSION_CB(trampoline)
+        self._callbacks.append(cb)
+        _call(self._cb_state, lib.integ_ctx_set_permission_cb, h, cb, None)
+        self._permission_fn = fn
+
+    @property
+    def permission_callback(self) -> Optional[PermissionCallback]:
+        """The Python function last set with :meth:`set_permission_callback`."""
+        return self._permission_fn
+
+    # -- keys --------------------------------------------------------------
+
+    def rotate_master_key(self, new_key: str) -> None:
+        """Re-seal every stored secret under ``new_key`` (all or nothing).
+
+        Raises CryptoError if a stored secret does not open with the current
+        key. On success the context uses the new key.
+        """
+        _call(self._cb_state, lib.integ_ctx_rotate_master_key, self._h(), _cstr(new_key, "new_key"))
+
+    # -- definitions -------------------------------------------------------
+
+    def definitions(
+        self,
+        category: Optional[str] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+    ) -> List[JSONObject]:
+        """The catalog of definitions, sorted by category then key.
+
+        ``category``: one of erp, crm, accounting, ecommerce, email, storage,
+        communication.
+        """
+        flt = _filter(category=category, limit=limit, offset=offset)
+        return _call_json(self._cb_state, lib.integ_definitions_list, self._h(), flt)
+
+    def definition(self, key: str) -> JSONObject:
+        """One definition by key (``"hubspot-crm"``) or id; NotFound if unknown."""
+        return _call_json(self._cb_state, lib.integ_definition_get, self._h(), _cstr(key, "key"))
+
+    def register_definition(self, manifest: Mapping[str, Any]) -> JSONObject:
+        """Add or replace a definition from a manifest (doc/manifest.md).
+
+        A bad manifest raises InvalidArgument naming the JSON path of the
+        offending field. Replacing keeps the definition's id. Returns the
+        stored definition.
+        """
+        return _call_json(
+            self._cb_state, lib.integ_definition_register, self._h(), _dumps(manifest)
+        )
+
+    def set_app_credentials(self, key: str, creds: Mapping[str, Any]) -> None:
+        """Set the platform's OAuth app credentials for a definition.
+
+        ``creds``: ``{"client_id": ..., "client_secret": ...}`` (plus provider
+        extras). Stored sealed; reads show only ``has_app_credentials``.
+        """
+        _call(
+            self._cb_state,
+            lib.integ_definition_set_app_credentials,
+            self._h(),
+            _cstr(key, "key"),
+            _dumps(creds),
+        )
+
+
+# ---------------------------------------------------------------------------
+# Session
+# ---------------------------------------------------------------------------
+
+
+class Session:
+    """Who is acting: one user of one tenant, with roles (``integ_session``).
+
+    Every tenant-scoped call goes through a session; another tenant's ids
+    are NotFound. A session belongs to one thread at a time (open one per
+    thread). It keeps its :class:`Context` alive, and keeps working after
+    the context is closed. Use it as a context manager or call
+    :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        context: Context,
+        tenant_id: str,
+        user_id: str,
+        roles: Optional[Iterable[str]] = None,
+    ) -> None:
+        self._handle: Optional[c_void_p] = None
+        if not isinstance(context, Context):
+            raise TypeError("context: expected an integrations.Context")
+        if isinstance(roles, (str, bytes)):
+            raise TypeError("roles: expected a list of role strings, e.g. ['admin']")
+        self._ctx = context  # keeps the Context (and its callbacks) alive
+        self._state = context._cb_state
+        self._tenant_id = tenant_id
+        self._user_id = user_id
+        self._roles: Optional[List[str]] = list(roles) if roles is not None else None
+        handle = c_void_p()
+        _call(
+            self._state,
+            lib.integ_session_open,
+            byref(handle),
+            context._h(),
+            _cstr(tenant_id, "tenant_id"),
+            _cstr(user_id, "user_id"),
+            _dumps(self._roles) if self._roles is not None else None,
+        )
+        self._handle = handle
+        self._finalizer = weakref.finalize(self, lib.integ_session_close, handle)
+
+    # -- lifetime ----------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the session (idempotent)."""
+        self._handle = None
+        fin = getattr(self, "_finalizer", None)
+        if fin is not None:
+            fin()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
+        return self._handle is None
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<integrations.Session tenant={self._tenant_id!r} user={self._user_id!r} {state}>"
+
+    def _h(self) -> c_void_p:
+        h = self._handle
+        if h is None:
+            raise InvalidArgument("session: the session is closed")
+        return h
+
+    @property
+    def context(self) -> Context:
+        """The Context this session was opened on."""
+        return self._ctx
+
+    @property
+    def tenant_id(self) -> str:
+        return self._tenant_id
+
+    @property
+    def user_id(self) -> str:
+        return self._user_id
+
+    @property
+    def roles(self) -> List[str]:
+        return list(self._roles or [])
+
+    # -- tenant integrations -----------------------------------------------
+
+    def create_integration(
+        self,
+        definition: Union[str, Mapping[str, Any]],
+        name: Optional[str] = None,
+        credentials: Optional[Mapping[str, Any]] = None,
+        config: Optional[Mapping[str, Any]] = None,
+        auth_type: Optional[str] = None,
+        status: Optional[str] = None,
+    ) -> JSONObject:
+        """Create an integration for the session's tenant (needs integration:admin).
+
+        ``definition`` is a definition key (``"hubspot-crm"``) or id, or a
+        whole API.md request dict ``{"integration_definition_id": ...,
+        "name", "credentials", "config", "auth_type", "status"}``; keyword
+        arguments given explicitly override the dict's fields. ``config`` is
+        validated against the definition's config_schema (defaults applied),
+        ``credentials`` against the auth method's schema; ``auth_type`` is
+        inferred from the credentials when omitted. Returns the integration
+        (never its credentials: only ``has_credentials``).
+        """
+        if isinstance(definition, Mapping):
+            request: Dict[str, Any] = dict(definition)
+        elif isinstance(definition, str):
+            request = {"integration_definition_id": definition}
+        else:
+            raise TypeError("definition: expected a definition key/id or a request dict")
+        extra = {
+            "name": name,
+            "credentials": credentials,
+            "config": config,
+            "auth_type": auth_type,
+            "status": status,
+        }
+        request.update({k: v for k, v in extra.items() if v is not None})
+        return _call_json(self._state, lib.integ_integration_create, self._h(), _dumps(request))
+
+    def integration(self, integration_id: str) -> JSONObject:
+        """One integration of the session's tenant; NotFound otherwise."""
+        return _call_json(
+            self._state, lib.integ_integration_get, self._h(), _cstr(integration_id, "id")
+        )
+
+    def integrations(
+        self,
+        status: Optional[str] = None,
+        category: Optional[str] = None,
+        definition: Optional[str] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+    ) -> List[JSONObject]:
+        """The tenant's integrations, newest first, optionally filtered.
+
+        ``status``: active, paused, error or needs_reauth; ``definition``: a
+        definition key or id.
+        """
+        flt = _filter(
+            status=status,
+            category=category,
+            integration_definition_id=definition,
+            limit=limit,
+            offset=offset,
+        )
+        return _call_json(self._state, lib.integ_integrations_list, self._h(), flt)
+
+    def update_integration(
+        self,
+        integration_id: str,
+        name: Optional[str] = None,
+        config: Optional[Mapping[str, Any]] = None,
+        status: Optional[str] = None,
+    ) -> JSONObject:
+        """Change name, config or status (needs integration:admin).
+
+        Only the given fields are sent. ``config`` is merged onto the current
+        config one level deep (a key set to None is removed), then
+        validated. ``status``: ``"active"`` or ``"paused"``.
+        """
+        patch = {
+            k: v for k, v in (("name", name), ("config", config), ("status", status)) if v is not None
+        }
+        return _call_json(
+            self._state,
+            lib.integ_integration_update,
+            self._h(),
+            _cstr(integration_id, "id"),
+            _dumps(patch),
+        )
+
+    def set_credentials(self, integration_id: str, creds: Mapping[str, Any]) -> None:
+        """Replace the integration's credentials (validated, then sealed).
+
+        Needs integration:admin.
+        """
+        _call(
+            self._state,
+            lib.integ_integration_set_credentials,
+            self._h(),
+            _cstr(integration_id, "id"),
+            _dumps(creds),
+        )
+
+    def delete_integration(self, integration_id: str) -> None:
+        """Delete an integration and everything hanging off it (needs integration:admin)."""
+        _call(self._state, lib.integ_integration_delete, self._h(), _cstr(integration_id, "id"))
+
+    # -- audit -------------------------------------------------------------
+
+    def audit(
+        self,
+        action: Optional[str] = None,
+        object_id: Optional[str] = None,
+        user_id: Optional[str] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+    ) -> List[JSONObject]:
+        """The tenant's audit trail, newest first.
+
+        Entries: ``{id, tenant_id, user_id, action, object_type, object_id,
+        at, details}``; no secret is ever in them.
+        """
+        flt = _filter(action=action, object_id=object_id, user_id=user_id, limit=limit, offset=offset)
+        return _call_json(self._state, lib.integ_audit_list, self._h(), flt)

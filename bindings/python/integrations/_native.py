@@ -1,0 +1,211 @@
+"""Loading libintegrations with ctypes and declaring its prototypes.
+
+Internal module: the public API is in :mod:`integrations`. Every function
+used gets ``argtypes`` and ``restype`` (the ctypes default ``int`` return
+would truncate pointers). ``char *`` results owned by the caller are
+declared as ``c_void_p`` so that they can be handed back to ``integ_free``
+right after decoding; see :func:`take_string`.
+
+The library is looked up, in order:
+
+1. the path in the environment variable ``INTEG_LIBRARY``;
+2. ``libintegrations.so*`` next to this file (a wheel or an installed copy);
+3. the build directory of the source tree this package sits in: walking up
+   from the package, the first directory whose ``meson.build`` declares the
+   project, then ``build/lib/libintegrations.so`` (then other ``build*/``);
+4. ``ctypes.util.find_library("integrations")`` (installed system-wide).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+from ctypes import CFUNCTYPE, POINTER, c_char_p, c_int, c_void_p
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+from .errors import IntegrationsError, error_for_code
+
+__all__ = [
+    "lib",
+    "library_path",
+    "PERMISSION_CB",
+    "check",
+    "error",
+    "free_quietly",
+    "strerror",
+    "take_string",
+]
+
+_LIB_NAME = "libintegrations.so"
+
+# int (*integ_permission_cb)(void *payload, const char *tenant_id,
+#                            const char *user_id, const char *resource,
+#                            const char *action)
+PERMISSION_CB = CFUNCTYPE(c_int, c_void_p, c_char_p, c_char_p, c_char_p, c_char_p)
+
+_ctx_p = c_void_p  # integ_ctx *
+_session_p = c_void_p  # integ_session *
+_out_str = POINTER(c_void_p)  # char ** (freed with integ_free)
+_out_handle = POINTER(c_void_p)  # integ_ctx ** / integ_session **
+
+# name: (restype, argtypes). Keep in step with lib/integrations.map;
+# scripts/check_parity.py checks that every exported symbol appears here
+# (or is listed as C-only in doc/bindings.md).
+_PROTOTYPES = {
+    # library
+    "integ_version": (c_char_p, []),
+    "integ_strerror": (c_char_p, [c_int]),
+    "integ_errmsg": (c_char_p, []),
+    "integ_free": (None, [c_void_p]),
+    "integ_generate_master_key": (c_int, [_out_str]),
+    # context
+    "integ_ctx_open": (c_int, [_out_handle, c_char_p]),
+    "integ_ctx_close": (None, [_ctx_p]),
+    "integ_ctx_set_permission_cb": (c_int, [_ctx_p, PERMISSION_CB, c_void_p]),
+    "integ_ctx_rotate_master_key": (c_int, [_ctx_p, c_char_p]),
+    # sessions
+    "integ_session_open": (c_int, [_out_handle, _ctx_p, c_char_p, c_char_p, c_char_p]),
+    "integ_session_close": (None, [_session_p]),
+    # definitions
+    "integ_definitions_list": (c_int, [_ctx_p, c_char_p, _out_str]),
+    "integ_definition_get": (c_int, [_ctx_p, c_char_p, _out_str]),
+    "integ_definition_register": (c_int, [_ctx_p, c_char_p, _out_str]),
+    "integ_definition_set_app_credentials": (c_int, [_ctx_p, c_char_p, c_char_p]),
+    # tenant integrations
+    "integ_integration_create": (c_int, [_session_p, c_char_p, _out_str]),
+    "integ_integration_get": (c_int, [_session_p, c_char_p, _out_str]),
+    "integ_integrations_list": (c_int, [_session_p, c_char_p, _out_str]),
+    "integ_integration_update": (c_int, [_session_p, c_char_p, c_char_p, _out_str]),
+    "integ_integration_set_credentials": (c_int, [_session_p, c_char_p, c_char_p]),
+    "integ_integration_delete": (c_int, [_session_p, c_char_p]),
+    # audit
+    "integ_audit_list": (c_int, [_session_p, c_char_p, _out_str]),
+}
+
+
+def _source_tree_candidates(start: Path) -> Tuple[Optional[Path], List[Path]]:
+    """(the source tree root above ``start`` or None, its build-dir copies)."""
+    for d in [start, *start.parents]:
+        meson = d / "meson.build"
+        try:
+            text = meson.read_text(encoding="utf-8", errors="replace") if meson.is_file() else ""
+        except OSError:
+            text = ""
+        if "project(" not in text:
+            continue  # no meson.build, or a subdir() one such as bindings/
+        first = d / "build" / "lib" / _LIB_NAME
+        others = sorted(p for p in d.glob("build*/lib/" + _LIB_NAME) if p != first)
+        return d, [first, *others]
+    return None, []
+
+
+def _load() -> Tuple[ctypes.CDLL, str]:
+    """Find and load the library; ImportError listing every place tried."""
+    tried: List[str] = []
+
+    env = os.environ.get("INTEG_LIBRARY")
+    if env:
+        # An explicit choice: never fall back silently to another copy.
+        try:
+            return ctypes.CDLL(env), env
+        except OSError as e:
+            raise ImportError(
+                f"integrations: cannot load INTEG_LIBRARY={env!r}: {e}"
+            ) from e
+    tried.append("$INTEG_LIBRARY: not set")
+
+    here = Path(__file__).resolve().parent
+    beside = sorted(here.glob(_LIB_NAME + "*"), key=lambda p: (len(p.name), p.name))
+    if not beside:
+        tried.append(f"{here / _LIB_NAME}*: none")
+    root, built = _source_tree_candidates(here)
+    if root is None:
+        tried.append(f"source tree build dir: no top-level meson.build above {here}")
+
+    for p in [*beside, *built]:
+        if not p.exists():
+            tried.append(f"{p}: missing")
+            continue
+        try:
+            return ctypes.CDLL(str(p)), str(p)
+        except OSError as e:
+            tried.append(f"{p}: {e}")
+
+    name = ctypes.util.find_library("integrations")
+    if name:
+        try:
+            return ctypes.CDLL(name), name
+        except OSError as e:
+            tried.append(f"ctypes.util.find_library('integrations') -> {name}: {e}")
+    else:
+        tried.append("ctypes.util.find_library('integrations'): nothing found")
+
+    raise ImportError(
+        "integrations: cannot find libintegrations. Tried:\n  - "
+        + "\n  - ".join(tried)
+        + "\nBuild it (`meson setup build && ninja -C build` in the source tree), "
+        "install it, or set INTEG_LIBRARY to the path of libintegrations.so."
+    )
+
+
+def _declare(dll: ctypes.CDLL) -> None:
+    for name, (restype, argtypes) in _PROTOTYPES.items():
+        try:
+            fn = getattr(dll, name)
+        except AttributeError as e:
+            raise ImportError(f"integrations: {dll._name} does not export {name}: too old?") from e
+        fn.restype = restype
+        fn.argtypes = argtypes
+
+
+lib, library_path = _load()
+_declare(lib)
+
+# Bound once: finalisers and error paths must not depend on module globals,
+# which may already be torn down at interpreter shutdown.
+_errmsg = lib.integ_errmsg
+_strerror = lib.integ_strerror
+_free = lib.integ_free
+
+
+def strerror(code: int) -> str:
+    """The library's fixed English text for ``code``."""
+    s = _strerror(code)
+    return s.decode("utf-8", "replace") if s else ""
+
+
+def error(code: int) -> IntegrationsError:
+    """The exception for a failed call; call right after it, on the same thread.
+
+    ``integ_errmsg()`` is thread-local in C and valid until the thread's
+    next library call, so nothing may call into the library in between.
+    """
+    raw = _errmsg()
+    msg = raw.decode("utf-8", "replace") if raw else ""
+    return error_for_code(code, msg or strerror(code))
+
+
+def check(code: int) -> None:
+    """Raise the matching :class:`IntegrationsError` unless ``code`` is 0."""
+    if code != 0:
+        raise error(code)
+
+
+def take_string(p: c_void_p) -> Optional[str]:
+    """Decode a library-owned ``char *`` as UTF-8 and free it at once."""
+    if not p.value:
+        return None
+    try:
+        return ctypes.string_at(p.value).decode("utf-8")
+    finally:
+        _free(p)
+        p.value = None
+
+
+def free_quietly(p: c_void_p) -> None:
+    """Free ``p`` if set (after a failed call that should not have set it)."""
+    if p.value:
+        _free(p)
+        p.value = None
