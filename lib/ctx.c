@@ -178,8 +178,22 @@ static int load_master_key(integ_ctx *ctx)
 
 /* ---- lifetime --------------------------------------------------------- */
 
+struct ig_bucket_entry {
+    struct ig_bucket_entry *next;
+    ig_bucket *bucket;
+    char id[];
+};
+
 static void ctx_destroy(integ_ctx *ctx)
 {
+    while (ctx->buckets) {
+        struct ig_bucket_entry *e = ctx->buckets;
+        ctx->buckets = e->next;
+        ig_bucket_free(e->bucket);
+        free(e);
+    }
+    ig_http_free(ctx->http);
+    pthread_mutex_destroy(&ctx->http_lock);
     if (ctx->store && ctx->store_data)
         ctx->store->close(ctx->store_data);
     if (ctx->mk)
@@ -217,6 +231,8 @@ static int ctx_new(integ_ctx **out, const char *options_json)
     ctx->options = opts;
     pthread_rwlock_init(&ctx->key_lock, NULL);
     pthread_mutex_init(&ctx->cb_lock, NULL);
+    pthread_mutex_init(&ctx->http_lock, NULL);
+    ctx->clock = &ig_clock_system;
     atomic_init(&ctx->refs, 1);
     atomic_init(&ctx->closed, 0);
     atomic_init(&ctx->id_state, 0);
@@ -324,10 +340,12 @@ INTEG_API int integ_ctx_open(integ_ctx **out, const char *options_json)
     if (!spec)
         spec = "sqlite:./integrations.db";
     if (strncmp(spec, "sqlite:", 7) != 0 || !spec[7]) {
+        /* spec lives in ctx->options: format the message before freeing it. */
+        rc = ig_err(INTEG_EINVAL,
+                    "options.store: unsupported store '%s' (use \"sqlite:PATH\" or \"sqlite::memory:\")",
+                    spec);
         ctx_destroy(ctx);
-        return ig_err(INTEG_EINVAL,
-                      "options.store: unsupported store '%s' (use \"sqlite:PATH\" or \"sqlite::memory:\")",
-                      spec);
+        return rc;
     }
     const integ_store *st = NULL;
     void *data = NULL;
@@ -368,6 +386,59 @@ INTEG_API int integ_ctx_set_permission_cb(integ_ctx *ctx, integ_permission_cb cb
 void ig_ctx_new_id(integ_ctx *ctx, char out[37], int64_t now_ms)
 {
     ig_uuid7_next(&ctx->id_state, out, now_ms);
+}
+
+const ig_clock *ig_ctx_clock(integ_ctx *ctx) { return ctx->clock; }
+
+void ig_ctx_set_clock(integ_ctx *ctx, const ig_clock *clock)
+{
+    ctx->clock = clock ? clock : &ig_clock_system;
+}
+
+int ig_ctx_http(integ_ctx *ctx, ig_http **out)
+{
+    int rc = INTEG_OK;
+    pthread_mutex_lock(&ctx->http_lock);
+    if (!ctx->http) {
+        ig_http_opts o;
+        rc = ig_http_opts_from_json(ig_json_get(ctx->options, "http"), &o);
+        if (rc == INTEG_OK) {
+            o.clock = ctx->clock;
+            rc = ig_http_new(&o, &ctx->http);
+        }
+    }
+    *out = ctx->http;
+    pthread_mutex_unlock(&ctx->http_lock);
+    return rc;
+}
+
+int ig_ctx_bucket(integ_ctx *ctx, const char *integration_id, json_object *rate_limit, ig_bucket **out)
+{
+    int rc = INTEG_OK;
+    pthread_mutex_lock(&ctx->http_lock);
+    struct ig_bucket_entry *e = ctx->buckets;
+    while (e && strcmp(e->id, integration_id) != 0)
+        e = e->next;
+    if (!e) {
+        size_t n = strlen(integration_id) + 1;
+        e = malloc(sizeof *e + n);
+        if (!e) {
+            rc = ig_err(INTEG_ENOMEM, "out of memory");
+        } else {
+            memcpy(e->id, integration_id, n);
+            rc = ig_bucket_new(rate_limit, ctx->clock->now_ms(ctx->clock->payload), &e->bucket);
+            if (rc) {
+                free(e);
+                e = NULL;
+            } else {
+                e->next = ctx->buckets;
+                ctx->buckets = e;
+            }
+        }
+    }
+    *out = e ? e->bucket : NULL;
+    pthread_mutex_unlock(&ctx->http_lock);
+    return rc;
 }
 
 /* ---- store helpers ---------------------------------------------------- */

@@ -1,0 +1,1277 @@
+/*
+ * Node binding of libintegrations: an N-API addon in C.
+ *
+ * Design notes (the why):
+ *  - No globals. Everything lives in per-environment instance data, so the
+ *    addon loads in any number of worker threads, each with its own state.
+ *  - integ_ctx and integ_session are wrapped with napi_wrap; a finaliser
+ *    closes what an explicit close() did not. Finalisers run in any order:
+ *    the C library defers a context's close until its last session closes,
+ *    and each Session holds a strong reference to its Context object so the
+ *    Context is normally collected last anyway.
+ *  - JSON crosses the boundary as text: arguments go through JSON.stringify,
+ *    results through JSON.parse (both captured at load time).
+ *  - Errors are built by a JS factory that index.js registers, so the
+ *    addon throws (and rejects with) the JS error classes directly.
+ *  - Methods are table-driven: a method_spec names the C call, its argument
+ *    kinds and whether it blocks. Blocking calls run as napi async work and
+ *    return a Promise; the thread-local error message is copied on the
+ *    worker thread, before anything else can overwrite it.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* explicit_bzero */
+#endif
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "integrations/integrations.h"
+
+#define ERRMSG_MAX 1024
+#define MAX_ARGS 4
+
+/* ------------------------------------------------------------------------
+ * State
+ * ---------------------------------------------------------------------- */
+
+typedef struct ctx_wrap ctx_wrap;
+typedef struct session_wrap session_wrap;
+
+typedef struct addon {
+    napi_ref ctx_ctor;
+    napi_ref session_ctor;
+    napi_ref json_parse;
+    napi_ref json_stringify;
+    napi_ref error_factory; /* (code, message) => Error, set by index.js */
+    /* Constructor hand-off: a native caller parks a handle here, then
+     * calls the constructor, which adopts it instead of opening anew. JS
+     * cannot reach these, so `new Session()` from JS is refused. */
+    integ_ctx *adopt_ctx;
+    integ_session *adopt_session;
+    ctx_wrap *adopt_cw;
+    /* > 0 while the JS permission callback runs: the library is not
+     * reentrant from inside its own callback (it would recurse into the
+     * permission check or nest transactions on this thread). */
+    int in_perm_cb;
+    pthread_t thread; /* the environment's JS thread */
+} addon;
+
+struct ctx_wrap {
+    napi_env env;
+    addon *ad;
+    integ_ctx *ctx;    /* NULL once really closed */
+    bool closed;       /* close() was called (the real close may be pending) */
+    unsigned busy;     /* async calls in flight that use ctx */
+    napi_ref perm_fn;  /* the JS permission callback, or NULL */
+    napi_ref perm_exc; /* the first exception it threw during the current call */
+    /* One for the JS object, one per Session wrapper and one per async
+     * call: the C library may call the permission trampoline with this
+     * struct as payload for as long as any session is alive, even after
+     * the Context object itself was finalised. */
+    unsigned refs;
+};
+
+struct session_wrap {
+    ctx_wrap *cw;
+    integ_session *s; /* NULL once really closed */
+    bool closed;
+    bool finalized; /* the JS object is gone; the last async completion frees */
+    unsigned busy;  /* async calls in flight (a session is one thread's at a time) */
+    napi_ref ctx_obj; /* strong: keeps the Context object alive */
+};
+
+/* ------------------------------------------------------------------------
+ * Small helpers
+ * ---------------------------------------------------------------------- */
+
+/* Inputs can carry credentials and keys: wipe them before freeing. */
+static void free_secret(char *p)
+{
+    if (!p)
+        return;
+    explicit_bzero(p, strlen(p));
+    free(p);
+}
+
+static addon *get_addon(napi_env env)
+{
+    void *data = NULL;
+    if (napi_get_instance_data(env, &data) != napi_ok)
+        return NULL;
+    return data;
+}
+
+/* After a failed napi_* call: surface it unless an exception is already on
+ * its way (the usual case: JS code we called threw). */
+static void throw_napi_failure(napi_env env, const char *what)
+{
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (pending)
+        return;
+    const napi_extended_error_info *info = NULL;
+    napi_get_last_error_info(env, &info);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s failed: %s", what,
+             info && info->error_message ? info->error_message : "unknown N-API error");
+    napi_throw_error(env, NULL, msg);
+}
+
+#define NAPI_CALL(env, call)                                                                       \
+    do {                                                                                           \
+        if ((call) != napi_ok) {                                                                   \
+            throw_napi_failure((env), #call);                                                      \
+            return NULL;                                                                           \
+        }                                                                                          \
+    } while (0)
+
+/* Same, for helpers that return int (-1: an exception is pending). */
+#define NAPI_CHECK(env, call)                                                                      \
+    do {                                                                                           \
+        if ((call) != napi_ok) {                                                                   \
+            throw_napi_failure((env), #call);                                                      \
+            return -1;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+/* Build the JS error for a library code: the registered factory makes the
+ * IntegrationsError subclass; without one, a plain Error with .code. */
+static napi_value make_error(napi_env env, int code, const char *message)
+{
+    if (!message || !*message)
+        message = integ_strerror(code);
+    addon *ad = get_addon(env);
+    napi_value msg, jcode, err = NULL;
+    if (napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg) != napi_ok ||
+        napi_create_int32(env, code, &jcode) != napi_ok)
+        return NULL;
+    napi_value factory = NULL;
+    if (ad && ad->error_factory && napi_get_reference_value(env, ad->error_factory, &factory) == napi_ok &&
+        factory) {
+        napi_value global, argv[2] = {jcode, msg};
+        if (napi_get_global(env, &global) == napi_ok &&
+            napi_call_function(env, global, factory, 2, argv, &err) == napi_ok)
+            return err;
+        return NULL; /* the factory threw: let that exception through */
+    }
+    if (napi_create_error(env, NULL, msg, &err) != napi_ok ||
+        napi_set_named_property(env, err, "code", jcode) != napi_ok)
+        return NULL;
+    return err;
+}
+
+static void throw_code(napi_env env, int code, const char *message)
+{
+    napi_value err = make_error(env, code, message);
+    if (err)
+        napi_throw(env, err);
+    else
+        throw_napi_failure(env, "creating an error");
+}
+
+static void throw_inval(napi_env env, const char *fmt, const char *name)
+{
+    char msg[256];
+    snprintf(msg, sizeof msg, fmt, name);
+    throw_code(env, INTEG_EINVAL, msg);
+}
+
+/* A required string argument, copied. Embedded NULs are refused rather
+ * than silently truncating an id at the C boundary. */
+static int arg_string(napi_env env, napi_value v, const char *name, char **out)
+{
+    *out = NULL;
+    napi_valuetype t;
+    NAPI_CHECK(env, napi_typeof(env, v, &t));
+    if (t != napi_string) {
+        throw_inval(env, "%s: must be a string", name);
+        return -1;
+    }
+    size_t len = 0;
+    NAPI_CHECK(env, napi_get_value_string_utf8(env, v, NULL, 0, &len));
+    char *buf = malloc(len + 1);
+    if (!buf) {
+        throw_code(env, INTEG_ENOMEM, "out of memory");
+        return -1;
+    }
+    if (napi_get_value_string_utf8(env, v, buf, len + 1, &len) != napi_ok) {
+        free(buf);
+        throw_napi_failure(env, "napi_get_value_string_utf8");
+        return -1;
+    }
+    if (strlen(buf) != len) {
+        free(buf);
+        throw_inval(env, "%s: must not contain NUL characters", name);
+        return -1;
+    }
+    *out = buf;
+    return 0;
+}
+
+/* A JSON argument: undefined/null pass NULL (the library's default or its
+ * own "required" error); anything else goes through JSON.stringify. */
+static int arg_json(napi_env env, napi_value v, const char *name, char **out)
+{
+    *out = NULL;
+    napi_valuetype t;
+    NAPI_CHECK(env, napi_typeof(env, v, &t));
+    if (t == napi_undefined || t == napi_null)
+        return 0;
+    addon *ad = get_addon(env);
+    napi_value fn, json, global;
+    NAPI_CHECK(env, napi_get_reference_value(env, ad->json_stringify, &fn));
+    NAPI_CHECK(env, napi_get_global(env, &global));
+    if (napi_call_function(env, global, fn, 1, &v, &json) != napi_ok) {
+        /* Cycles and BigInts: report as an invalid argument, keeping the
+         * engine's explanation. */
+        napi_value exc, emsg = NULL;
+        char text[512] = "cannot be converted to JSON";
+        if (napi_get_and_clear_last_exception(env, &exc) == napi_ok &&
+            napi_coerce_to_string(env, exc, &emsg) == napi_ok)
+            napi_get_value_string_utf8(env, emsg, text, sizeof text, NULL);
+        char msg[700];
+        snprintf(msg, sizeof msg, "%s: %s", name, text);
+        throw_code(env, INTEG_EINVAL, msg);
+        return -1;
+    }
+    NAPI_CHECK(env, napi_typeof(env, json, &t));
+    if (t != napi_string) {
+        throw_inval(env, "%s: cannot be represented as JSON", name);
+        return -1;
+    }
+    return arg_string(env, json, name, out);
+}
+
+static napi_value parse_json(napi_env env, const char *text)
+{
+    addon *ad = get_addon(env);
+    napi_value fn, str, global, result;
+    NAPI_CALL(env, napi_get_reference_value(env, ad->json_parse, &fn));
+    NAPI_CALL(env, napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &str));
+    NAPI_CALL(env, napi_get_global(env, &global));
+    NAPI_CALL(env, napi_call_function(env, global, fn, 1, &str, &result));
+    return result;
+}
+
+static napi_value undefined(napi_env env)
+{
+    napi_value u = NULL;
+    napi_get_undefined(env, &u);
+    return u;
+}
+
+/* Refuse calls made from inside the permission callback (see addon). */
+static int check_not_in_callback(napi_env env, addon *ad)
+{
+    if (ad && ad->in_perm_cb) {
+        throw_code(env, INTEG_EINVAL,
+                   "libintegrations cannot be called from inside the permission callback");
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Lifetimes
+ * ---------------------------------------------------------------------- */
+
+static void cw_unref(napi_env env, ctx_wrap *cw)
+{
+    if (--cw->refs > 0)
+        return;
+    if (cw->perm_fn)
+        napi_delete_reference(env, cw->perm_fn);
+    if (cw->perm_exc)
+        napi_delete_reference(env, cw->perm_exc);
+    free(cw);
+}
+
+/* The real close, once nothing in flight uses the handle. */
+static void cw_maybe_close(ctx_wrap *cw)
+{
+    if (cw->closed && cw->busy == 0 && cw->ctx) {
+        integ_ctx_close(cw->ctx);
+        cw->ctx = NULL;
+    }
+}
+
+static void sw_maybe_close(session_wrap *sw)
+{
+    if (sw->closed && sw->busy == 0 && sw->s) {
+        integ_session_close(sw->s);
+        sw->s = NULL;
+    }
+}
+
+static void ctx_finalize(napi_env env, void *data, void *hint)
+{
+    (void)hint;
+    ctx_wrap *cw = data;
+    cw->closed = true;
+    cw_maybe_close(cw); /* if busy, the async completion closes it */
+    cw_unref(env, cw);
+}
+
+static void session_finalize(napi_env env, void *data, void *hint)
+{
+    (void)hint;
+    session_wrap *sw = data;
+    sw->closed = true;
+    sw_maybe_close(sw);
+    if (sw->ctx_obj)
+        napi_delete_reference(env, sw->ctx_obj);
+    sw->ctx_obj = NULL;
+    ctx_wrap *cw = sw->cw;
+    /* An async call still in flight (only possible at environment
+     * teardown: the call holds a reference to this object) frees sw when
+     * it completes. */
+    sw->finalized = true;
+    if (!sw->busy)
+        free(sw);
+    cw_unref(env, cw);
+}
+
+/* ------------------------------------------------------------------------
+ * Permission callback
+ * ---------------------------------------------------------------------- */
+
+/* Called by the library inside synchronous session calls, i.e. on the JS
+ * thread in the middle of one of our methods. From any other thread (a
+ * future async call) it cannot touch JS, so it denies. An exception thrown
+ * by the JS function is parked in perm_exc and rethrown by the method. */
+static int perm_trampoline(void *payload, const char *tenant_id, const char *user_id,
+                           const char *resource, const char *action)
+{
+    ctx_wrap *cw = payload;
+    if (!cw || !cw->perm_fn || !pthread_equal(pthread_self(), cw->ad->thread))
+        return 0;
+    napi_env env = cw->env;
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok)
+        return 0;
+    int allow = 0;
+    napi_value fn, global, argv[4], result;
+    const char *texts[4] = {tenant_id, user_id, resource, action};
+    bool ok = napi_get_reference_value(env, cw->perm_fn, &fn) == napi_ok && fn &&
+              napi_get_global(env, &global) == napi_ok;
+    for (int i = 0; ok && i < 4; i++)
+        ok = napi_create_string_utf8(env, texts[i] ? texts[i] : "", NAPI_AUTO_LENGTH, &argv[i]) ==
+             napi_ok;
+    if (ok) {
+        cw->ad->in_perm_cb++;
+        napi_status st = napi_call_function(env, global, fn, 4, argv, &result);
+        cw->ad->in_perm_cb--;
+        if (st == napi_ok) {
+            /* Only a real `true` allows: a security check should not
+             * open on truthy accidents like a returned Promise. */
+            napi_valuetype t;
+            bool b = false;
+            if (napi_typeof(env, result, &t) == napi_ok && t == napi_boolean &&
+                napi_get_value_bool(env, result, &b) == napi_ok && b)
+                allow = 1;
+        } else {
+            /* References to primitives need Node-API 10, and JS may throw
+             * anything: keep the exception in a holder object. */
+            bool pending = false;
+            napi_value exc, holder;
+            if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
+                napi_get_and_clear_last_exception(env, &exc) == napi_ok && !cw->perm_exc &&
+                napi_create_object(env, &holder) == napi_ok &&
+                napi_set_named_property(env, holder, "value", exc) == napi_ok)
+                napi_create_reference(env, holder, 1, &cw->perm_exc);
+        }
+    }
+    napi_close_handle_scope(env, scope);
+    return allow;
+}
+
+/* If the permission callback threw during the call just made, throw that
+ * (it explains the denial better than EPERM does). Returns 1 if thrown. */
+static int rethrow_perm_exception(napi_env env, ctx_wrap *cw)
+{
+    if (!cw || !cw->perm_exc)
+        return 0;
+    napi_value holder = NULL, exc = NULL;
+    napi_get_reference_value(env, cw->perm_exc, &holder);
+    napi_delete_reference(env, cw->perm_exc);
+    cw->perm_exc = NULL;
+    if (holder && napi_get_named_property(env, holder, "value", &exc) == napi_ok)
+        napi_throw(env, exc);
+    else
+        throw_code(env, INTEG_EINTERNAL, "the permission callback threw, and it was lost");
+    return 1;
+}
+
+/* ------------------------------------------------------------------------
+ * Generic method dispatch and async work
+ * ---------------------------------------------------------------------- */
+
+/* One library call: `handle` is an integ_ctx * or integ_session *, `a`
+ * the converted arguments, `out` the JSON result (when the spec has one). */
+typedef int (*call_fn)(void *handle, char *const *a, char **out);
+
+typedef struct method_spec {
+    const char *name;     /* JS name */
+    const char *args;     /* one char per argument: 's' string, 'j' JSON */
+    const char *const *arg_names; /* for messages */
+    call_fn call;
+    bool has_out;  /* resolves/returns the parsed JSON result */
+    bool blocking; /* runs on the thread pool and returns a Promise */
+} method_spec;
+
+typedef struct async_op async_op;
+
+/* Builds the resolution value on the JS thread (NULL: exception pending). */
+typedef napi_value (*done_fn)(napi_env env, async_op *op);
+
+struct async_op {
+    napi_async_work work;
+    napi_deferred deferred;
+    const method_spec *spec;
+    void *handle;
+    char *a[MAX_ARGS];
+    ctx_wrap *cw;     /* pinned: its close waits for us */
+    session_wrap *sw; /* likewise, may be NULL */
+    napi_ref keep;    /* the JS object behind cw/sw */
+    done_fn done;     /* NULL: resolve with the parsed JSON or undefined */
+    /* Results, written on the worker thread. */
+    int rc;
+    char *out;
+    integ_ctx *out_ctx; /* a context opened on the worker (Context.open) */
+    char errmsg[ERRMSG_MAX];
+};
+
+static void op_free(napi_env env, async_op *op)
+{
+    for (int i = 0; i < MAX_ARGS; i++)
+        free_secret(op->a[i]);
+    integ_free(op->out);
+    integ_ctx_close(op->out_ctx); /* opened but never adopted */
+    if (op->keep)
+        napi_delete_reference(env, op->keep);
+    if (op->work)
+        napi_delete_async_work(env, op->work);
+    free(op);
+}
+
+/* Worker thread: no N-API calls allowed here. */
+static void op_execute(napi_env env, void *data)
+{
+    (void)env;
+    async_op *op = data;
+    op->rc = op->spec->call(op->handle, op->a, op->spec->has_out ? &op->out : NULL);
+    if (op->rc != INTEG_OK)
+        snprintf(op->errmsg, sizeof op->errmsg, "%s", integ_errmsg());
+}
+
+static void op_complete(napi_env env, napi_status status, void *data)
+{
+    async_op *op = data;
+    if (op->sw) {
+        op->sw->busy--;
+        sw_maybe_close(op->sw);
+        if (op->sw->finalized && op->sw->busy == 0)
+            free(op->sw);
+        op->sw = NULL;
+    }
+    if (op->cw) {
+        op->cw->busy--;
+        cw_maybe_close(op->cw);
+    }
+    napi_value value = NULL;
+    bool ok = false;
+    if (status == napi_cancelled) {
+        value = make_error(env, INTEG_ECANCELED, "the call was canceled before it started");
+    } else if (op->rc != INTEG_OK) {
+        value = make_error(env, op->rc, op->errmsg);
+    } else if (op->done) {
+        value = op->done(env, op);
+        ok = value != NULL;
+    } else if (op->out) {
+        value = parse_json(env, op->out);
+        ok = value != NULL;
+    } else {
+        value = undefined(env);
+        ok = true;
+    }
+    if (!value) {
+        /* Building the value threw: reject with that exception. */
+        ok = false;
+        if (napi_get_and_clear_last_exception(env, &value) != napi_ok || !value)
+            value = undefined(env);
+    }
+    if (ok)
+        napi_resolve_deferred(env, op->deferred, value);
+    else
+        napi_reject_deferred(env, op->deferred, value);
+    if (op->cw)
+        cw_unref(env, op->cw);
+    op_free(env, op);
+}
+
+/* Queue `op` (handle, args and spec filled in) and return its Promise.
+ * Takes ownership of op in every case. */
+static napi_value op_queue(napi_env env, async_op *op, napi_value keep_obj)
+{
+    napi_value promise = NULL, name;
+    if (keep_obj && napi_create_reference(env, keep_obj, 1, &op->keep) != napi_ok)
+        goto fail;
+    if (napi_create_promise(env, &op->deferred, &promise) != napi_ok ||
+        napi_create_string_utf8(env, op->spec->name, NAPI_AUTO_LENGTH, &name) != napi_ok ||
+        napi_create_async_work(env, NULL, name, op_execute, op_complete, op, &op->work) != napi_ok)
+        goto fail;
+    if (op->cw) {
+        op->cw->refs++;
+        op->cw->busy++;
+    }
+    if (op->sw)
+        op->sw->busy++;
+    if (napi_queue_async_work(env, op->work) != napi_ok) {
+        if (op->cw) {
+            op->cw->busy--;
+            op->cw->refs--;
+        }
+        if (op->sw)
+            op->sw->busy--;
+        goto fail;
+    }
+    return promise;
+fail:
+    throw_napi_failure(env, "queueing async work");
+    /* A created deferred cannot be dropped silently: settle it. */
+    if (op->deferred) {
+        napi_value exc;
+        if (napi_get_and_clear_last_exception(env, &exc) == napi_ok) {
+            napi_reject_deferred(env, op->deferred, exc);
+            op_free(env, op);
+            return promise;
+        }
+    }
+    op_free(env, op);
+    return NULL;
+}
+
+/* Convert argv per spec into a[]; -1 with an exception pending on error. */
+static int convert_args(napi_env env, const method_spec *spec, napi_value *argv, char **a)
+{
+    for (size_t i = 0; spec->args[i]; i++) {
+        int rc = spec->args[i] == 's' ? arg_string(env, argv[i], spec->arg_names[i], &a[i])
+                                      : arg_json(env, argv[i], spec->arg_names[i], &a[i]);
+        if (rc) {
+            for (size_t j = 0; j < i; j++) {
+                free_secret(a[j]);
+                a[j] = NULL;
+            }
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The shared body of every table-driven method, on a Context or Session:
+ * resolve `this`, convert arguments (which may run user toJSON code, so
+ * the open check comes after), then call now or queue as async work. */
+static napi_value dispatch(napi_env env, napi_callback_info info, bool on_session)
+{
+    size_t argc = MAX_ARGS;
+    napi_value argv[MAX_ARGS], self;
+    void *data = NULL;
+    NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, &data));
+    const method_spec *spec = data;
+    addon *ad = get_addon(env);
+    if (check_not_in_callback(env, ad))
+        return NULL;
+    void *wrapped = NULL;
+    if (napi_unwrap(env, self, &wrapped) != napi_ok || !wrapped) {
+        napi_throw_type_error(env, NULL,
+                              on_session ? "not a Session object" : "not a Context object");
+        return NULL;
+    }
+    session_wrap *sw = on_session ? wrapped : NULL;
+    ctx_wrap *cw = on_session ? sw->cw : wrapped;
+
+    char *a[MAX_ARGS] = {0};
+    if (convert_args(env, spec, argv, a))
+        return NULL;
+    void *handle = on_session ? (void *)(sw->closed ? NULL : sw->s)
+                              : (void *)(cw->closed ? NULL : cw->ctx);
+    if (!handle || (sw && sw->busy)) {
+        for (int i = 0; i < MAX_ARGS; i++)
+            free_secret(a[i]);
+        if (handle)
+            throw_code(env, INTEG_ECONFLICT,
+                       "session: an asynchronous call is still running on this session");
+        else
+            throw_code(env, INTEG_EINVAL,
+                       on_session ? "session: the session is closed" : "ctx: the context is closed");
+        return NULL;
+    }
+
+    if (spec->blocking) {
+        async_op *op = calloc(1, sizeof *op);
+        if (!op) {
+            for (int i = 0; i < MAX_ARGS; i++)
+                free_secret(a[i]);
+            throw_code(env, INTEG_ENOMEM, "out of memory");
+            return NULL;
+        }
+        op->spec = spec;
+        op->handle = handle;
+        memcpy(op->a, a, sizeof a);
+        op->cw = cw;
+        op->sw = sw;
+        return op_queue(env, op, self);
+    }
+
+    char *out = NULL;
+    int rc = spec->call(handle, a, spec->has_out ? &out : NULL);
+    /* Copy the message before anything else can run on this thread. */
+    char errmsg[ERRMSG_MAX] = "";
+    if (rc != INTEG_OK)
+        snprintf(errmsg, sizeof errmsg, "%s", integ_errmsg());
+    for (int i = 0; i < MAX_ARGS; i++)
+        free_secret(a[i]);
+    if (rethrow_perm_exception(env, cw)) {
+        integ_free(out);
+        return NULL;
+    }
+    if (rc != INTEG_OK) {
+        integ_free(out);
+        throw_code(env, rc, errmsg);
+        return NULL;
+    }
+    if (!out)
+        return undefined(env);
+    napi_value result = parse_json(env, out);
+    integ_free(out);
+    return result;
+}
+
+/* A Promise-returning method reports every failure, argument errors
+ * included, as a rejection: callers then need only one error path. */
+static napi_value reject_pending(napi_env env)
+{
+    bool pending = false;
+    napi_value exc, promise;
+    napi_deferred deferred;
+    /* Most N-API calls refuse to run while an exception is pending, so
+     * take it first; if the promise cannot be made, throw it again. */
+    if (napi_is_exception_pending(env, &pending) != napi_ok || !pending ||
+        napi_get_and_clear_last_exception(env, &exc) != napi_ok)
+        return NULL;
+    if (napi_create_promise(env, &deferred, &promise) != napi_ok) {
+        napi_throw(env, exc);
+        return NULL;
+    }
+    napi_reject_deferred(env, deferred, exc);
+    return promise;
+}
+
+static napi_value dispatch_outer(napi_env env, napi_callback_info info, bool on_session)
+{
+    void *data = NULL;
+    size_t argc = 0;
+    NAPI_CALL(env, napi_get_cb_info(env, info, &argc, NULL, NULL, &data));
+    const method_spec *spec = data;
+    napi_value r = dispatch(env, info, on_session);
+    return r || !spec->blocking ? r : reject_pending(env);
+}
+
+static napi_value ctx_dispatch(napi_env env, napi_callback_info info)
+{
+    return dispatch_outer(env, info, false);
+}
+
+static napi_value session_dispatch(napi_env env, napi_callback_info info)
+{
+    return dispatch_outer(env, info, true);
+}
+
+/* ------------------------------------------------------------------------
+ * The method tables: adding a library call is a call_fn plus one row.
+ * ---------------------------------------------------------------------- */
+
+static int c_definitions_list(void *h, char *const *a, char **out)
+{
+    return integ_definitions_list(h, a[0], out);
+}
+static int c_definition_get(void *h, char *const *a, char **out)
+{
+    return integ_definition_get(h, a[0], out);
+}
+static int c_definition_register(void *h, char *const *a, char **out)
+{
+    return integ_definition_register(h, a[0], out);
+}
+static int c_set_app_credentials(void *h, char *const *a, char **out)
+{
+    (void)out;
+    return integ_definition_set_app_credentials(h, a[0], a[1]);
+}
+static int c_rotate_master_key(void *h, char *const *a, char **out)
+{
+    (void)out;
+    return integ_ctx_rotate_master_key(h, a[0]);
+}
+
+static int c_integration_create(void *h, char *const *a, char **out)
+{
+    return integ_integration_create(h, a[0], out);
+}
+static int c_integration_get(void *h, char *const *a, char **out)
+{
+    return integ_integration_get(h, a[0], out);
+}
+static int c_integrations_list(void *h, char *const *a, char **out)
+{
+    return integ_integrations_list(h, a[0], out);
+}
+static int c_integration_update(void *h, char *const *a, char **out)
+{
+    return integ_integration_update(h, a[0], a[1], out);
+}
+static int c_integration_set_credentials(void *h, char *const *a, char **out)
+{
+    (void)out;
+    return integ_integration_set_credentials(h, a[0], a[1]);
+}
+static int c_integration_delete(void *h, char *const *a, char **out)
+{
+    (void)out;
+    return integ_integration_delete(h, a[0]);
+}
+static int c_audit_list(void *h, char *const *a, char **out)
+{
+    return integ_audit_list(h, a[0], out);
+}
+
+static const char *const N_FILTER[] = {"filter"};
+static const char *const N_KEY[] = {"key"};
+static const char *const N_MANIFEST[] = {"manifest"};
+static const char *const N_KEY_CREDS[] = {"key", "credentials"};
+static const char *const N_NEW_KEY[] = {"newKey"};
+static const char *const N_REQUEST[] = {"request"};
+static const char *const N_ID[] = {"id"};
+static const char *const N_ID_PATCH[] = {"id", "patch"};
+static const char *const N_ID_CREDS[] = {"id", "credentials"};
+
+static const method_spec CTX_METHODS[] = {
+    {"definitions", "j", N_FILTER, c_definitions_list, true, false},
+    {"definition", "s", N_KEY, c_definition_get, true, false},
+    {"registerDefinition", "j", N_MANIFEST, c_definition_register, true, false},
+    {"setAppCredentials", "sj", N_KEY_CREDS, c_set_app_credentials, false, false},
+    {"rotateMasterKey", "s", N_NEW_KEY, c_rotate_master_key, false, true},
+};
+
+static const method_spec SESSION_METHODS[] = {
+    {"createIntegration", "j", N_REQUEST, c_integration_create, true, false},
+    {"integration", "s", N_ID, c_integration_get, true, false},
+    {"integrations", "j", N_FILTER, c_integrations_list, true, false},
+    {"updateIntegration", "sj", N_ID_PATCH, c_integration_update, true, false},
+    {"setCredentials", "sj", N_ID_CREDS, c_integration_set_credentials, false, false},
+    {"deleteIntegration", "s", N_ID, c_integration_delete, false, false},
+    {"audit", "j", N_FILTER, c_audit_list, true, false},
+};
+
+#define COUNT(a) (sizeof(a) / sizeof *(a))
+
+/* ------------------------------------------------------------------------
+ * Context
+ * ---------------------------------------------------------------------- */
+
+static napi_value ctx_constructor(napi_env env, napi_callback_info info)
+{
+    size_t argc = 1;
+    napi_value argv[1], self, target;
+    NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, &self, NULL));
+    NAPI_CALL(env, napi_get_new_target(env, info, &target));
+    if (!target) {
+        napi_throw_type_error(env, NULL, "Class constructor Context cannot be invoked without 'new'");
+        return NULL;
+    }
+    addon *ad = get_addon(env);
+    integ_ctx *ctx = ad->adopt_ctx; /* from Context.open */
+    ad->adopt_ctx = NULL;
+    if (!ctx) {
+        if (check_not_in_callback(env, ad))
+            return NULL;
+        char *options = NULL;
+        if (arg_json(env, argv[0], "options", &options))
+            return NULL;
+        int rc = integ_ctx_open(&ctx, options);
+        char errmsg[ERRMSG_MAX];
+        snprintf(errmsg, sizeof errmsg, "%s", integ_errmsg());
+        free_secret(options);
+        if (rc != INTEG_OK) {
+            throw_code(env, rc, errmsg);
+            return NULL;
+        }
+    }
+    ctx_wrap *cw = calloc(1, sizeof *cw);
+    if (!cw) {
+        integ_ctx_close(ctx);
+        throw_code(env, INTEG_ENOMEM, "out of memory");
+        return NULL;
+    }
+    cw->env = env;
+    cw->ad = ad;
+    cw->ctx = ctx;
+    cw->refs = 1;
+    if (napi_wrap(env, self, cw, ctx_finalize, NULL, NULL) != napi_ok) {
+        integ_ctx_close(ctx);
+        free(cw);
+        throw_napi_failure(env, "napi_wrap");
+        return NULL;
+    }
+    return self;
+}
+
+static ctx_wrap *ctx_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv,
+                          napi_value *self)
+{
+    napi_value me;
+    if (napi_get_cb_info(env, info, argc, argv, &me, NULL) != napi_ok) {
+        throw_napi_failure(env, "napi_get_cb_info");
+        return NULL;
+    }
+    if (self)
+        *self = me;
+    void *w = NULL;
+    if (napi_unwrap(env, me, &w) != napi_ok || !w) {
+        napi_throw_type_error(env, NULL, "not a Context object");
+        return NULL;
+    }
+    return w;
+}
+
+static napi_value ctx_close(napi_env env, napi_callback_info info)
+{
+    size_t argc = 0;
+    ctx_wrap *cw = ctx_this(env, info, &argc, NULL, NULL);
+    if (!cw || check_not_in_callback(env, cw->ad))
+        return NULL;
+    cw->closed = true;
+    cw_maybe_close(cw); /* sessions keep the C context alive as needed */
+    return undefined(env);
+}
+
+static napi_value ctx_closed_getter(napi_env env, napi_callback_info info)
+{
+    size_t argc = 0;
+    ctx_wrap *cw = ctx_this(env, info, &argc, NULL, NULL);
+    if (!cw)
+        return NULL;
+    napi_value b;
+    NAPI_CALL(env, napi_get_boolean(env, cw->closed, &b));
+    return b;
+}
+
+static napi_value ctx_set_permission_callback(napi_env env, napi_callback_info info)
+{
+    size_t argc = 1;
+    napi_value argv[1];
+    ctx_wrap *cw = ctx_this(env, info, &argc, argv, NULL);
+    if (!cw || check_not_in_callback(env, cw->ad))
+        return NULL;
+    napi_valuetype t;
+    NAPI_CALL(env, napi_typeof(env, argv[0], &t));
+    if (t != napi_function && t != napi_null && t != napi_undefined) {
+        throw_inval(env, "%s: must be a function or null", "fn");
+        return NULL;
+    }
+    if (cw->closed || !cw->ctx) {
+        throw_code(env, INTEG_EINVAL, "ctx: the context is closed");
+        return NULL;
+    }
+    napi_ref ref = NULL;
+    if (t == napi_function)
+        NAPI_CALL(env, napi_create_reference(env, argv[0], 1, &ref));
+    int rc = ref ? integ_ctx_set_permission_cb(cw->ctx, perm_trampoline, cw)
+                 : integ_ctx_set_permission_cb(cw->ctx, NULL, NULL);
+    if (rc != INTEG_OK) {
+        char errmsg[ERRMSG_MAX];
+        snprintf(errmsg, sizeof errmsg, "%s", integ_errmsg());
+        if (ref)
+            napi_delete_reference(env, ref);
+        throw_code(env, rc, errmsg);
+        return NULL;
+    }
+    if (cw->perm_fn)
+        napi_delete_reference(env, cw->perm_fn);
+    cw->perm_fn = ref;
+    return undefined(env);
+}
+
+static napi_value ctx_session(napi_env env, napi_callback_info info)
+{
+    size_t argc = 3;
+    napi_value argv[3], self;
+    ctx_wrap *cw = ctx_this(env, info, &argc, argv, &self);
+    if (!cw || check_not_in_callback(env, cw->ad))
+        return NULL;
+    static const char *const names[] = {"tenantId", "userId", "roles"};
+    static const method_spec spec = {"session", "ssj", names, NULL, false, false};
+    char *a[MAX_ARGS] = {0};
+    if (convert_args(env, &spec, argv, a))
+        return NULL;
+    int rc = INTEG_EINVAL;
+    char errmsg[ERRMSG_MAX] = "ctx: the context is closed";
+    integ_session *s = NULL;
+    if (!cw->closed && cw->ctx) {
+        rc = integ_session_open(&s, cw->ctx, a[0], a[1], a[2]);
+        if (rc != INTEG_OK)
+            snprintf(errmsg, sizeof errmsg, "%s", integ_errmsg());
+    }
+    for (int i = 0; i < MAX_ARGS; i++)
+        free_secret(a[i]);
+    if (rc != INTEG_OK) {
+        throw_code(env, rc, errmsg);
+        return NULL;
+    }
+    addon *ad = cw->ad;
+    napi_value ctor, obj;
+    if (napi_get_reference_value(env, ad->session_ctor, &ctor) != napi_ok) {
+        integ_session_close(s);
+        throw_napi_failure(env, "napi_get_reference_value");
+        return NULL;
+    }
+    ad->adopt_session = s;
+    ad->adopt_cw = cw;
+    napi_status st = napi_new_instance(env, ctor, 0, NULL, &obj);
+    if (ad->adopt_session) { /* the constructor never took it */
+        integ_session_close(ad->adopt_session);
+        ad->adopt_session = NULL;
+        ad->adopt_cw = NULL;
+    }
+    if (st != napi_ok) {
+        throw_napi_failure(env, "napi_new_instance");
+        return NULL;
+    }
+    session_wrap *sw = NULL;
+    NAPI_CALL(env, napi_unwrap(env, obj, (void **)&sw));
+    NAPI_CALL(env, napi_create_reference(env, self, 1, &sw->ctx_obj));
+    napi_property_descriptor props[] = {
+        {"tenantId", NULL, NULL, NULL, NULL, argv[0], napi_enumerable, NULL},
+        {"userId", NULL, NULL, NULL, NULL, argv[1], napi_enumerable, NULL},
+    };
+    NAPI_CALL(env, napi_define_properties(env, obj, COUNT(props), props));
+    return obj;
+}
+
+/* Context.open(options): open on the thread pool (store migration and the
+ * catalog load touch the disk), resolve with a Context. */
+static int c_ctx_open(void *h, char *const *a, char **out)
+{
+    (void)out;
+    async_op *op = h;
+    return integ_ctx_open(&op->out_ctx, a[0]);
+}
+
+static napi_value open_done(napi_env env, async_op *op)
+{
+    addon *ad = get_addon(env);
+    integ_ctx *ctx = op->out_ctx;
+    op->out_ctx = NULL;
+    napi_value ctor, obj;
+    if (napi_get_reference_value(env, ad->ctx_ctor, &ctor) != napi_ok) {
+        integ_ctx_close(ctx);
+        throw_napi_failure(env, "napi_get_reference_value");
+        return NULL;
+    }
+    ad->adopt_ctx = ctx;
+    napi_status st = napi_new_instance(env, ctor, 0, NULL, &obj);
+    if (ad->adopt_ctx) {
+        integ_ctx_close(ad->adopt_ctx);
+        ad->adopt_ctx = NULL;
+    }
+    if (st != napi_ok) {
+        throw_napi_failure(env, "napi_new_instance");
+        return NULL;
+    }
+    return obj;
+}
+
+static napi_value ctx_open_inner(napi_env env, napi_callback_info info)
+{
+    static const char *const names[] = {"options"};
+    static const method_spec spec = {"Context.open", "j", names, c_ctx_open, false, true};
+    size_t argc = 1;
+    napi_value argv[1];
+    NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (check_not_in_callback(env, get_addon(env)))
+        return NULL;
+    async_op *op = calloc(1, sizeof *op);
+    if (!op) {
+        throw_code(env, INTEG_ENOMEM, "out of memory");
+        return NULL;
+    }
+    if (convert_args(env, &spec, argv, op->a)) {
+        free(op);
+        return NULL;
+    }
+    op->spec = &spec;
+    op->handle = op;
+    op->done = open_done;
+    return op_queue(env, op, NULL);
+}
+
+static napi_value ctx_open_async(napi_env env, napi_callback_info info)
+{
+    napi_value r = ctx_open_inner(env, info);
+    return r ? r : reject_pending(env);
+}
+
+/* ------------------------------------------------------------------------
+ * Session
+ * ---------------------------------------------------------------------- */
+
+static napi_value session_constructor(napi_env env, napi_callback_info info)
+{
+    size_t argc = 0;
+    napi_value self;
+    NAPI_CALL(env, napi_get_cb_info(env, info, &argc, NULL, &self, NULL));
+    addon *ad = get_addon(env);
+    integ_session *s = ad->adopt_session;
+    ctx_wrap *cw = ad->adopt_cw;
+    ad->adopt_session = NULL;
+    ad->adopt_cw = NULL;
+    if (!s) {
+        throw_code(env, INTEG_EINVAL,
+                   "Session: not constructible; use ctx.session(tenantId, userId, roles)");
+        return NULL;
+    }
+    session_wrap *sw = calloc(1, sizeof *sw);
+    if (!sw) {
+        integ_session_close(s);
+        throw_code(env, INTEG_ENOMEM, "out of memory");
+        return NULL;
+    }
+    sw->cw = cw;
+    sw->s = s;
+    cw->refs++;
+    if (napi_wrap(env, self, sw, session_finalize, NULL, NULL) != napi_ok) {
+        integ_session_close(s);
+        cw->refs--;
+        free(sw);
+        throw_napi_failure(env, "napi_wrap");
+        return NULL;
+    }
+    return self;
+}
+
+static session_wrap *session_this(napi_env env, napi_callback_info info)
+{
+    size_t argc = 0;
+    napi_value me;
+    if (napi_get_cb_info(env, info, &argc, NULL, &me, NULL) != napi_ok) {
+        throw_napi_failure(env, "napi_get_cb_info");
+        return NULL;
+    }
+    void *w = NULL;
+    if (napi_unwrap(env, me, &w) != napi_ok || !w) {
+        napi_throw_type_error(env, NULL, "not a Session object");
+        return NULL;
+    }
+    return w;
+}
+
+static napi_value session_close(napi_env env, napi_callback_info info)
+{
+    session_wrap *sw = session_this(env, info);
+    if (!sw || check_not_in_callback(env, sw->cw->ad))
+        return NULL;
+    sw->closed = true;
+    sw_maybe_close(sw);
+    return undefined(env);
+}
+
+static napi_value session_closed_getter(napi_env env, napi_callback_info info)
+{
+    session_wrap *sw = session_this(env, info);
+    if (!sw)
+        return NULL;
+    napi_value b;
+    NAPI_CALL(env, napi_get_boolean(env, sw->closed, &b));
+    return b;
+}
+
+static napi_value session_context_getter(napi_env env, napi_callback_info info)
+{
+    session_wrap *sw = session_this(env, info);
+    if (!sw)
+        return NULL;
+    napi_value v = NULL;
+    if (sw->ctx_obj)
+        NAPI_CALL(env, napi_get_reference_value(env, sw->ctx_obj, &v));
+    return v ? v : undefined(env);
+}
+
+/* ------------------------------------------------------------------------
+ * Module functions
+ * ---------------------------------------------------------------------- */
+
+static napi_value fn_version(napi_env env, napi_callback_info info)
+{
+    (void)info;
+    napi_value v;
+    NAPI_CALL(env, napi_create_string_utf8(env, integ_version(), NAPI_AUTO_LENGTH, &v));
+    return v;
+}
+
+static napi_value fn_strerror(napi_env env, napi_callback_info info)
+{
+    size_t argc = 1;
+    napi_value argv[1], v;
+    NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    int32_t code = 0;
+    if (napi_get_value_int32(env, argv[0], &code) != napi_ok) {
+        throw_inval(env, "%s: must be a number", "code");
+        return NULL;
+    }
+    NAPI_CALL(env, napi_create_string_utf8(env, integ_strerror(code), NAPI_AUTO_LENGTH, &v));
+    return v;
+}
+
+static napi_value fn_generate_master_key(napi_env env, napi_callback_info info)
+{
+    (void)info;
+    char *key = NULL;
+    int rc = integ_generate_master_key(&key);
+    if (rc != INTEG_OK) {
+        char errmsg[ERRMSG_MAX];
+        snprintf(errmsg, sizeof errmsg, "%s", integ_errmsg());
+        throw_code(env, rc, errmsg);
+        return NULL;
+    }
+    napi_value v = NULL;
+    napi_status st = napi_create_string_utf8(env, key, NAPI_AUTO_LENGTH, &v);
+    explicit_bzero(key, strlen(key));
+    integ_free(key);
+    NAPI_CALL(env, st);
+    return v;
+}
+
+static napi_value fn_set_error_factory(napi_env env, napi_callback_info info)
+{
+    size_t argc = 1;
+    napi_value argv[1];
+    NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    napi_valuetype t;
+    NAPI_CALL(env, napi_typeof(env, argv[0], &t));
+    if (t != napi_function) {
+        napi_throw_type_error(env, NULL, "setErrorFactory: expects a function");
+        return NULL;
+    }
+    addon *ad = get_addon(env);
+    if (ad->error_factory)
+        napi_delete_reference(env, ad->error_factory);
+    ad->error_factory = NULL;
+    NAPI_CALL(env, napi_create_reference(env, argv[0], 1, &ad->error_factory));
+    return undefined(env);
+}
+
+/* ------------------------------------------------------------------------
+ * Module init
+ * ---------------------------------------------------------------------- */
+
+static void addon_finalize(napi_env env, void *data, void *hint)
+{
+    (void)hint;
+    addon *ad = data;
+    napi_ref refs[] = {ad->ctx_ctor, ad->session_ctor, ad->json_parse, ad->json_stringify,
+                       ad->error_factory};
+    for (size_t i = 0; i < COUNT(refs); i++)
+        if (refs[i])
+            napi_delete_reference(env, refs[i]);
+    free(ad);
+}
+
+static napi_value define_class(napi_env env, const char *name, napi_callback ctor,
+                               const method_spec *methods, size_t n_methods, napi_callback dispatcher,
+                               const napi_property_descriptor *extra, size_t n_extra)
+{
+    size_t n = n_methods + n_extra;
+    napi_property_descriptor *props = calloc(n ? n : 1, sizeof *props);
+    if (!props) {
+        napi_throw_error(env, NULL, "out of memory");
+        return NULL;
+    }
+    for (size_t i = 0; i < n_methods; i++) {
+        props[i].utf8name = methods[i].name;
+        props[i].method = dispatcher;
+        props[i].attributes = napi_default_method;
+        props[i].data = (void *)&methods[i];
+    }
+    memcpy(props + n_methods, extra, n_extra * sizeof *props);
+    napi_value cls = NULL;
+    napi_status st = napi_define_class(env, name, NAPI_AUTO_LENGTH, ctor, NULL, n, props, &cls);
+    free(props);
+    NAPI_CALL(env, st);
+    return cls;
+}
+
+NAPI_MODULE_INIT()
+{
+    addon *ad = calloc(1, sizeof *ad);
+    if (!ad) {
+        napi_throw_error(env, NULL, "out of memory");
+        return NULL;
+    }
+    ad->thread = pthread_self();
+    if (napi_set_instance_data(env, ad, addon_finalize, NULL) != napi_ok) {
+        free(ad);
+        throw_napi_failure(env, "napi_set_instance_data");
+        return NULL;
+    }
+
+    napi_value global, json, parse, stringify;
+    NAPI_CALL(env, napi_get_global(env, &global));
+    NAPI_CALL(env, napi_get_named_property(env, global, "JSON", &json));
+    NAPI_CALL(env, napi_get_named_property(env, json, "parse", &parse));
+    NAPI_CALL(env, napi_get_named_property(env, json, "stringify", &stringify));
+    NAPI_CALL(env, napi_create_reference(env, parse, 1, &ad->json_parse));
+    NAPI_CALL(env, napi_create_reference(env, stringify, 1, &ad->json_stringify));
+
+    const napi_property_descriptor ctx_extra[] = {
+        {"setPermissionCallback", NULL, ctx_set_permission_callback, NULL, NULL, NULL,
+         napi_default_method, NULL},
+        {"session", NULL, ctx_session, NULL, NULL, NULL, napi_default_method, NULL},
+        {"close", NULL, ctx_close, NULL, NULL, NULL, napi_default_method, NULL},
+        {"closed", NULL, NULL, ctx_closed_getter, NULL, NULL, napi_configurable, NULL},
+        {"open", NULL, ctx_open_async, NULL, NULL, NULL,
+         (napi_property_attributes)(napi_default_method | napi_static), NULL},
+    };
+    napi_value ctx_cls = define_class(env, "Context", ctx_constructor, CTX_METHODS,
+                                      COUNT(CTX_METHODS), ctx_dispatch, ctx_extra, COUNT(ctx_extra));
+    if (!ctx_cls)
+        return NULL;
+
+    const napi_property_descriptor session_extra[] = {
+        {"close", NULL, session_close, NULL, NULL, NULL, napi_default_method, NULL},
+        {"closed", NULL, NULL, session_closed_getter, NULL, NULL, napi_configurable, NULL},
+        {"context", NULL, NULL, session_context_getter, NULL, NULL, napi_configurable, NULL},
+    };
+    napi_value session_cls =
+        define_class(env, "Session", session_constructor, SESSION_METHODS, COUNT(SESSION_METHODS),
+                     session_dispatch, session_extra, COUNT(session_extra));
+    if (!session_cls)
+        return NULL;
+    NAPI_CALL(env, napi_create_reference(env, ctx_cls, 1, &ad->ctx_ctor));
+    NAPI_CALL(env, napi_create_reference(env, session_cls, 1, &ad->session_ctor));
+
+    const napi_property_descriptor exports_props[] = {
+        {"version", NULL, fn_version, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"strerror", NULL, fn_strerror, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"generateMasterKey", NULL, fn_generate_master_key, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"setErrorFactory", NULL, fn_set_error_factory, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"Context", NULL, NULL, NULL, NULL, ctx_cls, napi_enumerable, NULL},
+        {"Session", NULL, NULL, NULL, NULL, session_cls, napi_enumerable, NULL},
+    };
+    NAPI_CALL(env, napi_define_properties(env, exports, COUNT(exports_props), exports_props));
+    return exports;
+}
