@@ -73,7 +73,7 @@ INTEG_API int integ_audit_list(integ_session *s, const char *filter_json, char *
     }
     if (rc == INTEG_OK) {
         /* at_ms is an index column, not part of the public shape. */
-        for (size_t i = 0; i < json_object_array_length(rows); i++)
+        for (size_t i = 0; i < ig_json_len(rows); i++)
             json_object_object_del(json_object_array_get_idx(rows, i), "at_ms");
         rc = ig_json_to_string(rows, out_json);
     }

@@ -611,7 +611,7 @@ INTEG_API int integ_ctx_rotate_master_key(integ_ctx *ctx, const char *new_key_b6
     for (int kind = 1; rc == INTEG_OK && kind < INTEG_KIND_END; kind++) {
         json_object *rows = json_object_new_array();
         rc = ig_store_list(ctx, tx, (integ_store_kind)kind, NULL, rows);
-        size_t n = json_object_array_length(rows);
+        size_t n = ig_json_len(rows);
         for (size_t i = 0; rc == INTEG_OK && i < n; i++) {
             json_object *rec = json_object_array_get_idx(rows, i);
             int changed = 0;

@@ -8,6 +8,8 @@
 #include <stdatomic.h>
 
 #include "crypto.h"
+#include "http.h"
+#include "ratelimit.h"
 #include "integrations/integrations.h"
 
 struct integ_ctx {
@@ -26,11 +28,20 @@ struct integ_ctx {
     pthread_mutex_t cb_lock; /* guards the callback pointers */
     integ_permission_cb perm_cb;
     void *perm_payload;
+    const integ_entity_store *entity_store; /* NULL: the built-in one */
+    void *entity_store_payload;
 
     /* One reference for the ctx handle plus one per open session: the real
      * close happens when the count drops to zero. */
     atomic_int refs;
     atomic_int closed;
+
+    /* The HTTP transport, made on first use (so tests can set the clock
+     * first), and one rate budget per integration. */
+    pthread_mutex_t http_lock;
+    ig_http *http;
+    const ig_clock *clock;
+    struct ig_bucket_entry *buckets;
 
     /* UUIDv7 generator state: ids made through one context are strictly
      * increasing, so "newest first" holds within a millisecond too. */
@@ -46,6 +57,17 @@ struct integ_session {
 
 /* A new time-ordered id for a record made at `now_ms`. */
 void ig_ctx_new_id(integ_ctx *ctx, char out[37], int64_t now_ms);
+
+/* The context's HTTP transport (created on first use). */
+int ig_ctx_http(integ_ctx *ctx, ig_http **out);
+
+/* The rate budget of one integration, created from the manifest's
+ * rate_limit on first use; owned by the context. */
+int ig_ctx_bucket(integ_ctx *ctx, const char *integration_id, json_object *rate_limit, ig_bucket **out);
+
+/* The clock for time-dependent behaviour (tests inject one before first use). */
+const ig_clock *ig_ctx_clock(integ_ctx *ctx);
+void ig_ctx_set_clock(integ_ctx *ctx, const ig_clock *clock);
 
 /* Drop one reference; the last one destroys the context. */
 void ig_ctx_unref(integ_ctx *ctx);

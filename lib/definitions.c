@@ -44,7 +44,7 @@ int ig_definition_lookup(integ_ctx *ctx, void *tx, const char *key_or_id, json_o
     json_object *rows = json_object_new_array();
     int rc = ig_store_list(ctx, tx, INTEG_KIND_DEFINITION, q, rows);
     json_object_put(q);
-    if (rc == INTEG_OK && json_object_array_length(rows) == 0)
+    if (rc == INTEG_OK && ig_json_len(rows) == 0)
         rc = ig_err(INTEG_ENOTFOUND, "integration definition '%s' not found", key_or_id);
     if (rc == INTEG_OK)
         *out = json_object_get(json_object_array_get_idx(rows, 0));
@@ -278,7 +278,7 @@ INTEG_API int integ_definitions_list(integ_ctx *ctx, const char *filter_json, ch
     if (rc == INTEG_OK) {
         json_object_array_sort(rows, cmp_defs);
         json_object *out = json_object_new_array();
-        size_t n = json_object_array_length(rows);
+        size_t n = ig_json_len(rows);
         for (size_t i = (size_t)offset; i < n && (int64_t)(i - (size_t)offset) < limit; i++)
             json_object_array_add(out, public_definition(json_object_array_get_idx(rows, i)));
         rc = ig_json_to_string(out, out_json);

@@ -344,7 +344,7 @@ INTEG_API int integ_integrations_list(integ_session *s, const char *filter_json,
         json_object_object_add(dq, "category", json_object_get(cat));
         rc = ig_store_list(s->ctx, tx, INTEG_KIND_DEFINITION, dq, defs);
         json_object *ids = json_object_new_array();
-        for (size_t i = 0; i < json_object_array_length(defs); i++)
+        for (size_t i = 0; i < ig_json_len(defs); i++)
             json_object_array_add(ids, json_object_get(ig_json_get(json_object_array_get_idx(defs, i), "id")));
         json_object *in = json_object_new_object();
         json_object_object_add(in, "in", ids);
@@ -356,7 +356,7 @@ INTEG_API int integ_integrations_list(integ_session *s, const char *filter_json,
         else {
             /* both filters: the definition must also be in the category */
             int found = 0;
-            for (size_t i = 0; i < json_object_array_length(defs); i++)
+            for (size_t i = 0; i < ig_json_len(defs); i++)
                 found |= json_object_equal(existing, ig_json_get(json_object_array_get_idx(defs, i), "id"));
             if (!found)
                 json_object_object_add(q, "definition_id", json_object_new_string(""));
@@ -374,7 +374,7 @@ out:
     rc = ig_tx_end(s->ctx, tx, 1, rc);
     if (rc == INTEG_OK) {
         json_object *out = json_object_new_array();
-        for (size_t i = 0; i < json_object_array_length(rows); i++)
+        for (size_t i = 0; i < ig_json_len(rows); i++)
             json_object_array_add(out, public_integration(json_object_array_get_idx(rows, i)));
         rc = ig_json_to_string(out, out_json);
         json_object_put(out);

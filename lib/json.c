@@ -166,3 +166,8 @@ void ig_json_wipe_put(json_object *obj)
     wipe_strings(obj);
     json_object_put(obj);
 }
+
+size_t ig_json_len(json_object *arr)
+{
+    return json_object_is_type(arr, json_type_array) ? json_object_array_length(arr) : 0;
+}

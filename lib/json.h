@@ -26,6 +26,9 @@ json_object *ig_json_get(json_object *obj, const char *key);
  * offset >= 0. Errors name the field. */
 int ig_json_limit_offset(json_object *filter, const char *what, int64_t *limit, int64_t *offset);
 
+/* Length of an array; 0 for NULL or a non-array (json-c asserts instead). */
+size_t ig_json_len(json_object *arr);
+
 /* Deep copy. */
 json_object *ig_json_copy(json_object *obj);
 

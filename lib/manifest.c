@@ -8,6 +8,7 @@
 #include "error.h"
 #include "json.h"
 #include "manifest.h"
+#include "mapping.h"
 #include "schema.h"
 
 #define PATH_MAX_LEN 384
@@ -1147,7 +1148,7 @@ static int check_entity(vctx *v, const char *name, json_object *ent, const char 
         "headers",      "fetch_each", "result_cap",   "get",        "create",
         "update",       "delete",     "send",         "batch",      "deletes",
         "default_mapping", "notes",   "description",  NULL};
-    static const char *const mapping_fields[] = {"field_map", "transform_rules", "notes", NULL};
+    static const char *const mapping_fields[] = {"field_map", "transform_rules", "required", "reverse", "notes", NULL};
 
     for (const char *c = name; *c; c++)
         if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
@@ -1235,6 +1236,11 @@ static int check_entity(vctx *v, const char *name, json_object *ent, const char 
         json_object *tr = ig_json_get(dm, "transform_rules");
         if (tr && !is_arr(tr))
             return ig_err(INTEG_EINVAL, "%s.transform_rules: must be an array", p);
+        /* The mapping engine is the judge of paths and rules. */
+        ig_mapping *m = NULL;
+        if ((rc = ig_mapping_compile(dm, p, &m)))
+            return rc;
+        ig_mapping_free(m);
     }
     return INTEG_OK;
 }

@@ -347,8 +347,20 @@ static int conn_open(sq_store *s, sq_conn **out)
                       "PRAGMA synchronous=NORMAL;",
                       NULL, NULL, NULL);
     char mode[16] = "";
-    if (rc == SQLITE_OK && !s->memory)
-        rc = sqlite3_exec(c->db, "PRAGMA journal_mode=WAL;", journal_cb, mode, NULL);
+    if (rc == SQLITE_OK && !s->memory) {
+        /* Switching a new file to WAL needs an exclusive lock, and SQLite
+         * answers BUSY at once (no busy handler) while another process or
+         * context is opening the same file: retry within the busy timeout. */
+        for (int waited = 0;; waited += 10) {
+            rc = sqlite3_exec(c->db, "PRAGMA journal_mode=WAL;", journal_cb, mode, NULL);
+            if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED)
+                break;
+            if (waited >= IG_SQLITE_BUSY_TIMEOUT_MS)
+                break;
+            struct timespec ts = {0, 10 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    }
     if (rc != SQLITE_OK) {
         int err = db_fail(c, rc, "configure connection");
         conn_free(c);

@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "integrations/common.h"
+#include "integrations/entity_store.h"
 #include "integrations/store.h"
 
 #ifdef __cplusplus
@@ -235,6 +236,120 @@ INTEG_API int integ_integration_delete(integ_session *s, const char *id);
  * @param filter_json  NULL or {"action", "object_id", "user_id", "limit", "offset"}
  */
 INTEG_API int integ_audit_list(integ_session *s, const char *filter_json, char **out_json);
+
+
+/* ------------------------------------------------------------------------
+ * Mappings: local entity <-> remote entity (doc/mapping.md)
+ * ---------------------------------------------------------------------- */
+
+/**
+ * Create or replace the integration's mapping for a remote entity (one
+ * mapping per source_entity; putting another replaces it, keeping its id).
+ * Needs integration:admin.
+ * @param mapping_json  {"source_entity": "contacts" (an entity of the
+ *   definition), "target_entity": "contacts" (a local entity), "field_map":
+ *   {"<local path>": "<remote path>"}, "transform_rules": [...],
+ *   "required": [...], "reverse": {...}}. Validated when saved: an unknown
+ *   rule or bad path is INTEG_EINVAL naming it.
+ * @param out_json  NULL or the stored mapping {id, integration_id, ...}.
+ */
+INTEG_API int integ_mapping_put(integ_session *s, const char *integration_id, const char *mapping_json,
+                                char **out_json);
+
+/** The integration's mappings (a JSON array). */
+INTEG_API int integ_mappings_list(integ_session *s, const char *integration_id, char **out_json);
+
+/** Delete a mapping (the manifest's default mapping applies again). Needs integration:admin. */
+INTEG_API int integ_mapping_delete(integ_session *s, const char *mapping_id);
+
+/**
+ * Preview a mapping on one record without writing anything.
+ * @param direction  "pull" (remote record -> local data) or "push".
+ * @param out_json   the mapped record; a record that fails mapping is
+ *                   INTEG_EMAPPING naming the field.
+ */
+INTEG_API int integ_mapping_apply(integ_session *s, const char *mapping_id, const char *direction,
+                                  const char *record_json, char **out_json);
+
+/* ------------------------------------------------------------------------
+ * Sync
+ * ---------------------------------------------------------------------- */
+
+/**
+ * Progress of a running sync, once per committed page: {integration_id,
+ * entity, pages, records_processed, records_created, records_updated,
+ * records_skipped, records_failed, elapsed_ms, records_per_second}.
+ * Return non-zero to cancel: the sync stops after that page with status
+ * "canceled" (what was committed stays; the next run resumes from it).
+ */
+typedef int (*integ_progress_cb)(void *payload, const char *progress_json);
+
+/**
+ * Run a sync of one entity now, on the calling thread (it blocks on the
+ * network). Needs integration:admin.
+ * @param request_json {"entity": "contacts", "direction": "pull",
+ *   "filter": {"modified_since": RFC3339}, "full": false, "dry_run": false}.
+ *   Incremental by default from the last completed run's high-water mark;
+ *   "full" re-reads everything (unchanged records are still skipped by
+ *   their payload hash). An interrupted run resumes from its checkpoint.
+ *   Only one sync per integration runs at a time: a second one is
+ *   INTEG_ECONFLICT.
+ * @param cb, payload  progress callback (may be NULL).
+ * @param out_json     the result, as its sync log entry: {sync_log_id,
+ *   integration_id, entity, sync_type, trigger, status (success | partial |
+ *   error | canceled), records_processed, records_created, records_updated,
+ *   records_skipped, records_failed, conflicts, errors: [{record, code,
+ *   message}], started_at, completed_at, user_id}. Written on success and
+ *   on cancel (with INTEG_ECANCELED); on other failures the log has it.
+ */
+INTEG_API int integ_sync(integ_session *s, const char *integration_id, const char *request_json,
+                         integ_progress_cb cb, void *payload, char **out_json);
+
+/**
+ * The integration's sync log entries, newest first.
+ * @param filter_json  NULL or {"entity", "status", "limit", "offset"}
+ */
+INTEG_API int integ_sync_logs(integ_session *s, const char *integration_id, const char *filter_json,
+                              char **out_json);
+
+/**
+ * Make the definition's cheap authenticated call with the integration's
+ * credentials. Returns INTEG_OK with {"success": bool, "message": the real
+ * reason on failure, "code", "http_status"}; an error code only when the
+ * call could not be attempted (unknown id, ...).
+ */
+INTEG_API int integ_integration_test(integ_session *s, const char *id, char **out_json);
+
+/* ------------------------------------------------------------------------
+ * Local entities (the built-in entity store, or the host's: entity_store.h)
+ * ---------------------------------------------------------------------- */
+
+/**
+ * Install a host entity store (NULL restores the built-in one). The vtable
+ * must outlive the context.
+ */
+INTEG_API int integ_ctx_set_entity_store(integ_ctx *ctx, const integ_entity_store *es, void *payload);
+
+/**
+ * Records of a local entity ("contacts", ...), most recently updated first.
+ * @param filter_json  NULL or {"updated_since": RFC3339, "include_deleted":
+ *                     false, "limit", "offset"}
+ * A record reads {id, entity, data, updated_at, deleted, version}.
+ */
+INTEG_API int integ_entities_list(integ_session *s, const char *entity, const char *filter_json,
+                                  char **out_json);
+
+/** One record with its links: [{integration_id, external_id, remote_updated_at}]. */
+INTEG_API int integ_entity_get(integ_session *s, const char *entity, const char *local_id, char **out_json);
+
+/**
+ * Create ({"data": {...}}) or replace ({"id": LOCAL_ID, "data": {...}}) a
+ * record; it is marked changed for the next push. Needs integration:admin.
+ */
+INTEG_API int integ_entity_put(integ_session *s, const char *entity, const char *record_json, char **out_json);
+
+/** Soft-delete a record (it reads back with "deleted": true). Needs integration:admin. */
+INTEG_API int integ_entity_delete(integ_session *s, const char *entity, const char *local_id);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,919 @@
+/* The built-in REST engine: runs a manifest's requests (doc/manifest.md)
+ * for one tenant integration. */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "definitions.h"
+#include "engine.h"
+#include "error.h"
+#include "json.h"
+#include "template.h"
+#include "util.h"
+
+#define MAX_HEADERS 32
+
+/* ---- connection ---------------------------------------------------------- */
+
+struct lookup_ctx {
+    ig_conn *c;
+    json_object *since; /* rendered watermark */
+    json_object *id;
+};
+
+static json_object *conn_lookup(void *payload, const char *ns, const char *name)
+{
+    struct lookup_ctx *l = payload;
+    if (!strcmp(ns, "config"))
+        return name ? ig_json_get(l->c->config, name) : NULL;
+    if (!strcmp(ns, "credentials"))
+        return name ? ig_json_get(l->c->credentials, name) : NULL;
+    if (!strcmp(ns, "since"))
+        return l->since;
+    if (!strcmp(ns, "id"))
+        return l->id;
+    return NULL; /* token/session placeholders: filled by the auth flows */
+}
+
+static int resolve_base_url(ig_conn *c)
+{
+    const char *key = ig_json_str(c->definition, "key");
+    json_object *ovr = ig_json_get(ig_json_get(c->ctx->options, "base_url_overrides"), key);
+    if (json_object_is_type(ovr, json_type_string)) {
+        c->base_url = strdup(json_object_get_string(ovr));
+        return c->base_url ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
+    }
+    if (ig_json_str(ovr, "api")) {
+        c->base_url = strdup(ig_json_str(ovr, "api"));
+        return c->base_url ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
+    }
+    const char *tmpl = ig_json_str(c->method, "base_url");
+    if (!tmpl)
+        tmpl = ig_json_str(c->manifest, "base_url");
+    struct lookup_ctx l = {c, NULL, NULL};
+    int missing = 0;
+    int rc = ig_tmpl_render(tmpl, conn_lookup, &l, &c->base_url, &missing);
+    if (rc == INTEG_OK && missing)
+        return ig_err(INTEG_EINVAL, "integration %s: base URL '%s' needs a config value or "
+                      "credential that is not set", ig_json_str(c->integration, "id"), tmpl);
+    return rc;
+}
+
+int ig_conn_open(integ_ctx *ctx, const char *tenant_id, const char *integration_id, ig_conn **out)
+{
+    *out = NULL;
+    ig_conn *c = calloc(1, sizeof *c);
+    if (!c || !(c->tenant_id = strdup(tenant_id))) {
+        free(c);
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    }
+    c->ctx = ctx;
+    void *tx = NULL;
+    int rc = ig_tx_begin(ctx, 0, &tx);
+    if (rc == INTEG_OK) {
+        rc = ig_store_get(ctx, tx, INTEG_KIND_INTEGRATION, tenant_id, integration_id, &c->integration);
+        if (rc == INTEG_ENOTFOUND)
+            rc = ig_err(rc, "integration '%s' not found", integration_id);
+        if (rc == INTEG_OK)
+            rc = ig_definition_lookup(ctx, tx, ig_json_str(c->integration, "definition_id"), &c->definition);
+        rc = ig_tx_end(ctx, tx, 1, rc);
+    }
+    if (rc) {
+        ig_conn_close(c);
+        return rc;
+    }
+    c->manifest = ig_json_get(c->definition, "manifest");
+    c->config = ig_json_get(c->integration, "config");
+    c->auth_type = ig_json_str(c->integration, "auth_type");
+    c->method = ig_json_get(ig_json_get(ig_json_get(c->manifest, "auth"), "methods"),
+                            c->auth_type ? c->auth_type : "");
+    const char *sealed = ig_json_str(c->integration, "credentials_sealed");
+    if (sealed) {
+        char *plain = NULL;
+        size_t len = 0;
+        rc = ig_ctx_open_sealed(ctx, tenant_id, integration_id, "credentials", sealed, &plain, &len);
+        if (rc == INTEG_OK) {
+            c->credentials = json_tokener_parse(plain);
+            ig_free_secret(plain, len);
+            if (!c->credentials)
+                rc = ig_err(INTEG_ECRYPTO, "credentials of integration '%s' are not valid JSON", integration_id);
+        }
+    }
+    if (rc == INTEG_OK)
+        rc = resolve_base_url(c);
+    if (rc == INTEG_OK)
+        rc = ig_ctx_bucket(ctx, integration_id, ig_json_get(c->manifest, "rate_limit"), &c->bucket);
+    if (rc) {
+        ig_conn_close(c);
+        return rc;
+    }
+    *out = c;
+    return INTEG_OK;
+}
+
+void ig_conn_close(ig_conn *c)
+{
+    if (!c)
+        return;
+    ig_json_wipe_put(c->credentials);
+    json_object_put(c->integration);
+    json_object_put(c->definition);
+    free(c->base_url);
+    free(c->tenant_id);
+    free(c);
+}
+
+json_object *ig_conn_entity(ig_conn *c, const char *entity)
+{
+    json_object *e = ig_json_get(ig_json_get(c->manifest, "entities"), entity);
+    if (!e)
+        ig_err(INTEG_EINVAL, "entity '%s' is not an entity of %s", entity,
+               ig_json_str(c->definition, "key"));
+    return e;
+}
+
+/* ---- time ---------------------------------------------------------------- */
+
+int64_t ig_remote_time_ms(json_object *v, const char *format)
+{
+    if (!v)
+        return -1;
+    if (!format)
+        format = "rfc3339";
+    if (!strcmp(format, "epoch_s") || !strcmp(format, "epoch_ms")) {
+        double d;
+        if (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double))
+            d = json_object_get_double(v);
+        else if (json_object_is_type(v, json_type_string))
+            d = strtod(json_object_get_string(v), NULL);
+        else
+            return -1;
+        return (int64_t)(!strcmp(format, "epoch_s") ? d * 1000.0 : d);
+    }
+    if (!json_object_is_type(v, json_type_string))
+        return -1;
+    const char *s = json_object_get_string(v);
+    int64_t ms = -1;
+    if (!strcmp(format, "odata_v2_date")) {
+        const char *p = strstr(s, "/Date(");
+        return p ? strtoll(p + 6, NULL, 10) : -1;
+    }
+    char buf[64];
+    if (!strcmp(format, "date")) {
+        snprintf(buf, sizeof buf, "%.10sT00:00:00Z", s);
+    } else if (!strcmp(format, "iso_local") || !strcmp(format, "sql_datetime")) {
+        snprintf(buf, sizeof buf, "%.40sZ", s);
+        if (strlen(buf) > 10 && buf[10] == ' ')
+            buf[10] = 'T';
+    } else {
+        snprintf(buf, sizeof buf, "%.60s", s);
+    }
+    if (ig_parse_rfc3339(buf, &ms) != 0)
+        return -1;
+    return ms;
+}
+
+/* The watermark rendered as the manifest's format wants it. */
+static json_object *render_since(int64_t ms, const char *format)
+{
+    char buf[40];
+    if (!format)
+        format = "rfc3339";
+    if (!strcmp(format, "epoch_s"))
+        return json_object_new_int64(ms / 1000);
+    if (!strcmp(format, "epoch_ms"))
+        return json_object_new_int64(ms);
+    ig_rfc3339(buf, ms, 0);
+    if (!strcmp(format, "date"))
+        buf[10] = '\0';
+    else if (!strcmp(format, "iso_local"))
+        buf[19] = '\0';
+    else if (!strcmp(format, "sql_datetime")) {
+        buf[10] = ' ';
+        buf[19] = '\0';
+    } else if (!strcmp(format, "odata_v2_date")) {
+        snprintf(buf, sizeof buf, "/Date(%lld)/", (long long)ms);
+    }
+    return json_object_new_string(buf);
+}
+
+int ig_record_id(json_object *record, const char *id_field, char *buf, size_t cap)
+{
+    json_object *v = ig_json_get(record, id_field ? id_field : "id");
+    if (json_object_is_type(v, json_type_string) && json_object_get_string_len(v) > 0) {
+        if ((size_t)json_object_get_string_len(v) >= cap)
+            return -1;
+        memcpy(buf, json_object_get_string(v), (size_t)json_object_get_string_len(v) + 1);
+        return 0;
+    }
+    if (json_object_is_type(v, json_type_int)) {
+        snprintf(buf, cap, "%lld", (long long)json_object_get_int64(v));
+        return 0;
+    }
+    return -1;
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+/* A request being built: owned strings for headers, URL, body. */
+struct req {
+    char *names[MAX_HEADERS];
+    char *values[MAX_HEADERS];
+    size_t n;
+    ig_url *url;
+    char *body;
+    size_t body_len;
+    const char *method;
+};
+
+static void req_free(struct req *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->names[i]);
+        if (r->values[i])
+            ig_free_secret(r->values[i], strlen(r->values[i]));
+    }
+    ig_url_free(r->url);
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+static int req_header(struct req *r, const char *name, const char *value)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        if (!strcasecmp(r->names[i], name)) {
+            ig_free_secret(r->values[i], strlen(r->values[i]));
+            r->values[i] = strdup(value);
+            return r->values[i] ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
+        }
+    }
+    if (r->n == MAX_HEADERS)
+        return ig_err(INTEG_EINVAL, "too many request headers");
+    r->names[r->n] = strdup(name);
+    r->values[r->n] = strdup(value);
+    r->n++;
+    return r->names[r->n - 1] && r->values[r->n - 1] ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
+}
+
+static int add_headers(struct req *r, json_object *headers, struct lookup_ctx *l)
+{
+    if (!json_object_is_type(headers, json_type_object))
+        return INTEG_OK;
+    json_object_object_foreach(headers, k, v)
+    {
+        if (!json_object_is_type(v, json_type_string))
+            continue;
+        char *val = NULL;
+        int missing = 0;
+        int rc = ig_tmpl_render(json_object_get_string(v), conn_lookup, l, &val, &missing);
+        if (rc)
+            return rc;
+        if (!missing)
+            rc = req_header(r, k, val);
+        free(val);
+        if (rc)
+            return rc;
+    }
+    return INTEG_OK;
+}
+
+static int add_query(struct req *r, json_object *query, struct lookup_ctx *l)
+{
+    if (!json_object_is_type(query, json_type_object))
+        return INTEG_OK;
+    json_object_object_foreach(query, k, v)
+    {
+        char *val = NULL;
+        int missing = 0, rc;
+        if (json_object_is_type(v, json_type_string))
+            rc = ig_tmpl_render(json_object_get_string(v), conn_lookup, l, &val, &missing);
+        else
+            rc = (val = strdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN)))
+                     ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
+        if (rc)
+            return rc;
+        if (!missing)
+            rc = ig_url_set_query(r->url, k, val);
+        free(val);
+        if (rc)
+            return rc;
+    }
+    return INTEG_OK;
+}
+
+static int apply_one_auth(struct req *r, json_object *a, struct lookup_ctx *l)
+{
+    const char *in = ig_json_str(a, "in");
+    int missing = 0, rc;
+    char *val = NULL;
+    if (!in || !strcmp(in, "basic")) {
+        char *user = NULL, *pass = NULL;
+        int m1 = 0, m2 = 0;
+        rc = ig_tmpl_render(ig_json_str(a, "username") ? ig_json_str(a, "username") : "", conn_lookup, l, &user, &m1);
+        if (rc == INTEG_OK)
+            rc = ig_tmpl_render(ig_json_str(a, "password") ? ig_json_str(a, "password") : "", conn_lookup, l, &pass, &m2);
+        if (rc == INTEG_OK && !m1) {
+            size_t n = strlen(user) + 1 + strlen(pass);
+            char *joined = malloc(n + 1);
+            if (!joined) {
+                rc = ig_err(INTEG_ENOMEM, "out of memory");
+            } else {
+                snprintf(joined, n + 1, "%s:%s", user, pass);
+                char *b64 = ig_b64_encode((unsigned char *)joined, n);
+                ig_free_secret(joined, n);
+                size_t hl = strlen(b64 ? b64 : "") + 7;
+                char *hv = b64 ? malloc(hl) : NULL;
+                if (hv) {
+                    snprintf(hv, hl, "Basic %s", b64);
+                    rc = req_header(r, "Authorization", hv);
+                    ig_free_secret(hv, strlen(hv));
+                } else {
+                    rc = ig_err(INTEG_ENOMEM, "out of memory");
+                }
+                if (b64)
+                    ig_free_secret(b64, strlen(b64));
+            }
+        }
+        if (user)
+            ig_free_secret(user, strlen(user));
+        if (pass)
+            ig_free_secret(pass, strlen(pass));
+        return rc;
+    }
+    rc = ig_tmpl_render(ig_json_str(a, "value") ? ig_json_str(a, "value") : "", conn_lookup, l, &val, &missing);
+    if (rc)
+        return rc;
+    if (missing) {
+        ig_free_secret(val, strlen(val));
+        return INTEG_OK; /* no credential: the request goes without, the remote says 401 */
+    }
+    const char *prefix = ig_json_str(a, "prefix") ? ig_json_str(a, "prefix") : "";
+    const char *name = ig_json_str(a, "name") ? ig_json_str(a, "name") : "Authorization";
+    size_t n = strlen(prefix) + strlen(val) + 1;
+    char *full = malloc(n);
+    if (!full) {
+        ig_free_secret(val, strlen(val));
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    }
+    snprintf(full, n, "%s%s", prefix, val);
+    if (!strcmp(in, "header")) {
+        rc = req_header(r, name, full);
+    } else if (!strcmp(in, "query")) {
+        rc = ig_url_set_query(r->url, name, full);
+    } else if (!strcmp(in, "cookie")) {
+        size_t cn = strlen(name) + 1 + strlen(full) + 1;
+        char *cookie = malloc(cn);
+        if (cookie) {
+            snprintf(cookie, cn, "%s=%s", name, full);
+            rc = req_header(r, "Cookie", cookie);
+            ig_free_secret(cookie, strlen(cookie));
+        } else {
+            rc = ig_err(INTEG_ENOMEM, "out of memory");
+        }
+    } else {
+        rc = ig_err(INTEG_EINVAL, "auth apply: unknown location '%s'", in);
+    }
+    ig_free_secret(full, strlen(full));
+    ig_free_secret(val, strlen(val));
+    return rc;
+}
+
+static int apply_auth(struct req *r, ig_conn *c, struct lookup_ctx *l)
+{
+    json_object *apply = ig_json_get(c->method, "apply");
+    if (!apply)
+        return INTEG_OK;
+    if (c->auth_type && (!strcmp(c->auth_type, "oauth2_client_credentials") ||
+                         !strcmp(c->auth_type, "jwt_bearer") || !strcmp(c->auth_type, "session_token")))
+        return ig_err(INTEG_EUNSUPPORTED,
+                      "auth type '%s' needs a token flow that this version does not run yet; "
+                      "store OAuth tokens (auth_type oauth2) or an API key instead",
+                      c->auth_type);
+    if (json_object_is_type(apply, json_type_array)) {
+        for (size_t i = 0; i < ig_json_len(apply); i++) {
+            int rc = apply_one_auth(r, json_object_array_get_idx(apply, i), l);
+            if (rc)
+                return rc;
+        }
+        return INTEG_OK;
+    }
+    return apply_one_auth(r, apply, l);
+}
+
+/* Start a request: URL from the base and `path` (relative, or absolute
+ * https), or `url` verbatim when following a next link. */
+static int req_begin(struct req *r, ig_conn *c, const char *method, const char *path,
+                     const char *url, struct lookup_ctx *l)
+{
+    memset(r, 0, sizeof *r);
+    r->method = method ? method : "GET";
+    int rc;
+    if (url) {
+        rc = ig_url_parse(c->base_url, &r->url);
+        if (rc == INTEG_OK)
+            rc = ig_url_resolve(r->url, url);
+    } else {
+        char *p = NULL;
+        int missing = 0;
+        rc = ig_tmpl_render(path ? path : "", conn_lookup, l, &p, &missing);
+        if (rc == INTEG_OK && missing)
+            rc = ig_err(INTEG_EINVAL, "request path '%s' needs a value that is not set", path);
+        if (rc == INTEG_OK) {
+            if (!strncmp(p, "https://", 8) || !strncmp(p, "http://", 7)) {
+                rc = ig_url_parse(p, &r->url);
+            } else {
+                rc = ig_url_parse(c->base_url, &r->url);
+                if (rc == INTEG_OK && *p)
+                    rc = ig_url_append_path(r->url, p);
+            }
+        }
+        free(p);
+    }
+    if (rc == INTEG_OK)
+        rc = req_header(r, "Accept", "application/json");
+    if (rc == INTEG_OK)
+        rc = add_headers(r, ig_json_get(c->manifest, "headers"), l);
+    return rc;
+}
+
+static int req_set_body(struct req *r, json_object *body)
+{
+    free(r->body);
+    r->body = NULL;
+    if (!body)
+        return INTEG_OK;
+    size_t len = 0;
+    const char *s = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    r->body = malloc(len + 1);
+    if (!r->body)
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    memcpy(r->body, s, len + 1);
+    r->body_len = len;
+    return req_header(r, "Content-Type", "application/json");
+}
+
+/* ---- classification of responses ------------------------------------------ */
+
+static ig_http_class classify(void *payload, const ig_http_response *resp)
+{
+    json_object *signals = payload;
+    for (size_t i = 0; i < ig_json_len(signals); i++) {
+        json_object *s = json_object_array_get_idx(signals, i);
+        if (ig_json_int(s, "status", 0) != resp->status)
+            continue;
+        const char *contains = ig_json_str(s, "body_contains");
+        const char *jp = ig_json_str(s, "json_path");
+        int match = 1;
+        if (contains)
+            match = resp->body && strstr(resp->body, contains) != NULL;
+        if (match && jp) {
+            json_object *doc = resp->body ? json_tokener_parse(resp->body) : NULL;
+            json_object *vals = json_object_new_array();
+            ig_jsonpath_collect(doc, jp, vals);
+            match = 0;
+            const char *eq = ig_json_str(s, "equals");
+            for (size_t k = 0; k < ig_json_len(vals); k++) {
+                json_object *v = json_object_array_get_idx(vals, k);
+                if (!eq || (json_object_is_type(v, json_type_string) && !strcmp(json_object_get_string(v), eq)))
+                    match = 1;
+            }
+            json_object_put(vals);
+            json_object_put(doc);
+        }
+        if (match)
+            return ig_json_bool(s, "retry", 1) ? IG_HTTP_RATE_LIMITED : IG_HTTP_OK;
+    }
+    if (resp->status == 429)
+        return IG_HTTP_RATE_LIMITED;
+    if (resp->status >= 500 && resp->status != 501)
+        return IG_HTTP_RETRY;
+    return IG_HTTP_OK;
+}
+
+/* A final response that matched a non-retryable rate signal. */
+static int exhausted_signal(json_object *signals, const ig_http_response *resp)
+{
+    for (size_t i = 0; i < ig_json_len(signals); i++) {
+        json_object *s = json_object_array_get_idx(signals, i);
+        if (ig_json_int(s, "status", 0) == resp->status && !ig_json_bool(s, "retry", 1) &&
+            (!ig_json_str(s, "body_contains") ||
+             (resp->body && strstr(resp->body, ig_json_str(s, "body_contains")))))
+            return 1;
+    }
+    return 0;
+}
+
+static int req_send(ig_conn *c, struct req *r, const char *what, ig_http_response *resp)
+{
+    ig_http *http = NULL;
+    int rc = ig_ctx_http(c->ctx, &http);
+    if (rc)
+        return rc;
+    char *url = NULL;
+    if ((rc = ig_url_get(r->url, &url)))
+        return rc;
+    ig_http_header hs[MAX_HEADERS];
+    for (size_t i = 0; i < r->n; i++) {
+        hs[i].name = r->names[i];
+        hs[i].value = r->values[i];
+    }
+    ig_http_request hr = {r->method, url, hs, r->n, r->body, r->body ? r->body_len : 0};
+    json_object *signals = ig_json_get(ig_json_get(c->manifest, "rate_limit"), "signals");
+    rc = ig_http_send(http, &hr, c->bucket, classify, signals, resp);
+    free(url);
+    if (rc)
+        return ig_err_prefix(rc, what);
+    if (exhausted_signal(signals, resp)) {
+        rc = ig_http_status_error(resp, what);
+        return ig_err(INTEG_ERATELIMIT, "%s (the provider's budget is exhausted)", integ_errmsg());
+    }
+    if (resp->status >= 300)
+        return ig_http_status_error(resp, what);
+    return INTEG_OK;
+}
+
+/* ---- list pages ------------------------------------------------------------ */
+
+static const char *link_next(const char *link, char *buf, size_t cap)
+{
+    /* Link: <https://...>; rel="next", <...>; rel="previous" */
+    const char *p = link;
+    while (p && *p) {
+        const char *lt = strchr(p, '<');
+        if (!lt)
+            return NULL;
+        const char *gt = strchr(lt, '>');
+        if (!gt)
+            return NULL;
+        const char *end = strchr(gt, ',');
+        size_t seg = end ? (size_t)(end - gt) : strlen(gt);
+        char params[256];
+        snprintf(params, sizeof params, "%.*s", (int)(seg < sizeof params ? seg : sizeof params - 1), gt);
+        if (strstr(params, "rel=\"next\"") || strstr(params, "rel=next")) {
+            size_t n = (size_t)(gt - lt - 1);
+            if (n >= cap)
+                return NULL;
+            memcpy(buf, lt + 1, n);
+            buf[n] = '\0';
+            return buf;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+static int set_body_path(json_object *body, const char *dotted, json_object *value)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s", dotted);
+    json_object *node = body;
+    char *save = NULL;
+    char *tok = strtok_r(path, ".", &save);
+    while (tok) {
+        char *next = strtok_r(NULL, ".", &save);
+        if (!next) {
+            json_object_object_add(node, tok, value);
+            return INTEG_OK;
+        }
+        json_object *child = ig_json_get(node, tok);
+        if (!json_object_is_type(child, json_type_object)) {
+            child = json_object_new_object();
+            json_object_object_add(node, tok, child);
+        }
+        node = child;
+        tok = next;
+    }
+    json_object_put(value);
+    return ig_err(INTEG_EINVAL, "empty body path");
+}
+
+int ig_rest_list_page(ig_conn *c, const char *entity_name, json_object *state, int64_t since_ms,
+                      ig_page *out)
+{
+    memset(out, 0, sizeof *out);
+    json_object *e = ig_conn_entity(c, entity_name);
+    if (!e)
+        return INTEG_EINVAL;
+    json_object *inc = ig_json_get(e, "incremental");
+    json_object *list = ig_json_get(e, "list");
+    if (json_object_is_type(list, json_type_boolean))
+        return ig_err(INTEG_EUNSUPPORTED, "entity '%s' of %s cannot be listed", entity_name,
+                      ig_json_str(c->definition, "key"));
+    /* Re-anchoring (result caps) moves the watermark forward inside a run. */
+    int64_t anchor = ig_json_int(state, "anchor_ms", -1);
+    if (anchor >= 0)
+        since_ms = anchor;
+    int incremental = since_ms >= 0 && inc != NULL;
+    json_object *reqdef = list;
+    const char *records_path = ig_json_str(e, "records_path");
+    json_object *pag = ig_json_get(e, "pagination");
+    if (incremental && !strcmp(ig_json_str(inc, "in") ? ig_json_str(inc, "in") : "", "request")) {
+        reqdef = ig_json_get(inc, "request");
+        if (ig_json_str(reqdef, "records_path"))
+            records_path = ig_json_str(reqdef, "records_path");
+        if (ig_json_get(reqdef, "pagination"))
+            pag = ig_json_get(reqdef, "pagination");
+    }
+    const char *ptype = ig_json_str(pag, "type") ? ig_json_str(pag, "type") : "none";
+    json_object *since_v = incremental ? render_since(since_ms, ig_json_str(inc, "format")) : NULL;
+    struct lookup_ctx l = {c, since_v, NULL};
+    struct req r;
+    ig_http_response resp = {0};
+    json_object *doc = NULL, *body = NULL;
+    char what[160];
+    snprintf(what, sizeof what, "%s %s list", ig_json_str(c->definition, "key"), entity_name);
+    const char *follow = ig_json_str(state, "url");
+    int rc = req_begin(&r, c, ig_json_str(reqdef, "method"),
+                       ig_json_str(reqdef, "path") ? ig_json_str(reqdef, "path") : ig_json_str(e, "path"),
+                       follow, &l);
+    if (rc == INTEG_OK)
+        rc = add_headers(&r, ig_json_get(e, "headers"), &l);
+    if (rc == INTEG_OK)
+        rc = add_headers(&r, ig_json_get(reqdef, "headers"), &l);
+    if (rc == INTEG_OK && !follow) {
+        rc = add_query(&r, ig_json_get(reqdef, "query"), &l);
+        if (rc == INTEG_OK && ig_json_get(reqdef, "body"))
+            rc = ig_tmpl_render_json(ig_json_get(reqdef, "body"), conn_lookup, &l, &body);
+        const char *in = ig_json_str(inc, "in");
+        if (rc == INTEG_OK && incremental && in) {
+            const char *param = ig_json_str(inc, "param");
+            const char *tmpl = ig_json_str(inc, "template") ? ig_json_str(inc, "template") : "{since}";
+            char *val = NULL;
+            int missing = 0;
+            if (!strcmp(in, "query") || !strcmp(in, "filter") || !strcmp(in, "body"))
+                rc = ig_tmpl_render(tmpl, conn_lookup, &l, &val, &missing);
+            if (rc == INTEG_OK && !strcmp(in, "query")) {
+                if (param)
+                    rc = ig_url_set_query(r.url, param, val);
+                if (rc == INTEG_OK)
+                    rc = add_query(&r, ig_json_get(inc, "query"), &l);
+            } else if (rc == INTEG_OK && !strcmp(in, "filter") && param) {
+                char existing[1024];
+                const char *cur = ig_url_get_query_param(r.url, param, existing, sizeof existing);
+                if (cur && *cur) {
+                    size_t n = strlen(cur) + strlen(val) + 8;
+                    char *both = malloc(n);
+                    if (both) {
+                        snprintf(both, n, "%s and %s", cur, val);
+                        rc = ig_url_set_query(r.url, param, both);
+                        free(both);
+                    } else {
+                        rc = ig_err(INTEG_ENOMEM, "out of memory");
+                    }
+                } else {
+                    rc = ig_url_set_query(r.url, param, val);
+                }
+                if (rc == INTEG_OK)
+                    rc = add_query(&r, ig_json_get(inc, "query"), &l);
+            } else if (rc == INTEG_OK && !strcmp(in, "body") && param) {
+                if (!body)
+                    body = json_object_new_object();
+                rc = set_body_path(body, param, !strcmp(tmpl, "{since}") ? json_object_get(since_v)
+                                                                         : json_object_new_string(val));
+            }
+            free(val);
+        }
+        /* The cursor of the previous page. */
+        json_object *cursor = ig_json_get(state, "cursor");
+        if (rc == INTEG_OK && cursor) {
+            if (!strcmp(ptype, "cursor")) {
+                const char *param = ig_json_str(pag, "param");
+                if (!strcmp(ig_json_str(pag, "in") ? ig_json_str(pag, "in") : "query", "body")) {
+                    if (!body)
+                        body = json_object_new_object();
+                    rc = set_body_path(body, param, json_object_get(cursor));
+                } else {
+                    rc = ig_url_set_query(r.url, param,
+                                          json_object_is_type(cursor, json_type_string)
+                                              ? json_object_get_string(cursor)
+                                              : json_object_to_json_string_ext(cursor, JSON_C_TO_STRING_PLAIN));
+                }
+            } else if (!strcmp(ptype, "graphql_cursor")) {
+                if (!body)
+                    body = json_object_new_object();
+                char path[160];
+                snprintf(path, sizeof path, "variables.%s", ig_json_str(pag, "cursor_variable"));
+                rc = set_body_path(body, path, json_object_get(cursor));
+            }
+        }
+        if (rc == INTEG_OK && (!strcmp(ptype, "page") || !strcmp(ptype, "offset"))) {
+            char num[32];
+            if (!strcmp(ptype, "page")) {
+                snprintf(num, sizeof num, "%lld", (long long)ig_json_int(state, "page", ig_json_int(pag, "start", 1)));
+                rc = ig_url_set_query(r.url, ig_json_str(pag, "param"), num);
+                if (rc == INTEG_OK && ig_json_str(pag, "size_param")) {
+                    snprintf(num, sizeof num, "%lld", (long long)ig_json_int(pag, "size", 100));
+                    rc = ig_url_set_query(r.url, ig_json_str(pag, "size_param"), num);
+                }
+            } else {
+                snprintf(num, sizeof num, "%lld", (long long)ig_json_int(state, "offset", 0));
+                rc = ig_url_set_query(r.url, ig_json_str(pag, "offset_param"), num);
+                if (rc == INTEG_OK) {
+                    snprintf(num, sizeof num, "%lld", (long long)ig_json_int(pag, "limit", 100));
+                    rc = ig_url_set_query(r.url, ig_json_str(pag, "limit_param"), num);
+                }
+            }
+        }
+        if (rc == INTEG_OK)
+            rc = req_set_body(&r, body);
+    }
+    if (rc == INTEG_OK)
+        rc = apply_auth(&r, c, &l);
+    if (rc == INTEG_OK)
+        rc = req_send(c, &r, what, &resp);
+    if (rc == INTEG_OK) {
+        out->status = resp.status;
+        out->attempts = resp.attempts;
+        out->bytes = resp.body_len;
+        json_tokener *tok = json_tokener_new_ex(128);
+        doc = tok ? json_tokener_parse_ex(tok, resp.body ? resp.body : "", (int)resp.body_len) : NULL;
+        enum json_tokener_error jerr = tok ? json_tokener_get_error(tok) : json_tokener_error_parse_unexpected;
+        size_t end = tok ? json_tokener_get_parse_end(tok) : 0;
+        json_tokener_free(tok);
+        if (!doc || jerr != json_tokener_success || end != resp.body_len) {
+            json_object_put(doc);
+            doc = NULL;
+            rc = ig_err(INTEG_EREMOTE, "%s: malformed JSON in the response (%zu bytes, %s)", what,
+                        resp.body_len,
+                        jerr == json_tokener_continue ? "truncated" : json_tokener_error_desc(jerr));
+        }
+    }
+    if (rc == INTEG_OK) {
+        out->records = json_object_new_array();
+        rc = ig_jsonpath_collect(doc, records_path ? records_path : "$", out->records);
+        /* records_path names the array itself unless it uses [*]. */
+        if (rc == INTEG_OK && !strstr(records_path ? records_path : "$", "[*]") &&
+            ig_json_len(out->records) == 1 &&
+            json_object_is_type(json_object_array_get_idx(out->records, 0), json_type_array)) {
+            json_object *inner = json_object_get(json_object_array_get_idx(out->records, 0));
+            json_object_put(out->records);
+            out->records = inner;
+        } else if (rc == INTEG_OK && !strstr(records_path ? records_path : "$", "[*]") &&
+                   ig_json_len(out->records) == 1) {
+            rc = ig_err(INTEG_EREMOTE, "%s: %s is not an array", what, records_path);
+        }
+    }
+    if (rc == INTEG_OK) {
+        /* Where does the next page start? */
+        size_t n = ig_json_len(out->records);
+        json_object *next = NULL;
+        if (!strcmp(ptype, "cursor")) {
+            json_object *cur = ig_jsonpath_get(doc, ig_json_str(pag, "cursor_path"));
+            if (cur && !(json_object_is_type(cur, json_type_string) && json_object_get_string_len(cur) == 0)) {
+                next = json_object_new_object();
+                json_object_object_add(next, "cursor", json_object_get(cur));
+            }
+        } else if (!strcmp(ptype, "next_url")) {
+            json_object *u = ig_jsonpath_get(doc, ig_json_str(pag, "next_path"));
+            json_object *done = ig_json_str(pag, "done_path") ? ig_jsonpath_get(doc, ig_json_str(pag, "done_path")) : NULL;
+            if (json_object_is_type(u, json_type_string) && json_object_get_string_len(u) > 0 &&
+                !(done && json_object_get_boolean(done))) {
+                ig_url *nu = NULL;
+                char *abs = NULL;
+                if (ig_url_parse(resp.effective_url ? resp.effective_url : c->base_url, &nu) == INTEG_OK &&
+                    ig_url_resolve(nu, json_object_get_string(u)) == INTEG_OK && ig_url_get(nu, &abs) == INTEG_OK) {
+                    next = json_object_new_object();
+                    json_object_object_add(next, "url", json_object_new_string(abs));
+                }
+                free(abs);
+                ig_url_free(nu);
+            }
+        } else if (!strcmp(ptype, "link_header")) {
+            const char *link = ig_http_response_header(&resp, "Link");
+            char buf[4096];
+            const char *u = link ? link_next(link, buf, sizeof buf) : NULL;
+            if (u) {
+                next = json_object_new_object();
+                json_object_object_add(next, "url", json_object_new_string(u));
+            }
+        } else if (!strcmp(ptype, "page")) {
+            int64_t page = ig_json_int(state, "page", ig_json_int(pag, "start", 1));
+            int64_t total = -1;
+            const char *th = ig_json_str(pag, "total_pages_header");
+            if (th && ig_http_response_header(&resp, th))
+                total = strtoll(ig_http_response_header(&resp, th), NULL, 10);
+            if (ig_json_str(pag, "total_pages_path") &&
+                ig_jsonpath_get(doc, ig_json_str(pag, "total_pages_path")))
+                total = json_object_get_int64(ig_jsonpath_get(doc, ig_json_str(pag, "total_pages_path")));
+            int64_t start = ig_json_int(pag, "start", 1);
+            int more = n > 0 && (size_t)n >= (size_t)ig_json_int(pag, "size", (int64_t)n);
+            if (total >= 0)
+                more = n > 0 && page - start + 1 < total;
+            if (ig_json_str(pag, "total_path")) {
+                int64_t tr = json_object_get_int64(ig_jsonpath_get(doc, ig_json_str(pag, "total_path")));
+                more = n > 0 && (page - start + 1) * ig_json_int(pag, "size", (int64_t)n) < tr;
+            }
+            if (more) {
+                next = json_object_new_object();
+                json_object_object_add(next, "page", json_object_new_int64(page + 1));
+            }
+        } else if (!strcmp(ptype, "offset")) {
+            int64_t limit = ig_json_int(pag, "limit", 100);
+            json_object *u = ig_json_str(pag, "next_path") ? ig_jsonpath_get(doc, ig_json_str(pag, "next_path")) : NULL;
+            if (json_object_is_type(u, json_type_string) && json_object_get_string_len(u) > 0) {
+                next = json_object_new_object();
+                json_object_object_add(next, "url", json_object_get(u));
+            } else if ((int64_t)n >= limit && n > 0) {
+                int64_t off = ig_json_int(state, "offset", 0) + (int64_t)n;
+                int64_t total = ig_json_str(pag, "total_path")
+                                    ? json_object_get_int64(ig_jsonpath_get(doc, ig_json_str(pag, "total_path")))
+                                    : -1;
+                if (total < 0 || off < total) {
+                    next = json_object_new_object();
+                    json_object_object_add(next, "offset", json_object_new_int64(off));
+                }
+            }
+        } else if (!strcmp(ptype, "graphql_cursor")) {
+            json_object *pi = ig_jsonpath_get(doc, ig_json_str(pag, "page_info_path"));
+            if (ig_json_bool(pi, "hasNextPage", 0)) {
+                json_object *cur = ig_json_get(pi, "endCursor");
+                if (!strcmp(ig_json_str(pag, "end_cursor") ? ig_json_str(pag, "end_cursor") : "", "last_edge")) {
+                    json_object *edges = ig_jsonpath_get(doc, ig_json_str(pag, "edges_path"));
+                    size_t en = ig_json_len(edges);
+                    cur = en ? ig_json_get(json_object_array_get_idx(edges, en - 1), "cursor") : NULL;
+                }
+                if (cur) {
+                    next = json_object_new_object();
+                    json_object_object_add(next, "cursor", json_object_get(cur));
+                }
+            }
+        }
+        /* Result caps: before the server refuses to page further, restart
+         * the query from the newest timestamp seen (duplicates are skipped
+         * by their payload hash). */
+        int64_t cap = ig_json_int(inc, "result_cap", ig_json_int(e, "result_cap", 0));
+        int64_t count = ig_json_int(state, "count", 0) + (int64_t)n;
+        if (next && incremental && cap > 0) {
+            if (count + (int64_t)n > cap) {
+                int64_t newest = since_ms;
+                for (size_t i = 0; i < n; i++) {
+                    int64_t t = ig_remote_time_ms(ig_json_get(json_object_array_get_idx(out->records, i),
+                                                              ig_json_str(e, "updated_field")),
+                                                  ig_json_str(e, "updated_format"));
+                    if (t > newest)
+                        newest = t;
+                }
+                json_object_put(next);
+                next = json_object_new_object();
+                json_object_object_add(next, "anchor_ms", json_object_new_int64(newest));
+                json_object_object_add(next, "count", json_object_new_int64(0));
+            } else {
+                json_object_object_add(next, "count", json_object_new_int64(count));
+                if (anchor >= 0)
+                    json_object_object_add(next, "anchor_ms", json_object_new_int64(anchor));
+            }
+        }
+        out->next_state = next;
+    }
+    if (rc)
+        ig_page_free(out);
+    json_object_put(doc);
+    json_object_put(body);
+    json_object_put(since_v);
+    ig_http_response_free(&resp);
+    req_free(&r);
+    return rc;
+}
+
+void ig_page_free(ig_page *p)
+{
+    json_object_put(p->records);
+    json_object_put(p->next_state);
+    p->records = NULL;
+    p->next_state = NULL;
+}
+
+int ig_rest_test(ig_conn *c, long *out_status)
+{
+    *out_status = 0;
+    json_object *t = ig_json_get(c->manifest, "test_request");
+    if (!t)
+        return ig_err(INTEG_EUNSUPPORTED, "%s declares no test_request", ig_json_str(c->definition, "key"));
+    struct lookup_ctx l = {c, NULL, NULL};
+    struct req r;
+    ig_http_response resp = {0};
+    char what[128];
+    snprintf(what, sizeof what, "%s connection test", ig_json_str(c->definition, "key"));
+    int rc = req_begin(&r, c, ig_json_str(t, "method"), ig_json_str(t, "path"), NULL, &l);
+    if (rc == INTEG_OK)
+        rc = add_headers(&r, ig_json_get(t, "headers"), &l);
+    if (rc == INTEG_OK)
+        rc = add_query(&r, ig_json_get(t, "query"), &l);
+    if (rc == INTEG_OK && ig_json_get(t, "body")) {
+        json_object *body = NULL;
+        rc = ig_tmpl_render_json(ig_json_get(t, "body"), conn_lookup, &l, &body);
+        if (rc == INTEG_OK)
+            rc = req_set_body(&r, body);
+        json_object_put(body);
+    }
+    if (rc == INTEG_OK)
+        rc = apply_auth(&r, c, &l);
+    if (rc == INTEG_OK) {
+        rc = req_send(c, &r, what, &resp);
+        *out_status = resp.status;
+    }
+    ig_http_response_free(&resp);
+    req_free(&r);
+    return rc;
+}

@@ -1,0 +1,69 @@
+/* Internal: the built-in REST engine — runs an adapter manifest's requests
+ * for one tenant integration: URL and auth from templates, list pages with
+ * every pagination style, incremental filters, the connection test.
+ *
+ * An ig_conn is one integration's live connection for the length of one
+ * operation (a sync, a test): its record, definition, config and opened
+ * credentials (wiped on close), the resolved base URL and the shared HTTP
+ * transport and rate budget. */
+#ifndef IG_ENGINE_H
+#define IG_ENGINE_H
+
+#include <json-c/json.h>
+
+#include "ctx.h"
+#include "http.h"
+
+typedef struct ig_conn {
+    integ_ctx *ctx;
+    char *tenant_id;
+    json_object *integration; /* stored record (owned) */
+    json_object *definition;  /* stored record (owned) */
+    json_object *manifest;    /* borrowed from definition */
+    json_object *config;      /* borrowed from integration */
+    json_object *credentials; /* opened, owned; wiped on close; NULL when none */
+    json_object *method;      /* the auth method object (borrowed) */
+    const char *auth_type;
+    char *base_url;           /* resolved (override or template) */
+    ig_bucket *bucket;        /* the integration's budget (owned by the context) */
+} ig_conn;
+
+/* Load the integration (scoped to the tenant), its definition and
+ * credentials. INTEG_ENOTFOUND for another tenant's id. */
+int ig_conn_open(integ_ctx *ctx, const char *tenant_id, const char *integration_id, ig_conn **out);
+void ig_conn_close(ig_conn *c);
+
+/* One page of an entity's list. `state` is the pagination state returned
+ * with the previous page (NULL for the first page); `since` the incremental
+ * watermark as unix ms (-1 for a full read). On success: `records` is a new
+ * array (owned) of the page's records, `next_state` the state for the next
+ * page (owned) or NULL when this was the last page. A malformed or
+ * truncated body is INTEG_EREMOTE and yields no records. */
+typedef struct ig_page {
+    json_object *records;
+    json_object *next_state;
+    long status;
+    int attempts;
+    size_t bytes;
+} ig_page;
+
+int ig_rest_list_page(ig_conn *c, const char *entity, json_object *state, int64_t since_ms,
+                      ig_page *out);
+void ig_page_free(ig_page *p);
+
+/* The entity's manifest description, or NULL (INTEG_EINVAL set) naming
+ * the entity and the integration's definition. */
+json_object *ig_conn_entity(ig_conn *c, const char *entity);
+
+/* The cheap authenticated call of the manifest (test_request). Returns
+ * INTEG_OK when it succeeded; otherwise the error with the remote reason. */
+int ig_rest_test(ig_conn *c, long *out_status);
+
+/* An entity record's remote id as text ("512"), NULL if absent. */
+int ig_record_id(json_object *record, const char *id_field, char *buf, size_t cap);
+
+/* A remote timestamp in the manifest's format (rfc3339 default) to unix ms;
+ * -1 when absent or unparseable. */
+int64_t ig_remote_time_ms(json_object *value, const char *format);
+
+#endif

@@ -1,0 +1,29 @@
+/* Internal: local entities — the built-in entity store (the "entities"
+ * kind of the library's store) or the host's integ_entity_store. */
+#ifndef IG_ENTITIES_H
+#define IG_ENTITIES_H
+
+#include <json-c/json.h>
+
+#include "ctx.h"
+
+/* 1 when a host entity store is installed (writes then leave the store
+ * transaction: see sync.c for the ordering that keeps replays idempotent). */
+int ig_entities_external(integ_ctx *ctx);
+
+/* Read one record ({id, entity, data, updated_at, deleted, version});
+ * INTEG_ENOTFOUND when absent. `tx` is used by the built-in store only. */
+int ig_entity_load(integ_ctx *ctx, void *tx, const char *tenant_id, const char *entity,
+                   const char *local_id, json_object **out);
+
+/* Insert or replace `data` as record `local_id` (never NULL here),
+ * bumping its version; `origin` is "local" (marks it changed for the next
+ * push) or "sync". *out (may be NULL) gets the stored record. */
+int ig_entity_store_put(integ_ctx *ctx, void *tx, const char *tenant_id, const char *entity,
+                        const char *local_id, json_object *data, int deleted, const char *origin,
+                        json_object **out);
+
+/* A valid local entity name: ^[a-z][a-z0-9_]{0,63}$. */
+int ig_entity_name_ok(const char *entity);
+
+#endif

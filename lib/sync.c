@@ -1,0 +1,780 @@
+/* Pull sync: stream an entity's pages from the remote system into the local
+ * entity store, one transaction per page (records, links, checkpoint), so a
+ * sync killed at any point resumes from its checkpoint with nothing lost or
+ * duplicated. Also the sync logs and the connection test. */
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "engine.h"
+#include "entities.h"
+#include "error.h"
+#include "json.h"
+#include "mapping.h"
+#include "util.h"
+
+#define LEASE_TTL_MS 120000
+#define MAX_LOGGED_ERRORS 100
+#define MAX_PAGES_WITHOUT_PROGRESS 3
+
+struct run {
+    integ_session *s;
+    ig_conn *c;
+    const char *entity;
+    json_object *edef;
+    const char *local_entity;
+    ig_mapping *mapping;
+    int full, dry_run;
+    int64_t since_ms;
+    json_object *state;
+    int64_t hwm_ms, prev_hwm_ms;
+    char log_id[37];
+    char holder[37];
+    char checkpoint_id[160];
+    char lease_id[160];
+    int64_t started_ms;
+    int64_t lease_until_ms;
+    int64_t processed, created, updated, skipped, failed, pages, bytes;
+    json_object *errors;
+    integ_progress_cb cb;
+    void *cb_payload;
+};
+
+static int64_t now_ms(struct run *r) { return ig_ctx_clock(r->s->ctx)->now_ms(ig_ctx_clock(r->s->ctx)->payload); }
+
+/* ---- lease: one sync per integration and entity set --------------------- */
+
+static int lease_take(struct run *r, int renew)
+{
+    integ_ctx *ctx = r->s->ctx;
+    void *tx = NULL;
+    json_object *cur = NULL;
+    int64_t now = now_ms(r);
+    int rc = ig_tx_begin(ctx, 1, &tx);
+    if (rc == INTEG_OK) {
+        rc = ig_store_get(ctx, tx, INTEG_KIND_LEASE, NULL, r->lease_id, &cur);
+        if (rc == INTEG_ENOTFOUND)
+            rc = INTEG_OK;
+        if (rc == INTEG_OK && cur && strcmp(ig_json_str(cur, "holder"), r->holder) != 0 &&
+            ig_json_int(cur, "expires_at_ms", 0) > now) {
+            rc = ig_err(INTEG_ECONFLICT, "a sync of integration %s is already running (since %s, by %s)",
+                        ig_json_str(r->c->integration, "id"),
+                        ig_json_str(cur, "started_at") ? ig_json_str(cur, "started_at") : "?",
+                        ig_json_str(cur, "user_id") ? ig_json_str(cur, "user_id") : "?");
+        } else if (rc == INTEG_OK && renew && (!cur || strcmp(ig_json_str(cur, "holder"), r->holder) != 0)) {
+            rc = ig_err(INTEG_ECONFLICT, "the sync lease of integration %s was lost (another run took over)",
+                        ig_json_str(r->c->integration, "id"));
+        }
+        if (rc == INTEG_OK) {
+            char at[32];
+            ig_rfc3339(at, r->started_ms, 0);
+            json_object *l = json_object_new_object();
+            json_object_object_add(l, "id", json_object_new_string(r->lease_id));
+            json_object_object_add(l, "holder", json_object_new_string(r->holder));
+            r->lease_until_ms = now + LEASE_TTL_MS;
+            json_object_object_add(l, "expires_at_ms", json_object_new_int64(r->lease_until_ms));
+            json_object_object_add(l, "started_at", json_object_new_string(at));
+            json_object_object_add(l, "user_id", json_object_new_string(r->s->user_id));
+            rc = ig_store_put(ctx, tx, INTEG_KIND_LEASE, l, INTEG_PUT_UPSERT);
+            json_object_put(l);
+        }
+        rc = ig_tx_end(ctx, tx, 1, rc);
+    }
+    json_object_put(cur);
+    return rc;
+}
+
+static void lease_release(struct run *r)
+{
+    integ_ctx *ctx = r->s->ctx;
+    void *tx = NULL;
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", integ_errmsg());
+    if (ig_tx_begin(ctx, 1, &tx) == INTEG_OK) {
+        json_object *cur = NULL;
+        int rc = ig_store_get(ctx, tx, INTEG_KIND_LEASE, NULL, r->lease_id, &cur);
+        if (rc == INTEG_OK && !strcmp(ig_json_str(cur, "holder"), r->holder))
+            rc = ctx->store->remove(tx, INTEG_KIND_LEASE, NULL, r->lease_id);
+        json_object_put(cur);
+        ig_tx_end(ctx, tx, 1, rc == INTEG_ENOTFOUND ? INTEG_OK : rc);
+    }
+    integ_error_set(0, saved);
+}
+
+/* ---- checkpoints ---------------------------------------------------------- */
+
+static int checkpoint_load(struct run *r, json_object **out)
+{
+    void *tx = NULL;
+    int rc = ig_tx_begin(r->s->ctx, 0, &tx);
+    if (rc == INTEG_OK) {
+        rc = ig_store_get(r->s->ctx, tx, INTEG_KIND_CHECKPOINT, r->s->tenant_id, r->checkpoint_id, out);
+        if (rc == INTEG_ENOTFOUND) {
+            *out = NULL;
+            rc = INTEG_OK;
+        }
+        rc = ig_tx_end(r->s->ctx, tx, 1, rc);
+    }
+    return rc;
+}
+
+static int checkpoint_put(struct run *r, void *tx, json_object *state, int64_t hwm_ms)
+{
+    json_object *ck = json_object_new_object();
+    json_object_object_add(ck, "id", json_object_new_string(r->checkpoint_id));
+    json_object_object_add(ck, "tenant_id", json_object_new_string(r->s->tenant_id));
+    json_object_object_add(ck, "integration_id", json_object_get(ig_json_get(r->c->integration, "id")));
+    json_object_object_add(ck, "entity", json_object_new_string(r->entity));
+    json_object_object_add(ck, "state", json_object_get(state));
+    json_object_object_add(ck, "run_since_ms", json_object_new_int64(r->since_ms));
+    json_object_object_add(ck, "run_max_ms", json_object_new_int64(r->hwm_ms));
+    json_object_object_add(ck, "hwm_ms", json_object_new_int64(hwm_ms));
+    char at[32];
+    ig_rfc3339(at, ig_now_ms(), 0);
+    json_object_object_add(ck, "updated_at", json_object_new_string(at));
+    int rc = ig_store_put(r->s->ctx, tx, INTEG_KIND_CHECKPOINT, ck, INTEG_PUT_UPSERT);
+    json_object_put(ck);
+    return rc;
+}
+
+/* ---- sync log ------------------------------------------------------------- */
+
+static json_object *result_json(struct run *r, const char *status, int64_t completed_ms)
+{
+    char at[32];
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "sync_log_id", json_object_new_string(r->log_id));
+    json_object_object_add(o, "integration_id", json_object_get(ig_json_get(r->c->integration, "id")));
+    json_object_object_add(o, "entity", json_object_new_string(r->entity));
+    json_object_object_add(o, "local_entity", json_object_new_string(r->local_entity));
+    json_object_object_add(o, "sync_type", json_object_new_string(r->since_ms >= 0 ? "incremental" : "full"));
+    json_object_object_add(o, "direction", json_object_new_string("pull"));
+    json_object_object_add(o, "trigger", json_object_new_string("manual"));
+    json_object_object_add(o, "dry_run", json_object_new_boolean(r->dry_run));
+    json_object_object_add(o, "status", json_object_new_string(status));
+    json_object_object_add(o, "records_processed", json_object_new_int64(r->processed));
+    json_object_object_add(o, "records_created", json_object_new_int64(r->created));
+    json_object_object_add(o, "records_updated", json_object_new_int64(r->updated));
+    json_object_object_add(o, "records_skipped", json_object_new_int64(r->skipped));
+    json_object_object_add(o, "records_failed", json_object_new_int64(r->failed));
+    json_object_object_add(o, "conflicts", json_object_new_int64(0));
+    json_object_object_add(o, "pages", json_object_new_int64(r->pages));
+    json_object_object_add(o, "errors", json_object_get(r->errors));
+    ig_rfc3339(at, r->started_ms, 0);
+    json_object_object_add(o, "started_at", json_object_new_string(at));
+    if (completed_ms > 0) {
+        ig_rfc3339(at, completed_ms, 0);
+        json_object_object_add(o, "completed_at", json_object_new_string(at));
+    } else {
+        json_object_object_add(o, "completed_at", NULL);
+    }
+    json_object_object_add(o, "user_id", json_object_new_string(r->s->user_id));
+    return o;
+}
+
+/* The stored log row: the result plus its index fields. */
+static int log_put(struct run *r, void *tx, json_object *result, integ_put_mode mode)
+{
+    json_object *rec = ig_json_copy(result);
+    json_object_object_add(rec, "id", json_object_new_string(r->log_id));
+    json_object_object_add(rec, "tenant_id", json_object_new_string(r->s->tenant_id));
+    json_object_object_add(rec, "started_at_ms", json_object_new_int64(r->started_ms));
+    int rc = ig_store_put(r->s->ctx, tx, INTEG_KIND_SYNC_LOG, rec, mode);
+    json_object_put(rec);
+    return rc;
+}
+
+static void record_error(struct run *r, const char *external_id, int code, const char *message)
+{
+    r->failed++;
+    if (ig_json_len(r->errors) >= MAX_LOGGED_ERRORS)
+        return;
+    json_object *e = json_object_new_object();
+    json_object_object_add(e, "record", external_id ? json_object_new_string(external_id) : NULL);
+    json_object_object_add(e, "code", json_object_new_int(code));
+    json_object_object_add(e, "message", json_object_new_string(message));
+    json_object_array_add(r->errors, e);
+}
+
+/* ---- one page -------------------------------------------------------------- */
+
+static void payload_hash(json_object *rec, char out[33])
+{
+    size_t len = 0;
+    const char *s = json_object_to_json_string_length(rec, JSON_C_TO_STRING_PLAIN, &len);
+    unsigned char h[16];
+    crypto_generichash(h, sizeof h, (const unsigned char *)s, len, NULL, 0);
+    sodium_bin2hex(out, 33, h, sizeof h);
+}
+
+static int find_link(struct run *r, void *tx, const char *external_id, json_object **out)
+{
+    *out = NULL;
+    json_object *q = json_object_new_object(), *rows = json_object_new_array();
+    json_object_object_add(q, "integration_id", json_object_get(ig_json_get(r->c->integration, "id")));
+    json_object_object_add(q, "entity", json_object_new_string(r->entity));
+    json_object_object_add(q, "external_id", json_object_new_string(external_id));
+    json_object_object_add(q, "limit", json_object_new_int(1));
+    int rc = ig_store_list(r->s->ctx, tx, INTEG_KIND_ENTITY_LINK, q, rows);
+    if (rc == INTEG_OK && ig_json_len(rows) == 1)
+        *out = json_object_get(json_object_array_get_idx(rows, 0));
+    json_object_put(q);
+    json_object_put(rows);
+    return rc;
+}
+
+struct pending {
+    json_object *link; /* the link to write (owned) */
+    json_object *data; /* mapped local data (owned) */
+    int created;
+};
+
+static int write_link(struct run *r, void *tx, json_object *link)
+{
+    return ig_store_put(r->s->ctx, tx, INTEG_KIND_ENTITY_LINK, link, INTEG_PUT_UPSERT);
+}
+
+/* Map the page and work out what to write. Per-record failures are logged
+ * and skipped; store failures abort the page. */
+static int plan_page(struct run *r, void *tx, json_object *records, struct pending *plan, size_t *n_plan)
+{
+    const char *id_field = ig_json_str(r->edef, "id_field");
+    const char *upd_field = ig_json_str(r->edef, "updated_field");
+    const char *upd_format = ig_json_str(r->edef, "updated_format");
+    size_t n = ig_json_len(records);
+    *n_plan = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_object *rec = json_object_array_get_idx(records, i);
+        char ext[256];
+        r->processed++;
+        if (!json_object_is_type(rec, json_type_object) || ig_record_id(rec, id_field, ext, sizeof ext) != 0) {
+            char msg[160];
+            snprintf(msg, sizeof msg, "record %zu of page %lld: id field '%s' missing", i,
+                     (long long)r->pages + 1, id_field ? id_field : "id");
+            record_error(r, NULL, INTEG_EMAPPING, msg);
+            continue;
+        }
+        int64_t upd = ig_remote_time_ms(ig_json_get(rec, upd_field), upd_format);
+        if (upd > r->hwm_ms)
+            r->hwm_ms = upd;
+        char hash[33];
+        payload_hash(rec, hash);
+        json_object *link = NULL;
+        int rc = find_link(r, tx, ext, &link);
+        if (rc)
+            return rc;
+        /* The same record twice in one run (re-anchored queries overlap):
+         * the plan already holds it. */
+        int dup = 0;
+        for (size_t k = 0; k < *n_plan; k++)
+            dup |= !strcmp(ig_json_str(plan[k].link, "external_id"), ext);
+        if (dup || (link && !strcmp(ig_json_str(link, "hash") ? ig_json_str(link, "hash") : "", hash))) {
+            r->skipped++;
+            json_object_put(link);
+            continue;
+        }
+        json_object *data = NULL;
+        if (r->mapping) {
+            rc = ig_mapping_apply(r->mapping, IG_PULL, rec, &data);
+            if (rc == INTEG_EMAPPING || rc == INTEG_EINVAL) {
+                record_error(r, ext, INTEG_EMAPPING, integ_errmsg());
+                json_object_put(link);
+                continue;
+            }
+            if (rc) {
+                json_object_put(link);
+                return rc;
+            }
+        } else {
+            data = ig_json_copy(rec);
+        }
+        char at[32];
+        int created = link == NULL;
+        if (!link) {
+            char id[37], lid[37];
+            ig_ctx_new_id(r->s->ctx, id, ig_now_ms());
+            ig_ctx_new_id(r->s->ctx, lid, ig_now_ms());
+            link = json_object_new_object();
+            json_object_object_add(link, "id", json_object_new_string(id));
+            json_object_object_add(link, "tenant_id", json_object_new_string(r->s->tenant_id));
+            json_object_object_add(link, "integration_id", json_object_get(ig_json_get(r->c->integration, "id")));
+            json_object_object_add(link, "entity", json_object_new_string(r->entity));
+            json_object_object_add(link, "local_entity", json_object_new_string(r->local_entity));
+            json_object_object_add(link, "external_id", json_object_new_string(ext));
+            json_object_object_add(link, "local_id", json_object_new_string(lid));
+        }
+        json_object_object_add(link, "hash", json_object_new_string(hash));
+        if (upd >= 0) {
+            ig_rfc3339(at, upd, 1);
+            json_object_object_add(link, "remote_updated_at", json_object_new_string(at));
+            json_object_object_add(link, "remote_updated_at_ms", json_object_new_int64(upd));
+        }
+        ig_rfc3339(at, ig_now_ms(), 0);
+        json_object_object_add(link, "synced_at", json_object_new_string(at));
+        json_object_object_add(link, "pending", json_object_new_boolean(0));
+        plan[*n_plan].link = link;
+        plan[*n_plan].data = data;
+        plan[*n_plan].created = created;
+        (*n_plan)++;
+    }
+    return INTEG_OK;
+}
+
+static void plan_free(struct pending *plan, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        json_object_put(plan[i].link);
+        json_object_put(plan[i].data);
+    }
+}
+
+/* Apply one page. Built-in entity store: one transaction for records,
+ * links and checkpoint. Host entity store: (1) links marked pending, so a
+ * replay after a crash reuses the same local ids; (2) the host's upserts;
+ * (3) links final and the checkpoint. */
+static int apply_page(struct run *r, json_object *records, json_object *next_state)
+{
+    integ_ctx *ctx = r->s->ctx;
+    size_t n = ig_json_len(records), n_plan = 0;
+    struct pending *plan = calloc(n ? n : 1, sizeof *plan);
+    if (!plan)
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    int external = ig_entities_external(ctx);
+    int64_t created0 = r->created, updated0 = r->updated;
+    void *tx = NULL;
+    int rc = ig_tx_begin(ctx, 1, &tx);
+    if (rc == INTEG_OK)
+        rc = plan_page(r, tx, records, plan, &n_plan);
+    if (rc == INTEG_OK && !r->dry_run) {
+        if (external) {
+            for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++) {
+                if (!plan[i].created)
+                    continue;
+                json_object_object_add(plan[i].link, "pending", json_object_new_boolean(1));
+                rc = write_link(r, tx, plan[i].link);
+                json_object_object_add(plan[i].link, "pending", json_object_new_boolean(0));
+            }
+            rc = ig_tx_end(ctx, tx, 1, rc);
+            tx = NULL;
+            for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++)
+                rc = ig_entity_store_put(ctx, NULL, r->s->tenant_id, r->local_entity,
+                                         ig_json_str(plan[i].link, "local_id"), plan[i].data, 0, "sync", NULL);
+            if (rc == INTEG_OK)
+                rc = ig_tx_begin(ctx, 1, &tx);
+        } else {
+            for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++)
+                rc = ig_entity_store_put(ctx, tx, r->s->tenant_id, r->local_entity,
+                                         ig_json_str(plan[i].link, "local_id"), plan[i].data, 0, "sync", NULL);
+        }
+        for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++)
+            rc = write_link(r, tx, plan[i].link);
+        if (rc == INTEG_OK)
+            rc = checkpoint_put(r, tx, next_state, r->prev_hwm_ms);
+    }
+    for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++) {
+        if (plan[i].created)
+            r->created++;
+        else
+            r->updated++;
+    }
+    rc = ig_tx_end(ctx, tx, !r->dry_run, rc);
+    if (rc) {
+        r->created = created0;
+        r->updated = updated0;
+    }
+    plan_free(plan, n_plan);
+    free(plan);
+    return rc;
+}
+
+/* ---- the run --------------------------------------------------------------- */
+
+static int progress(struct run *r)
+{
+    if (!r->cb)
+        return 0;
+    double secs = (double)(now_ms(r) - r->started_ms) / 1000.0;
+    char buf[512];
+    snprintf(buf, sizeof buf,
+             "{\"integration_id\":\"%s\",\"entity\":\"%s\",\"pages\":%lld,\"records_processed\":%lld,"
+             "\"records_created\":%lld,\"records_updated\":%lld,\"records_skipped\":%lld,"
+             "\"records_failed\":%lld,\"elapsed_ms\":%lld,\"records_per_second\":%.1f}",
+             ig_json_str(r->c->integration, "id"), r->entity, (long long)r->pages, (long long)r->processed,
+             (long long)r->created, (long long)r->updated, (long long)r->skipped, (long long)r->failed,
+             (long long)(now_ms(r) - r->started_ms), secs > 0 ? (double)r->processed / secs : 0.0);
+    return r->cb(r->cb_payload, buf);
+}
+
+/* Choose the mapping: the integration's own for this entity, else the
+ * manifest's default; none means records are kept as they come. */
+static int load_mapping(struct run *r)
+{
+    integ_ctx *ctx = r->s->ctx;
+    json_object *q = json_object_new_object(), *rows = json_object_new_array();
+    json_object_object_add(q, "tenant_id", json_object_new_string(r->s->tenant_id));
+    json_object_object_add(q, "integration_id", json_object_get(ig_json_get(r->c->integration, "id")));
+    json_object_object_add(q, "source_entity", json_object_new_string(r->entity));
+    void *tx = NULL;
+    int rc = ig_tx_begin(ctx, 0, &tx);
+    if (rc == INTEG_OK)
+        rc = ig_tx_end(ctx, tx, 1, ig_store_list(ctx, tx, INTEG_KIND_MAPPING, q, rows));
+    json_object *spec = ig_json_len(rows) ? json_object_array_get_idx(rows, 0)
+                                                        : ig_json_get(r->edef, "default_mapping");
+    if (rc == INTEG_OK && spec) {
+        if (ig_json_str(spec, "target_entity"))
+            r->local_entity = ig_json_str(ig_json_get(r->edef, "local_entity") == NULL ? spec : spec, "target_entity");
+        rc = ig_mapping_compile(spec, "mapping", &r->mapping);
+    }
+    /* local_entity must outlive rows: keep the manifest's when it matches. */
+    if (rc == INTEG_OK && ig_json_len(rows)) {
+        const char *t = ig_json_str(spec, "target_entity");
+        json_object_object_add(r->edef, "x-run-target", json_object_new_string(t ? t : r->local_entity));
+        r->local_entity = ig_json_str(r->edef, "x-run-target");
+    } else {
+        r->local_entity = ig_json_str(r->edef, "local_entity");
+    }
+    json_object_put(q);
+    json_object_put(rows);
+    return rc;
+}
+
+static int parse_request(json_object *req, struct run *r, int64_t *modified_since)
+{
+    static const char *const known[] = {"entity", "direction", "filter", "full", "dry_run", "conflict_strategy", NULL};
+    *modified_since = -1;
+    json_object_object_foreach(req, k, v)
+    {
+        (void)v;
+        int ok = 0;
+        for (const char *const *p = known; *p; p++)
+            ok |= !strcmp(*p, k);
+        if (!ok)
+            return ig_err(INTEG_EINVAL, "request_json.%s: unknown field", k);
+    }
+    r->entity = ig_json_str(req, "entity");
+    if (!r->entity || !*r->entity)
+        return ig_err(INTEG_EINVAL, "request_json.entity: required (an entity of the integration's definition)");
+    const char *dir = ig_json_str(req, "direction");
+    if (ig_json_get(req, "direction") && !dir)
+        return ig_err(INTEG_EINVAL, "request_json.direction: must be \"pull\", \"push\" or \"bidirectional\"");
+    if (dir && strcmp(dir, "pull") != 0) {
+        if (!strcmp(dir, "push") || !strcmp(dir, "bidirectional"))
+            return ig_err(INTEG_EUNSUPPORTED, "request_json.direction: '%s' is not available yet (pull only)", dir);
+        return ig_err(INTEG_EINVAL, "request_json.direction: must be \"pull\", \"push\" or \"bidirectional\"");
+    }
+    json_object *full = ig_json_get(req, "full"), *dry = ig_json_get(req, "dry_run");
+    if (full && !json_object_is_type(full, json_type_boolean))
+        return ig_err(INTEG_EINVAL, "request_json.full: must be a boolean");
+    if (dry && !json_object_is_type(dry, json_type_boolean))
+        return ig_err(INTEG_EINVAL, "request_json.dry_run: must be a boolean");
+    r->full = full && json_object_get_boolean(full);
+    r->dry_run = dry && json_object_get_boolean(dry);
+    json_object *f = ig_json_get(req, "filter");
+    if (f) {
+        if (!json_object_is_type(f, json_type_object))
+            return ig_err(INTEG_EINVAL, "request_json.filter: must be an object");
+        json_object_object_foreach(f, fk, fv)
+        {
+            if (strcmp(fk, "modified_since") != 0)
+                return ig_err(INTEG_EINVAL, "request_json.filter.%s: unknown filter (use modified_since)", fk);
+            if (!json_object_is_type(fv, json_type_string) || ig_parse_rfc3339(json_object_get_string(fv), modified_since))
+                return ig_err(INTEG_EINVAL, "request_json.filter.modified_since: must be an RFC 3339 timestamp");
+        }
+    }
+    const char *cs = ig_json_str(req, "conflict_strategy");
+    if (ig_json_get(req, "conflict_strategy")) {
+        static const char *const strategies[] = {"last_write_wins", "remote_wins", "local_wins", "manual", "merge_fields", NULL};
+        int ok = 0;
+        for (const char *const *p = strategies; cs && *p; p++)
+            ok |= !strcmp(*p, cs);
+        if (!ok)
+            return ig_err(INTEG_EINVAL, "request_json.conflict_strategy: must be one of last_write_wins, "
+                          "remote_wins, local_wins, manual, merge_fields");
+    }
+    return INTEG_OK;
+}
+
+/* Record the outcome: log row, integration status and last_sync_at, audit. */
+static int finish(struct run *r, const char *status, int err, json_object **result)
+{
+    integ_ctx *ctx = r->s->ctx;
+    int64_t done = now_ms(r);
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", integ_errmsg());
+    if (err && err != INTEG_ECANCELED) {
+        json_object *e = json_object_new_object();
+        json_object_object_add(e, "record", NULL);
+        json_object_object_add(e, "code", json_object_new_int(err));
+        json_object_object_add(e, "message", json_object_new_string(saved));
+        json_object_array_add(r->errors, e);
+    }
+    *result = result_json(r, status, done);
+    if (r->dry_run)
+        return INTEG_OK;
+    void *tx = NULL;
+    json_object *integ = NULL;
+    int rc = ig_tx_begin(ctx, 1, &tx);
+    if (rc == INTEG_OK)
+        rc = log_put(r, tx, *result, INTEG_PUT_UPSERT);
+    if (rc == INTEG_OK)
+        rc = ig_store_get(ctx, tx, INTEG_KIND_INTEGRATION, r->s->tenant_id, ig_json_str(r->c->integration, "id"), &integ);
+    if (rc == INTEG_OK) {
+        char at[32];
+        ig_rfc3339(at, done, 0);
+        const char *cur = ig_json_str(integ, "status");
+        if (!strcmp(status, "success") || !strcmp(status, "partial")) {
+            json_object_object_add(integ, "last_sync_at", json_object_new_string(at));
+            if (cur && (!strcmp(cur, "error") || !strcmp(cur, "needs_reauth")))
+                json_object_object_add(integ, "status", json_object_new_string("active"));
+            json_object_object_del(integ, "last_error");
+        } else if (!strcmp(status, "error")) {
+            json_object_object_add(integ, "status",
+                                   json_object_new_string(err == INTEG_EAUTH ? "needs_reauth" : "error"));
+            json_object_object_add(integ, "last_error", json_object_new_string(saved));
+        }
+        json_object_object_add(integ, "updated_at", json_object_new_string(at));
+        rc = ig_store_put(ctx, tx, INTEG_KIND_INTEGRATION, integ, INTEG_PUT_UPDATE);
+    }
+    if (rc == INTEG_OK) {
+        json_object *d = json_object_new_object();
+        json_object_object_add(d, "entity", json_object_new_string(r->entity));
+        json_object_object_add(d, "status", json_object_new_string(status));
+        json_object_object_add(d, "sync_log_id", json_object_new_string(r->log_id));
+        json_object_object_add(d, "records_processed", json_object_new_int64(r->processed));
+        rc = ig_audit(ctx, tx, r->s->tenant_id, r->s->user_id, "sync.run", "integration",
+                      ig_json_str(r->c->integration, "id"), d);
+        json_object_put(d);
+    }
+    rc = ig_tx_end(ctx, tx, 1, rc);
+    json_object_put(integ);
+    integ_error_set(0, saved);
+    return rc;
+}
+
+INTEG_API int integ_sync(integ_session *s, const char *integration_id, const char *request_json,
+                         integ_progress_cb cb, void *payload, char **out_json)
+{
+    ig_err_clear();
+    if (out_json)
+        *out_json = NULL;
+    int rc = ig_session_check(s);
+    if (rc)
+        return rc;
+    IG_CHECK_ARG(integration_id && *integration_id, "integration_id");
+    json_object *req = NULL;
+    if ((rc = ig_json_parse_object(request_json, "request_json", 0, &req)))
+        return rc;
+    struct run r;
+    memset(&r, 0, sizeof r);
+    r.s = s;
+    r.cb = cb;
+    r.cb_payload = payload;
+    r.errors = json_object_new_array();
+    r.since_ms = -1;
+    r.hwm_ms = -1;
+    int64_t modified_since = -1;
+    json_object *ck = NULL, *result = NULL;
+    int leased = 0;
+    if ((rc = parse_request(req, &r, &modified_since)) || (rc = ig_session_require_admin(s)) ||
+        (rc = ig_conn_open(s->ctx, s->tenant_id, integration_id, &r.c)))
+        goto out;
+    r.edef = ig_conn_entity(r.c, r.entity);
+    if (!r.edef) {
+        rc = ig_err_prefix(INTEG_EINVAL, "request_json.entity");
+        goto out;
+    }
+    if (!ig_json_str(r.edef, "records_path") || json_object_is_type(ig_json_get(r.edef, "list"), json_type_boolean)) {
+        rc = ig_err(INTEG_EUNSUPPORTED, "request_json.entity: '%s' cannot be pulled", r.entity);
+        goto out;
+    }
+    if ((rc = load_mapping(&r)))
+        goto out;
+    r.started_ms = now_ms(&r);
+    ig_ctx_new_id(s->ctx, r.log_id, ig_now_ms());
+    ig_ctx_new_id(s->ctx, r.holder, ig_now_ms());
+    snprintf(r.lease_id, sizeof r.lease_id, "sync:%s", integration_id);
+    snprintf(r.checkpoint_id, sizeof r.checkpoint_id, "%s:%s", integration_id, r.entity);
+    if (!r.dry_run) {
+        if ((rc = lease_take(&r, 0)))
+            goto out;
+        leased = 1;
+    }
+    if ((rc = checkpoint_load(&r, &ck)))
+        goto out;
+    r.prev_hwm_ms = ig_json_int(ck, "hwm_ms", -1);
+    json_object *saved_state = ig_json_get(ck, "state");
+    int incremental_ok = ig_json_get(r.edef, "incremental") != NULL;
+    if (saved_state && !r.full) {
+        /* An interrupted run: carry on where its last committed page ended. */
+        r.state = json_object_get(saved_state);
+        r.since_ms = ig_json_int(ck, "run_since_ms", -1);
+        r.hwm_ms = ig_json_int(ck, "run_max_ms", -1);
+    } else if (!r.full && incremental_ok) {
+        r.since_ms = modified_since >= 0 ? modified_since : r.prev_hwm_ms;
+    }
+    if (!r.dry_run) {
+        json_object *running = result_json(&r, "running", 0);
+        void *tx = NULL;
+        rc = ig_tx_begin(s->ctx, 1, &tx);
+        if (rc == INTEG_OK)
+            rc = log_put(&r, tx, running, INTEG_PUT_INSERT);
+        rc = ig_tx_end(s->ctx, tx, 1, rc);
+        json_object_put(running);
+        if (rc)
+            goto out;
+    }
+    const char *status = "success";
+    int stalls = 0;
+    for (;;) {
+        if (leased && now_ms(&r) > r.lease_until_ms - LEASE_TTL_MS / 2 && (rc = lease_take(&r, 1)))
+            break;
+        ig_page page;
+        rc = ig_rest_list_page(r.c, r.entity, r.state, r.since_ms, &page);
+        if (rc)
+            break;
+        r.pages++;
+        r.bytes += (int64_t)page.bytes;
+        rc = apply_page(&r, page.records, page.next_state);
+        /* A server that hands back the cursor it was given would loop forever. */
+        if (rc == INTEG_OK && page.next_state && r.state && json_object_equal(page.next_state, r.state))
+            stalls++;
+        else
+            stalls = 0;
+        json_object_put(r.state);
+        r.state = page.next_state ? json_object_get(page.next_state) : NULL;
+        ig_page_free(&page);
+        if (rc)
+            break;
+        if (stalls >= MAX_PAGES_WITHOUT_PROGRESS) {
+            rc = ig_err(INTEG_EREMOTE, "the remote returned the same next page %d times; stopping", stalls);
+            break;
+        }
+        if (progress(&r) != 0) {
+            rc = ig_err(INTEG_ECANCELED, "canceled by the progress callback after %lld pages", (long long)r.pages);
+            break;
+        }
+        if (!r.state)
+            break;
+    }
+    if (rc == INTEG_OK) {
+        /* The watermark moves only when the run completed. */
+        int64_t hwm = r.hwm_ms > r.prev_hwm_ms ? r.hwm_ms : r.prev_hwm_ms;
+        if (!r.dry_run) {
+            void *tx = NULL;
+            int crc = ig_tx_begin(s->ctx, 1, &tx);
+            if (crc == INTEG_OK)
+                crc = checkpoint_put(&r, tx, NULL, hwm);
+            rc = ig_tx_end(s->ctx, tx, 1, crc);
+        }
+        status = r.failed ? "partial" : "success";
+    } else {
+        status = rc == INTEG_ECANCELED ? "canceled" : "error";
+    }
+    int frc = finish(&r, status, rc, &result);
+    if (rc == INTEG_OK)
+        rc = frc;
+    if (rc == INTEG_OK || rc == INTEG_ECANCELED) {
+        /* A canceled run still reports what it did. */
+        int src = ig_json_to_string(result, out_json);
+        if (src)
+            rc = src;
+    }
+out:
+    if (leased)
+        lease_release(&r);
+    json_object_put(result);
+    json_object_put(ck);
+    json_object_put(r.state);
+    json_object_put(r.errors);
+    ig_mapping_free(r.mapping);
+    ig_conn_close(r.c);
+    json_object_put(req);
+    return rc;
+}
+
+INTEG_API int integ_sync_logs(integ_session *s, const char *integration_id, const char *filter_json,
+                              char **out_json)
+{
+    ig_err_clear();
+    if (out_json)
+        *out_json = NULL;
+    int rc = ig_session_check(s);
+    if (rc)
+        return rc;
+    IG_CHECK_ARG(integration_id && *integration_id, "integration_id");
+    IG_CHECK_ARG(out_json, "out_json");
+    json_object *filter = NULL;
+    if ((rc = ig_json_parse_object(filter_json, "filter_json", 1, &filter)))
+        return rc;
+    int64_t limit, offset;
+    json_object *q = json_object_new_object(), *rows = json_object_new_array(), *integ = NULL;
+    rc = ig_json_limit_offset(filter, "filter_json", &limit, &offset);
+    json_object_object_foreach(filter, k, v)
+    {
+        if (rc)
+            break;
+        if (!strcmp(k, "limit") || !strcmp(k, "offset"))
+            continue;
+        if ((strcmp(k, "entity") && strcmp(k, "status")) || !json_object_is_type(v, json_type_string))
+            rc = ig_err(INTEG_EINVAL, "filter_json.%s: unknown filter or not a string (use entity, status)", k);
+        else
+            json_object_object_add(q, k, json_object_get(v));
+    }
+    void *tx = NULL;
+    if (rc == INTEG_OK && (rc = ig_tx_begin(s->ctx, 0, &tx)) == INTEG_OK) {
+        rc = ig_store_get(s->ctx, tx, INTEG_KIND_INTEGRATION, s->tenant_id, integration_id, &integ);
+        if (rc == INTEG_ENOTFOUND)
+            rc = ig_err(rc, "integration '%s' not found", integration_id);
+        if (rc == INTEG_OK) {
+            json_object_object_add(q, "tenant_id", json_object_new_string(s->tenant_id));
+            json_object_object_add(q, "integration_id", json_object_new_string(integration_id));
+            json_object_object_add(q, "limit", json_object_new_int64(limit));
+            json_object_object_add(q, "offset", json_object_new_int64(offset));
+            rc = ig_store_list(s->ctx, tx, INTEG_KIND_SYNC_LOG, q, rows);
+        }
+        rc = ig_tx_end(s->ctx, tx, 1, rc);
+    }
+    if (rc == INTEG_OK) {
+        for (size_t i = 0; i < ig_json_len(rows); i++) {
+            json_object *row = json_object_array_get_idx(rows, i);
+            json_object_object_del(row, "id");
+            json_object_object_del(row, "tenant_id");
+            json_object_object_del(row, "started_at_ms");
+        }
+        rc = ig_json_to_string(rows, out_json);
+    }
+    json_object_put(integ);
+    json_object_put(rows);
+    json_object_put(q);
+    json_object_put(filter);
+    return rc;
+}
+
+INTEG_API int integ_integration_test(integ_session *s, const char *id, char **out_json)
+{
+    ig_err_clear();
+    if (out_json)
+        *out_json = NULL;
+    int rc = ig_session_check(s);
+    if (rc)
+        return rc;
+    IG_CHECK_ARG(id && *id, "id");
+    IG_CHECK_ARG(out_json, "out_json");
+    ig_conn *c = NULL;
+    if ((rc = ig_conn_open(s->ctx, s->tenant_id, id, &c)))
+        return rc;
+    long status = 0;
+    int trc = ig_rest_test(c, &status);
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "success", json_object_new_boolean(trc == INTEG_OK));
+    json_object_object_add(o, "message", json_object_new_string(trc == INTEG_OK ? "connection works" : integ_errmsg()));
+    json_object_object_add(o, "code", json_object_new_int(trc));
+    if (status)
+        json_object_object_add(o, "http_status", json_object_new_int((int)status));
+    rc = ig_json_to_string(o, out_json);
+    json_object_put(o);
+    ig_conn_close(c);
+    return rc;
+}
