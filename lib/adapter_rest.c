@@ -104,6 +104,8 @@ int ig_conn_open(integ_ctx *ctx, const char *tenant_id, const char *integration_
         rc = resolve_base_url(c);
     if (rc == INTEG_OK)
         rc = ig_ctx_bucket(ctx, integration_id, ig_json_get(c->manifest, "rate_limit"), &c->bucket);
+    if (rc == INTEG_OK)
+        c->adapter = ig_ctx_adapter(ctx, ig_json_str(c->definition, "key"), &c->adapter_payload);
     if (rc) {
         ig_conn_close(c);
         return rc;
@@ -595,6 +597,8 @@ int ig_rest_list_page(ig_conn *c, const char *entity_name, json_object *state, i
     json_object *e = ig_conn_entity(c, entity_name);
     if (!e)
         return INTEG_EINVAL;
+    if (c->adapter)
+        return ig_adapter_list_page(c, entity_name, state, since_ms, out);
     json_object *inc = ig_json_get(e, "incremental");
     json_object *list = ig_json_get(e, "list");
     if (json_object_is_type(list, json_type_boolean))
@@ -887,6 +891,8 @@ void ig_page_free(ig_page *p)
 int ig_rest_test(ig_conn *c, long *out_status)
 {
     *out_status = 0;
+    if (c->adapter)
+        return ig_adapter_test(c);
     json_object *t = ig_json_get(c->manifest, "test_request");
     if (!t)
         return ig_err(INTEG_EUNSUPPORTED, "%s declares no test_request", ig_json_str(c->definition, "key"));

@@ -10,6 +10,7 @@
 #include "crypto.h"
 #include "ctx.h"
 #include "definitions.h"
+#include "engine.h"
 #include "error.h"
 #include "json.h"
 #include "util.h"
@@ -186,6 +187,7 @@ struct ig_bucket_entry {
 
 static void ctx_destroy(integ_ctx *ctx)
 {
+    ig_adapters_free(ctx);
     while (ctx->buckets) {
         struct ig_bucket_entry *e = ctx->buckets;
         ctx->buckets = e->next;

@@ -10,6 +10,7 @@
 #include "crypto.h"
 #include "http.h"
 #include "ratelimit.h"
+#include "integrations/adapter.h"
 #include "integrations/integrations.h"
 
 struct integ_ctx {
@@ -30,6 +31,7 @@ struct integ_ctx {
     void *perm_payload;
     const integ_entity_store *entity_store; /* NULL: the built-in one */
     void *entity_store_payload;
+    struct ig_adapter_entry *adapters;       /* host C adapters by definition key */
 
     /* One reference for the ctx handle plus one per open session: the real
      * close happens when the count drops to zero. */

@@ -26,6 +26,8 @@ typedef struct ig_conn {
     const char *auth_type;
     char *base_url;           /* resolved (override or template) */
     ig_bucket *bucket;        /* the integration's budget (owned by the context) */
+    const struct integ_adapter *adapter; /* a host's C adapter for this key, or NULL */
+    void *adapter_payload;
 } ig_conn;
 
 /* Load the integration (scoped to the tenant), its definition and
@@ -58,6 +60,17 @@ json_object *ig_conn_entity(ig_conn *c, const char *entity);
 /* The cheap authenticated call of the manifest (test_request). Returns
  * INTEG_OK when it succeeded; otherwise the error with the remote reason. */
 int ig_rest_test(ig_conn *c, long *out_status);
+
+/* The C adapter path (adapter.c): used by the two calls above when
+ * c->adapter is set. */
+int ig_adapter_list_page(ig_conn *c, const char *entity, json_object *state, int64_t since_ms, ig_page *out);
+int ig_adapter_test(ig_conn *c);
+
+/* Find the adapter registered for a definition key (NULL when none). */
+const struct integ_adapter *ig_ctx_adapter(integ_ctx *ctx, const char *key, void **payload);
+
+/* Release every registration (at context close). */
+void ig_adapters_free(integ_ctx *ctx);
 
 /* An entity record's remote id as text ("512"), NULL if absent. */
 int ig_record_id(json_object *record, const char *id_field, char *buf, size_t cap);

@@ -2,7 +2,9 @@
  *
  * One ig_http per context. It keeps a pool of curl easy handles (a thread
  * takes one for a request and gives it back, so connections are reused
- * with keep-alive) sharing a DNS, connection and TLS session cache.
+ * with keep-alive) sharing a DNS and TLS session cache; each handle keeps
+ * its own connections (libcurl does not support sharing a connection cache
+ * between concurrent threads).
  * TLS verification is always on. Requests to loopback, private, link-local,
  * CGNAT, multicast, unspecified and metadata addresses (IPv4 and IPv6,
  * including v4-mapped v6) are refused after DNS resolution, on every
@@ -34,21 +36,23 @@ typedef struct ig_clock {
 extern const ig_clock ig_clock_system;
 
 typedef struct ig_http_opts {
-    long timeout_ms;            /* total per attempt; default 30000 */
-    long connect_timeout_ms;    /* default 10000 */
+    long timeout_ms;            /* total per attempt; default 30000 (0: the default) */
+    long connect_timeout_ms;    /* default 10000 (0: the default) */
     int max_retries;            /* default 4 (so at most 5 attempts) */
     const char *ca_file;        /* NULL: the system's CA bundle */
     const char *proxy;          /* NULL: none (libcurl's env proxies are ignored) */
     const char *user_agent;     /* default "libintegrations/<version>" */
     int allow_private_networks; /* default 0 */
-    size_t max_response_bytes;  /* default 64 MiB */
+    size_t max_response_bytes;  /* default 64 MiB (0: the default) */
     int max_redirects;          /* default 5; 0 disables following */
-    const ig_clock *clock;      /* NULL: ig_clock_system */
+    const ig_clock *clock;      /* NULL: ig_clock_system; borrowed, must outlive the ig_http */
 } ig_http_opts;
 
 typedef struct ig_http ig_http;
 
-/* From the context option "http" (see integ_ctx_open); json may be NULL. */
+/* From the context option "http" (see integ_ctx_open); json may be NULL
+ * (all defaults). The string fields point into the json object (borrowed):
+ * ig_http_new copies them, so the json may go once the ig_http exists. */
 int ig_http_opts_from_json(json_object *http_options, ig_http_opts *out);
 
 int ig_http_new(const ig_http_opts *opts, ig_http **out);
@@ -94,7 +98,9 @@ typedef enum ig_http_class {
 typedef ig_http_class (*ig_http_classifier)(void *payload, const ig_http_response *r);
 
 /* Send with retries. `bucket` (may be NULL) is waited on before every
- * attempt and corrected from every response. `classify` may be NULL.
+ * attempt and corrected from every response; a wait longer than 5 minutes
+ * fails at once with INTEG_ERATELIMIT. `classify` may be NULL.
+ * On any error *out is zeroed except out->attempts.
  * Returns INTEG_OK with *out filled for any final HTTP status (the caller
  * maps 4xx with ig_http_status_error); INTEG_ENETWORK with libcurl's
  * message ("connection refused to 127.0.0.1:9 ...") when no response came;
@@ -120,6 +126,9 @@ int ig_url_append_path(ig_url *u, const char *path);                 /* joins wi
 int ig_url_set_query(ig_url *u, const char *name, const char *value); /* replaces, URL-encoded */
 int ig_url_add_query(ig_url *u, const char *name, const char *value); /* appends, URL-encoded */
 int ig_url_get(ig_url *u, char **out);                               /* malloc'd */
+/* Decoded value of the first parameter `name` in buf; NULL when absent or
+ * when it does not fit in cap bytes. append_path keeps existing %XX escapes
+ * and refuses "." and ".." segments. */
 const char *ig_url_get_query_param(ig_url *u, const char *name, char *buf, size_t cap);
 void ig_url_free(ig_url *u);
 

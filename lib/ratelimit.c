@@ -47,8 +47,9 @@ struct ig_bucket {
     int64_t last_ms;      /* last refill */
     int64_t paused_until; /* nobody sends before this (unix ms) */
 
-    /* Header names from the manifest (NULL when not named). */
-    char *h_limit, *h_remaining, *h_reset, *h_usage, *h_daily_limit, *h_daily_remaining;
+    /* Header names from the manifest (NULL when not named). "limit" is not
+     * kept: the configured rate stays the ceiling, the provider only lowers. */
+    char *h_remaining, *h_reset, *h_usage, *h_daily_limit, *h_daily_remaining;
     enum reset_unit reset_unit;
 };
 
@@ -105,8 +106,7 @@ int ig_bucket_new(json_object *rate_limit, int64_t now_ms, ig_bucket **out)
     json_object *h = ig_json_get(rate_limit, "headers");
     if (h && json_object_is_type(h, json_type_object)) {
         int rc;
-        if ((rc = dup_header_name(h, "limit", &b->h_limit)) ||
-            (rc = dup_header_name(h, "remaining", &b->h_remaining)) ||
+        if ((rc = dup_header_name(h, "remaining", &b->h_remaining)) ||
             (rc = dup_header_name(h, "reset", &b->h_reset)) ||
             (rc = dup_header_name(h, "usage", &b->h_usage)) ||
             (rc = dup_header_name(h, "daily_limit", &b->h_daily_limit)) ||
@@ -135,7 +135,6 @@ void ig_bucket_free(ig_bucket *b)
     if (!b)
         return;
     pthread_mutex_destroy(&b->mu);
-    free(b->h_limit);
     free(b->h_remaining);
     free(b->h_reset);
     free(b->h_usage);

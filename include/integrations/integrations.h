@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "integrations/adapter.h"
 #include "integrations/common.h"
 #include "integrations/entity_store.h"
 #include "integrations/store.h"

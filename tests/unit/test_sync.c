@@ -845,6 +845,82 @@ static void test_mappings_and_entities(void)
     env_close(&e);
 }
 
+/* ---- a host C adapter ------------------------------------------------------- */
+
+struct fake_adapter {
+    int pages_served;
+    int fail_auth;
+    char seen_credentials[128];
+};
+
+static int fa_list(void *payload, const integ_adapter_call *call, const char *entity, const char *request_json,
+                   integ_reply_cb reply, void *rp)
+{
+    struct fake_adapter *fa = payload;
+    snprintf(fa->seen_credentials, sizeof fa->seen_credentials, "%s", integ_adapter_call_credentials(call));
+    if (fa->fail_auth)
+        return integ_error_set(INTEG_EAUTH, "fake: token rejected");
+    if (strcmp(entity, "items") != 0)
+        return integ_error_set(INTEG_EINVAL, "fake: unknown entity");
+    json_object *req = json_tokener_parse(request_json);
+    json_object *cur = json_object_object_get(req, "cursor");
+    int start = cur ? json_object_get_int(cur) : 0;
+    json_object *page = json_object_new_object(), *recs = json_object_new_array();
+    for (int i = start; i < start + 10 && i < 25; i++)
+        json_object_array_add(recs, make_record(i + 1));
+    json_object_object_add(page, "records", recs);
+    json_object_object_add(page, "next_cursor", start + 10 < 25 ? json_object_new_int(start + 10) : NULL);
+    fa->pages_served++;
+    const char *text = json_object_to_json_string(page);
+    int rc = reply(rp, text, strlen(text));
+    json_object_put(page);
+    json_object_put(req);
+    return rc;
+}
+
+static int fa_test(void *payload, const integ_adapter_call *call, integ_reply_cb reply, void *rp)
+{
+    struct fake_adapter *fa = payload;
+    (void)call;
+    if (fa->fail_auth)
+        return integ_error_set(INTEG_EAUTH, "fake: token rejected");
+    return reply(rp, "{\"message\":\"ok\"}", 14);
+}
+
+static const integ_adapter fake_vtable = {INTEG_ADAPTER_VERSION, fa_test, fa_list, NULL, NULL, NULL, NULL, NULL, NULL};
+
+static void test_c_adapter(void)
+{
+    server_reset();
+    struct env e;
+    if (env_open(&e, "cursor", 0)) {
+        CHECK(!"env_open");
+        return;
+    }
+    struct fake_adapter fa = {0};
+    CHECK_RC(integ_adapter_register(e.ctx, "nope-crm", &fake_vtable, &fa), INTEG_ENOTFOUND);
+    CHECK_RC(integ_adapter_register(e.ctx, "tcursor-crm", NULL, &fa), INTEG_EINVAL);
+    CHECK_OK(integ_adapter_register(e.ctx, "tcursor-crm", &fake_vtable, &fa));
+    json_object *r = run_sync(&e, "{\"entity\":\"items\"}", INTEG_OK);
+    CHECK(r && jint(r, "records_created") == 25 && jint(r, "pages") == 3);
+    json_object_put(r);
+    CHECK(fa.pages_served == 3);
+    CHECK(srv.requests == 0); /* the REST engine was not used */
+    CHECK(strstr(fa.seen_credentials, "test-token") != NULL);
+    check_local_set(&e, 25);
+    char *out = NULL;
+    CHECK_OK(integ_integration_test(e.s, e.id, &out));
+    CHECK(strstr(out, "\"success\":true") != NULL);
+    integ_free(out);
+    fa.fail_auth = 1;
+    CHECK_OK(integ_integration_test(e.s, e.id, &out));
+    CHECK(strstr(out, "\"success\":false") && strstr(out, "token rejected"));
+    integ_free(out);
+    json_object_put(run_sync(&e, "{\"entity\":\"items\",\"full\":true}", INTEG_EAUTH));
+    CHECK_MSG("token rejected");
+    env_close(&e);
+}
+
 int main(void)
 {
     struct MHD_Daemon *d = server_start();
@@ -859,6 +935,7 @@ int main(void)
     RUN(test_mapping_errors_partial);
     RUN(test_dry_run_and_bad_requests);
     RUN(test_mappings_and_entities);
+    RUN(test_c_adapter);
     MHD_stop_daemon(d);
     TEST_END();
 }

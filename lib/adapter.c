@@ -1,0 +1,206 @@
+/* Host C adapters (integrations/adapter.h): the registry, the per-call
+ * context, and the sync engine's adapter path. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "definitions.h"
+#include "engine.h"
+#include "error.h"
+#include "json.h"
+#include "util.h"
+
+struct ig_adapter_entry {
+    struct ig_adapter_entry *next;
+    const integ_adapter *adapter;
+    void *payload;
+    char key[];
+};
+
+struct integ_adapter_call {
+    char *config;
+    char *credentials;
+    const char *base_url;
+    const char *tenant_id;
+    const char *integration_id;
+};
+
+INTEG_API const char *integ_adapter_call_config(const integ_adapter_call *call) { return call ? call->config : NULL; }
+INTEG_API const char *integ_adapter_call_credentials(const integ_adapter_call *call) { return call ? call->credentials : NULL; }
+INTEG_API const char *integ_adapter_call_base_url(const integ_adapter_call *call) { return call ? call->base_url : NULL; }
+INTEG_API const char *integ_adapter_call_tenant_id(const integ_adapter_call *call) { return call ? call->tenant_id : NULL; }
+INTEG_API const char *integ_adapter_call_integration_id(const integ_adapter_call *call)
+{
+    return call ? call->integration_id : NULL;
+}
+
+INTEG_API int integ_adapter_register(integ_ctx *ctx, const char *definition_key, const integ_adapter *adapter,
+                                     void *payload)
+{
+    ig_err_clear();
+    IG_CHECK_ARG(ctx, "ctx");
+    IG_CHECK_ARG(definition_key && *definition_key, "definition_key");
+    IG_CHECK_ARG(adapter, "adapter");
+    if (adapter->version < 1)
+        return ig_err(INTEG_EINVAL, "adapter: unknown vtable version %d", adapter->version);
+    void *tx = NULL;
+    json_object *def = NULL;
+    int rc = ig_tx_begin(ctx, 0, &tx);
+    if (rc == INTEG_OK)
+        rc = ig_tx_end(ctx, tx, 1, ig_definition_lookup(ctx, tx, definition_key, &def));
+    if (rc)
+        return ig_err_prefix(rc, "definition_key");
+    const char *key = ig_json_str(def, "key");
+    size_t n = strlen(key) + 1;
+    struct ig_adapter_entry *e = malloc(sizeof *e + n);
+    if (!e) {
+        json_object_put(def);
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    }
+    memcpy(e->key, key, n);
+    e->adapter = adapter;
+    e->payload = payload;
+    json_object_put(def);
+    struct ig_adapter_entry *old = NULL;
+    pthread_mutex_lock(&ctx->cb_lock);
+    for (struct ig_adapter_entry **p = &ctx->adapters; *p; p = &(*p)->next) {
+        if (!strcmp((*p)->key, e->key)) {
+            old = *p;
+            *p = old->next;
+            break;
+        }
+    }
+    e->next = ctx->adapters;
+    ctx->adapters = e;
+    pthread_mutex_unlock(&ctx->cb_lock);
+    if (old) {
+        if (old->adapter->destroy)
+            old->adapter->destroy(old->payload);
+        free(old);
+    }
+    return INTEG_OK;
+}
+
+const integ_adapter *ig_ctx_adapter(integ_ctx *ctx, const char *key, void **payload)
+{
+    const integ_adapter *a = NULL;
+    *payload = NULL;
+    pthread_mutex_lock(&ctx->cb_lock);
+    for (struct ig_adapter_entry *e = ctx->adapters; e; e = e->next) {
+        if (!strcmp(e->key, key)) {
+            a = e->adapter;
+            *payload = e->payload;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&ctx->cb_lock);
+    return a;
+}
+
+void ig_adapters_free(integ_ctx *ctx)
+{
+    while (ctx->adapters) {
+        struct ig_adapter_entry *e = ctx->adapters;
+        ctx->adapters = e->next;
+        if (e->adapter->destroy)
+            e->adapter->destroy(e->payload);
+        free(e);
+    }
+}
+
+static int call_make(ig_conn *c, integ_adapter_call *call)
+{
+    memset(call, 0, sizeof *call);
+    call->base_url = c->base_url;
+    call->tenant_id = c->tenant_id;
+    call->integration_id = ig_json_str(c->integration, "id");
+    int rc = ig_json_to_string(c->config ? c->config : NULL, &call->config);
+    if (rc == INTEG_OK && !c->config) {
+        free(call->config);
+        call->config = strdup("{}");
+    }
+    if (rc == INTEG_OK) {
+        if (c->credentials)
+            rc = ig_json_to_string(c->credentials, &call->credentials);
+        else
+            call->credentials = strdup("{}");
+    }
+    if (rc == INTEG_OK && (!call->config || !call->credentials))
+        rc = ig_err(INTEG_ENOMEM, "out of memory");
+    return rc;
+}
+
+static void call_free(integ_adapter_call *call)
+{
+    free(call->config);
+    if (call->credentials)
+        ig_free_secret(call->credentials, strlen(call->credentials));
+}
+
+static int reply_parse(void *payload, const char *json, size_t len)
+{
+    json_object **out = payload;
+    json_object_put(*out);
+    json_tokener *tok = json_tokener_new();
+    *out = tok ? json_tokener_parse_ex(tok, json, (int)len) : NULL;
+    json_tokener_free(tok);
+    return *out ? 0 : INTEG_EINVAL;
+}
+
+int ig_adapter_list_page(ig_conn *c, const char *entity, json_object *state, int64_t since_ms, ig_page *out)
+{
+    const char *key = ig_json_str(c->definition, "key");
+    if (!c->adapter->list_page)
+        return ig_err(INTEG_EUNSUPPORTED, "the %s adapter cannot list pages", key);
+    integ_adapter_call call;
+    int rc = call_make(c, &call);
+    json_object *req = json_object_new_object(), *reply = NULL;
+    json_object_object_add(req, "cursor", json_object_get(ig_json_get(state, "cursor")));
+    if (since_ms >= 0) {
+        char at[32];
+        ig_rfc3339(at, since_ms, 0);
+        json_object_object_add(req, "since", json_object_new_string(at));
+    } else {
+        json_object_object_add(req, "since", NULL);
+    }
+    if (rc == INTEG_OK) {
+        rc = c->adapter->list_page(c->adapter_payload, &call, entity,
+                                   json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN), reply_parse, &reply);
+        if (rc)
+            ig_err_prefix(rc, key);
+    }
+    if (rc == INTEG_OK && !json_object_is_type(ig_json_get(reply, "records"), json_type_array))
+        rc = ig_err(INTEG_EREMOTE, "the %s adapter's list_page reply has no \"records\" array", key);
+    if (rc == INTEG_OK) {
+        out->records = json_object_get(ig_json_get(reply, "records"));
+        json_object *next = ig_json_get(reply, "next_cursor");
+        if (next) {
+            out->next_state = json_object_new_object();
+            json_object_object_add(out->next_state, "cursor", json_object_get(next));
+        }
+        out->status = 200;
+        out->attempts = 1;
+    }
+    json_object_put(reply);
+    json_object_put(req);
+    call_free(&call);
+    return rc;
+}
+
+int ig_adapter_test(ig_conn *c)
+{
+    const char *key = ig_json_str(c->definition, "key");
+    if (!c->adapter->test_connection)
+        return ig_err(INTEG_EUNSUPPORTED, "the %s adapter has no connection test", key);
+    integ_adapter_call call;
+    int rc = call_make(c, &call);
+    json_object *reply = NULL;
+    if (rc == INTEG_OK) {
+        rc = c->adapter->test_connection(c->adapter_payload, &call, reply_parse, &reply);
+        if (rc)
+            ig_err_prefix(rc, key);
+    }
+    json_object_put(reply);
+    call_free(&call);
+    return rc;
+}
