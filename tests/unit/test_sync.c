@@ -884,7 +884,8 @@ static int fa_test(void *payload, const integ_adapter_call *call, integ_reply_cb
     (void)call;
     if (fa->fail_auth)
         return integ_error_set(INTEG_EAUTH, "fake: token rejected");
-    return reply(rp, "{\"message\":\"ok\"}", 14);
+    const char *msg = "{\"message\":\"ok\"}";
+    return reply(rp, msg, strlen(msg));
 }
 
 static const integ_adapter fake_vtable = {INTEG_ADAPTER_VERSION, fa_test, fa_list, NULL, NULL, NULL, NULL, NULL, NULL};
