@@ -5,12 +5,13 @@
  * compiled mapping is never written after compile, so threads can share it.
  * See doc/mapping.md for the user-facing description. */
 #include <ctype.h>
-#include <math.h>
+#include <math.h> /* isfinite: a macro, no libm */
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "error.h"
 #include "mapping.h"
@@ -24,7 +25,7 @@
 #define PATH_MAX_INDEX 100000
 #define PATH_MAX_TEXT 1024
 #define MAX_RULES 1000
-#define MAX_FIELDS 10000
+#define MAX_FIELDS 2000
 #define LOC_MAX 512
 
 /* Unix ms of 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z: the range
@@ -36,7 +37,7 @@
 
 typedef struct seg {
     const char *key; /* NUL-terminated, unescaped; NULL for an index */
-    uint32_t len;    /* key length (a quoted key may contain NUL? no: JSON keys are C strings) */
+    uint32_t len;
     uint32_t index;
     uint32_t end;    /* offset in text just past this segment, for messages */
 } seg;
@@ -189,13 +190,20 @@ int ig_path_parse(const char *text, ig_path **out)
 
 void ig_path_free(ig_path *p) { free(p); }
 
-/* Whether the path is present in root (JSON null counts as present, and is
- * returned as NULL, json-c's representation of null). */
-static int lookup(const ig_path *p, json_object *root, json_object **val)
+/* Whether the path is present (JSON null counts as present, and is returned
+ * as NULL, json-c's representation of null). The walk starts at segment
+ * `from` in trail[from] and records in trail[i] the container segment i was
+ * looked up in, with *valid the count of usable entries: consecutive paths
+ * that share a prefix ("properties.email", "properties.phone") then skip
+ * the hash lookups of the shared part. */
+static int lookup_trail(const ig_path *p, uint32_t from, json_object **trail, uint32_t *valid,
+                        json_object **val)
 {
-    json_object *cur = root;
-    for (uint32_t i = 0; i < p->n; i++) {
+    json_object *cur = trail[from];
+    for (uint32_t i = from; i < p->n; i++) {
         const seg *s = &p->s[i];
+        trail[i] = cur;
+        *valid = i + 1;
         if (s->key) {
             if (!json_object_is_type(cur, json_type_object) ||
                 !json_object_object_get_ex(cur, s->key, &cur))
@@ -209,6 +217,14 @@ static int lookup(const ig_path *p, json_object *root, json_object **val)
     }
     *val = cur;
     return 1;
+}
+
+static int lookup(const ig_path *p, json_object *root, json_object **val)
+{
+    json_object *trail[PATH_MAX_SEGS];
+    uint32_t valid;
+    trail[0] = root;
+    return lookup_trail(p, 0, trail, &valid, val);
 }
 
 json_object *ig_path_get(const ig_path *p, json_object *root)
@@ -233,15 +249,13 @@ static const char *type_word(json_object *v)
     return "a value";
 }
 
-int ig_path_set(const ig_path *p, json_object *root, json_object *value)
+/* ig_path_set from segment `from` of a trail, as lookup_trail. */
+static int set_trail(const ig_path *p, uint32_t from, json_object **trail, json_object *value)
 {
-    if (!p || !root) {
-        json_object_put(value);
-        return ig_err(INTEG_EINVAL, "invalid argument: %s", p ? "root" : "path");
-    }
-    json_object *cur = root;
-    for (uint32_t i = 0; i < p->n; i++) {
+    json_object *cur = trail[from];
+    for (uint32_t i = from; i < p->n; i++) {
         const seg *s = &p->s[i];
+        trail[i] = cur;
         int last = i + 1 == p->n;
         int want_obj = s->key != NULL;
         if (!json_object_is_type(cur, want_obj ? json_type_object : json_type_array)) {
@@ -256,7 +270,10 @@ int ig_path_set(const ig_path *p, json_object *root, json_object *value)
         json_object *next = NULL;
         if (want_obj) {
             if (last) {
-                if (json_object_object_add(cur, s->key, value) != 0) {
+                /* Both branches below add a key; when the object is empty the
+                 * lookup json-c would do first is pointless. */
+                unsigned opts = json_object_object_length(cur) ? 0 : JSON_C_OBJECT_ADD_KEY_IS_NEW;
+                if (json_object_object_add_ex(cur, s->key, value, opts) != 0) {
                     json_object_put(value);
                     return ig_err(INTEG_ENOMEM, "out of memory");
                 }
@@ -290,6 +307,17 @@ int ig_path_set(const ig_path *p, json_object *root, json_object *value)
     }
     json_object_put(value);
     return INTEG_OK; /* unreachable: paths have at least one segment */
+}
+
+int ig_path_set(const ig_path *p, json_object *root, json_object *value)
+{
+    if (!p || !root) {
+        json_object_put(value);
+        return ig_err(INTEG_EINVAL, "invalid argument: %s", p ? "root" : "path");
+    }
+    json_object *trail[PATH_MAX_SEGS];
+    trail[0] = root;
+    return set_trail(p, 0, trail, value);
 }
 
 static void path_remove(const ig_path *p, json_object *root)
@@ -335,6 +363,18 @@ static int path_prefix(const ig_path *a, const ig_path *b)
 }
 
 static int path_eq(const ig_path *a, const ig_path *b) { return a->n == b->n && path_prefix(a, b); }
+
+/* Segments two consecutive paths share, capped so the walk of the second
+ * still has a segment of its own to start from. */
+static uint32_t shared_prefix(const ig_path *prev, const ig_path *cur)
+{
+    if (!prev)
+        return 0;
+    uint32_t cap = (prev->n < cur->n ? prev->n : cur->n) - 1, k = 0;
+    while (k < cap && seg_eq(&prev->s[k], &cur->s[k]))
+        k++;
+    return k;
+}
 
 /* `base` followed by the segments of `p` from `from` on: rewrites a local
  * path under a copied field into the remote path it came from. The text is
@@ -394,7 +434,10 @@ static void sb_free(sbuf *b)
         free(b->p);
 }
 
-static int is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 static void trim_span(const char **s, size_t *n)
 {
@@ -421,6 +464,38 @@ static int fmt_double(double d, char buf[40])
         return -1;
     if (d == 0)
         return snprintf(buf, 40, "0");
+    /* Fast path for the common money-like values: the smallest k with
+     * n / 10^k == d (n an integer below 2^53; both operands exact, the
+     * division correctly rounded like strtod) gives digits that read back
+     * as d, without snprintf("%g") and a strtod check. */
+    static const double p10[] = {1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8};
+    for (int k = 0; k < 9; k++) {
+        double x = d * p10[k];
+        if (!(x < 9007199254740992.0 && x > -9007199254740992.0))
+            break;
+        int64_t v = (int64_t)(x >= 0 ? x + 0.5 : x - 0.5);
+        if ((double)v / p10[k] != d)
+            continue;
+        char digits[24];
+        uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+        int nd = 0;
+        do {
+            digits[nd++] = (char)('0' + u % 10);
+            u /= 10;
+        } while (u);
+        while (nd <= k)
+            digits[nd++] = '0'; /* 0.05: a zero before the point */
+        int o = 0;
+        if (v < 0)
+            buf[o++] = '-';
+        for (int i = nd - 1; i >= 0; i--) {
+            buf[o++] = digits[i];
+            if (i == k && k > 0)
+                buf[o++] = '.';
+        }
+        buf[o] = '\0';
+        return o;
+    }
     int n = 0;
     for (int prec = 15; prec <= 17; prec++) {
         n = snprintf(buf, 40, "%.*g", prec, d);
@@ -751,17 +826,26 @@ typedef struct rule {
     tpart *parts;
     size_t nparts;
     char *lits;
+    uint32_t *shared; /* per source or template part: prefix shared with the previous input */
+    int slot;         /* target's output slot, or -1 */
 } rule;
 
 typedef struct copy {
     ig_path *src, *dst;
+    uint32_t src_shared, dst_shared; /* with the previous copy's paths */
+    int slot;
 } copy;
 
 typedef struct req {
     ig_path *path;
     const char *from; /* text of the copy's source path, or NULL */
+    int slot;
 } req;
 
+/* Output keys that every path of the plan addresses only as a whole
+ * ("email", never "email.x") live in slots during apply: rules and required
+ * checks then read and replace them without hashing, and each is inserted
+ * into the output object once, at the end. */
 typedef struct plan {
     copy *copies;
     size_t ncopies;
@@ -769,6 +853,8 @@ typedef struct plan {
     size_t nrules;
     req *reqs;
     size_t nreqs;
+    const char **slot_keys; /* borrowed from the paths above */
+    size_t nslots;
 } plan;
 
 struct ig_mapping {
@@ -793,6 +879,7 @@ static void rule_clear(rule *r)
         ig_path_free(r->parts[i].path);
     free(r->parts);
     free(r->lits);
+    free(r->shared);
     memset(r, 0, sizeof *r);
 }
 
@@ -809,6 +896,7 @@ static void plan_clear(plan *pl)
     for (size_t i = 0; i < pl->nreqs; i++)
         ig_path_free(pl->reqs[i].path);
     free(pl->reqs);
+    free(pl->slot_keys);
     memset(pl, 0, sizeof *pl);
 }
 
@@ -837,6 +925,18 @@ static const vm_ent *vm_find(const rule *r, const char *s, size_t n)
 
 /* --------------------------------------------------------------- compile */
 
+/* vsnprintf, so that -Wformat-truncation does not second-guess locations
+ * that are allowed to be cut short. */
+static void loc_fmt(char *dst, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void loc_fmt(char *dst, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dst, LOC_MAX, fmt, ap);
+    va_end(ap);
+}
+
 static int is_ident(const char *k)
 {
     if (!*k)
@@ -852,19 +952,16 @@ static int is_ident(const char *k)
 static void loc_key(char *dst, const char *base, const char *key)
 {
     if (is_ident(key))
-        snprintf(dst, LOC_MAX, "%s.%s", base, key);
+        loc_fmt(dst, "%s.%s", base, key);
     else
-        snprintf(dst, LOC_MAX, "%s[\"%.200s\"]", base, key);
+        loc_fmt(dst, "%s[\"%.200s\"]", base, key);
 }
 
-static int compile_path(const char *text, const char *loc, const char *role, ig_path **out)
+static int compile_path(const char *text, const char *loc, ig_path **out)
 {
     int rc = ig_path_parse(text, out);
-    if (rc) {
-        char pre[LOC_MAX + 32];
-        snprintf(pre, sizeof pre, "%s%s%s", loc, role ? ": " : "", role ? role : "");
-        return ig_err_prefix(rc, pre);
-    }
+    if (rc)
+        return ig_err_prefix(rc, loc);
     if (!(*out)->s[0].key) {
         ig_path_free(*out);
         *out = NULL;
@@ -882,7 +979,7 @@ static int compile_path_field(json_object *o, const char *key, const char *loc, 
     json_object_object_get_ex(o, key, &v);
     if (!json_object_is_type(v, json_type_string))
         return ig_err(INTEG_EINVAL, "%s: must be a path (a string)", l);
-    return compile_path(json_object_get_string(v), l, NULL, out);
+    return compile_path(json_object_get_string(v), l, out);
 }
 
 static int compile_sources(json_object *arr, const char *loc, rule *r)
@@ -897,11 +994,11 @@ static int compile_sources(json_object *arr, const char *loc, rule *r)
         return ig_err(INTEG_ENOMEM, "out of memory");
     for (size_t i = 0; i < n; i++) {
         char l[LOC_MAX];
-        snprintf(l, sizeof l, "%s[%zu]", loc, i);
+        loc_fmt(l, "%s[%zu]", loc, i);
         json_object *e = json_object_array_get_idx(arr, i);
         if (!json_object_is_type(e, json_type_string))
             return ig_err(INTEG_EINVAL, "%s: must be a path (a string)", l);
-        int rc = compile_path(json_object_get_string(e), l, NULL, &r->sources[i]);
+        int rc = compile_path(json_object_get_string(e), l, &r->sources[i]);
         r->nsources = i + 1;
         if (rc)
             return rc;
@@ -944,7 +1041,7 @@ static int compile_template(const char *t, const char *loc, rule *r)
                 return ig_err(INTEG_EINVAL, "%s: placeholder at offset %zu is too long", loc, i);
             memcpy(pt, t + i + 1, plen);
             pt[plen] = '\0';
-            int rc = compile_path(pt, loc, NULL, &r->parts[r->nparts].path);
+            int rc = compile_path(pt, loc, &r->parts[r->nparts].path);
             if (rc)
                 return rc;
             r->nparts++;
@@ -954,8 +1051,8 @@ static int compile_template(const char *t, const char *loc, rule *r)
         }
         if (c == '{' || c == '}') {
             if (t[i + 1] != c)
-                return ig_err(INTEG_EINVAL, "%s: unmatched '}' at offset %zu (write '}}' for a brace)",
-                              loc, i);
+                return ig_err(INTEG_EINVAL,
+                              "%s: unmatched '}' at offset %zu (write '}}' for a brace)", loc, i);
             *lo++ = c;
             i += 2;
             continue;
@@ -998,7 +1095,7 @@ static int find_word(const char *const *list, const char *w)
     return -1;
 }
 
-static int compile_rule(json_object *o, const char *loc, rule *r)
+static int compile_rule_body(json_object *o, const char *loc, rule *r)
 {
     char l[LOC_MAX];
     int rc;
@@ -1006,7 +1103,7 @@ static int compile_rule(json_object *o, const char *loc, rule *r)
         return ig_err(INTEG_EINVAL, "%s: must be an object", loc);
     json_object *opv = NULL;
     json_object_object_get_ex(o, "op", &opv);
-    snprintf(l, sizeof l, "%s.op", loc);
+    loc_fmt(l, "%s.op", loc);
     if (!opv)
         return ig_err(INTEG_EINVAL, "%s: required", l);
     if (!json_object_is_type(opv, json_type_string))
@@ -1040,7 +1137,7 @@ static int compile_rule(json_object *o, const char *loc, rule *r)
         }
     }
     if (!json_object_object_get_ex(o, "target", NULL)) {
-        snprintf(l, sizeof l, "%s.target", loc);
+        loc_fmt(l, "%s.target", loc);
         return ig_err(INTEG_EINVAL, "%s: required", l);
     }
     if ((rc = compile_path_field(o, "target", loc, &r->target)))
@@ -1058,7 +1155,7 @@ static int compile_rule(json_object *o, const char *loc, rule *r)
         for (int k = 0; k < 2; k++) {
             const char *name = k ? "to" : "from";
             json_object_object_get_ex(o, name, &v);
-            snprintf(l, sizeof l, "%s.%s", loc, name);
+            loc_fmt(l, "%s.%s", loc, name);
             int f = json_object_is_type(v, json_type_string)
                         ? find_word(k_date_formats, json_object_get_string(v))
                         : -1;
@@ -1066,7 +1163,8 @@ static int compile_rule(json_object *o, const char *loc, rule *r)
                 return ig_err(INTEG_EINVAL,
                               "%s: unknown date format %s%.40s%s (one of rfc3339, epoch_s, "
                               "epoch_ms, yyyy-mm-dd)",
-                              l, v ? "'" : "", v ? json_object_get_string(v) : "null", v ? "'" : "");
+                              l, v ? "'" : "", v ? json_object_get_string(v) : "null",
+                              v ? "'" : "");
             if (k)
                 r->to = f;
             else
@@ -1076,16 +1174,17 @@ static int compile_rule(json_object *o, const char *loc, rule *r)
     case OP_CONCAT:
     case OP_COALESCE:
         json_object_object_get_ex(o, "sources", &v);
-        snprintf(l, sizeof l, "%s.sources", loc);
+        loc_fmt(l, "%s.sources", loc);
         if ((rc = compile_sources(v, l, r)))
             return rc;
         break;
     case OP_SPLIT:
         json_object_object_get_ex(o, "index", &v);
         if (json_object_object_get_ex(o, "index", NULL)) {
-            snprintf(l, sizeof l, "%s.index", loc);
+            loc_fmt(l, "%s.index", loc);
             if (!json_object_is_type(v, json_type_int))
-                return ig_err(INTEG_EINVAL, "%s: must be an integer (negative counts from the end)", l);
+                return ig_err(INTEG_EINVAL,
+                              "%s: must be an integer (negative counts from the end)", l);
             r->index = json_object_get_int64(v);
             if (r->index > PATH_MAX_INDEX || r->index < -PATH_MAX_INDEX)
                 return ig_err(INTEG_EINVAL, "%s: must be within -%d..%d", l, PATH_MAX_INDEX,
@@ -1095,7 +1194,7 @@ static int compile_rule(json_object *o, const char *loc, rule *r)
         break;
     case OP_VALUE_MAP:
         json_object_object_get_ex(o, "map", &v);
-        snprintf(l, sizeof l, "%s.map", loc);
+        loc_fmt(l, "%s.map", loc);
         if ((rc = compile_value_map(v, l, r)))
             return rc;
         if (json_object_object_get_ex(o, "default", &v)) {
@@ -1105,7 +1204,7 @@ static int compile_rule(json_object *o, const char *loc, rule *r)
         return INTEG_OK;
     case OP_TEMPLATE:
         json_object_object_get_ex(o, "template", &v);
-        snprintf(l, sizeof l, "%s.template", loc);
+        loc_fmt(l, "%s.template", loc);
         if (!json_object_is_type(v, json_type_string))
             return ig_err(INTEG_EINVAL, "%s: must be a string", l);
         return compile_template(json_object_get_string(v), l, r);
@@ -1113,10 +1212,11 @@ static int compile_rule(json_object *o, const char *loc, rule *r)
     }
     /* concat and split: the separator */
     if (json_object_object_get_ex(o, "separator", &v)) {
-        snprintf(l, sizeof l, "%s.separator", loc);
+        loc_fmt(l, "%s.separator", loc);
         if (!json_object_is_type(v, json_type_string) ||
             (r->op == OP_SPLIT && json_object_get_string_len(v) == 0))
-            return ig_err(INTEG_EINVAL, "%s: must be a %sstring", l, r->op == OP_SPLIT ? "non-empty " : "");
+            return ig_err(INTEG_EINVAL, "%s: must be a %sstring", l,
+                          r->op == OP_SPLIT ? "non-empty " : "");
         size_t n;
         const char *s = str_of(v, &n);
         r->sep = malloc(n + 1);
@@ -1125,6 +1225,83 @@ static int compile_rule(json_object *o, const char *loc, rule *r)
         memcpy(r->sep, s, n + 1);
         r->seplen = n;
     }
+    return INTEG_OK;
+}
+
+static int compile_rule(json_object *o, const char *loc, rule *r)
+{
+    int rc = compile_rule_body(o, loc, r);
+    size_t n = r->nsources ? r->nsources : r->nparts;
+    if (rc || !n)
+        return rc;
+    r->shared = calloc(n, sizeof *r->shared);
+    if (!r->shared)
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    const ig_path *prev = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const ig_path *p = r->nsources ? r->sources[i] : r->parts[i].path;
+        if (p) {
+            r->shared[i] = shared_prefix(prev, p);
+            prev = p;
+        }
+    }
+    return INTEG_OK;
+}
+
+static int same_key(const ig_path *a, const ig_path *b)
+{
+    return a->s[0].len == b->s[0].len && memcmp(a->s[0].key, b->s[0].key, a->s[0].len) == 0;
+}
+
+/* Prefix sharing between consecutive copies, and output slots. */
+static int plan_finish(plan *pl)
+{
+    for (size_t i = 0; i < pl->ncopies; i++) {
+        copy *c = &pl->copies[i];
+        c->src_shared = i ? shared_prefix(pl->copies[i - 1].src, c->src) : 0;
+        c->dst_shared = i ? shared_prefix(pl->copies[i - 1].dst, c->dst) : 0;
+    }
+    size_t n = pl->ncopies + pl->nrules + pl->nreqs;
+    const ig_path **paths = calloc(n + 1, sizeof *paths);
+    int **slots = calloc(n + 1, sizeof *slots);
+    pl->slot_keys = calloc(n + 1, sizeof *pl->slot_keys);
+    if (!paths || !slots || !pl->slot_keys) {
+        free(paths);
+        free(slots);
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < pl->ncopies; i++, k++) {
+        paths[k] = pl->copies[i].dst;
+        slots[k] = &pl->copies[i].slot;
+    }
+    for (size_t i = 0; i < pl->nrules; i++, k++) {
+        paths[k] = pl->rules[i].target;
+        slots[k] = &pl->rules[i].slot;
+    }
+    for (size_t i = 0; i < pl->nreqs; i++, k++) {
+        paths[k] = pl->reqs[i].path;
+        slots[k] = &pl->reqs[i].slot;
+    }
+    /* Quadratic, but bounded by MAX_FIELDS + MAX_RULES and run once. */
+    for (size_t i = 0; i < n; i++) {
+        int slot = -1, ok = paths[i]->n == 1;
+        for (size_t j = 0; ok && j < n; j++) {
+            if (!same_key(paths[i], paths[j]))
+                continue;
+            if (paths[j]->n != 1)
+                ok = 0;
+            else if (j < i)
+                slot = *slots[j];
+        }
+        if (ok && slot < 0) {
+            slot = (int)pl->nslots++;
+            pl->slot_keys[slot] = paths[i]->s[0].key;
+        }
+        *slots[i] = ok ? slot : -1;
+    }
+    free(paths);
+    free(slots);
     return INTEG_OK;
 }
 
@@ -1140,9 +1317,10 @@ static int compile_plan(json_object *o, const char *loc, int need_field_map, pla
     json_object_object_get_ex(o, "transform_rules", &tr);
     json_object_object_get_ex(o, "required", &rq);
 
-    snprintf(l, sizeof l, "%s.field_map", loc);
+    loc_fmt(l, "%s.field_map", loc);
     if (!fm && need_field_map)
-        return ig_err(INTEG_EINVAL, "%s: required (an object of \"<local path>\": \"<remote path>\")", l);
+        return ig_err(INTEG_EINVAL,
+                      "%s: required (an object of \"<local path>\": \"<remote path>\")", l);
     if (fm) {
         if (!json_object_is_type(fm, json_type_object))
             return ig_err(INTEG_EINVAL, "%s: must be an object of path: path", l);
@@ -1159,17 +1337,17 @@ static int compile_plan(json_object *o, const char *loc, int need_field_map, pla
             char kl[LOC_MAX];
             loc_key(kl, l, k);
             copy *c = &pl->copies[pl->ncopies++];
-            if ((rc = compile_path(k, kl, "key: ", &c->dst)))
+            if ((rc = compile_path(k, kl, &c->dst)))
                 return rc;
             if (!json_object_is_type(v, json_type_string))
                 return ig_err(INTEG_EINVAL, "%s: must be a path (a string)", kl);
-            if ((rc = compile_path(json_object_get_string(v), kl, NULL, &c->src)))
+            if ((rc = compile_path(json_object_get_string(v), kl, &c->src)))
                 return rc;
         }
     }
 
     if (tr) {
-        snprintf(l, sizeof l, "%s.transform_rules", loc);
+        loc_fmt(l, "%s.transform_rules", loc);
         if (!json_object_is_type(tr, json_type_array))
             return ig_err(INTEG_EINVAL, "%s: must be an array", l);
         size_t n = json_object_array_length(tr);
@@ -1180,7 +1358,7 @@ static int compile_plan(json_object *o, const char *loc, int need_field_map, pla
             return ig_err(INTEG_ENOMEM, "out of memory");
         for (size_t i = 0; i < n; i++) {
             char rl[LOC_MAX];
-            snprintf(rl, sizeof rl, "%s[%zu]", l, i);
+            loc_fmt(rl, "%s[%zu]", l, i);
             pl->nrules = i + 1;
             if ((rc = compile_rule(json_object_array_get_idx(tr, i), rl, &pl->rules[i])))
                 return rc;
@@ -1188,7 +1366,7 @@ static int compile_plan(json_object *o, const char *loc, int need_field_map, pla
     }
 
     if (rq) {
-        snprintf(l, sizeof l, "%s.required", loc);
+        loc_fmt(l, "%s.required", loc);
         if (!json_object_is_type(rq, json_type_array))
             return ig_err(INTEG_EINVAL, "%s: must be an array of paths", l);
         size_t n = json_object_array_length(rq);
@@ -1199,24 +1377,24 @@ static int compile_plan(json_object *o, const char *loc, int need_field_map, pla
             return ig_err(INTEG_ENOMEM, "out of memory");
         for (size_t i = 0; i < n; i++) {
             char el[LOC_MAX];
-            snprintf(el, sizeof el, "%s[%zu]", l, i);
+            loc_fmt(el, "%s[%zu]", l, i);
             json_object *e = json_object_array_get_idx(rq, i);
             if (!json_object_is_type(e, json_type_string))
                 return ig_err(INTEG_EINVAL, "%s: must be a path (a string)", el);
             req *q = &pl->reqs[pl->nreqs++];
-            if ((rc = compile_path(json_object_get_string(e), el, NULL, &q->path)))
+            if ((rc = compile_path(json_object_get_string(e), el, &q->path)))
                 return rc;
             for (size_t c = 0; c < pl->ncopies && !q->from; c++)
                 if (path_eq(pl->copies[c].dst, q->path))
                     q->from = pl->copies[c].src->text;
         }
     }
-    return INTEG_OK;
+    return plan_finish(pl);
 }
 
 /* ------------------------------------------------------------ inversion */
 
-static int push_rule(plan *pl, size_t *cap, rule **slot)
+static int push_rule(plan *pl, size_t *cap, rule **out)
 {
     if (pl->nrules == *cap) {
         size_t nc = *cap ? *cap * 2 : 8;
@@ -1226,8 +1404,8 @@ static int push_rule(plan *pl, size_t *cap, rule **slot)
         pl->rules = nr;
         *cap = nc;
     }
-    *slot = &pl->rules[pl->nrules++];
-    memset(*slot, 0, sizeof **slot);
+    *out = &pl->rules[pl->nrules++];
+    memset(*out, 0, sizeof **out);
     return INTEG_OK;
 }
 
@@ -1349,21 +1527,23 @@ static int invert_plan(const plan *pull, plan *push)
                 best = c;
         if (best == nc)
             continue;
+        /* A derived target nested inside a pushed field (kind < 0) is
+         * dropped from the pushed value; its own field was excluded above. */
         const copy *c = &pull->copies[best];
-        if (kind[j] < 0 && c->dst->n == r->target->n)
-            continue; /* excluded above; unreachable */
-        rule *slot;
-        if ((rc = push_rule(push, &rcap, &slot)))
+        rule *pr = NULL;
+        if ((rc = push_rule(push, &rcap, &pr)))
             goto done;
         if (kind[j] > 0) {
-            *slot = inv[j];
+            *pr = inv[j];
             memset(&inv[j], 0, sizeof inv[j]);
         } else {
-            slot->op = OP_REMOVE;
+            pr->op = OP_REMOVE;
         }
-        if ((rc = path_rebase(c->src, r->target, c->dst->n, &slot->target)))
+        if ((rc = path_rebase(c->src, r->target, c->dst->n, &pr->target)))
             goto done;
     }
+
+    rc = plan_finish(push);
 
 done:
     for (size_t i = 0; inv && i < nr; i++)
@@ -1388,8 +1568,9 @@ int ig_mapping_compile(json_object *spec, const char *what, ig_mapping **out)
     static const char *const names[] = {"source_entity", "target_entity"};
     for (int i = 0; i < 2; i++) {
         json_object *v = NULL;
-        if (json_object_object_get_ex(spec, names[i], &v) && !json_object_is_type(v, json_type_string)) {
-            snprintf(l, sizeof l, "%s.%s", what, names[i]);
+        if (json_object_object_get_ex(spec, names[i], &v) &&
+            !json_object_is_type(v, json_type_string)) {
+            loc_fmt(l, "%s.%s", what, names[i]);
             return ig_err(INTEG_EINVAL, "%s: must be a string", l);
         }
     }
@@ -1399,19 +1580,22 @@ int ig_mapping_compile(json_object *spec, const char *what, ig_mapping **out)
     int rc = compile_plan(spec, what, 1, &m->pull);
     json_object *rev = NULL;
     if (!rc && json_object_object_get_ex(spec, "reverse", &rev)) {
-        snprintf(l, sizeof l, "%s.reverse", what);
+        loc_fmt(l, "%s.reverse", what);
         if (!json_object_is_type(rev, json_type_object)) {
             rc = ig_err(INTEG_EINVAL, "%s: must be an object", l);
         } else {
             static const char *const keys[] = {"field_map", "transform_rules", "required", "notes",
                                                "description", NULL};
-            struct json_object_iterator it = json_object_iter_begin(rev), end = json_object_iter_end(rev);
+            struct json_object_iterator it = json_object_iter_begin(rev),
+                                        end = json_object_iter_end(rev);
             for (; !rc && !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
                 const char *k = json_object_iter_peek_name(&it);
                 if (find_word(keys, k) < 0) {
                     char kl[LOC_MAX];
                     loc_key(kl, l, k);
-                    rc = ig_err(INTEG_EINVAL, "%s: unknown field (one of field_map, transform_rules, required)", kl);
+                    rc = ig_err(INTEG_EINVAL,
+                                "%s: unknown field (one of field_map, transform_rules, required)",
+                                kl);
                 }
             }
             if (!rc)
@@ -1536,7 +1720,8 @@ static int do_to_bool(const rule *r, json_object *v, json_object **res, int *sam
         break;
     }
     case json_type_string: {
-        static const char *const yes[] = {"true", "1", "yes", NULL}, *const no[] = {"false", "0", "no", NULL};
+        static const char *const yes[] = {"true", "1", "yes", NULL};
+        static const char *const no[] = {"false", "0", "no", NULL};
         size_t n;
         const char *s = str_of(v, &n);
         trim_span(&s, &n);
@@ -1569,7 +1754,8 @@ static int epoch_to_ms(int from, int is_int, int64_t iv, double dv, int64_t *ms)
 {
     double scale = from == DF_EPOCH_S ? 1000.0 : 1.0;
     if (is_int) {
-        if (from == DF_EPOCH_S ? (iv < MS_MIN / 1000 || iv > MS_MAX / 1000) : (iv < MS_MIN || iv > MS_MAX))
+        if (from == DF_EPOCH_S ? (iv < MS_MIN / 1000 || iv > MS_MAX / 1000)
+                               : (iv < MS_MIN || iv > MS_MAX))
             return -1;
         *ms = from == DF_EPOCH_S ? iv * 1000 : iv;
         return 0;
@@ -1577,7 +1763,8 @@ static int epoch_to_ms(int from, int is_int, int64_t iv, double dv, int64_t *ms)
     double x = dv * scale;
     if (!(x >= (double)MS_MIN && x <= (double)MS_MAX))
         return -1;
-    *ms = (int64_t)llround(x);
+    /* Rounded by hand: the library does not link libm. */
+    *ms = x >= 0 ? (int64_t)(x + 0.5) : -(int64_t)(-x + 0.5);
     return 0;
 }
 
@@ -1713,116 +1900,162 @@ static int do_value_map(const rule *r, json_object *v, json_object **res, int *s
     return INTEG_OK;
 }
 
-/* Appends the text of a source value for concat/template; 1 when the value
- * contributes nothing (absent, null, ""). */
-static int put_text(const rule *r, sbuf *b, json_object *v, int present)
+/* One apply call's state: the output tree and its slots (see plan). */
+typedef struct actx {
+    json_object *in, *out;
+    json_object **sv;  /* slot values; NULL is JSON null */
+    unsigned char *sp; /* slot present? */
+} actx;
+
+static int out_get(const actx *a, const ig_path *p, int slot, json_object **v)
+{
+    if (slot < 0)
+        return lookup(p, a->out, v);
+    *v = a->sv[slot];
+    return a->sp[slot];
+}
+
+static int out_set(actx *a, const ig_path *p, int slot, json_object *v)
+{
+    if (slot < 0)
+        return ig_path_set(p, a->out, v);
+    if (a->sp[slot])
+        json_object_put(a->sv[slot]);
+    a->sv[slot] = v;
+    a->sp[slot] = 1;
+    return INTEG_OK;
+}
+
+/* The text a concat or template input contributes: 1 when it contributes
+ * nothing (absent, null or ""), 0 with s/n set, <0 on error. */
+static int input_text(const rule *r, json_object *v, int present, const ig_path *p, char buf[40],
+                      const char **s, size_t *n)
 {
     if (!present || !v)
         return 1;
-    char buf[40];
-    const char *s;
-    size_t n;
-    if (scalar_text(v, buf, &s, &n) != 0) {
+    if (scalar_text(v, buf, s, n) != 0) {
         char d[128];
-        return ig_err(INTEG_EMAPPING, "field '%s': cannot use %s as text", r->target->text,
-                      describe(v, d, sizeof d));
+        return ig_err(INTEG_EMAPPING, "field '%s': cannot use %s from '%s' as text",
+                      r->target->text, describe(v, d, sizeof d), p->text);
     }
-    if (n == 0)
-        return 1;
-    return sb_put(b, s, n);
+    return *n == 0;
 }
 
-static int run_rule(const rule *r, json_object *in, json_object *out)
+static int run_text_rule(const rule *r, actx *a)
+{
+    sbuf b;
+    sb_init(&b);
+    json_object *trail[PATH_MAX_SEGS];
+    uint32_t valid = 1;
+    trail[0] = a->in;
+    int rc = INTEG_OK, concat = r->op == OP_CONCAT;
+    size_t used = 0, holes = 0, np = concat ? r->nsources : r->nparts;
+    for (size_t i = 0; i < np && !rc; i++) {
+        const ig_path *p = concat ? r->sources[i] : r->parts[i].path;
+        if (!p) {
+            rc = sb_put(&b, r->parts[i].lit, r->parts[i].len);
+            continue;
+        }
+        holes++;
+        char buf[40];
+        const char *s;
+        size_t n;
+        json_object *v = NULL;
+        uint32_t from = r->shared[i] < valid ? r->shared[i] : valid - 1;
+        int present = lookup_trail(p, from, trail, &valid, &v);
+        int k = input_text(r, v, present, p, buf, &s, &n);
+        if (k) {
+            rc = k < 0 ? k : INTEG_OK;
+            continue;
+        }
+        if (used++ && concat && r->seplen && (rc = sb_put(&b, r->sep, r->seplen)))
+            break;
+        rc = sb_put(&b, s, n);
+    }
+    json_object *res = NULL;
+    /* Every input missing: leave the field absent rather than write an
+     * empty or separator-only string. */
+    int skip = !rc && holes && !used;
+    if (!rc && !skip)
+        rc = new_string(b.p, b.len, &res);
+    sb_free(&b);
+    if (rc || skip)
+        return rc;
+    return out_set(a, r->target, r->slot, res);
+}
+
+static int is_empty_string(json_object *v)
+{
+    return json_object_is_type(v, json_type_string) && json_object_get_string_len(v) == 0;
+}
+
+static int do_trim(json_object *v, int mutable_, json_object **res, int *same)
+{
+    *same = 1;
+    if (!json_object_is_type(v, json_type_string))
+        return INTEG_OK;
+    size_t n, n0;
+    const char *s = str_of(v, &n), *s0 = s;
+    n0 = n;
+    trim_span(&s, &n);
+    if (s == s0 && n == n0)
+        return INTEG_OK;
+    char tmp[256];
+    if (mutable_ && n < sizeof tmp) {
+        /* Our own copy: shrinking it in place reuses its buffer (json-c
+         * copies from `tmp`, so the ranges never overlap). */
+        memcpy(tmp, s, n);
+        if (json_object_set_string_len(v, tmp, (int)n))
+            return INTEG_OK;
+    }
+    *same = 0;
+    return new_string(s, n, res);
+}
+
+static int run_rule(const rule *r, actx *a)
 {
     json_object *v = NULL, *res = NULL;
     int rc = INTEG_OK, same = 0;
-    sbuf b;
     switch (r->op) {
-    case OP_REMOVE: path_remove(r->target, out); return INTEG_OK;
+    case OP_REMOVE:
+        if (r->slot >= 0 && a->sp[r->slot]) {
+            json_object_put(a->sv[r->slot]);
+            a->sv[r->slot] = NULL;
+            a->sp[r->slot] = 0;
+        } else if (r->slot < 0) {
+            path_remove(r->target, a->out);
+        }
+        return INTEG_OK;
     case OP_DEFAULT:
-        if (lookup(r->target, out, &v) && v &&
-            !(json_object_is_type(v, json_type_string) && json_object_get_string_len(v) == 0))
+        if (out_get(a, r->target, r->slot, &v) && v && !is_empty_string(v))
             return INTEG_OK;
         if ((rc = dup_value(r->value, &res)))
             return rc;
-        return ig_path_set(r->target, out, res);
-    case OP_COALESCE:
+        return out_set(a, r->target, r->slot, res);
+    case OP_COALESCE: {
+        json_object *trail[PATH_MAX_SEGS];
+        uint32_t valid = 1;
+        trail[0] = a->in;
         for (size_t i = 0; i < r->nsources; i++) {
-            if (!lookup(r->sources[i], in, &v) || !v ||
-                (json_object_is_type(v, json_type_string) && json_object_get_string_len(v) == 0))
+            uint32_t from = r->shared[i] < valid ? r->shared[i] : valid - 1;
+            if (!lookup_trail(r->sources[i], from, trail, &valid, &v) || !v || is_empty_string(v))
                 continue;
             if ((rc = dup_value(v, &res)))
                 return rc;
-            return ig_path_set(r->target, out, res);
+            return out_set(a, r->target, r->slot, res);
         }
         return INTEG_OK;
-    case OP_CONCAT:
-    case OP_TEMPLATE: {
-        sb_init(&b);
-        size_t used = 0, holes = 0;
-        if (r->op == OP_CONCAT) {
-            for (size_t i = 0; i < r->nsources && rc >= 0; i++) {
-                int present = lookup(r->sources[i], in, &v);
-                if (used && present && v && r->seplen) {
-                    /* Only add the separator once we know the value is non-empty. */
-                    size_t mark = b.len;
-                    if ((rc = sb_put(&b, r->sep, r->seplen)) < 0)
-                        break;
-                    rc = put_text(r, &b, v, present);
-                    if (rc == 1)
-                        b.len = mark;
-                } else {
-                    rc = put_text(r, &b, v, present);
-                }
-                if (rc == 0)
-                    used++;
-            }
-            holes = r->nsources;
-        } else {
-            for (size_t i = 0; i < r->nparts && rc >= 0; i++) {
-                const tpart *p = &r->parts[i];
-                if (!p->path) {
-                    rc = sb_put(&b, p->lit, p->len);
-                    continue;
-                }
-                holes++;
-                v = NULL;
-                rc = put_text(r, &b, v, lookup(p->path, in, &v));
-                if (rc == 0)
-                    used++;
-            }
-        }
-        /* Every input missing: leave the field absent rather than write an
-         * empty or separator-only string. */
-        if (rc >= 0 && (used > 0 || holes == 0))
-            rc = new_string(b.p, b.len, &res) ? INTEG_ENOMEM : 2;
-        sb_free(&b);
-        if (rc < 0)
-            return rc;
-        return rc == 2 ? ig_path_set(r->target, out, res) : INTEG_OK;
     }
+    case OP_CONCAT:
+    case OP_TEMPLATE: return run_text_rule(r, a);
     default: break;
     }
 
     int from_in = r->source != NULL;
-    if (!lookup(from_in ? r->source : r->target, from_in ? in : out, &v))
+    if (!(from_in ? lookup(r->source, a->in, &v) : out_get(a, r->target, r->slot, &v)))
         return INTEG_OK;
     switch (r->op) {
-    case OP_TRIM:
-        if (json_object_is_type(v, json_type_string)) {
-            size_t n, n0;
-            const char *s = str_of(v, &n);
-            const char *s0 = s;
-            n0 = n;
-            trim_span(&s, &n);
-            if (s == s0 && n == n0)
-                same = 1;
-            else
-                rc = new_string(s, n, &res);
-        } else {
-            same = 1;
-        }
-        break;
+    case OP_TRIM: rc = do_trim(v, !from_in, &res, &same); break;
     case OP_LOWER:
     case OP_UPPER: rc = do_case(r, v, !from_in, &res, &same); break;
     case OP_TO_NUMBER: rc = do_to_number(r, v, &res, &same); break;
@@ -1843,7 +2076,61 @@ static int run_rule(const rule *r, json_object *in, json_object *out)
         if ((rc = dup_value(v, &res)))
             return rc;
     }
-    return ig_path_set(r->target, out, res);
+    return out_set(a, r->target, r->slot, res);
+}
+
+static int run_plan(const plan *pl, actx *a)
+{
+    int rc = INTEG_OK;
+    json_object *it[PATH_MAX_SEGS], *ot[PATH_MAX_SEGS];
+    uint32_t iv = 1, ov = 1;
+    it[0] = a->in;
+    ot[0] = a->out;
+    for (size_t i = 0; i < pl->ncopies && !rc; i++) {
+        const copy *c = &pl->copies[i];
+        json_object *v, *dup;
+        uint32_t from = c->src_shared < iv ? c->src_shared : iv - 1;
+        if (!lookup_trail(c->src, from, it, &iv, &v)) {
+            ov = 1; /* the output trail is the previous copy's, not this one's */
+            continue; /* absent stays absent: a null would overwrite local data */
+        }
+        if ((rc = dup_value(v, &dup)))
+            break;
+        if (c->slot >= 0) {
+            rc = out_set(a, c->dst, c->slot, dup);
+            ov = 1;
+        } else {
+            /* Between two copies the only change to the output is the
+             * previous set, which leaves the containers above it in place. */
+            from = c->dst_shared < ov ? c->dst_shared : ov - 1;
+            rc = set_trail(c->dst, from, ot, dup);
+            ov = rc ? 1 : c->dst->n;
+        }
+    }
+    for (size_t i = 0; i < pl->nrules && !rc; i++)
+        rc = run_rule(&pl->rules[i], a);
+    for (size_t i = 0; i < pl->nreqs && !rc; i++) {
+        const req *q = &pl->reqs[i];
+        json_object *v = NULL;
+        if (out_get(a, q->path, q->slot, &v) && v)
+            continue;
+        if (q->from)
+            rc = ig_err(INTEG_EMAPPING, "field '%s' missing (from '%s')", q->path->text, q->from);
+        else
+            rc = ig_err(INTEG_EMAPPING, "field '%s' missing", q->path->text);
+    }
+    /* Slot keys never occur in the tree (plan_finish), so they are new. */
+    for (size_t i = 0; i < pl->nslots; i++) {
+        if (!a->sp[i])
+            continue;
+        a->sp[i] = 0;
+        if (!rc && json_object_object_add_ex(a->out, pl->slot_keys[i], a->sv[i],
+                                             JSON_C_OBJECT_ADD_KEY_IS_NEW) != 0)
+            rc = ig_err(INTEG_ENOMEM, "out of memory");
+        if (rc)
+            json_object_put(a->sv[i]);
+    }
+    return rc;
 }
 
 int ig_mapping_apply(const ig_mapping *m, ig_direction dir, json_object *in, json_object **out)
@@ -1855,33 +2142,29 @@ int ig_mapping_apply(const ig_mapping *m, ig_direction dir, json_object *in, jso
     IG_CHECK_ARG(json_object_is_type(in, json_type_object), "in (must be a JSON object)");
     IG_CHECK_ARG(out, "out");
     const plan *pl = dir == IG_PULL ? &m->pull : &m->push;
-    json_object *o = json_object_new_object();
-    if (!o)
-        return ig_err(INTEG_ENOMEM, "out of memory");
-    int rc = INTEG_OK;
-    for (size_t i = 0; i < pl->ncopies && !rc; i++) {
-        json_object *v, *c;
-        if (!lookup(pl->copies[i].src, in, &v))
-            continue; /* absent stays absent: a null would overwrite local data */
-        if (!(rc = dup_value(v, &c)))
-            rc = ig_path_set(pl->copies[i].dst, o, c);
+    json_object *sv_local[64];
+    unsigned char sp_local[64];
+    actx a = {in, NULL, sv_local, sp_local};
+    if (pl->nslots > 64) {
+        a.sv = calloc(pl->nslots, sizeof *a.sv);
+        a.sp = calloc(pl->nslots, 1);
     }
-    for (size_t i = 0; i < pl->nrules && !rc; i++)
-        rc = run_rule(&pl->rules[i], in, o);
-    for (size_t i = 0; i < pl->nreqs && !rc; i++) {
-        json_object *v = NULL;
-        if (lookup(pl->reqs[i].path, o, &v) && v)
-            continue;
-        if (pl->reqs[i].from)
-            rc = ig_err(INTEG_EMAPPING, "field '%s' missing (from '%s')", pl->reqs[i].path->text,
-                        pl->reqs[i].from);
-        else
-            rc = ig_err(INTEG_EMAPPING, "field '%s' missing", pl->reqs[i].path->text);
+    a.out = json_object_new_object();
+    int rc = INTEG_OK;
+    if (!a.out || !a.sv || !a.sp)
+        rc = ig_err(INTEG_ENOMEM, "out of memory");
+    else {
+        memset(a.sp, 0, pl->nslots);
+        rc = run_plan(pl, &a);
+    }
+    if (a.sv != sv_local) {
+        free(a.sv);
+        free(a.sp);
     }
     if (rc) {
-        json_object_put(o);
+        json_object_put(a.out);
         return rc;
     }
-    *out = o;
+    *out = a.out;
     return INTEG_OK;
 }

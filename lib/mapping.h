@@ -8,7 +8,13 @@
  *    "field_map": {"<local path>": "<remote path>", ...},
  *    "transform_rules": [RULE, ...],       applied in order, after field_map, on pull
  *    "required": ["<local path>", ...],    missing after mapping -> INTEG_EMAPPING
- *    "reverse": {"field_map": {...}, "transform_rules": [...]}   optional, for push}
+ *    "reverse": {"field_map": {...}, "transform_rules": [...], "required": [...]}
+ *                                          optional, for push: the same shape with the
+ *                                          roles swapped, i.e. field_map is
+ *                                          {"<remote path>": "<local path>"} (the key is
+ *                                          always the path written), rule targets and
+ *                                          required are remote paths, and rule
+ *                                          "source"/"sources" read the local data}
  * Paths are dotted with array indexes: "properties.email", "lines[0].sku",
  * "addresses[2].city"; a key containing dots or brackets is written
  * ["odd.key"]. On pull the field_map copies remote -> local; on push the
