@@ -1,12 +1,29 @@
-/* The end-to-end demo on the default SQLite store (./integrations.db):
- * the catalog by category, a tenant connecting HubSpot with an API key,
- * its integrations and the audit trail. Run it through scripts/demo. */
+/* The end-to-end demo on the default SQLite store (./integrations.db).
+ *
+ *   demo SANDBOX_BINARY
+ *
+ * It starts the sandbox (emulated HubSpot, Shopify, Pipedrive, Dynamics on
+ * 127.0.0.1), shows the catalog by category, connects tenant "acme" to
+ * HubSpot with an API key pointed at the sandbox (base_url_overrides),
+ * tests the connection, pulls 10,000 contacts with a live progress bar,
+ * prints the sync log and three mapped records, runs the incremental sync
+ * that skips what is unchanged, and prints the audit trail. Run it through
+ * scripts/demo; a second run starts incrementally from the first one's
+ * checkpoint. */
+#include <errno.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "integrations/integrations.h"
+
+#define RECORDS 10000
+#define TOKEN "pat-na1-demo-token"
 
 static int fail(const char *step, int rc)
 {
@@ -23,11 +40,65 @@ static const char *js(json_object *o, const char *k)
 static void join_array(json_object *arr, char *buf, size_t cap)
 {
     buf[0] = '\0';
-    for (size_t i = 0; i < json_object_array_length(arr); i++) {
+    for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
         size_t n = strlen(buf);
         snprintf(buf + n, cap - n, "%s%s", i ? "," : "", json_object_get_string(json_object_array_get_idx(arr, i)));
     }
 }
+
+/* ---- the sandbox ------------------------------------------------------------ */
+
+struct sandbox {
+    pid_t pid;
+    char url[128];
+};
+
+static int sandbox_start(const char *binary, struct sandbox *sb)
+{
+    int out[2], in[2];
+    if (pipe(out) || pipe(in))
+        return -1;
+    sb->pid = fork();
+    if (sb->pid < 0)
+        return -1;
+    if (sb->pid == 0) {
+        dup2(out[1], STDOUT_FILENO);
+        dup2(in[0], STDIN_FILENO);
+        close(out[0]);
+        close(out[1]);
+        close(in[0]);
+        close(in[1]);
+        char records[64];
+        snprintf(records, sizeof records, "hubspot:contacts=%d", RECORDS);
+        execl(binary, binary, "--records", records, "--seed", "7", "--token", TOKEN, "--max-seconds", "900",
+              "--stdin-lifetime", (char *)NULL);
+        fprintf(stderr, "demo: cannot run the sandbox '%s': %s\n", binary, strerror(errno));
+        _exit(127);
+    }
+    close(out[1]);
+    close(in[0]); /* keep in[1] open: the sandbox lives while we do */
+    FILE *f = fdopen(out[0], "r");
+    char line[256] = "";
+    if (!f || !fgets(line, sizeof line, f))
+        return -1;
+    /* "listening on http://127.0.0.1:PORT" */
+    const char *p = strstr(line, "http://");
+    if (!p)
+        return -1;
+    snprintf(sb->url, sizeof sb->url, "%s", p);
+    sb->url[strcspn(sb->url, "\r\n")] = '\0';
+    return 0;
+}
+
+static void sandbox_stop(struct sandbox *sb)
+{
+    if (sb->pid > 0) {
+        kill(sb->pid, SIGTERM);
+        waitpid(sb->pid, NULL, 0);
+    }
+}
+
+/* ---- output ----------------------------------------------------------------- */
 
 static void print_catalog(json_object *defs)
 {
@@ -43,77 +114,155 @@ static void print_catalog(json_object *defs)
         join_array(json_object_object_get(d, "auth_types"), auth, sizeof auth);
         join_array(json_object_object_get(d, "capabilities"), caps, sizeof caps);
         json_object *wh = json_object_object_get(d, "webhook");
-        const char *scheme = wh ? js(wh, "scheme") : "-";
-        printf("  %-24s %-22s %-26s %-14s %s\n", js(d, "key"), js(d, "name"), auth,
-               scheme && strcmp(scheme, "null") ? scheme : "-", caps);
+        const char *scheme = wh && json_object_object_get(wh, "scheme") ? js(wh, "scheme") : "-";
+        printf("  %-24s %-22s %-26s %-14s %s\n", js(d, "key"), js(d, "name"), auth, scheme, caps);
     }
 }
 
-int main(void)
+static int progress_bar(void *payload, const char *progress_json)
 {
-    const char *opts = getenv("INTEG_MASTER_KEY") ? "{}" : "{\"master_key_file\": \"./integrations.key\"}";
+    (void)payload;
+    json_object *p = json_tokener_parse(progress_json);
+    long done = (long)json_object_get_int64(json_object_object_get(p, "records_processed"));
+    double rate = json_object_get_double(json_object_object_get(p, "records_per_second"));
+    int width = 40, filled = (int)(done * width / RECORDS);
+    if (filled > width)
+        filled = width;
+    fprintf(stderr, "\r  [%.*s%*s] %6ld/%d records, %lld pages, %.0f records/s", filled,
+            "########################################", width - filled, "", done, RECORDS,
+            (long long)json_object_get_int64(json_object_object_get(p, "pages")), rate);
+    json_object_put(p);
+    return 0;
+}
+
+static void print_result(const char *title, json_object *r)
+{
+    printf("\n%s\n  status %s, %s sync: %s processed, %s created, %s updated, %s skipped, %s failed in %s pages\n",
+           title, js(r, "status"), js(r, "sync_type"), js(r, "records_processed"), js(r, "records_created"),
+           js(r, "records_updated"), js(r, "records_skipped"), js(r, "records_failed"), js(r, "pages"));
+    printf("  started %s, completed %s, by %s\n", js(r, "started_at"), js(r, "completed_at"), js(r, "user_id"));
+}
+
+int main(int argc, char **argv)
+{
+    const char *sandbox_bin = argc > 1 ? argv[1] : "build/tools/sandbox/sandbox";
+    struct sandbox sb = {0};
+    printf("libintegrations %s: demo on ./integrations.db\n", integ_version());
+    if (sandbox_start(sandbox_bin, &sb)) {
+        fprintf(stderr, "demo: the sandbox did not start (%s)\n", sandbox_bin);
+        sandbox_stop(&sb);
+        return 1;
+    }
+    printf("sandbox: emulated HubSpot with %d contacts at %s/hubspot\n", RECORDS, sb.url);
+
+    /* The sandbox lives on loopback: a host allows that explicitly. */
+    char opts[1024];
+    snprintf(opts, sizeof opts,
+             "{%s\"http\": {\"allow_private_networks\": true},"
+             " \"base_url_overrides\": {\"hubspot-crm\": \"%s/hubspot\"}}",
+             getenv("INTEG_MASTER_KEY") ? "" : "\"master_key_file\": \"./integrations.key\", ", sb.url);
     integ_ctx *ctx = NULL;
     integ_session *s = NULL;
     char *out = NULL;
-    int rc;
-    printf("libintegrations %s — demo on ./integrations.db\n", integ_version());
-    if ((rc = integ_ctx_open(&ctx, opts)))
-        return fail("opening the context", rc);
-
-    if ((rc = integ_definitions_list(ctx, NULL, &out)))
-        return fail("listing the catalog", rc);
+    int rc, status = 1;
+    if ((rc = integ_ctx_open(&ctx, opts))) {
+        fail("opening the context", rc);
+        goto done;
+    }
+    if ((rc = integ_definitions_list(ctx, NULL, &out))) {
+        fail("listing the catalog", rc);
+        goto done;
+    }
     json_object *defs = json_tokener_parse(out);
     integ_free(out);
     print_catalog(defs);
     json_object_put(defs);
 
-    if ((rc = integ_session_open(&s, ctx, "acme", "alice@acme.test", "[\"admin\"]")))
-        return fail("opening a session", rc);
-
-    /* Idempotent: the first run creates the integration, later runs rotate
-     * its API key. */
-    const char *token = getenv("DEMO_HUBSPOT_TOKEN") ? getenv("DEMO_HUBSPOT_TOKEN") : "pat-na1-demo-token";
-    if ((rc = integ_integrations_list(s, "{\"integration_definition_id\": \"hubspot-crm\"}", &out)))
-        return fail("listing integrations", rc);
+    if ((rc = integ_session_open(&s, ctx, "acme", "alice@acme.test", "[\"admin\"]"))) {
+        fail("opening a session", rc);
+        goto done;
+    }
+    /* Idempotent: the first run creates the integration, later runs reuse it. */
+    if ((rc = integ_integrations_list(s, "{\"integration_definition_id\": \"hubspot-crm\"}", &out))) {
+        fail("listing integrations", rc);
+        goto done;
+    }
     json_object *existing = json_tokener_parse(out);
     integ_free(out);
-    char creds[256];
-    snprintf(creds, sizeof creds, "{\"api_key\": \"%s\"}", token);
+    char id[64];
     if (json_object_array_length(existing) == 0) {
-        char req[512];
-        snprintf(req, sizeof req,
-                 "{\"integration_definition_id\": \"hubspot-crm\", \"name\": \"HubSpot Production\", "
-                 "\"credentials\": %s, \"config\": {\"sync_interval\": 3600, "
-                 "\"entities\": [\"contacts\", \"companies\", \"deals\"], \"auto_sync\": true}}", creds);
-        if ((rc = integ_integration_create(s, req, &out)))
-            return fail("creating the HubSpot integration", rc);
-        printf("\nCreated: %s\n", out);
+        const char *req = "{\"integration_definition_id\": \"hubspot-crm\", \"name\": \"HubSpot Production\", "
+                          "\"credentials\": {\"api_key\": \"" TOKEN "\"}, \"config\": {\"sync_interval\": 3600, "
+                          "\"entities\": [\"contacts\", \"companies\", \"deals\"], \"auto_sync\": true}}";
+        if ((rc = integ_integration_create(s, req, &out))) {
+            json_object_put(existing);
+            fail("creating the HubSpot integration", rc);
+            goto done;
+        }
+        json_object *it = json_tokener_parse(out);
+        snprintf(id, sizeof id, "%s", js(it, "id"));
+        printf("\nCreated integration %s: %s\n", id, out);
+        json_object_put(it);
         integ_free(out);
     } else {
-        const char *id = js(json_object_array_get_idx(existing, 0), "id");
-        if ((rc = integ_integration_set_credentials(s, id, creds)))
-            return fail("rotating the API key", rc);
-        printf("\nHubSpot integration %s exists: API key replaced\n", id);
+        snprintf(id, sizeof id, "%s", js(json_object_array_get_idx(existing, 0), "id"));
+        if ((rc = integ_integration_set_credentials(s, id, "{\"api_key\": \"" TOKEN "\"}"))) {
+            json_object_put(existing);
+            fail("setting the API key", rc);
+            goto done;
+        }
+        printf("\nUsing integration %s (created by an earlier run; its checkpoint makes this run incremental)\n", id);
     }
     json_object_put(existing);
 
-    if ((rc = integ_integrations_list(s, NULL, &out)))
-        return fail("listing integrations", rc);
-    json_object *list = json_tokener_parse(out);
-    integ_free(out);
-    printf("\nIntegrations of tenant acme\n  %-38s %-20s %-12s %-10s %-13s %s\n", "id", "name", "definition",
-           "status", "credentials", "config");
-    for (size_t i = 0; i < json_object_array_length(list); i++) {
-        json_object *it = json_object_array_get_idx(list, i);
-        printf("  %-38s %-20s %-12s %-10s %-13s %s\n", js(it, "id"), js(it, "name"),
-               js(it, "integration_definition_key"), js(it, "status"),
-               json_object_get_boolean(json_object_object_get(it, "has_credentials")) ? "sealed" : "none",
-               json_object_to_json_string_ext(json_object_object_get(it, "config"), JSON_C_TO_STRING_PLAIN));
+    if ((rc = integ_integration_test(s, id, &out))) {
+        fail("testing the connection", rc);
+        goto done;
     }
-    json_object_put(list);
+    printf("Connection test: %s\n", out);
+    integ_free(out);
 
-    if ((rc = integ_audit_list(s, "{\"limit\": 10}", &out)))
-        return fail("reading the audit trail", rc);
+    printf("\nPulling contacts from HubSpot (sandbox):\n");
+    rc = integ_sync(s, id, "{\"entity\": \"contacts\", \"direction\": \"pull\"}", progress_bar, NULL, &out);
+    fprintf(stderr, "\n");
+    if (rc) {
+        fail("the sync", rc);
+        goto done;
+    }
+    json_object *r1 = json_tokener_parse(out);
+    integ_free(out);
+    print_result("Sync log entry:", r1);
+    json_object_put(r1);
+
+    if ((rc = integ_entities_list(s, "contacts", "{\"limit\": 3}", &out))) {
+        fail("listing contacts", rc);
+        goto done;
+    }
+    json_object *three = json_tokener_parse(out);
+    integ_free(out);
+    printf("\nThree mapped records (local entity \"contacts\"):\n");
+    for (size_t i = 0; i < json_object_array_length(three); i++) {
+        json_object *rec = json_object_array_get_idx(three, i);
+        printf("  %s  %s\n", js(rec, "id"),
+               json_object_to_json_string_ext(json_object_object_get(rec, "data"), JSON_C_TO_STRING_PLAIN));
+    }
+    json_object_put(three);
+
+    printf("\nRunning the same sync again (incremental from the high-water mark):\n");
+    rc = integ_sync(s, id, "{\"entity\": \"contacts\"}", NULL, NULL, &out);
+    if (rc) {
+        fail("the incremental sync", rc);
+        goto done;
+    }
+    json_object *r2 = json_tokener_parse(out);
+    integ_free(out);
+    print_result("Sync log entry:", r2);
+    json_object_put(r2);
+
+    if ((rc = integ_audit_list(s, "{\"limit\": 8}", &out))) {
+        fail("reading the audit trail", rc);
+        goto done;
+    }
     json_object *audit = json_tokener_parse(out);
     integ_free(out);
     printf("\nAudit trail (newest first)\n  %-21s %-16s %-28s %s\n", "at", "user", "action", "details");
@@ -123,8 +272,11 @@ int main(void)
                json_object_to_json_string_ext(json_object_object_get(e, "details"), JSON_C_TO_STRING_PLAIN));
     }
     json_object_put(audit);
+    printf("\nCredentials are sealed in ./integrations.db; no read call ever returns them.\n");
+    status = 0;
+done:
     integ_session_close(s);
     integ_ctx_close(ctx);
-    printf("\nCredentials are sealed in ./integrations.db; no read call ever returns them.\n");
-    return 0;
+    sandbox_stop(&sb);
+    return status;
 }
