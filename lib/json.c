@@ -18,7 +18,8 @@ int ig_json_parse(const char *text, const char *what, int allow_null, json_objec
     if (!tok)
         return ig_err(INTEG_ENOMEM, "%s: out of memory", what);
     size_t len = strlen(text);
-    json_object *obj = json_tokener_parse_ex(tok, text, (int)len);
+    /* Include the NUL: a bare top-level number ("5") only ends there. */
+    json_object *obj = json_tokener_parse_ex(tok, text, (int)len + 1);
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     if (jerr == json_tokener_continue) {
         json_object_put(obj);
@@ -33,7 +34,7 @@ int ig_json_parse(const char *text, const char *what, int allow_null, json_objec
     }
     size_t end = json_tokener_get_parse_end(tok);
     json_tokener_free(tok);
-    while (end < len && strchr(" \t\r\n", text[end]))
+    while (end < len && text[end] && strchr(" \t\r\n", text[end]))
         end++;
     if (end != len) {
         json_object_put(obj);

@@ -215,8 +215,8 @@ static int json_equal(json_object *a, json_object *b, int depth)
         return !json_object_get_boolean(a) == !json_object_get_boolean(b);
     case json_type_string: {
         int la = json_object_get_string_len(a), lb = json_object_get_string_len(b);
-        return la == lb && memcmp(json_object_get_string(a), json_object_get_string(b),
-                                  (size_t)la) == 0;
+        return la == lb &&
+               memcmp(json_object_get_string(a), json_object_get_string(b), (size_t)la) == 0;
     }
     case json_type_array: {
         size_t n = json_object_array_length(a);
@@ -303,7 +303,8 @@ static uint64_t json_hash(json_object *v, int depth)
 
 static const char *json_text(json_object *v)
 {
-    return json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    return json_object_to_json_string_ext(v,
+                                          JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
 }
 
 /* --------------------------------------------------------------------- */
@@ -538,10 +539,7 @@ static int format_email(const unsigned char *s, size_t n)
 }
 
 /* RFC 3986 pchar minus pct-encoding: unreserved / sub-delims / ":" / "@". */
-static int uri_pchar(int c)
-{
-    return is_alnum(c) || (c && strchr("-._~!$&'()*+,;=:@", c));
-}
+static int uri_pchar(int c) { return is_alnum(c) || (c && strchr("-._~!$&'()*+,;=:@", c)); }
 
 /* s[0..n) is all pchar, pct-encoded or chars from `extra`. */
 static int uri_chars(const unsigned char *s, size_t n, const char *extra)
@@ -644,8 +642,7 @@ static int uri_bracket_authority(const unsigned char *s, size_t n)
     const unsigned char *at = memchr(s, '@', n);
     if (at) {
         size_t ulen = (size_t)(at - s);
-        if (memchr(s, '[', ulen) || memchr(at + 1, '@', n - ulen - 1) ||
-            !uri_chars(s, ulen, ""))
+        if (memchr(s, '[', ulen) || memchr(at + 1, '@', n - ulen - 1) || !uri_chars(s, ulen, ""))
             return 0;
         n -= ulen + 1;
         s = at + 1;
@@ -799,14 +796,29 @@ static size_t rx_escape(const char *p, int in_class, struct rx_atom *a, struct r
     a->lit_len = 0;
     unsigned cp;
     switch (*p) {
-    case 'd': case 'w': case 's': case 'D': case 'W': case 'S':
+    case 'd':
+    case 'w':
+    case 's':
+    case 'D':
+    case 'W':
+    case 'S':
         a->cls = *p;
         return 1;
-    case 'n': cp = '\n'; break;
-    case 't': cp = '\t'; break;
-    case 'r': cp = '\r'; break;
-    case 'f': cp = '\f'; break;
-    case 'v': cp = '\v'; break;
+    case 'n':
+        cp = '\n';
+        break;
+    case 't':
+        cp = '\t';
+        break;
+    case 'r':
+        cp = '\r';
+        break;
+    case 'f':
+        cp = '\f';
+        break;
+    case 'v':
+        cp = '\v';
+        break;
     case 'b':
         if (!in_class) {
             o->err = "internal: \\b outside a class";
@@ -922,8 +934,8 @@ static unsigned utf8_decode(const char *s, size_t n)
 /* glibc cannot compile ranges with non-ASCII endpoints in C.UTF-8 ("Invalid
  * collation character"), so their non-ASCII part is listed character by
  * character; ECMAScript ranges are by code point, which this reproduces. */
-static void rx_class_range(struct rx_out *body, const struct rx_atom *lo,
-                           const struct rx_atom *hi, struct rx_out *o)
+static void rx_class_range(struct rx_out *body, const struct rx_atom *lo, const struct rx_atom *hi,
+                           struct rx_out *o)
 {
     unsigned a = utf8_decode(lo->lit, lo->lit_len), b = utf8_decode(hi->lit, hi->lit_len);
     if (a > b) {
@@ -988,9 +1000,15 @@ static size_t rx_class(const char *p, struct rx_out *o)
         }
         if (lo.cls) {
             switch (lo.cls) {
-            case 'd': rx_puts(&body, "0-9"); break;
-            case 'w': rx_puts(&body, "A-Za-z0-9_"); break;
-            case 's': rx_puts(&body, "[:space:]"); break;
+            case 'd':
+                rx_puts(&body, "0-9");
+                break;
+            case 'w':
+                rx_puts(&body, "A-Za-z0-9_");
+                break;
+            case 's':
+                rx_puts(&body, "[:space:]");
+                break;
             default:
                 o->err = "negated class escapes (\\D, \\W, \\S) inside [...] are not supported";
                 break;
@@ -1112,12 +1130,24 @@ static char *rx_translate(const char *src, const char **why)
             p += 1 + k;
             if (a.cls) {
                 switch (a.cls) {
-                case 'd': rx_puts(&o, "[0-9]"); break;
-                case 'D': rx_puts(&o, "[^0-9]"); break;
-                case 'w': rx_puts(&o, "[A-Za-z0-9_]"); break;
-                case 'W': rx_puts(&o, "[^A-Za-z0-9_]"); break;
-                case 's': rx_puts(&o, "[[:space:]]"); break;
-                default: rx_puts(&o, "[^[:space:]]"); break;
+                case 'd':
+                    rx_puts(&o, "[0-9]");
+                    break;
+                case 'D':
+                    rx_puts(&o, "[^0-9]");
+                    break;
+                case 'w':
+                    rx_puts(&o, "[A-Za-z0-9_]");
+                    break;
+                case 'W':
+                    rx_puts(&o, "[^A-Za-z0-9_]");
+                    break;
+                case 's':
+                    rx_puts(&o, "[[:space:]]");
+                    break;
+                default:
+                    rx_puts(&o, "[^[:space:]]");
+                    break;
                 }
             } else if (a.lit_len == 1 && strchr(".[(){}*+?^$|\\", a.lit[0])) {
                 char tmp[2] = {'\\', a.lit[0]};
@@ -1254,13 +1284,14 @@ static int validate(struct vctx *v, json_object *s, json_object *inst, int depth
 
 static const char *type_phrase(const char *t)
 {
-    if (strcmp(t, "string") == 0) return "a string";
-    if (strcmp(t, "number") == 0) return "a number";
-    if (strcmp(t, "integer") == 0) return "an integer";
-    if (strcmp(t, "boolean") == 0) return "a boolean";
-    if (strcmp(t, "object") == 0) return "an object";
-    if (strcmp(t, "array") == 0) return "an array";
-    if (strcmp(t, "null") == 0) return "null";
+    static const char *const phrases[][2] = {
+        {"string", "a string"},   {"number", "a number"},  {"integer", "an integer"},
+        {"boolean", "a boolean"}, {"object", "an object"}, {"array", "an array"},
+        {"null", "null"},
+    };
+    for (size_t i = 0; i < sizeof phrases / sizeof phrases[0]; i++)
+        if (strcmp(t, phrases[i][0]) == 0)
+            return phrases[i][1];
     return t;
 }
 
@@ -1387,9 +1418,10 @@ static int check_string(struct vctx *v, json_object *s, json_object *inst)
         char why[256];
         int m = rx_search(json_object_get_string(kw), str, n, why, sizeof why);
         if (m < 0)
-            return fail(&v->path, "invalid schema: pattern %s: %s", json_text(kw), why);
+            return fail(&v->path, "invalid schema: pattern \"%s\": %s", json_object_get_string(kw),
+                        why);
         if (!m)
-            return fail(&v->path, "must match pattern %s", json_text(kw));
+            return fail(&v->path, "must match pattern \"%s\"", json_object_get_string(kw));
     }
     if (json_object_object_get_ex(s, "format", &kw) && json_object_is_type(kw, json_type_string)) {
         const char *fmt = json_object_get_string(kw);
@@ -1458,12 +1490,10 @@ static int check_array(struct vctx *v, json_object *s, json_object *inst, int de
 {
     size_t n = json_object_array_length(inst);
     json_object *kw;
-    if (json_object_object_get_ex(s, "minItems", &kw) && is_number(kw) &&
-        (int64_t)n < as_count(kw))
+    if (json_object_object_get_ex(s, "minItems", &kw) && is_number(kw) && (int64_t)n < as_count(kw))
         return fail(&v->path, "must have at least %lld item%s", (long long)as_count(kw),
                     as_count(kw) == 1 ? "" : "s");
-    if (json_object_object_get_ex(s, "maxItems", &kw) && is_number(kw) &&
-        (int64_t)n > as_count(kw))
+    if (json_object_object_get_ex(s, "maxItems", &kw) && is_number(kw) && (int64_t)n > as_count(kw))
         return fail(&v->path, "must have at most %lld item%s", (long long)as_count(kw),
                     as_count(kw) == 1 ? "" : "s");
     if (json_object_object_get_ex(s, "uniqueItems", &kw) && json_object_get_boolean(kw)) {
@@ -1486,7 +1516,8 @@ static int check_array(struct vctx *v, json_object *s, json_object *inst, int de
 static int check_object(struct vctx *v, json_object *s, json_object *inst, int depth)
 {
     json_object *props = NULL, *kw;
-    if (json_object_object_get_ex(s, "properties", &kw) && json_object_is_type(kw, json_type_object))
+    if (json_object_object_get_ex(s, "properties", &kw) &&
+        json_object_is_type(kw, json_type_object))
         props = kw;
     if (v->apply_defaults && props) {
         json_object_object_foreach(props, key, ps)
@@ -1509,7 +1540,8 @@ static int check_object(struct vctx *v, json_object *s, json_object *inst, int d
         size_t n = json_object_array_length(kw);
         for (size_t i = 0; i < n; i++) {
             json_object *e = json_object_array_get_idx(kw, i);
-            const char *name = json_object_is_type(e, json_type_string) ? json_object_get_string(e) : NULL;
+            const char *name =
+                json_object_is_type(e, json_type_string) ? json_object_get_string(e) : NULL;
             if (name && !json_object_object_get_ex(inst, name, NULL))
                 return fail(&v->path, "missing required property '%s'", name);
         }
@@ -1669,9 +1701,8 @@ static int check_required_kw(struct path *p, json_object *r)
 
 static int is_annotation(const char *k)
 {
-    static const char *const names[] = {"title",      "description", "examples",
-                                        "$comment",   "$schema",     "$id",
-                                        "readOnly",   "writeOnly",   "deprecated"};
+    static const char *const names[] = {"title", "description", "examples",  "$comment",  "$schema",
+                                        "$id",   "readOnly",    "writeOnly", "deprecated"};
     if (strncmp(k, "x-", 2) == 0)
         return 1;
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
@@ -1685,11 +1716,9 @@ static int check_annotation(struct path *p, const char *k, json_object *val)
     if (strncmp(k, "x-", 2) == 0)
         return 0;
     if (strcmp(k, "examples") == 0)
-        return json_object_is_type(val, json_type_array) ? 0
-                                                         : kw_fail(p, k, "must be an array");
+        return json_object_is_type(val, json_type_array) ? 0 : kw_fail(p, k, "must be an array");
     if (strcmp(k, "readOnly") == 0 || strcmp(k, "writeOnly") == 0 || strcmp(k, "deprecated") == 0)
-        return json_object_is_type(val, json_type_boolean) ? 0
-                                                           : kw_fail(p, k, "must be a boolean");
+        return json_object_is_type(val, json_type_boolean) ? 0 : kw_fail(p, k, "must be a boolean");
     return json_object_is_type(val, json_type_string) ? 0 : kw_fail(p, k, "must be a string");
 }
 
@@ -1719,8 +1748,8 @@ static int check_keyword(struct path *p, const char *k, json_object *val, int de
             return kw_fail(p, k, "must be a number");
         return 0;
     }
-    if (strcmp(k, "minLength") == 0 || strcmp(k, "maxLength") == 0 ||
-        strcmp(k, "minItems") == 0 || strcmp(k, "maxItems") == 0)
+    if (strcmp(k, "minLength") == 0 || strcmp(k, "maxLength") == 0 || strcmp(k, "minItems") == 0 ||
+        strcmp(k, "maxItems") == 0)
         return is_count(val) ? 0 : kw_fail(p, k, "must be a non-negative integer");
     if (strcmp(k, "uniqueItems") == 0)
         return json_object_is_type(val, json_type_boolean) ? 0 : kw_fail(p, k, "must be a boolean");
@@ -1737,7 +1766,8 @@ static int check_keyword(struct path *p, const char *k, json_object *val, int de
         rx_locale_leave(&l);
         if (bad) {
             size_t mark = path_push_word(p, k);
-            int rc = fail(p, "invalid regular expression %s: %s", json_text(val), why);
+            int rc =
+                fail(p, "invalid regular expression \"%s\": %s", json_object_get_string(val), why);
             path_restore(p, mark);
             return rc;
         }
@@ -1775,7 +1805,8 @@ static int check_keyword(struct path *p, const char *k, json_object *val, int de
         return 0;
     }
     if (strcmp(k, "additionalProperties") == 0 || strcmp(k, "items") == 0) {
-        if (!json_object_is_type(val, json_type_object) && !json_object_is_type(val, json_type_boolean))
+        if (!json_object_is_type(val, json_type_object) &&
+            !json_object_is_type(val, json_type_boolean))
             return kw_fail(p, k, "must be a schema (an object or a boolean)");
         return check_subschema(p, k, val, depth);
     }

@@ -6,7 +6,8 @@
  * via regcomp, unanchored search as in ECMAScript), format ("uri", "email",
  * "date-time", "uuid"), additionalProperties (boolean or schema), items,
  * minItems, maxItems, uniqueItems, and the annotations title, description,
- * examples, $comment, x-* which are ignored. */
+ * examples, $comment, $schema, $id, readOnly, writeOnly, deprecated and
+ * x-*, which are ignored. */
 #ifndef IG_SCHEMA_H
 #define IG_SCHEMA_H
 
