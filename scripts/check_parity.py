@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Check that every exported C symbol is wrapped by every binding.
 
-The exported symbols are the "global:" entries of lib/integrations.map (all
-version nodes). A symbol counts as wrapped by
+The exported symbols are the global entries of every version node of
+lib/integrations.map (INTEGRATIONS_0.1, INTEGRATIONS_0.2, ...). A symbol counts as wrapped by
 
   python  when bindings/python/integrations/*.py uses it as a name
           (lib.integ_x) or as a whole string literal ("integ_x"), outside
@@ -32,17 +32,37 @@ from typing import Dict, List, Set
 SYMBOL = re.compile(r"\binteg_[A-Za-z0-9_]+\b")
 
 
-def exported_symbols(map_file: Path) -> List[str]:
-    """The symbols between "global:" and "local:" (or the node's end)."""
+def _map_text(map_file: Path) -> str:
+    """The version script without comments and ``extern "lang" { ... }`` blocks."""
     text = re.sub(r"/\*.*?\*/", " ", map_file.read_text(encoding="utf-8"), flags=re.S)
     text = re.sub(r"#[^\n]*", " ", text)
+    return re.sub(r'\bextern\s*"[^"]*"\s*\{[^{}]*\}\s*;?', " ", text)
+
+
+def exported_symbols(map_file: Path) -> List[str]:
+    """The global symbols of every version node of an ld version script.
+
+    A node is ``NAME { ... } [PARENT];`` (INTEGRATIONS_0.1, INTEGRATIONS_0.2,
+    ...; an anonymous ``{ ... };`` too). Inside it, entries are global until
+    a ``local:`` label and after a ``global:`` one (ld's default scope is
+    global); wildcards and ``extern "lang" { ... }`` blocks are not symbols
+    of ours and are skipped.
+    """
     symbols: List[str] = []
-    for section in re.findall(r"global:(.*?)(?:local:|})", text, flags=re.S):
-        for entry in section.split(";"):
-            name = entry.strip()
-            if name:
-                symbols.append(name)
+    for body in re.findall(r"\{([^{}]*)\}", _map_text(map_file)):
+        scope = "global"
+        for token in re.split(r"\b(global|local)\s*:|;", body):
+            token = (token or "").strip()
+            if token in ("global", "local"):
+                scope = token
+            elif scope == "global" and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", token):
+                symbols.append(token)
     return sorted(set(symbols))
+
+
+def version_nodes(map_file: Path) -> List[str]:
+    """The names of the version nodes, in file order (for the summary line)."""
+    return re.findall(r"([A-Za-z_][A-Za-z0-9_.]*)\s*\{", _map_text(map_file))
 
 
 def c_only(doc: Path) -> List[str]:
@@ -129,7 +149,8 @@ def main(argv: List[str]) -> int:
 
     if status == 0:
         scope = f" by {args.only}" if args.only else ""
-        print(f"parity: {len(symbols)} symbols, all wrapped{scope} (C-only: {', '.join(skipped) or 'none'})")
+        nodes = ", ".join(version_nodes(root / "lib" / "integrations.map")) or "anonymous"
+        print(f"parity: {len(symbols)} symbols ({nodes}), all wrapped{scope} (C-only: {', '.join(skipped) or 'none'})")
     return status
 
 

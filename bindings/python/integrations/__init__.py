@@ -27,6 +27,7 @@ from __future__ import annotations
 from ._client import (
     Context,
     PermissionCallback,
+    ProgressCallback,
     Session,
     generate_master_key,
     strerror,
@@ -63,6 +64,7 @@ __all__ = [
     "Context",
     "Session",
     "PermissionCallback",
+    "ProgressCallback",
     "generate_master_key",
     "strerror",
     "version",

@@ -7,6 +7,7 @@ returns plain dicts and lists.
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import threading
@@ -15,13 +16,14 @@ from ctypes import byref, c_void_p
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
 
 from . import _native
-from ._native import PERMISSION_CB, lib
-from .errors import InvalidArgument
+from ._native import PERMISSION_CB, PROGRESS_CB, lib
+from .errors import Canceled, InvalidArgument
 
 __all__ = [
     "Context",
     "Session",
     "PermissionCallback",
+    "ProgressCallback",
     "generate_master_key",
     "strerror",
     "version",
@@ -30,10 +32,19 @@ __all__ = [
 #: ``fn(tenant_id, user_id, resource, action) -> bool``: True allows.
 PermissionCallback = Callable[[str, str, str, str], bool]
 
+#: ``fn(progress: dict) -> bool``: called once per committed page of a sync;
+#: a truthy result cancels the run.
+ProgressCallback = Callable[[Dict[str, Any]], Any]
+
 JSONObject = Dict[str, Any]
+
+#: A timestamp argument: RFC 3339 text, or a datetime (naive means UTC).
+Timestamp = Union[str, datetime.datetime]
 
 # A NULL integ_permission_cb, to clear the callback.
 _NULL_CB = PERMISSION_CB()
+# A NULL integ_progress_cb (no progress reports).
+_NULL_PROGRESS = PROGRESS_CB()
 
 
 # ---------------------------------------------------------------------------
@@ -63,6 +74,25 @@ def _filter(**fields: Any) -> Optional[bytes]:
     """A filter/patch object of the given non-None fields, or NULL if none."""
     given = {k: v for k, v in fields.items() if v is not None}
     return _dumps(given) if given else None
+
+
+def _timestamp(value: Timestamp, name: str) -> str:
+    """A timestamp argument as RFC 3339 UTC text.
+
+    A ``str`` is passed through (the library validates it); an aware
+    ``datetime`` is converted to UTC; a naive one is taken as UTC already.
+    Sub-millisecond digits are dropped (the library keeps milliseconds).
+    """
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, datetime.datetime):
+        raise TypeError(f"{name}: expected str or datetime.datetime, got {type(value).__name__}")
+    if value.tzinfo is not None and value.utcoffset() is not None:
+        value = value.astimezone(datetime.timezone.utc)
+    v = value
+    text = f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}"
+    ms = v.microsecond // 1000
+    return text + (f".{ms:03d}Z" if ms else "Z")
 
 
 def _decode(raw: Optional[bytes]) -> str:
@@ -361,6 +391,9 @@ class Session:
         roles: Optional[Iterable[str]] = None,
     ) -> None:
         self._handle: Optional[c_void_p] = None
+        # Calls in flight that run Python callbacks (sync): close() from
+        # inside such a callback is deferred until the C call has returned.
+        self._busy = 0
         if not isinstance(context, Context):
             raise TypeError("context: expected an integrations.Context")
         if isinstance(roles, (str, bytes)):
@@ -386,10 +419,15 @@ class Session:
     # -- lifetime ----------------------------------------------------------
 
     def close(self) -> None:
-        """Close the session (idempotent)."""
+        """Close the session (idempotent).
+
+        Called from a progress callback, the session is closed at once for
+        Python (later calls raise InvalidArgument) and in C as soon as the
+        running :meth:`sync` returns.
+        """
         self._handle = None
         fin = getattr(self, "_finalizer", None)
-        if fin is not None:
+        if fin is not None and not getattr(self, "_busy", 0):
             fin()
 
     @property
@@ -554,3 +592,250 @@ class Session:
         """
         flt = _filter(action=action, object_id=object_id, user_id=user_id, limit=limit, offset=offset)
         return _call_json(self._state, lib.integ_audit_list, self._h(), flt)
+
+    # -- mappings ----------------------------------------------------------
+
+    def put_mapping(self, integration_id: str, mapping: Mapping[str, Any]) -> JSONObject:
+        """Create or replace the integration's mapping for one remote entity.
+
+        ``mapping`` (doc/mapping.md): ``{"source_entity": "contacts" (an
+        entity of the definition), "target_entity": "contacts" (a local
+        entity), "field_map": {"<local path>": "<remote path>"},
+        "transform_rules": [...], "required": [...], "reverse": {...}}``.
+        There is one mapping per ``source_entity``: putting another replaces
+        it and keeps its id. It is validated when saved (an unknown rule or a
+        bad path raises InvalidArgument naming it). Needs integration:admin.
+        Returns the stored mapping ``{id, integration_id, ..., created_at,
+        updated_at}``.
+        """
+        return _call_json(
+            self._state,
+            lib.integ_mapping_put,
+            self._h(),
+            _cstr(integration_id, "integration_id"),
+            _dumps(mapping),
+        )
+
+    def mappings(self, integration_id: str) -> List[JSONObject]:
+        """The integration's stored mappings (manifest defaults are not listed)."""
+        return _call_json(
+            self._state, lib.integ_mappings_list, self._h(), _cstr(integration_id, "integration_id")
+        )
+
+    def delete_mapping(self, mapping_id: str) -> None:
+        """Delete a mapping: the manifest's default mapping applies again.
+
+        Needs integration:admin.
+        """
+        _call(self._state, lib.integ_mapping_delete, self._h(), _cstr(mapping_id, "mapping_id"))
+
+    def apply_mapping(
+        self, mapping_id: str, record: Mapping[str, Any], direction: str = "pull"
+    ) -> JSONObject:
+        """Preview a stored mapping on one record, writing nothing.
+
+        ``direction``: ``"pull"`` (a remote record -> local data) or
+        ``"push"`` (local data -> a remote record). A record that fails the
+        mapping raises MappingError naming the field.
+        """
+        return _call_json(
+            self._state,
+            lib.integ_mapping_apply,
+            self._h(),
+            _cstr(mapping_id, "mapping_id"),
+            _cstr(direction, "direction"),
+            _dumps(record),
+        )
+
+    # -- sync --------------------------------------------------------------
+
+    def sync(
+        self,
+        integration_id: str,
+        entity: str,
+        *,
+        direction: str = "pull",
+        full: bool = False,
+        dry_run: bool = False,
+        modified_since: Optional[Timestamp] = None,
+        progress: Optional[ProgressCallback] = None,
+    ) -> JSONObject:
+        """Run a sync of one entity now, on this thread (blocks on the network).
+
+        Incremental by default, from the last completed run's high-water
+        mark (when the definition supports it); ``full=True`` re-reads
+        everything (unchanged records are still skipped). ``modified_since``
+        (RFC 3339 text or a datetime; naive means UTC) overrides the
+        watermark. ``dry_run=True`` maps and counts without writing. An
+        interrupted run resumes from its checkpoint. Needs integration:admin;
+        a second concurrent sync of the integration raises ConflictError.
+
+        ``progress(info: dict)`` is called once per committed page with
+        ``{integration_id, entity, pages, records_processed,
+        records_created, records_updated, records_skipped, records_failed,
+        elapsed_ms, records_per_second}``. A truthy return cancels the run
+        after that page: :class:`Canceled` is raised and its ``.result``
+        holds the run's result (``status == "canceled"``; what was committed
+        stays and the next run resumes from it). If ``progress`` raises, the
+        run is canceled the same way and that exception is raised instead.
+
+        Returns the run's result, as its sync log entry: ``{sync_log_id,
+        integration_id, entity, sync_type, trigger, status (success |
+        partial), records_processed, records_created, records_updated,
+        records_skipped, records_failed, conflicts, errors, started_at,
+        completed_at, user_id, ...}``. A run that fails raises (AuthError,
+        NetworkError, ...); its log entry is in :meth:`sync_logs`.
+        """
+        request: Dict[str, Any] = {"entity": entity, "direction": direction}
+        if full is not False:
+            request["full"] = full
+        if dry_run is not False:
+            request["dry_run"] = dry_run
+        if modified_since is not None:
+            request["filter"] = {"modified_since": _timestamp(modified_since, "modified_since")}
+        iid = _cstr(integration_id, "integration_id")
+        body = _dumps(request)
+
+        # The callback's exception, per call: the trampoline runs on this
+        # thread, inside integ_sync.
+        raised: List[BaseException] = []
+        cb = _NULL_PROGRESS
+        if progress is not None:
+            if not callable(progress):
+                raise TypeError("progress: expected a callable or None")
+
+            def trampoline(_payload: Any, info: Optional[bytes]) -> int:
+                if raised:
+                    return 1  # already failed: keep canceling
+                try:
+                    return 1 if progress(json.loads(_decode(info)) if info else {}) else 0
+                except BaseException as exc:  # re-raised after integ_sync returns
+                    raised.append(exc)
+                    return 1
+
+            cb = PROGRESS_CB(trampoline)  # referenced until the call returns
+
+        h = self._h()
+        out = c_void_p()
+        self._state.exc = None
+        self._busy += 1
+        try:
+            rc = lib.integ_sync(h, iid, body, cb, None, byref(out))
+            # integ_errmsg() first: it is valid only until the next library call.
+            err = _native.error(rc) if rc != 0 else None
+            perm_exc, self._state.exc = self._state.exc, None
+            text = _native.take_string(out)  # also set on cancel
+        finally:
+            self._busy -= 1
+            if self._handle is None and not self._busy:
+                self._finalizer()  # close() was called from the callback
+        if raised:
+            raise raised[0]
+        if perm_exc is not None:
+            raise perm_exc
+        result = None if text is None else json.loads(text)
+        if err is not None:
+            if isinstance(err, Canceled):
+                err.result = result
+            raise err
+        return result
+
+    def sync_logs(
+        self,
+        integration_id: str,
+        entity: Optional[str] = None,
+        status: Optional[str] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+    ) -> List[JSONObject]:
+        """The integration's sync log entries, newest first.
+
+        ``status``: running, success, partial, error or canceled. Entries
+        have the fields of :meth:`sync`'s result.
+        """
+        flt = _filter(entity=entity, status=status, limit=limit, offset=offset)
+        return _call_json(
+            self._state, lib.integ_sync_logs, self._h(), _cstr(integration_id, "integration_id"), flt
+        )
+
+    def test_integration(self, integration_id: str) -> JSONObject:
+        """Make the definition's cheap authenticated call with the stored credentials.
+
+        Returns ``{"success": bool, "message": str, "code": int,
+        "http_status": int}`` (``http_status`` when a response came back):
+        a rejected key is ``success: False`` with the real reason in
+        ``message``, not an exception. Raises only when the call could not be
+        attempted (NotFound for an unknown id, ...).
+        """
+        return _call_json(
+            self._state, lib.integ_integration_test, self._h(), _cstr(integration_id, "id")
+        )
+
+    # -- local entities ----------------------------------------------------
+
+    def entities(
+        self,
+        entity: str,
+        updated_since: Optional[Timestamp] = None,
+        include_deleted: bool = False,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+    ) -> List[JSONObject]:
+        """Records of a local entity (``"contacts"``, ...), most recently updated first.
+
+        A record reads ``{id, entity, data, updated_at, deleted, version}``.
+        ``updated_since``: RFC 3339 text or a datetime (naive means UTC).
+        Soft-deleted records are left out unless ``include_deleted``.
+        """
+        flt = _filter(
+            updated_since=None if updated_since is None else _timestamp(updated_since, "updated_since"),
+            include_deleted=None if include_deleted is False else include_deleted,
+            limit=limit,
+            offset=offset,
+        )
+        return _call_json(self._state, lib.integ_entities_list, self._h(), _cstr(entity, "entity"), flt)
+
+    def entity(self, entity: str, local_id: str) -> JSONObject:
+        """One local record with its links ``[{integration_id, external_id, remote_updated_at}]``.
+
+        Another tenant's id is NotFound.
+        """
+        return _call_json(
+            self._state,
+            lib.integ_entity_get,
+            self._h(),
+            _cstr(entity, "entity"),
+            _cstr(local_id, "local_id"),
+        )
+
+    def put_entity(
+        self, entity: str, data: Mapping[str, Any], id: Optional[str] = None  # noqa: A002
+    ) -> JSONObject:
+        """Create (no ``id``) or replace (``id=LOCAL_ID``) a local record.
+
+        ``data`` replaces the record's data as a whole (no merge). With
+        ``id`` the record must exist for this tenant and entity (NotFound
+        otherwise): ids of new records are chosen by the library. The record
+        is marked changed for the next push; each write increments its
+        ``version``. Needs integration:admin. Returns the stored record
+        (``links`` is always empty here: read :meth:`entity` for them).
+        """
+        record: Dict[str, Any] = {"data": data}
+        if id is not None:
+            record["id"] = id
+        return _call_json(
+            self._state, lib.integ_entity_put, self._h(), _cstr(entity, "entity"), _dumps(record)
+        )
+
+    def delete_entity(self, entity: str, local_id: str) -> None:
+        """Soft-delete a local record (it reads back with ``deleted: True``).
+
+        Needs integration:admin.
+        """
+        _call(
+            self._state,
+            lib.integ_entity_delete,
+            self._h(),
+            _cstr(entity, "entity"),
+            _cstr(local_id, "local_id"),
+        )

@@ -31,6 +31,7 @@ __all__ = [
     "lib",
     "library_path",
     "PERMISSION_CB",
+    "PROGRESS_CB",
     "check",
     "error",
     "free_quietly",
@@ -44,6 +45,9 @@ _LIB_NAME = "libintegrations.so"
 #                            const char *user_id, const char *resource,
 #                            const char *action)
 PERMISSION_CB = CFUNCTYPE(c_int, c_void_p, c_char_p, c_char_p, c_char_p, c_char_p)
+
+# int (*integ_progress_cb)(void *payload, const char *progress_json)
+PROGRESS_CB = CFUNCTYPE(c_int, c_void_p, c_char_p)
 
 _ctx_p = c_void_p  # integ_ctx *
 _session_p = c_void_p  # integ_session *
@@ -82,6 +86,20 @@ _PROTOTYPES = {
     "integ_integration_delete": (c_int, [_session_p, c_char_p]),
     # audit
     "integ_audit_list": (c_int, [_session_p, c_char_p, _out_str]),
+    # mappings (INTEGRATIONS_0.2)
+    "integ_mapping_put": (c_int, [_session_p, c_char_p, c_char_p, _out_str]),
+    "integ_mappings_list": (c_int, [_session_p, c_char_p, _out_str]),
+    "integ_mapping_delete": (c_int, [_session_p, c_char_p]),
+    "integ_mapping_apply": (c_int, [_session_p, c_char_p, c_char_p, c_char_p, _out_str]),
+    # sync (INTEGRATIONS_0.2)
+    "integ_sync": (c_int, [_session_p, c_char_p, c_char_p, PROGRESS_CB, c_void_p, _out_str]),
+    "integ_sync_logs": (c_int, [_session_p, c_char_p, c_char_p, _out_str]),
+    "integ_integration_test": (c_int, [_session_p, c_char_p, _out_str]),
+    # local entities (INTEGRATIONS_0.2; integ_ctx_set_entity_store is C-only)
+    "integ_entities_list": (c_int, [_session_p, c_char_p, c_char_p, _out_str]),
+    "integ_entity_get": (c_int, [_session_p, c_char_p, c_char_p, _out_str]),
+    "integ_entity_put": (c_int, [_session_p, c_char_p, c_char_p, _out_str]),
+    "integ_entity_delete": (c_int, [_session_p, c_char_p, c_char_p]),
 }
 
 

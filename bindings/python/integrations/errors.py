@@ -10,7 +10,7 @@ example ``request_json.config.sync_interval: must be an integer``; its
 from __future__ import annotations
 
 import enum
-from typing import Dict, Optional, Type
+from typing import Any, Dict, Optional, Type
 
 __all__ = [
     "ErrorCode",
@@ -179,9 +179,25 @@ class OutOfMemory(IntegrationsError):
 
 
 class Canceled(IntegrationsError):
-    """``INTEG_ECANCELED``: canceled by a callback."""
+    """``INTEG_ECANCELED``: canceled by a callback.
+
+    Attributes:
+        result: for a sync canceled by its progress callback
+            (:meth:`Session.sync <integrations.Session.sync>`), the run's
+            result dict (``status == "canceled"``, the counts of what was
+            committed before the cancel); otherwise None.
+    """
 
     code = ErrorCode.ECANCELED
+
+    def __init__(
+        self, message: str = "", code: Optional[int] = None, result: Optional[Dict[str, Any]] = None
+    ) -> None:
+        super().__init__(message, code)
+        self.result: Optional[Dict[str, Any]] = result
+
+    def __reduce__(self):  # keep .code and .result through pickling
+        return (type(self), (self.message, self.code, self.result))
 
 
 class Unsupported(IntegrationsError):

@@ -32,18 +32,32 @@ def test_file_store_persists(tmp_path: Path) -> None:
     assert b"pat-sealed-under-a" not in raw and b"app-secret-a" not in raw
 
 
+def _wrong_key_error(db: Path, key: str, new_key: str, iid: str) -> integrations.CryptoError:
+    """The CryptoError of using ``key`` on a store sealed under another key.
+
+    The library keeps the key id in the store and refuses a wrong key at
+    open; without that check the wrong key only shows when secrets are
+    opened (reading never opens them), i.e. at rotation.
+    """
+    try:
+        ctx = _open(db, key)
+    except integrations.CryptoError as e:
+        return e
+    with ctx:
+        with ctx.session("tenant-a", "bob") as s:
+            assert s.integration(iid)["has_credentials"] is True
+        with pytest.raises(integrations.CryptoError) as ei:
+            ctx.rotate_master_key(new_key)
+        return ei.value
+
+
 def test_rotation_with_the_wrong_key_is_crypto_error(tmp_path: Path) -> None:
     db = tmp_path / "keys.db"
     key_a, key_b, key_c = (integrations.generate_master_key() for _ in range(3))
     iid = _seed(db, key_a)
 
-    # Reading never opens secrets, so the wrong key only shows when they are.
-    with _open(db, key_b) as ctx:
-        with ctx.session("tenant-a", "bob") as s:
-            assert s.integration(iid)["has_credentials"] is True
-        with pytest.raises(integrations.CryptoError) as ei:
-            ctx.rotate_master_key(key_c)
-        assert ei.value.code == -14 and str(ei.value)
+    err = _wrong_key_error(db, key_b, key_c, iid)
+    assert err.code == -14 and str(err)
 
     # Nothing changed: the secrets still open with key A, and rotate A -> C.
     with _open(db, key_a) as ctx:
@@ -53,9 +67,7 @@ def test_rotation_with_the_wrong_key_is_crypto_error(tmp_path: Path) -> None:
         with ctx.session("tenant-a", "alice") as s:
             trail = s.audit()
         assert trail[0]["action"] == "integration.create"
-    with _open(db, key_a) as ctx:
-        with pytest.raises(integrations.CryptoError):
-            ctx.rotate_master_key(key_c)
+    assert _wrong_key_error(db, key_a, key_c, iid).code == -14
 
 
 def test_rotated_context_keeps_sealing(tmp_path: Path) -> None:
