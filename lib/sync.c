@@ -26,6 +26,7 @@ struct run {
     json_object *edef;
     const char *local_entity;
     ig_mapping *mapping;
+    unsigned char mapping_fp[16]; /* hash of the mapping spec in use */
     int full, dry_run;
     int64_t since_ms;
     json_object *state;
@@ -200,12 +201,18 @@ static void record_error(struct run *r, const char *external_id, int code, const
 
 /* ---- one page -------------------------------------------------------------- */
 
-static void payload_hash(json_object *rec, char out[33])
+/* The hash covers the remote payload and the mapping that produced the
+ * local data, so a changed mapping re-applies to unchanged records. */
+static void payload_hash(struct run *r, json_object *rec, char out[33])
 {
     size_t len = 0;
     const char *s = json_object_to_json_string_length(rec, JSON_C_TO_STRING_PLAIN, &len);
     unsigned char h[16];
-    crypto_generichash(h, sizeof h, (const unsigned char *)s, len, NULL, 0);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, sizeof h);
+    crypto_generichash_update(&st, (const unsigned char *)r->mapping_fp, sizeof r->mapping_fp);
+    crypto_generichash_update(&st, (const unsigned char *)s, len);
+    crypto_generichash_final(&st, h, sizeof h);
     sodium_bin2hex(out, 33, h, sizeof h);
 }
 
@@ -260,7 +267,7 @@ static int plan_page(struct run *r, void *tx, json_object *records, struct pendi
         if (upd > r->hwm_ms)
             r->hwm_ms = upd;
         char hash[33];
-        payload_hash(rec, hash);
+        payload_hash(r, rec, hash);
         json_object *link = NULL;
         int rc = find_link(r, tx, ext, &link);
         if (rc)
@@ -270,7 +277,10 @@ static int plan_page(struct run *r, void *tx, json_object *records, struct pendi
         int dup = 0;
         for (size_t k = 0; k < *n_plan; k++)
             dup |= !strcmp(ig_json_str(plan[k].link, "external_id"), ext);
-        if (dup || (link && !strcmp(ig_json_str(link, "hash") ? ig_json_str(link, "hash") : "", hash))) {
+        /* A pending link (host entity store, a page interrupted between
+         * its steps) is not proof that the record reached the host. */
+        int pending = link && ig_json_bool(link, "pending", 0);
+        if (dup || (link && !pending && !strcmp(ig_json_str(link, "hash") ? ig_json_str(link, "hash") : "", hash))) {
             r->skipped++;
             json_object_put(link);
             continue;
@@ -291,7 +301,7 @@ static int plan_page(struct run *r, void *tx, json_object *records, struct pendi
             data = ig_json_copy(rec);
         }
         char at[32];
-        int created = link == NULL;
+        int created = link == NULL || pending;
         if (!link) {
             char id[37], lid[37];
             ig_ctx_new_id(r->s->ctx, id, ig_now_ms());
@@ -364,9 +374,17 @@ static int apply_page(struct run *r, json_object *records, json_object *next_sta
             if (rc == INTEG_OK)
                 rc = ig_tx_begin(ctx, 1, &tx);
         } else {
-            for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++)
+            for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++) {
+                json_object *stored = NULL;
                 rc = ig_entity_store_put(ctx, tx, r->s->tenant_id, r->local_entity,
-                                         ig_json_str(plan[i].link, "local_id"), plan[i].data, 0, "sync", NULL);
+                                         ig_json_str(plan[i].link, "local_id"), plan[i].data, 0, "sync", &stored);
+                /* The local version this sync wrote: a later local edit is
+                 * a version past it. */
+                if (rc == INTEG_OK)
+                    json_object_object_add(plan[i].link, "local_version",
+                                           json_object_new_int64(ig_json_int(stored, "version", 0)));
+                json_object_put(stored);
+            }
         }
         for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++)
             rc = write_link(r, tx, plan[i].link);
@@ -423,8 +441,15 @@ static int load_mapping(struct run *r)
     json_object *spec = ig_json_len(rows) ? json_object_array_get_idx(rows, 0)
                                                         : ig_json_get(r->edef, "default_mapping");
     if (rc == INTEG_OK && spec) {
-        if (ig_json_str(spec, "target_entity"))
-            r->local_entity = ig_json_str(ig_json_get(r->edef, "local_entity") == NULL ? spec : spec, "target_entity");
+        static const char *const parts[] = {"target_entity", "field_map", "transform_rules", "required", "reverse"};
+        crypto_generichash_state st;
+        crypto_generichash_init(&st, NULL, 0, sizeof r->mapping_fp);
+        for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
+            json_object *v = ig_json_get(spec, parts[i]);
+            const char *t = v ? json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN) : "-";
+            crypto_generichash_update(&st, (const unsigned char *)t, strlen(t) + 1);
+        }
+        crypto_generichash_final(&st, r->mapping_fp, sizeof r->mapping_fp);
         rc = ig_mapping_compile(spec, "mapping", &r->mapping);
     }
     /* local_entity must outlive rows: keep the manifest's when it matches. */

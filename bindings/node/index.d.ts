@@ -123,12 +123,155 @@ export interface AuditFilter extends Page {
   user_id?: string;
 }
 
+/** A mapping's rule (doc/mapping.md): trim, lowercase, template, ... */
+export interface TransformRule {
+  op: string;
+  target: string;
+  source?: string;
+  sources?: string[];
+  [key: string]: JsonValue | undefined;
+}
+
+/** What putMapping takes (doc/mapping.md). */
+export interface MappingSpec {
+  /** An entity of the integration's definition ("contacts"). */
+  source_entity: string;
+  /** The local entity records land in ("contacts"). */
+  target_entity: string;
+  /** {"<local path>": "<remote path>"}. */
+  field_map: { [localPath: string]: string };
+  transform_rules?: TransformRule[];
+  required?: string[];
+  reverse?: JsonObject;
+}
+
+export interface Mapping extends MappingSpec {
+  id: string;
+  integration_id: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export type MappingDirection = 'pull' | 'push';
+
+export interface SyncRequest {
+  /** An entity of the integration's definition. */
+  entity: string;
+  /** Only "pull" today ("push" and "bidirectional" are Unsupported). */
+  direction?: 'pull' | 'push' | 'bidirectional';
+  filter?: { modified_since?: string };
+  /** Re-read everything (unchanged records are still skipped). */
+  full?: boolean;
+  dry_run?: boolean;
+  conflict_strategy?: 'last_write_wins' | 'remote_wins' | 'local_wins' | 'manual' | 'merge_fields';
+}
+
+/** Passed to onProgress once per committed page. */
+export interface SyncProgress {
+  integration_id: string;
+  entity: string;
+  pages: number;
+  records_processed: number;
+  records_created: number;
+  records_updated: number;
+  records_skipped: number;
+  records_failed: number;
+  elapsed_ms: number;
+  records_per_second: number;
+}
+
+export interface SyncOptions {
+  /**
+   * Runs on the JS thread once per committed page while the sync waits on
+   * the thread pool. Return `true` (only `true`) to cancel: the Promise then
+   * rejects with Canceled carrying `.result`. If it throws, the sync is
+   * canceled and the Promise rejects with the thrown value. A returned
+   * Promise is not awaited.
+   */
+  onProgress?: (progress: SyncProgress) => boolean | void;
+}
+
+export type SyncStatus = 'running' | 'success' | 'partial' | 'error' | 'canceled';
+
+/** A sync's result, as its sync log entry. */
+export interface SyncResult {
+  sync_log_id: string;
+  integration_id: string;
+  entity: string;
+  local_entity?: string;
+  sync_type: 'full' | 'incremental' | string;
+  direction?: string;
+  trigger: string;
+  dry_run?: boolean;
+  status: SyncStatus;
+  records_processed: number;
+  records_created: number;
+  records_updated: number;
+  records_skipped: number;
+  records_failed: number;
+  conflicts: number;
+  pages?: number;
+  errors: { record: JsonValue; code: number; message: string }[];
+  started_at: string;
+  completed_at: string | null;
+  user_id: string;
+  [key: string]: JsonValue | undefined;
+}
+
+export interface SyncLogFilter extends Page {
+  entity?: string;
+  status?: SyncStatus;
+}
+
+/** testIntegration's answer: a failed check is success false, not an error. */
+export interface ConnectionTest {
+  success: boolean;
+  /** The real reason on failure ("... HTTP 401: ..."). */
+  message: string;
+  code: number;
+  http_status?: number;
+  [key: string]: JsonValue | undefined;
+}
+
+export interface EntityLink {
+  integration_id: string;
+  external_id: string;
+  remote_updated_at: string | null;
+  [key: string]: JsonValue | undefined;
+}
+
+/** A record of a local entity. */
+export interface EntityRecord {
+  id: string;
+  entity: string;
+  data: JsonObject;
+  updated_at: string;
+  deleted: boolean;
+  version: number;
+  /** From entity() and putEntity(). */
+  links?: EntityLink[];
+}
+
+export interface EntityFilter extends Page {
+  updated_since?: string;
+  include_deleted?: boolean;
+}
+
+/** Create ({data}) or replace ({id, data}: the record must exist). */
+export interface EntityInput {
+  id?: string;
+  data: JsonObject;
+}
+
 /**
  * Decides whether a user may perform `action` on `resource` ("integration",
- * "admin" for every write). Only `true` allows. Called synchronously on the
- * JS thread, inside the session method being checked; it must not call the
- * library. If it throws, the call is denied and the exception is rethrown
- * by that method.
+ * "admin" for every write). Only `true` allows; it must not call the
+ * library. Synchronous methods call it on the JS thread, inside the method
+ * being checked: if it throws, the call is denied and the exception is
+ * rethrown by that method. Promise-returning methods whose check runs on
+ * the thread pool (sync) call it on the JS thread through a threadsafe
+ * function while the worker waits; if it throws, the Promise rejects with
+ * the exception.
  */
 export type PermissionCallback =
   (tenantId: string, userId: string, resource: string, action: string) => boolean;
@@ -167,6 +310,32 @@ export class Session {
   setCredentials(id: string, credentials: JsonObject): void;
   deleteIntegration(id: string): void;
   audit(filter?: AuditFilter): AuditEntry[];
+
+  /** Create or replace the integration's mapping for mapping.source_entity. */
+  putMapping(integrationId: string, mapping: MappingSpec): Mapping;
+  mappings(integrationId: string): Mapping[];
+  deleteMapping(mappingId: string): void;
+  /** Preview a stored mapping on one record; writes nothing. */
+  applyMapping(mappingId: string, record: JsonObject, direction?: MappingDirection | null): JsonObject;
+
+  /**
+   * Run a sync now, on the thread pool (it blocks on the network). Only one
+   * sync per integration runs at a time: another one is ConflictError, and
+   * while it runs this session's other calls throw ConflictError.
+   */
+  sync(integrationId: string, request: SyncRequest, options?: SyncOptions | null): Promise<SyncResult>;
+  /** Newest first. */
+  syncLogs(integrationId: string, filter?: SyncLogFilter | null): SyncResult[];
+  /** The definition's cheap authenticated call, on the thread pool. */
+  testIntegration(id: string): Promise<ConnectionTest>;
+
+  /** Records of a local entity, most recently updated first. */
+  entities(entity: string, filter?: EntityFilter | null): EntityRecord[];
+  /** One record with its links. */
+  entity(entity: string, localId: string): EntityRecord;
+  putEntity(entity: string, record: EntityInput): EntityRecord;
+  /** Soft delete: the record reads back with deleted: true. */
+  deleteEntity(entity: string, localId: string): void;
   /** Idempotent. */
   close(): void;
 }
@@ -197,7 +366,11 @@ export class MappingError extends IntegrationsError { static readonly code: -12;
 export class StoreError extends IntegrationsError { static readonly code: -13; }
 export class CryptoError extends IntegrationsError { static readonly code: -14; }
 export class OutOfMemory extends IntegrationsError { static readonly code: -15; }
-export class Canceled extends IntegrationsError { static readonly code: -16; }
+export class Canceled extends IntegrationsError {
+  static readonly code: -16;
+  /** From sync(): what the canceled run committed (status "canceled"). */
+  readonly result?: SyncResult;
+}
 export class Unsupported extends IntegrationsError { static readonly code: -17; }
 export class InternalError extends IntegrationsError { static readonly code: -99; }
 

@@ -9,9 +9,9 @@
  *
  * Records are JSON: {"id": LOCAL_ID, "entity": NAME, "data": {...},
  * "updated_at": RFC3339, "deleted": false, "version": N}. The library chooses
- * local ids for records it creates from a sync, and derives them from the
- * integration, entity and remote id, so replaying a page after a crash
- * writes the same ids again: put must be an idempotent upsert by id.
+ * the local ids of records a sync creates and records each one in a
+ * pending entity link before calling put, so replaying a page after a
+ * crash writes the same ids again: put must be an idempotent upsert by id.
  *
  * Every function returns INTEG_OK or a negative INTEG_E* code and may set a
  * message with integ_error_set(). Calls come from any thread; the store
@@ -45,9 +45,10 @@ typedef struct integ_entity_store {
                integ_reply_cb reply, void *reply_payload);
 
     /**
-     * Insert or replace a record. record_json is {"id", "data", "deleted"?};
-     * the store sets updated_at and increments version, and replies with the
-     * stored record.
+     * Insert or replace a record. record_json is {"id", "data", "deleted",
+     * "origin": "sync" (written by a sync) | "local" (a local change, to be
+     * pushed)}; the store sets updated_at and increments version, and
+     * replies with the stored record.
      */
     int (*put)(void *payload, const char *tenant_id, const char *entity, const char *record_json,
                integ_reply_cb reply, void *reply_payload);

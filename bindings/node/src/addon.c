@@ -17,6 +17,10 @@
  *    kinds and whether it blocks. Blocking calls run as napi async work and
  *    return a Promise; the thread-local error message is copied on the
  *    worker thread, before anything else can overwrite it.
+ *  - JS callbacks the library makes on a worker (the permission check in
+ *    integ_sync, sync progress) go through the call's threadsafe function:
+ *    the C callback queues the question and blocks until the JS thread has
+ *    answered, so JS only ever runs on its own thread.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* explicit_bzero */
@@ -41,6 +45,7 @@
 
 typedef struct ctx_wrap ctx_wrap;
 typedef struct session_wrap session_wrap;
+typedef struct async_op async_op;
 
 typedef struct addon {
     napi_ref ctx_ctor;
@@ -340,23 +345,33 @@ static void session_finalize(napi_env env, void *data, void *hint)
  * Permission callback
  * ---------------------------------------------------------------------- */
 
-/* Called by the library inside synchronous session calls, i.e. on the JS
- * thread in the middle of one of our methods. From any other thread (a
- * future async call) it cannot touch JS, so it denies. An exception thrown
- * by the JS function is parked in perm_exc and rethrown by the method. */
-static int perm_trampoline(void *payload, const char *tenant_id, const char *user_id,
-                           const char *resource, const char *action)
+/* Keep the first exception a JS callback threw during one library call in
+ * *slot, for the method (or the Promise) to surface. References to
+ * primitives need Node-API 10, and JS may throw anything: the exception
+ * goes into a holder object {value}. Clears the pending exception. */
+static void park_exception(napi_env env, napi_ref *slot)
 {
-    ctx_wrap *cw = payload;
-    if (!cw || !cw->perm_fn || !pthread_equal(pthread_self(), cw->ad->thread))
+    bool pending = false;
+    napi_value exc, holder;
+    if (napi_is_exception_pending(env, &pending) != napi_ok || !pending ||
+        napi_get_and_clear_last_exception(env, &exc) != napi_ok || *slot)
+        return;
+    if (napi_create_object(env, &holder) == napi_ok &&
+        napi_set_named_property(env, holder, "value", exc) == napi_ok)
+        napi_create_reference(env, holder, 1, slot);
+}
+
+/* Run the JS permission callback; on the JS thread only. Returns 1 to
+ * allow. An exception it throws denies and is parked in *exc_slot. */
+static int perm_call_js(napi_env env, ctx_wrap *cw, const char *const texts[4], napi_ref *exc_slot)
+{
+    if (!cw->perm_fn) /* cleared while an async call was waiting for it */
         return 0;
-    napi_env env = cw->env;
     napi_handle_scope scope;
     if (napi_open_handle_scope(env, &scope) != napi_ok)
         return 0;
     int allow = 0;
     napi_value fn, global, argv[4], result;
-    const char *texts[4] = {tenant_id, user_id, resource, action};
     bool ok = napi_get_reference_value(env, cw->perm_fn, &fn) == napi_ok && fn &&
               napi_get_global(env, &global) == napi_ok;
     for (int i = 0; ok && i < 4; i++)
@@ -375,19 +390,32 @@ static int perm_trampoline(void *payload, const char *tenant_id, const char *use
                 napi_get_value_bool(env, result, &b) == napi_ok && b)
                 allow = 1;
         } else {
-            /* References to primitives need Node-API 10, and JS may throw
-             * anything: keep the exception in a holder object. */
-            bool pending = false;
-            napi_value exc, holder;
-            if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
-                napi_get_and_clear_last_exception(env, &exc) == napi_ok && !cw->perm_exc &&
-                napi_create_object(env, &holder) == napi_ok &&
-                napi_set_named_property(env, holder, "value", exc) == napi_ok)
-                napi_create_reference(env, holder, 1, &cw->perm_exc);
+            park_exception(env, exc_slot);
         }
     }
     napi_close_handle_scope(env, scope);
     return allow;
+}
+
+static int worker_permission(ctx_wrap *cw, const char *const texts[4]);
+
+/* The library calls this with the context's ctx_wrap as payload. Inside a
+ * synchronous session call it runs on the JS thread, in the middle of one
+ * of our methods: the JS function is called directly and an exception is
+ * parked in cw->perm_exc, rethrown by the method. Inside an async call
+ * (integ_sync checks on the worker) it asks the JS thread through the
+ * call's threadsafe function and waits for the verdict; from any other
+ * thread it cannot reach JS, so it denies. */
+static int perm_trampoline(void *payload, const char *tenant_id, const char *user_id,
+                           const char *resource, const char *action)
+{
+    ctx_wrap *cw = payload;
+    if (!cw)
+        return 0;
+    const char *const texts[4] = {tenant_id, user_id, resource, action};
+    if (!pthread_equal(pthread_self(), cw->ad->thread))
+        return worker_permission(cw, texts);
+    return perm_call_js(cw->env, cw, texts, &cw->perm_exc);
 }
 
 /* If the permission callback threw during the call just made, throw that
@@ -416,18 +444,28 @@ static int rethrow_perm_exception(napi_env env, ctx_wrap *cw)
 typedef int (*call_fn)(void *handle, char *const *a, char **out);
 
 typedef struct method_spec {
-    const char *name;     /* JS name */
-    const char *args;     /* one char per argument: 's' string, 'j' JSON */
+    const char *name; /* JS name */
+    /* One char per argument: 's' string, 'S' optional string (undefined or
+     * null pass NULL), 'j' JSON, 'o' an options object of JS callbacks
+     * ({onProgress}; blocking methods only, nothing in a[]). */
+    const char *args;
     const char *const *arg_names; /* for messages */
     call_fn call;
     bool has_out;  /* resolves/returns the parsed JSON result */
     bool blocking; /* runs on the thread pool and returns a Promise */
 } method_spec;
 
-typedef struct async_op async_op;
-
 /* Builds the resolution value on the JS thread (NULL: exception pending). */
 typedef napi_value (*done_fn)(napi_env env, async_op *op);
+
+/* A question from the worker to the JS thread, answered by op_call_js. */
+enum { CB_PERMISSION, CB_PROGRESS };
+typedef struct cb_request {
+    int kind;
+    const char *texts[4]; /* permission: tenant, user, resource, action; progress: JSON */
+    int verdict;          /* permission: 1 allows; progress: non-zero cancels */
+    bool done;
+} cb_request;
 
 struct async_op {
     napi_async_work work;
@@ -441,32 +479,185 @@ struct async_op {
     done_fn done;     /* NULL: resolve with the parsed JSON or undefined */
     /* Results, written on the worker thread. */
     int rc;
-    char *out;
+    char *out; /* also on failure when the library wrote one (a canceled sync) */
     integ_ctx *out_ctx; /* a context opened on the worker (Context.open) */
     char errmsg[ERRMSG_MAX];
+    /* JS callbacks from the worker (session calls only): the permission
+     * callback and onProgress run on the JS thread through `tsfn`; the
+     * worker blocks on `cv` until the answer is in. */
+    napi_threadsafe_function tsfn;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool tsfn_gone;        /* finalised or closing: never call it again (under mu) */
+    napi_ref progress_fn;  /* onProgress, or NULL */
+    napi_ref cb_exc;       /* holder of the first exception a callback threw */
+    unsigned refs;         /* 1 for the call + 1 while the tsfn exists (JS thread only) */
 };
+
+/* The async call running on this thread-pool thread, for the permission
+ * trampoline (whose payload is the context, not the call) and progress.
+ * Set around the library call only; a pool thread runs one call at a time,
+ * whichever environment queued it, so this is not shared state. */
+static _Thread_local async_op *tl_op;
+
+static async_op *op_new(void)
+{
+    async_op *op = calloc(1, sizeof *op);
+    if (!op)
+        return NULL;
+    if (pthread_mutex_init(&op->mu, NULL) != 0) {
+        free(op);
+        return NULL;
+    }
+    if (pthread_cond_init(&op->cv, NULL) != 0) {
+        pthread_mutex_destroy(&op->mu);
+        free(op);
+        return NULL;
+    }
+    op->refs = 1;
+    return op;
+}
+
+static void op_unref(async_op *op)
+{
+    if (--op->refs > 0)
+        return;
+    pthread_cond_destroy(&op->cv);
+    pthread_mutex_destroy(&op->mu);
+    free(op);
+}
 
 static void op_free(napi_env env, async_op *op)
 {
     for (int i = 0; i < MAX_ARGS; i++)
         free_secret(op->a[i]);
+    memset(op->a, 0, sizeof op->a);
     integ_free(op->out);
+    op->out = NULL;
     integ_ctx_close(op->out_ctx); /* opened but never adopted */
-    if (op->keep)
-        napi_delete_reference(env, op->keep);
+    op->out_ctx = NULL;
+    napi_ref refs[] = {op->keep, op->progress_fn, op->cb_exc};
+    for (size_t i = 0; i < sizeof refs / sizeof *refs; i++)
+        if (refs[i])
+            napi_delete_reference(env, refs[i]);
+    op->keep = op->progress_fn = op->cb_exc = NULL;
     if (op->work)
         napi_delete_async_work(env, op->work);
-    free(op);
+    op->work = NULL;
+    /* The tsfn's finaliser drops the second reference. If it already ran
+     * (environment teardown) or the worker was told it is closing, the
+     * tsfn must not be touched again. */
+    pthread_mutex_lock(&op->mu);
+    napi_threadsafe_function tsfn = op->tsfn_gone ? NULL : op->tsfn;
+    pthread_mutex_unlock(&op->mu);
+    op_unref(op);
+    if (tsfn)
+        napi_release_threadsafe_function(tsfn, napi_tsfn_release);
 }
 
-/* Worker thread: no N-API calls allowed here. */
+static void op_tsfn_finalize(napi_env env, void *data, void *hint)
+{
+    (void)env;
+    (void)hint;
+    async_op *op = data;
+    pthread_mutex_lock(&op->mu);
+    op->tsfn_gone = true;
+    pthread_mutex_unlock(&op->mu);
+    op_unref(op);
+}
+
+/* onProgress(progress) on the JS thread. Only `true` cancels; so does a
+ * throw (parked in op->cb_exc: the Promise rejects with it). */
+static int progress_call_js(napi_env env, async_op *op, const char *json)
+{
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok)
+        return 1;
+    int cancel = 1;
+    napi_value fn = NULL, global, arg, result;
+    if (op->progress_fn && napi_get_reference_value(env, op->progress_fn, &fn) == napi_ok && fn &&
+        napi_get_global(env, &global) == napi_ok && (arg = parse_json(env, json)) != NULL &&
+        napi_call_function(env, global, fn, 1, &arg, &result) == napi_ok) {
+        napi_valuetype t;
+        bool b = false;
+        cancel = napi_typeof(env, result, &t) == napi_ok && t == napi_boolean &&
+                 napi_get_value_bool(env, result, &b) == napi_ok && b;
+    }
+    park_exception(env, &op->cb_exc);
+    napi_close_handle_scope(env, scope);
+    return cancel;
+}
+
+/* The tsfn's call_js: answer one cb_request, then wake the worker. With
+ * env NULL (the tsfn is being torn down) nothing can run: deny / cancel. */
+static void op_call_js(napi_env env, napi_value js_cb, void *context, void *data)
+{
+    (void)js_cb;
+    async_op *op = context;
+    cb_request *req = data;
+    int verdict = req->kind == CB_PROGRESS ? 1 : 0;
+    if (env) {
+        if (req->kind == CB_PERMISSION)
+            verdict = perm_call_js(env, op->cw, req->texts, &op->cb_exc);
+        else
+            verdict = progress_call_js(env, op, req->texts[0]);
+    }
+    pthread_mutex_lock(&op->mu);
+    req->verdict = verdict;
+    req->done = true;
+    pthread_cond_broadcast(&op->cv);
+    pthread_mutex_unlock(&op->mu);
+}
+
+/* Worker thread: ask the JS thread and wait for its answer; `fallback`
+ * (deny / cancel) when it cannot be asked. */
+static int op_ask_js(async_op *op, cb_request *req, int fallback)
+{
+    pthread_mutex_lock(&op->mu);
+    bool gone = op->tsfn_gone || !op->tsfn;
+    pthread_mutex_unlock(&op->mu);
+    if (gone)
+        return fallback;
+    if (napi_call_threadsafe_function(op->tsfn, req, napi_tsfn_blocking) != napi_ok) {
+        pthread_mutex_lock(&op->mu);
+        op->tsfn_gone = true; /* napi_closing: the tsfn is no longer ours to use */
+        pthread_mutex_unlock(&op->mu);
+        return fallback;
+    }
+    pthread_mutex_lock(&op->mu);
+    while (!req->done)
+        pthread_cond_wait(&op->cv, &op->mu);
+    int verdict = req->verdict;
+    pthread_mutex_unlock(&op->mu);
+    return verdict;
+}
+
+static int worker_permission(ctx_wrap *cw, const char *const texts[4])
+{
+    async_op *op = tl_op;
+    if (!op || op->cw != cw)
+        return 0; /* not inside one of our async calls: no way to JS */
+    cb_request req = {CB_PERMISSION, {texts[0], texts[1], texts[2], texts[3]}, 0, false};
+    return op_ask_js(op, &req, 0) == 1;
+}
+
+/* integ_progress_cb for a call with onProgress; payload is the op. */
+static int progress_trampoline(void *payload, const char *progress_json)
+{
+    cb_request req = {CB_PROGRESS, {progress_json, NULL, NULL, NULL}, 1, false};
+    return op_ask_js(payload, &req, 1);
+}
+
+/* Worker thread: no N-API calls allowed here (except the tsfn's). */
 static void op_execute(napi_env env, void *data)
 {
     (void)env;
     async_op *op = data;
+    tl_op = op;
     op->rc = op->spec->call(op->handle, op->a, op->spec->has_out ? &op->out : NULL);
     if (op->rc != INTEG_OK)
         snprintf(op->errmsg, sizeof op->errmsg, "%s", integ_errmsg());
+    tl_op = NULL;
 }
 
 static void op_complete(napi_env env, napi_status status, void *data)
@@ -483,12 +674,24 @@ static void op_complete(napi_env env, napi_status status, void *data)
         op->cw->busy--;
         cw_maybe_close(op->cw);
     }
-    napi_value value = NULL;
+    napi_value value = NULL, holder = NULL;
     bool ok = false;
     if (status == napi_cancelled) {
         value = make_error(env, INTEG_ECANCELED, "the call was canceled before it started");
+    } else if (op->cb_exc) {
+        /* A callback threw (which denied or canceled): reject with that. */
+        if (napi_get_reference_value(env, op->cb_exc, &holder) != napi_ok || !holder ||
+            napi_get_named_property(env, holder, "value", &value) != napi_ok)
+            value = make_error(env, INTEG_EINTERNAL, "a callback threw, and it was lost");
     } else if (op->rc != INTEG_OK) {
         value = make_error(env, op->rc, op->errmsg);
+        if (value && op->out) {
+            /* The library reported a result with the failure (a canceled
+             * sync says what it committed): hang it on the error. */
+            napi_value result = parse_json(env, op->out);
+            if (!result || napi_set_named_property(env, value, "result", result) != napi_ok)
+                value = NULL;
+        }
     } else if (op->done) {
         value = op->done(env, op);
         ok = value != NULL;
@@ -515,15 +718,24 @@ static void op_complete(napi_env env, napi_status status, void *data)
 }
 
 /* Queue `op` (handle, args and spec filled in) and return its Promise.
- * Takes ownership of op in every case. */
+ * Takes ownership of op in every case. A session call gets a threadsafe
+ * function, so that the library may call the permission callback (and
+ * progress) from the worker. */
 static napi_value op_queue(napi_env env, async_op *op, napi_value keep_obj)
 {
     napi_value promise = NULL, name;
     if (keep_obj && napi_create_reference(env, keep_obj, 1, &op->keep) != napi_ok)
         goto fail;
     if (napi_create_promise(env, &op->deferred, &promise) != napi_ok ||
-        napi_create_string_utf8(env, op->spec->name, NAPI_AUTO_LENGTH, &name) != napi_ok ||
-        napi_create_async_work(env, NULL, name, op_execute, op_complete, op, &op->work) != napi_ok)
+        napi_create_string_utf8(env, op->spec->name, NAPI_AUTO_LENGTH, &name) != napi_ok)
+        goto fail;
+    if (op->sw) {
+        if (napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, op, op_tsfn_finalize, op,
+                                            op_call_js, &op->tsfn) != napi_ok)
+            goto fail;
+        op->refs++; /* dropped by op_tsfn_finalize */
+    }
+    if (napi_create_async_work(env, NULL, name, op_execute, op_complete, op, &op->work) != napi_ok)
         goto fail;
     if (op->cw) {
         op->cw->refs++;
@@ -556,12 +768,81 @@ fail:
     return NULL;
 }
 
-/* Convert argv per spec into a[]; -1 with an exception pending on error. */
-static int convert_args(napi_env env, const method_spec *spec, napi_value *argv, char **a)
+/* An options object of JS callbacks: undefined/null, or {onProgress}. */
+static int arg_callbacks(napi_env env, napi_value v, const char *name, napi_value *on_progress)
+{
+    *on_progress = NULL;
+    napi_valuetype t;
+    NAPI_CHECK(env, napi_typeof(env, v, &t));
+    if (t == napi_undefined || t == napi_null)
+        return 0;
+    if (t != napi_object) {
+        throw_inval(env, "%s: must be an object like {onProgress}", name);
+        return -1;
+    }
+    napi_value keys, fn;
+    uint32_t n = 0;
+    NAPI_CHECK(env, napi_get_all_property_names(env, v, napi_key_own_only,
+                                                napi_key_enumerable | napi_key_skip_symbols,
+                                                napi_key_numbers_to_strings, &keys));
+    NAPI_CHECK(env, napi_get_array_length(env, keys, &n));
+    for (uint32_t i = 0; i < n; i++) {
+        napi_value k;
+        char key[128] = "";
+        NAPI_CHECK(env, napi_get_element(env, keys, i, &k));
+        NAPI_CHECK(env, napi_get_value_string_utf8(env, k, key, sizeof key, NULL));
+        if (strcmp(key, "onProgress") != 0) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "%s.%s: unknown option (use onProgress)", name, key);
+            throw_code(env, INTEG_EINVAL, msg);
+            return -1;
+        }
+    }
+    NAPI_CHECK(env, napi_get_named_property(env, v, "onProgress", &fn));
+    NAPI_CHECK(env, napi_typeof(env, fn, &t));
+    if (t == napi_function) {
+        *on_progress = fn;
+    } else if (t != napi_undefined && t != napi_null) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s.onProgress: must be a function", name);
+        throw_code(env, INTEG_EINVAL, msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Convert argv per spec into a[]; -1 with an exception pending on error.
+ * An 'o' argument's onProgress goes to *on_progress (NULL: not wanted). */
+static int convert_args(napi_env env, const method_spec *spec, napi_value *argv, char **a,
+                        napi_value *on_progress)
 {
     for (size_t i = 0; spec->args[i]; i++) {
-        int rc = spec->args[i] == 's' ? arg_string(env, argv[i], spec->arg_names[i], &a[i])
-                                      : arg_json(env, argv[i], spec->arg_names[i], &a[i]);
+        const char *name = spec->arg_names[i];
+        napi_valuetype t = napi_undefined;
+        int rc = 0;
+        switch (spec->args[i]) {
+        case 's':
+            rc = arg_string(env, argv[i], name, &a[i]);
+            break;
+        case 'S':
+            if (napi_typeof(env, argv[i], &t) != napi_ok) {
+                throw_napi_failure(env, "napi_typeof");
+                rc = -1;
+            } else if (t != napi_undefined && t != napi_null) {
+                rc = arg_string(env, argv[i], name, &a[i]);
+            }
+            break;
+        case 'o': {
+            napi_value fn = NULL;
+            rc = arg_callbacks(env, argv[i], name, &fn);
+            if (on_progress)
+                *on_progress = fn;
+            break;
+        }
+        default:
+            rc = arg_json(env, argv[i], name, &a[i]);
+            break;
+        }
         if (rc) {
             for (size_t j = 0; j < i; j++) {
                 free_secret(a[j]);
@@ -596,7 +877,8 @@ static napi_value dispatch(napi_env env, napi_callback_info info, bool on_sessio
     ctx_wrap *cw = on_session ? sw->cw : wrapped;
 
     char *a[MAX_ARGS] = {0};
-    if (convert_args(env, spec, argv, a))
+    napi_value on_progress = NULL;
+    if (convert_args(env, spec, argv, a, &on_progress))
         return NULL;
     void *handle = on_session ? (void *)(sw->closed ? NULL : sw->s)
                               : (void *)(cw->closed ? NULL : cw->ctx);
@@ -613,7 +895,7 @@ static napi_value dispatch(napi_env env, napi_callback_info info, bool on_sessio
     }
 
     if (spec->blocking) {
-        async_op *op = calloc(1, sizeof *op);
+        async_op *op = op_new();
         if (!op) {
             for (int i = 0; i < MAX_ARGS; i++)
                 free_secret(a[i]);
@@ -625,6 +907,11 @@ static napi_value dispatch(napi_env env, napi_callback_info info, bool on_sessio
         memcpy(op->a, a, sizeof a);
         op->cw = cw;
         op->sw = sw;
+        if (on_progress && napi_create_reference(env, on_progress, 1, &op->progress_fn) != napi_ok) {
+            throw_napi_failure(env, "napi_create_reference");
+            op_free(env, op);
+            return NULL;
+        }
         return op_queue(env, op, self);
     }
 
@@ -750,6 +1037,58 @@ static int c_audit_list(void *h, char *const *a, char **out)
     return integ_audit_list(h, a[0], out);
 }
 
+static int c_mapping_put(void *h, char *const *a, char **out)
+{
+    return integ_mapping_put(h, a[0], a[1], out);
+}
+static int c_mappings_list(void *h, char *const *a, char **out)
+{
+    return integ_mappings_list(h, a[0], out);
+}
+static int c_mapping_delete(void *h, char *const *a, char **out)
+{
+    (void)out;
+    return integ_mapping_delete(h, a[0]);
+}
+static int c_mapping_apply(void *h, char *const *a, char **out)
+{
+    return integ_mapping_apply(h, a[0], a[2] ? a[2] : "pull", a[1], out);
+}
+/* On the worker; the op (for onProgress) is the one this thread runs. */
+static int c_sync(void *h, char *const *a, char **out)
+{
+    async_op *op = tl_op;
+    bool progress = op && op->progress_fn;
+    return integ_sync(h, a[0], a[1], progress ? progress_trampoline : NULL, progress ? op : NULL,
+                      out);
+}
+static int c_sync_logs(void *h, char *const *a, char **out)
+{
+    return integ_sync_logs(h, a[0], a[1], out);
+}
+static int c_integration_test(void *h, char *const *a, char **out)
+{
+    return integ_integration_test(h, a[0], out);
+}
+
+static int c_entities_list(void *h, char *const *a, char **out)
+{
+    return integ_entities_list(h, a[0], a[1], out);
+}
+static int c_entity_get(void *h, char *const *a, char **out)
+{
+    return integ_entity_get(h, a[0], a[1], out);
+}
+static int c_entity_put(void *h, char *const *a, char **out)
+{
+    return integ_entity_put(h, a[0], a[1], out);
+}
+static int c_entity_delete(void *h, char *const *a, char **out)
+{
+    (void)out;
+    return integ_entity_delete(h, a[0], a[1]);
+}
+
 static const char *const N_FILTER[] = {"filter"};
 static const char *const N_KEY[] = {"key"};
 static const char *const N_MANIFEST[] = {"manifest"};
@@ -759,6 +1098,15 @@ static const char *const N_REQUEST[] = {"request"};
 static const char *const N_ID[] = {"id"};
 static const char *const N_ID_PATCH[] = {"id", "patch"};
 static const char *const N_ID_CREDS[] = {"id", "credentials"};
+static const char *const N_INTEG[] = {"integrationId"};
+static const char *const N_INTEG_MAPPING[] = {"integrationId", "mapping"};
+static const char *const N_INTEG_FILTER[] = {"integrationId", "filter"};
+static const char *const N_SYNC[] = {"integrationId", "request", "options"};
+static const char *const N_MAPPING_ID[] = {"mappingId"};
+static const char *const N_APPLY[] = {"mappingId", "record", "direction"};
+static const char *const N_ENTITY_FILTER[] = {"entity", "filter"};
+static const char *const N_ENTITY_ID[] = {"entity", "localId"};
+static const char *const N_ENTITY_RECORD[] = {"entity", "record"};
 
 static const method_spec CTX_METHODS[] = {
     {"definitions", "j", N_FILTER, c_definitions_list, true, false},
@@ -776,6 +1124,17 @@ static const method_spec SESSION_METHODS[] = {
     {"setCredentials", "sj", N_ID_CREDS, c_integration_set_credentials, false, false},
     {"deleteIntegration", "s", N_ID, c_integration_delete, false, false},
     {"audit", "j", N_FILTER, c_audit_list, true, false},
+    {"putMapping", "sj", N_INTEG_MAPPING, c_mapping_put, true, false},
+    {"mappings", "s", N_INTEG, c_mappings_list, true, false},
+    {"deleteMapping", "s", N_MAPPING_ID, c_mapping_delete, false, false},
+    {"applyMapping", "sjS", N_APPLY, c_mapping_apply, true, false},
+    {"sync", "sjo", N_SYNC, c_sync, true, true},
+    {"syncLogs", "sj", N_INTEG_FILTER, c_sync_logs, true, false},
+    {"testIntegration", "s", N_ID, c_integration_test, true, true},
+    {"entities", "sj", N_ENTITY_FILTER, c_entities_list, true, false},
+    {"entity", "ss", N_ENTITY_ID, c_entity_get, true, false},
+    {"putEntity", "sj", N_ENTITY_RECORD, c_entity_put, true, false},
+    {"deleteEntity", "ss", N_ENTITY_ID, c_entity_delete, false, false},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof *(a))
@@ -917,7 +1276,7 @@ static napi_value ctx_session(napi_env env, napi_callback_info info)
     static const char *const names[] = {"tenantId", "userId", "roles"};
     static const method_spec spec = {"session", "ssj", names, NULL, false, false};
     char *a[MAX_ARGS] = {0};
-    if (convert_args(env, &spec, argv, a))
+    if (convert_args(env, &spec, argv, a, NULL))
         return NULL;
     int rc = INTEG_EINVAL;
     char errmsg[ERRMSG_MAX] = "ctx: the context is closed";
@@ -1005,13 +1364,13 @@ static napi_value ctx_open_inner(napi_env env, napi_callback_info info)
     NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
     if (check_not_in_callback(env, get_addon(env)))
         return NULL;
-    async_op *op = calloc(1, sizeof *op);
+    async_op *op = op_new();
     if (!op) {
         throw_code(env, INTEG_ENOMEM, "out of memory");
         return NULL;
     }
-    if (convert_args(env, &spec, argv, op->a)) {
-        free(op);
+    if (convert_args(env, &spec, argv, op->a, NULL)) {
+        op_unref(op);
         return NULL;
     }
     op->spec = &spec;
