@@ -19,7 +19,7 @@
 static void usage(FILE *f)
 {
     fputs("usage: sandbox [--port N] [--seed N] [--records SPEC] [--token T]\n"
-          "               [--max-seconds S] [--faults SPEC] [--stdin-lifetime] [--verbose]\n"
+          "               [--max-seconds S] [--faults SPEC] [--stdin-lifetime] [--unlimited] [--verbose]\n"
           "  --records  e.g. hubspot:contacts=10000,shopify:orders=500 (also all=N, shopify=N);\n"
           "             default 250 of every entity\n"
           "  --faults   e.g. rate_limit_every=5,retry_after=2,error_every=7,unauthorized=1,\n"
@@ -65,6 +65,8 @@ int main(int argc, char **argv)
             faults = v;
         } else if (strcmp(a, "--token") == 0 && v) {
             token = v;
+        } else if (strcmp(a, "--unlimited") == 0) {
+            SB.unlimited = 1;
         } else if (strcmp(a, "--stdin-lifetime") == 0) {
             stdin_lifetime = 1;
             takes = 0;

@@ -298,6 +298,7 @@ extern const struct system_ops HUBSPOT_OPS, SHOPIFY_OPS, PIPEDRIVE_OPS, DYNAMICS
 
 struct sandbox {
     struct store store;
+    int unlimited;              /* --unlimited: no rate-limit headers (benchmarks) */
     pthread_mutex_t mu;         /* faults, counters and stats below */
     struct faults faults, start_faults;
     int64_t start_counts[E_COUNT];

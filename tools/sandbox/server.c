@@ -8,6 +8,7 @@
 #include <json-c/json.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -665,7 +666,7 @@ static void api(struct req *r)
     int scoped = f.system < 0 || f.system == r->sys;
     uint64_t n = scoped ? ++SB.fault_n : 0;
     int failed = scoped && f.fail_after && SB.fault_pages >= (uint64_t)f.fail_after;
-    int over = ops->limits(r, &SB.limits[r->sys], now, &enforced_retry);
+    int over = SB.unlimited ? 0 : ops->limits(r, &SB.limits[r->sys], now, &enforced_retry);
     pthread_mutex_unlock(&SB.mu);
 
     int inj = -1;
@@ -820,8 +821,17 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                           enum MHD_ConnectionNotificationCode toe)
 {
     (void)cls;
-    (void)conn;
     (void)socket_ctx;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        /* MHD writes headers and body separately: without TCP_NODELAY,
+         * Nagle holds the body until the client's delayed ACK (40 ms a
+         * response on keep-alive connections). Real APIs don't stall so. */
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci) {
+            int one = 1;
+            setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
+    }
     pthread_mutex_lock(&SB.mu);
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         SB.conn_total++;
