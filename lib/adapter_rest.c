@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "definitions.h"
+#include "auth.h"
 #include "engine.h"
 #include "error.h"
 #include "json.h"
@@ -33,7 +34,9 @@ static json_object *conn_lookup(void *payload, const char *ns, const char *name)
         return l->since;
     if (!strcmp(ns, "id"))
         return l->id;
-    return NULL; /* token/session placeholders: filled by the auth flows */
+    if (!strcmp(ns, "token"))
+        return name ? ig_json_get(l->c->token, name) : NULL;
+    return NULL;
 }
 
 static int resolve_base_url(ig_conn *c)
@@ -118,6 +121,7 @@ void ig_conn_close(ig_conn *c)
 {
     if (!c)
         return;
+    ig_json_wipe_put(c->token);
     ig_json_wipe_put(c->credentials);
     json_object_put(c->integration);
     json_object_put(c->definition);
@@ -386,12 +390,11 @@ static int apply_auth(struct req *r, ig_conn *c, struct lookup_ctx *l)
     json_object *apply = ig_json_get(c->method, "apply");
     if (!apply)
         return INTEG_OK;
-    if (c->auth_type && (!strcmp(c->auth_type, "oauth2_client_credentials") ||
-                         !strcmp(c->auth_type, "jwt_bearer") || !strcmp(c->auth_type, "session_token")))
-        return ig_err(INTEG_EUNSUPPORTED,
-                      "auth type '%s' needs a token flow that this version does not run yet; "
-                      "store OAuth tokens (auth_type oauth2) or an API key instead",
-                      c->auth_type);
+    /* Token flows (refresh, client credentials, JWT, sessions) make sure
+     * c->token is current before it is applied. */
+    int prc = ig_auth_prepare(c);
+    if (prc)
+        return prc;
     if (json_object_is_type(apply, json_type_array)) {
         for (size_t i = 0; i < ig_json_len(apply); i++) {
             int rc = apply_one_auth(r, json_object_array_get_idx(apply, i), l);
@@ -506,7 +509,7 @@ static int exhausted_signal(json_object *signals, const ig_http_response *resp)
     return 0;
 }
 
-static int req_send(ig_conn *c, struct req *r, const char *what, ig_http_response *resp)
+static int send_once(ig_conn *c, struct req *r, const char *what, ig_http_response *resp)
 {
     ig_http *http = NULL;
     int rc = ig_ctx_http(c->ctx, &http);
@@ -533,6 +536,21 @@ static int req_send(ig_conn *c, struct req *r, const char *what, ig_http_respons
     if (resp->status >= 300)
         return ig_http_status_error(resp, what);
     return INTEG_OK;
+}
+
+/* Send; after a 401 a token-based method gets one fresh token (refresh,
+ * re-login, new client-credentials token) and the request is sent again. */
+static int req_send(ig_conn *c, struct req *r, struct lookup_ctx *l, const char *what, ig_http_response *resp)
+{
+    int rc = send_once(c, r, what, resp);
+    if (rc == INTEG_EAUTH && resp->status == 401 && ig_auth_after_401(c) == INTEG_OK) {
+        ig_http_response_free(resp);
+        memset(resp, 0, sizeof *resp);
+        rc = apply_auth(r, c, l);
+        if (rc == INTEG_OK)
+            rc = send_once(c, r, what, resp);
+    }
+    return rc;
 }
 
 /* ---- list pages ------------------------------------------------------------ */
@@ -725,7 +743,7 @@ int ig_rest_list_page(ig_conn *c, const char *entity_name, json_object *state, i
     if (rc == INTEG_OK)
         rc = apply_auth(&r, c, &l);
     if (rc == INTEG_OK)
-        rc = req_send(c, &r, what, &resp);
+        rc = req_send(c, &r, &l, what, &resp);
     if (rc == INTEG_OK) {
         out->status = resp.status;
         out->attempts = resp.attempts;
@@ -916,7 +934,7 @@ int ig_rest_test(ig_conn *c, long *out_status)
     if (rc == INTEG_OK)
         rc = apply_auth(&r, c, &l);
     if (rc == INTEG_OK) {
-        rc = req_send(c, &r, what, &resp);
+        rc = req_send(c, &r, &l, what, &resp);
         *out_status = resp.status;
     }
     ig_http_response_free(&resp);

@@ -22,6 +22,7 @@ typedef struct ig_conn {
     json_object *manifest;    /* borrowed from definition */
     json_object *config;      /* borrowed from integration */
     json_object *credentials; /* opened, owned; wiped on close; NULL when none */
+    json_object *token;       /* {access_token, ...} from a token flow (auth.c); owned, wiped */
     json_object *method;      /* the auth method object (borrowed) */
     const char *auth_type;
     char *base_url;           /* resolved (override or template) */
