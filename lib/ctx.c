@@ -443,6 +443,44 @@ int ig_ctx_bucket(integ_ctx *ctx, const char *integration_id, json_object *rate_
     return rc;
 }
 
+INTEG_API int integ_ctx_set_event_cb(integ_ctx *ctx, integ_event_cb cb, void *payload)
+{
+    ig_err_clear();
+    IG_CHECK_ARG(ctx, "ctx");
+    pthread_mutex_lock(&ctx->cb_lock);
+    ctx->event_cb = cb;
+    ctx->event_payload = cb ? payload : NULL;
+    pthread_mutex_unlock(&ctx->cb_lock);
+    return INTEG_OK;
+}
+
+void ig_emit(integ_ctx *ctx, const char *type, json_object *fields)
+{
+    pthread_mutex_lock(&ctx->cb_lock);
+    integ_event_cb cb = ctx->event_cb;
+    void *payload = ctx->event_payload;
+    pthread_mutex_unlock(&ctx->cb_lock);
+    if (!cb)
+        return;
+    char at[32];
+    ig_rfc3339(at, ctx->clock->now_ms(ctx->clock->payload), 0);
+    json_object *ev = json_object_new_object();
+    json_object_object_add(ev, "type", json_object_new_string(type));
+    json_object_object_add(ev, "at", json_object_new_string(at));
+    if (fields) {
+        json_object_object_foreach(fields, k, v)
+        {
+            json_object_object_add(ev, k, json_object_get(v));
+        }
+    }
+    /* The callback runs with no library lock held and keeps no pointer. */
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", ig_errmsg());
+    cb(payload, json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN));
+    integ_error_set(0, saved);
+    json_object_put(ev);
+}
+
 /* ---- store helpers ---------------------------------------------------- */
 
 int ig_tx_begin(integ_ctx *ctx, int write, void **tx)

@@ -32,6 +32,8 @@ struct integ_ctx {
     const integ_entity_store *entity_store; /* NULL: the built-in one */
     void *entity_store_payload;
     struct ig_adapter_entry *adapters;       /* host C adapters by definition key */
+    integ_event_cb event_cb;
+    void *event_payload;
 
     /* One reference for the ctx handle plus one per open session: the real
      * close happens when the count drops to zero. */
@@ -70,6 +72,9 @@ int ig_ctx_bucket(integ_ctx *ctx, const char *integration_id, json_object *rate_
 /* The clock for time-dependent behaviour (tests inject one before first use). */
 const ig_clock *ig_ctx_clock(integ_ctx *ctx);
 void ig_ctx_set_clock(integ_ctx *ctx, const ig_clock *clock);
+
+/* Emit a notification {"type", "at", ...fields of `fields` (borrowed)}. */
+void ig_emit(integ_ctx *ctx, const char *type, json_object *fields);
 
 /* Drop one reference; the last one destroys the context. */
 void ig_ctx_unref(integ_ctx *ctx);

@@ -123,6 +123,19 @@ typedef int (*integ_permission_cb)(void *payload, const char *tenant_id, const c
 INTEG_API int integ_ctx_set_permission_cb(integ_ctx *ctx, integ_permission_cb cb, void *payload);
 
 /**
+ * Notifications: called with one JSON event {"type", "at", "tenant_id",
+ * "integration_id", ...} on the thread where it happened. Types:
+ * "integration.needs_reauth" {reason}, "webhook.dead" {event_id,
+ * endpoint_id, attempts, last_error}, and (with scheduled syncs)
+ * "sync.completed", "sync.failed", "conflict.detected". The callback must
+ * not call back into the library with the same session.
+ */
+typedef void (*integ_event_cb)(void *payload, const char *event_json);
+
+/** Set or clear (cb = NULL) the event callback. */
+INTEG_API int integ_ctx_set_event_cb(integ_ctx *ctx, integ_event_cb cb, void *payload);
+
+/**
  * Re-seal every stored secret (credentials, app credentials, tokens,
  * webhook secrets) under a new master key, in one store transaction; on
  * success the context uses the new key. On any failure nothing changes.
@@ -238,6 +251,33 @@ INTEG_API int integ_integration_delete(integ_session *s, const char *id);
  */
 INTEG_API int integ_audit_list(integ_session *s, const char *filter_json, char **out_json);
 
+
+/* ------------------------------------------------------------------------
+ * OAuth 2.0 (doc/oauth.md)
+ * ---------------------------------------------------------------------- */
+
+/**
+ * Start an authorization-code flow ("Connect"). Needs integration:admin.
+ * @param request_json  {"integration_definition_id": KEY, "redirect_uri",
+ *   "name"?, "config"?, "scopes"? (extra to the manifest's), "integration_id"?
+ *   (re-authorise an existing integration)}
+ * @param out_json  {"authorize_url", "state", "expires_at"}: send the user to
+ *   authorize_url; the provider redirects to redirect_uri with code and state.
+ */
+INTEG_API int integ_oauth_begin(integ_session *s, const char *request_json, char **out_json);
+
+/**
+ * Finish the flow from the callback's query: {"state", "code"} or
+ * {"state", "error", "error_description"}. The state must exist, be
+ * unexpired and is consumed (single use). The code is exchanged (with the
+ * PKCE verifier), the tokens are sealed, and the integration is created
+ * (or its credentials replaced) with status "active".
+ * @param out_json  the integration, as integ_integration_get shows it.
+ */
+INTEG_API int integ_oauth_complete(integ_ctx *ctx, const char *callback_json, char **out_json);
+
+/** Force a token refresh now (single-flight across threads and processes). */
+INTEG_API int integ_oauth_refresh(integ_session *s, const char *integration_id);
 
 /* ------------------------------------------------------------------------
  * Mappings: local entity <-> remote entity (doc/mapping.md)
