@@ -253,6 +253,34 @@ INTEG_API int integ_audit_list(integ_session *s, const char *filter_json, char *
 
 
 /* ------------------------------------------------------------------------
+ * Webhooks (doc/webhooks.md)
+ * ---------------------------------------------------------------------- */
+
+/**
+ * Verify one delivery's signature, statelessly (usable without a context).
+ * @param scheme   "standard", "standard-ed25519", "github", "github-sha1",
+ *                 "slack", "stripe", "shopify", "woocommerce", "hubspot-v1",
+ *                 "hubspot-v2", "hubspot-v3", "sendgrid", "twilio", "basic",
+ *                 "msgraph" (doc/webhooks.md has each provider's rule)
+ * @param secret   the endpoint's secret; several separated by one space
+ *                 (during a rotation any one verifies)
+ * @param method, url  the request line as received (some schemes sign them)
+ * @param header_names, header_values, n_headers  the request headers (names
+ *                 match case-insensitively)
+ * @param body, body_len  the raw body, byte for byte
+ * @param now_unix  0: the current time
+ * @param tolerance_s  0: the scheme's default (300 s); negative: skip the
+ *                 timestamp check (replaying recorded deliveries)
+ * @return INTEG_OK, INTEG_ESIGNATURE, INTEG_EREPLAY (stale timestamp) or
+ *         INTEG_EINVAL (malformed or missing header, named in the message).
+ *         Comparisons are constant time.
+ */
+INTEG_API int integ_webhook_verify(const char *scheme, const char *secret, const char *method, const char *url,
+                                   const char *const *header_names, const char *const *header_values,
+                                   size_t n_headers, const unsigned char *body, size_t body_len, int64_t now_unix,
+                                   int tolerance_s);
+
+/* ------------------------------------------------------------------------
  * OAuth 2.0 (doc/oauth.md)
  * ---------------------------------------------------------------------- */
 
