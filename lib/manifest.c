@@ -908,7 +908,8 @@ static int check_locator(json_object *wh, const char *key, const char *path)
 static int check_webhook(json_object *wh, int *has_scheme)
 {
     static const char *const fields[] = {"scheme",   "secret_source", "event_id",  "event_type",
-                                         "object_id", "batched",      "handshake", "notes", NULL};
+                                         "object_id", "batched",      "handshake", "topics",
+                                         "notes",     NULL};
     const char *path = "manifest.webhook";
     *has_scheme = 0;
     if (!wh)
@@ -950,6 +951,42 @@ static int check_webhook(json_object *wh, int *has_scheme)
         const char *want = strcmp(h, "woocommerce_ping") == 0 ? "woocommerce" : "msgraph";
         if (strcmp(s, want) != 0)
             return ig_err(INTEG_EINVAL, "%s.handshake: '%s' belongs to scheme '%s'", path, h, want);
+    }
+    return INTEG_OK;
+}
+
+/* webhook.topics: event type (or "prefix*") -> {entity, action, mode,
+ * record_path}. Checked after the entities, which they name. */
+static int check_webhook_topics(json_object *manifest)
+{
+    json_object *topics = ig_json_get(ig_json_get(manifest, "webhook"), "topics");
+    if (!topics)
+        return INTEG_OK;
+    char p[PATH_MAX_LEN];
+    if (!is_obj(topics))
+        return ig_err(INTEG_EINVAL, "manifest.webhook.topics: must be an object");
+    static const char *const fields[] = {"entity", "action", "mode", "record_path", "notes", NULL};
+    static const char *const actions[] = {"upsert", "delete", NULL};
+    static const char *const modes[] = {"payload", "fetch", NULL};
+    json_object_object_foreach(topics, topic, t) {
+        path_fmt(p, "manifest.webhook.topics.%s", topic);
+        int rc;
+        if (!is_obj(t))
+            return ig_err(INTEG_EINVAL, "%s: must be an object", p);
+        if ((rc = check_fields(t, p, fields, NULL)))
+            return rc;
+        const char *entity = ig_json_str(t, "entity");
+        json_object *ent = entity ? ig_json_get(ig_json_get(manifest, "entities"), entity) : NULL;
+        if (!ent)
+            return ig_err(INTEG_EINVAL, "%s.entity: must name an entity of the manifest", p);
+        if ((rc = need_enum(t, "action", p, 0, actions, "action")) || (rc = need_enum(t, "mode", p, 0, modes, "mode")))
+            return rc;
+        const char *mode = ig_json_str(t, "mode");
+        if (mode && !strcmp(mode, "fetch") && !ig_json_get(ent, "get"))
+            return ig_err(INTEG_EINVAL, "%s.mode: 'fetch' needs a get request on entity '%s'", p, entity);
+        const char *rp = ig_json_str(t, "record_path");
+        if (ig_json_get(t, "record_path") && (!rp || rp[0] != '$'))
+            return ig_err(INTEG_EINVAL, "%s.record_path: must be a JSON path starting with $", p);
     }
     return INTEG_OK;
 }
@@ -1384,7 +1421,7 @@ int ig_manifest_validate(json_object *manifest)
         return rc;
     if (has_scheme)
         v.caps_seen |= CAP_WEBHOOKS;
-    if ((rc = check_entities(&v)))
+    if ((rc = check_entities(&v)) || (rc = check_webhook_topics(manifest)))
         return rc;
     json_object *tr = ig_json_get(manifest, "test_request");
     if (tr && (rc = check_request(&v, tr, "manifest.test_request", 0, k_http_methods, 1)))
