@@ -204,3 +204,29 @@ int ig_adapter_test(ig_conn *c)
     call_free(&call);
     return rc;
 }
+
+int ig_adapter_fetch_one(ig_conn *c, const char *entity, const char *external_id, json_object **out)
+{
+    const char *key = ig_json_str(c->definition, "key");
+    *out = NULL;
+    if (!c->adapter->fetch_one)
+        return ig_err(INTEG_EUNSUPPORTED, "the %s adapter cannot fetch one record", key);
+    integ_adapter_call call;
+    int rc = call_make(c, &call);
+    if (rc == INTEG_OK) {
+        rc = c->adapter->fetch_one(c->adapter_payload, &call, entity, external_id, reply_parse, out);
+        if (rc)
+            ig_err_prefix(rc, key);
+    }
+    if (rc == INTEG_OK && !json_object_is_type(*out, json_type_object)) {
+        json_object_put(*out);
+        *out = NULL;
+        rc = ig_err(INTEG_EREMOTE, "the %s adapter's fetch_one reply is not a record", key);
+    }
+    if (rc) {
+        json_object_put(*out);
+        *out = NULL;
+    }
+    call_free(&call);
+    return rc;
+}

@@ -941,3 +941,48 @@ int ig_rest_test(ig_conn *c, long *out_status)
     req_free(&r);
     return rc;
 }
+
+int ig_rest_fetch_one(ig_conn *c, const char *entity_name, const char *external_id, json_object **out)
+{
+    *out = NULL;
+    json_object *e = ig_conn_entity(c, entity_name);
+    if (!e)
+        return INTEG_EINVAL;
+    if (c->adapter)
+        return ig_adapter_fetch_one(c, entity_name, external_id, out);
+    json_object *get = ig_json_get(e, "get");
+    if (!get)
+        return ig_err(INTEG_EUNSUPPORTED, "entity '%s' of %s has no get request", entity_name,
+                      ig_json_str(c->definition, "key"));
+    json_object *idv = json_object_new_string(external_id);
+    struct lookup_ctx l = {c, NULL, idv};
+    struct req r;
+    ig_http_response resp = {0};
+    char what[160];
+    snprintf(what, sizeof what, "%s %s get", ig_json_str(c->definition, "key"), entity_name);
+    int rc = req_begin(&r, c, ig_json_str(get, "method"), ig_json_str(get, "path"), NULL, &l);
+    if (rc == INTEG_OK)
+        rc = add_headers(&r, ig_json_get(e, "headers"), &l);
+    if (rc == INTEG_OK)
+        rc = add_headers(&r, ig_json_get(get, "headers"), &l);
+    if (rc == INTEG_OK)
+        rc = add_query(&r, ig_json_get(get, "query"), &l);
+    if (rc == INTEG_OK)
+        rc = apply_auth(&r, c, &l);
+    if (rc == INTEG_OK)
+        rc = req_send(c, &r, &l, what, &resp);
+    if (rc == INTEG_OK) {
+        json_object *doc = json_tokener_parse(resp.body ? resp.body : "");
+        json_object *rec = doc ? ig_jsonpath_get(doc, ig_json_str(get, "records_path") ? ig_json_str(get, "records_path") : "$")
+                               : NULL;
+        if (!json_object_is_type(rec, json_type_object))
+            rc = ig_err(INTEG_EREMOTE, "%s: the response holds no record", what);
+        else
+            *out = json_object_get(rec);
+        json_object_put(doc);
+    }
+    ig_http_response_free(&resp);
+    req_free(&r);
+    json_object_put(idv);
+    return rc;
+}

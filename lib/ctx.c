@@ -64,7 +64,8 @@ static int validate_options(json_object *o)
                                       "http", "base_url_overrides", "webhook", NULL};
     static const char *const http[] = {"timeout_ms", "connect_timeout_ms", "max_retries", "ca_file",
                                        "proxy", "user_agent", "allow_private_networks", NULL};
-    static const char *const webhook[] = {"base_url", "tolerance_s", "max_body_bytes", NULL};
+    static const char *const webhook[] = {"base_url", "tolerance_s", "max_body_bytes", "max_attempts",
+                                          "rotation_grace_s", NULL};
     static const char *const ovr[] = {"api", "authorize_url", "token_url", NULL};
     int rc = check_known_keys(o, top, "options");
     if (rc)
@@ -98,7 +99,9 @@ static int validate_options(json_object *o)
         if ((rc = check_known_keys(w, webhook, "options.webhook")))
             return rc;
         if ((rc = check_nonneg_int(w, "tolerance_s", "webhook")) ||
-            (rc = check_nonneg_int(w, "max_body_bytes", "webhook")))
+            (rc = check_nonneg_int(w, "max_body_bytes", "webhook")) ||
+            (rc = check_nonneg_int(w, "max_attempts", "webhook")) ||
+            (rc = check_nonneg_int(w, "rotation_grace_s", "webhook")))
             return rc;
         json_object *bu = ig_json_get(w, "base_url");
         if (bu && (!json_object_is_type(bu, json_type_string) ||

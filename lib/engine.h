@@ -58,6 +58,10 @@ void ig_page_free(ig_page *p);
  * the entity and the integration's definition. */
 json_object *ig_conn_entity(ig_conn *c, const char *entity);
 
+/* One record by remote id through the entity's get request (or the C
+ * adapter's fetch_one). *out is the record (owned). */
+int ig_rest_fetch_one(ig_conn *c, const char *entity, const char *external_id, json_object **out);
+
 /* The cheap authenticated call of the manifest (test_request). Returns
  * INTEG_OK when it succeeded; otherwise the error with the remote reason. */
 int ig_rest_test(ig_conn *c, long *out_status);
@@ -66,6 +70,7 @@ int ig_rest_test(ig_conn *c, long *out_status);
  * c->adapter is set. */
 int ig_adapter_list_page(ig_conn *c, const char *entity, json_object *state, int64_t since_ms, ig_page *out);
 int ig_adapter_test(ig_conn *c);
+int ig_adapter_fetch_one(ig_conn *c, const char *entity, const char *external_id, json_object **out);
 
 /* Find the adapter registered for a definition key (NULL when none). */
 const struct integ_adapter *ig_ctx_adapter(integ_ctx *ctx, const char *key, void **payload);

@@ -13,6 +13,7 @@
 #include "error.h"
 #include "json.h"
 #include "mapping.h"
+#include "sync.h"
 #include "util.h"
 
 #define LEASE_TTL_MS 120000
@@ -21,6 +22,7 @@
 
 struct run {
     integ_session *s;
+    const char *trigger; /* "manual", "webhook", "schedule" */
     ig_conn *c;
     const char *entity;
     json_object *edef;
@@ -152,7 +154,7 @@ static json_object *result_json(struct run *r, const char *status, int64_t compl
     json_object_object_add(o, "local_entity", json_object_new_string(r->local_entity));
     json_object_object_add(o, "sync_type", json_object_new_string(r->since_ms >= 0 ? "incremental" : "full"));
     json_object_object_add(o, "direction", json_object_new_string("pull"));
-    json_object_object_add(o, "trigger", json_object_new_string("manual"));
+    json_object_object_add(o, "trigger", json_object_new_string(r->trigger ? r->trigger : "manual"));
     json_object_object_add(o, "dry_run", json_object_new_boolean(r->dry_run));
     json_object_object_add(o, "status", json_object_new_string(status));
     json_object_object_add(o, "records_processed", json_object_new_int64(r->processed));
@@ -388,7 +390,8 @@ static int apply_page(struct run *r, json_object *records, json_object *next_sta
         }
         for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++)
             rc = write_link(r, tx, plan[i].link);
-        if (rc == INTEG_OK)
+        /* Webhook deliveries apply records outside any paged run. */
+        if (rc == INTEG_OK && r->checkpoint_id[0])
             rc = checkpoint_put(r, tx, next_state, r->prev_hwm_ms);
     }
     for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++) {
@@ -801,5 +804,72 @@ INTEG_API int integ_integration_test(integ_session *s, const char *id, char **ou
     rc = ig_json_to_string(o, out_json);
     json_object_put(o);
     ig_conn_close(c);
+    return rc;
+}
+
+/* ---- records from elsewhere (webhooks) ------------------------------------- */
+
+int ig_sync_apply(ig_conn *c, const char *tenant_id, const char *user_id, const char *entity,
+                  json_object *records, json_object *deleted_ids, const char *trigger, json_object **out_result)
+{
+    struct integ_session tmp = {c->ctx, (char *)tenant_id, (char *)user_id, NULL};
+    struct run r;
+    memset(&r, 0, sizeof r);
+    r.s = &tmp;
+    r.c = c;
+    r.trigger = trigger;
+    r.entity = entity;
+    r.errors = json_object_new_array();
+    r.since_ms = -1;
+    r.hwm_ms = -1;
+    r.started_ms = now_ms(&r);
+    ig_ctx_new_id(c->ctx, r.log_id, ig_now_ms());
+    int rc = INTEG_OK;
+    r.edef = ig_conn_entity(c, entity);
+    if (!r.edef)
+        rc = INTEG_EINVAL;
+    if (rc == INTEG_OK)
+        rc = load_mapping(&r);
+    if (rc == INTEG_OK && ig_json_len(records))
+        rc = apply_page(&r, records, NULL);
+    /* Remote deletions soft-delete the linked local records. */
+    for (size_t i = 0; rc == INTEG_OK && i < ig_json_len(deleted_ids); i++) {
+        const char *ext = json_object_get_string(json_object_array_get_idx(deleted_ids, i));
+        void *tx = NULL;
+        json_object *link = NULL, *local = NULL;
+        r.processed++;
+        rc = ig_tx_begin(c->ctx, 1, &tx);
+        if (rc == INTEG_OK)
+            rc = find_link(&r, tx, ext, &link);
+        if (rc == INTEG_OK && link) {
+            rc = ig_entity_load(c->ctx, tx, tenant_id, ig_json_str(link, "local_entity") ? ig_json_str(link, "local_entity") : r.local_entity,
+                                ig_json_str(link, "local_id"), &local);
+            if (rc == INTEG_OK && !ig_json_bool(local, "deleted", 0)) {
+                rc = ig_entity_store_put(c->ctx, tx, tenant_id, ig_json_str(local, "entity"), ig_json_str(link, "local_id"),
+                                         ig_json_get(local, "data"), 1, "sync", NULL);
+                r.updated++;
+            } else if (rc == INTEG_ENOTFOUND) {
+                rc = INTEG_OK;
+                r.skipped++;
+            } else {
+                r.skipped++;
+            }
+        } else if (rc == INTEG_OK) {
+            r.skipped++;
+        }
+        rc = ig_tx_end(c->ctx, tx, 1, rc);
+        json_object_put(link);
+        json_object_put(local);
+    }
+    json_object *result = NULL;
+    int frc = finish(&r, rc ? "error" : (r.failed ? "partial" : "success"), rc, &result);
+    if (rc == INTEG_OK)
+        rc = frc;
+    if (out_result)
+        *out_result = result;
+    else
+        json_object_put(result);
+    json_object_put(r.errors);
+    ig_mapping_free(r.mapping);
     return rc;
 }

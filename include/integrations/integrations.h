@@ -257,6 +257,79 @@ INTEG_API int integ_audit_list(integ_session *s, const char *filter_json, char *
  * ---------------------------------------------------------------------- */
 
 /**
+ * Create an endpoint for an integration (needs integration:admin).
+ * @param request_json  NULL or {"scheme" (override the definition's),
+ *   "events": [types or "prefix*" patterns to queue; empty = all],
+ *   "secret" (when the provider dictates it: Shopify app secret, SendGrid
+ *   public key, ...), "active": true, "description"}
+ * @param out_json  {id, integration_id, url (webhook.base_url/<id>), scheme,
+ *   events, active, secret, ...}. The id carries 128 random bits. The secret
+ *   ("whsec_..." when generated) is shown here and by rotate_secret only;
+ *   it is stored sealed.
+ */
+INTEG_API int integ_webhook_endpoint_create(integ_session *s, const char *integration_id, const char *request_json,
+                                            char **out_json);
+
+/** The integration's endpoints (never their secrets). */
+INTEG_API int integ_webhook_endpoints_list(integ_session *s, const char *integration_id, char **out_json);
+
+/**
+ * Change {"events", "active", "description", "scheme"}, or set a
+ * provider-dictated {"secret"} (the old one keeps verifying for the grace
+ * period, option webhook.rotation_grace_s, default 24 h). Needs integration:admin.
+ */
+INTEG_API int integ_webhook_endpoint_update(integ_session *s, const char *endpoint_id, const char *patch_json,
+                                            char **out_json);
+
+/** A new generated secret, shown once in out_json; the old one verifies for the grace period. */
+INTEG_API int integ_webhook_endpoint_rotate_secret(integ_session *s, const char *endpoint_id, char **out_json);
+
+/** Delete an endpoint and its queued events. Needs integration:admin. */
+INTEG_API int integ_webhook_endpoint_delete(integ_session *s, const char *endpoint_id);
+
+/**
+ * Handle one HTTP delivery to endpoint `endpoint_id` (the last path segment
+ * of its URL). Returns INTEG_OK with the status and body the host sends:
+ *   202 accepted — verified and durably committed to the queue (the commit
+ *       happens before this returns); body {"status":"accepted","id"};
+ *   200 duplicate (already queued), ignored (unsubscribed event type) or a
+ *       handshake (Graph validationToken echoed as text/plain, WooCommerce
+ *       ping, Slack url_verification challenge);
+ *   401 failed verification (never queued); 404 unknown or inactive
+ *       endpoint (the same answer for both); 413 body over
+ *       webhook.max_body_bytes (default 1 MiB).
+ * After a 4xx answer integ_errmsg() says why, for the host's logs only.
+ * An error code is returned only when no answer could be made (store down).
+ */
+INTEG_API int integ_webhook_receive(integ_ctx *ctx, const char *endpoint_id, const char *method, const char *url,
+                                    const char *const *header_names, const char *const *header_values, size_t n_headers,
+                                    const unsigned char *body, size_t body_len, int *out_status, char **out_body);
+
+/**
+ * Process up to max_events due events (any tenant): each is leased (two
+ * workers never take the same one; a dead worker's lease expires after
+ * 60 s), applied through the integration's mapping into the local entity
+ * store (or the changed record is fetched from the API, per the manifest's
+ * webhook topics), and marked processed with a sync log entry (trigger
+ * "webhook"). A failure retries with exponential backoff; after
+ * webhook.max_attempts (default 8) the event is dead and "webhook.dead" is
+ * emitted. out_json: {claimed, processed, failed, dead, events: [...]}.
+ */
+INTEG_API int integ_webhook_process(integ_ctx *ctx, int max_events, char **out_json);
+
+/**
+ * The session tenant's webhook events, newest first: [{id, endpoint_id,
+ * integration_id, event_id, event_type, status (queued | processing | retry
+ * | processed | dead), attempts, received_at, processed_at, last_error,
+ * next_attempt_at}].
+ * @param filter_json  NULL or {"endpoint_id", "integration_id", "status", "limit", "offset"}
+ */
+INTEG_API int integ_webhook_events_list(integ_session *s, const char *filter_json, char **out_json);
+
+/** Queue a dead (or processed) event again. Needs integration:admin. */
+INTEG_API int integ_webhook_event_replay(integ_session *s, const char *event_id);
+
+/**
  * Verify one delivery's signature, statelessly (usable without a context).
  * @param scheme   "standard", "standard-ed25519", "github", "github-sha1",
  *                 "slack", "stripe", "shopify", "woocommerce", "hubspot-v1",

@@ -1,0 +1,18 @@
+/* Internal: the parts of the sync engine other modules reuse. */
+#ifndef IG_SYNC_H
+#define IG_SYNC_H
+
+#include <json-c/json.h>
+
+#include "engine.h"
+
+/* Apply remote records of `entity` that arrived outside a paged sync (a
+ * webhook's payload or a fetched record): mapped, compared by hash with
+ * their links, written with their links in one transaction, as a sync
+ * would; `deleted_ids` (array of remote ids, may be NULL) soft-delete their
+ * linked local records. Writes a sync log entry with `trigger` and audits
+ * it as the given user. *out_result (may be NULL) gets the log entry. */
+int ig_sync_apply(ig_conn *c, const char *tenant_id, const char *user_id, const char *entity,
+                  json_object *records, json_object *deleted_ids, const char *trigger, json_object **out_result);
+
+#endif

@@ -1,0 +1,1278 @@
+/* Webhooks: endpoints (secrets sealed, rotation with a grace period), the
+ * receiving side (verify, de-duplicate, commit durably, then 202), and the
+ * queue's processing (leased batches, retries with backoff, dead letters),
+ * which applies each event through the sync engine. */
+#include <ctype.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "audit.h"
+#include "definitions.h"
+#include "engine.h"
+#include "error.h"
+#include "json.h"
+#include "sync.h"
+#include "template.h"
+#include "util.h"
+
+#define DEFAULT_MAX_BODY (1024 * 1024)
+#define DEFAULT_MAX_ATTEMPTS 8
+#define DEFAULT_GRACE_S 86400
+#define LEASE_MS 60000
+#define MAX_HEADER_STORE 64
+
+static const char *const SCHEMES[] = {"standard", "standard-ed25519", "github", "github-sha1", "slack",
+                                      "stripe", "shopify", "woocommerce", "hubspot-v1", "hubspot-v2",
+                                      "hubspot-v3", "sendgrid", "twilio", "basic", "msgraph", NULL};
+
+static int64_t ctx_now(integ_ctx *ctx) { return ig_ctx_clock(ctx)->now_ms(ig_ctx_clock(ctx)->payload); }
+
+static int64_t webhook_opt(integ_ctx *ctx, const char *key, int64_t dflt)
+{
+    return ig_json_int(ig_json_get(ctx->options, "webhook"), key, dflt);
+}
+
+static int in_list(const char *s, const char *const *list)
+{
+    for (; s && *list; list++)
+        if (!strcmp(*list, s))
+            return 1;
+    return 0;
+}
+
+/* ---- endpoints ------------------------------------------------------------ */
+
+static char *new_generated_secret(void)
+{
+    unsigned char raw[32];
+    randombytes_buf(raw, sizeof raw);
+    char *b64 = ig_b64_encode(raw, sizeof raw);
+    sodium_memzero(raw, sizeof raw);
+    if (!b64)
+        return NULL;
+    size_t n = strlen(b64) + 7;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "whsec_%s", b64);
+    ig_free_secret(b64, strlen(b64));
+    return s;
+}
+
+static char *random_token(const char *prefix)
+{
+    unsigned char raw[24];
+    char hex[49];
+    randombytes_buf(raw, sizeof raw);
+    sodium_bin2hex(hex, sizeof hex, raw, sizeof raw);
+    size_t n = strlen(prefix) + sizeof hex;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s%s", prefix, hex);
+    sodium_memzero(raw, sizeof raw);
+    sodium_memzero(hex, sizeof hex);
+    return s;
+}
+
+static json_object *public_endpoint(integ_ctx *ctx, json_object *rec, const char *secret)
+{
+    json_object *pub = json_object_new_object();
+    static const char *const keep[] = {"id", "integration_id", "scheme", "secret_source", "events", "active",
+                                       "description", "created_at", "updated_at", "secret_rotated_at", NULL};
+    for (const char *const *k = keep; *k; k++)
+        json_object_object_add(pub, *k, json_object_get(ig_json_get(rec, *k)));
+    const char *base = ig_json_str(ig_json_get(ctx->options, "webhook"), "base_url");
+    if (base) {
+        char url[1024];
+        size_t bl = strlen(base);
+        snprintf(url, sizeof url, "%s%s%s", base, bl && base[bl - 1] == '/' ? "" : "/", ig_json_str(rec, "id"));
+        json_object_object_add(pub, "url", json_object_new_string(url));
+    } else {
+        json_object_object_add(pub, "url", NULL);
+    }
+    json_object_object_add(pub, "has_previous_secret",
+                           json_object_new_boolean(ig_json_get(rec, "previous_webhook_secret_sealed") != NULL));
+    if (secret)
+        json_object_object_add(pub, "secret", json_object_new_string(secret));
+    return pub;
+}
+
+static int seal_field(integ_ctx *ctx, json_object *rec, const char *field_purpose, const char *secret)
+{
+    char *sealed = NULL, field[96];
+    int rc = ig_ctx_seal(ctx, ig_json_str(rec, "tenant_id"), ig_json_str(rec, "id"), field_purpose, secret,
+                         strlen(secret), &sealed);
+    if (rc == INTEG_OK) {
+        snprintf(field, sizeof field, "%s_sealed", field_purpose);
+        json_object_object_add(rec, field, json_object_new_string(sealed));
+        free(sealed);
+    }
+    return rc;
+}
+
+/* The secret the provider dictates (or we generate) for a new endpoint. */
+static int choose_secret(integ_ctx *ctx, void *tx, json_object *def, const char *source, const char *given,
+                         char **out)
+{
+    *out = NULL;
+    if (given) {
+        *out = strdup(given);
+        return *out ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
+    }
+    (void)tx;
+    if (!source || !strcmp(source, "generated")) {
+        *out = new_generated_secret();
+    } else if (!strcmp(source, "client_state")) {
+        *out = random_token("cs_"); /* we choose clientState when subscribing */
+    } else if (!strcmp(source, "basic_auth")) {
+        char *pw = random_token("");
+        if (pw) {
+            size_t n = strlen(pw) + 8;
+            *out = malloc(n);
+            if (*out)
+                snprintf(*out, n, "hook:%s", pw);
+            ig_free_secret(pw, strlen(pw));
+        }
+    } else if (!strcmp(source, "app_secret")) {
+        const char *sealed = ig_json_str(def, "app_credentials_sealed");
+        if (!sealed)
+            return ig_err(INTEG_EINVAL, "request_json.secret: required: %s signs webhooks with the app's client "
+                          "secret, and no app credentials are set (integ_definition_set_app_credentials)",
+                          ig_json_str(def, "key"));
+        char *plain = NULL;
+        size_t len = 0;
+        int rc = ig_ctx_open_sealed(ctx, NULL, ig_json_str(def, "id"), "app_credentials", sealed, &plain, &len);
+        if (rc)
+            return rc;
+        json_object *creds = json_tokener_parse(plain);
+        ig_free_secret(plain, len);
+        const char *cs = ig_json_str(creds, "client_secret");
+        if (cs)
+            *out = strdup(cs);
+        ig_json_wipe_put(creds);
+        if (!cs)
+            return ig_err(INTEG_EINVAL, "request_json.secret: required: the app credentials of %s have no client_secret",
+                          ig_json_str(def, "key"));
+    } else {
+        return ig_err(INTEG_EINVAL, "request_json.secret: required: the provider dictates this endpoint's secret (%s)",
+                      source);
+    }
+    return *out ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
+}
+
+static int check_events(json_object *events, const char *what)
+{
+    if (!events)
+        return INTEG_OK;
+    if (!json_object_is_type(events, json_type_array))
+        return ig_err(INTEG_EINVAL, "%s.events: must be an array of event types", what);
+    for (size_t i = 0; i < ig_json_len(events); i++) {
+        json_object *e = json_object_array_get_idx(events, i);
+        if (!json_object_is_type(e, json_type_string) || json_object_get_string_len(e) == 0 ||
+            json_object_get_string_len(e) > 200)
+            return ig_err(INTEG_EINVAL, "%s.events[%zu]: must be a non-empty string", what, i);
+    }
+    return INTEG_OK;
+}
+
+static int load_endpoint(integ_session *s, void *tx, const char *id, json_object **out)
+{
+    int rc = ig_store_get(s->ctx, tx, INTEG_KIND_WEBHOOK_ENDPOINT, s->tenant_id, id, out);
+    if (rc == INTEG_ENOTFOUND)
+        return ig_err(rc, "webhook endpoint '%s' not found", id);
+    return rc;
+}
+
+INTEG_API int integ_webhook_endpoint_create(integ_session *s, const char *integration_id, const char *request_json,
+                                            char **out_json)
+{
+    ig_err_clear();
+    if (out_json)
+        *out_json = NULL;
+    int rc = ig_session_check(s);
+    if (rc)
+        return rc;
+    IG_CHECK_ARG(integration_id && *integration_id, "integration_id");
+    IG_CHECK_ARG(out_json, "out_json");
+    json_object *req = NULL;
+    if ((rc = ig_json_parse_object(request_json, "request_json", 1, &req)))
+        return rc;
+    static const char *const known[] = {"scheme", "events", "secret", "active", "description", NULL};
+    json_object *integ = NULL, *def = NULL, *rec = NULL;
+    char *secret = NULL;
+    void *tx = NULL;
+    json_object_object_foreach(req, k, v)
+    {
+        (void)v;
+        if (!in_list(k, known)) {
+            rc = ig_err(INTEG_EINVAL, "request_json.%s: unknown field", k);
+            break;
+        }
+    }
+    const char *scheme = ig_json_str(req, "scheme");
+    if (rc == INTEG_OK && ig_json_get(req, "scheme") && !in_list(scheme, SCHEMES))
+        rc = ig_err(INTEG_EINVAL, "request_json.scheme: unknown webhook scheme");
+    if (rc == INTEG_OK)
+        rc = check_events(ig_json_get(req, "events"), "request_json");
+    json_object *given = ig_json_get(req, "secret");
+    if (rc == INTEG_OK && given && (!json_object_is_type(given, json_type_string) || json_object_get_string_len(given) == 0))
+        rc = ig_err(INTEG_EINVAL, "request_json.secret: must be a non-empty string");
+    json_object *active = ig_json_get(req, "active");
+    if (rc == INTEG_OK && active && !json_object_is_type(active, json_type_boolean))
+        rc = ig_err(INTEG_EINVAL, "request_json.active: must be a boolean");
+    if (rc == INTEG_OK)
+        rc = ig_session_require_admin(s);
+    if (rc == INTEG_OK && (rc = ig_tx_begin(s->ctx, 1, &tx)) == INTEG_OK) {
+        rc = ig_store_get(s->ctx, tx, INTEG_KIND_INTEGRATION, s->tenant_id, integration_id, &integ);
+        if (rc == INTEG_ENOTFOUND)
+            rc = ig_err(rc, "integration '%s' not found", integration_id);
+        if (rc == INTEG_OK)
+            rc = ig_definition_lookup(s->ctx, tx, ig_json_str(integ, "definition_id"), &def);
+        json_object *wh = ig_json_get(ig_json_get(def, "manifest"), "webhook");
+        const char *source = scheme ? (given ? "given" : "generated") : ig_json_str(wh, "secret_source");
+        if (rc == INTEG_OK && !scheme)
+            scheme = ig_json_str(wh, "scheme");
+        if (rc == INTEG_OK && !scheme)
+            rc = ig_err(INTEG_EINVAL, "request_json.scheme: %s has no webhook scheme; name one to override",
+                        ig_json_str(def, "key"));
+        if (rc == INTEG_OK)
+            rc = choose_secret(s->ctx, tx, def, source, given ? json_object_get_string(given) : NULL, &secret);
+        if (rc == INTEG_OK) {
+            unsigned char raw[16];
+            char id[33], now[32];
+            randombytes_buf(raw, sizeof raw); /* 128 random bits: the id is in a public URL */
+            sodium_bin2hex(id, sizeof id, raw, sizeof raw);
+            ig_rfc3339(now, ig_now_ms(), 0);
+            rec = json_object_new_object();
+            json_object_object_add(rec, "id", json_object_new_string(id));
+            json_object_object_add(rec, "tenant_id", json_object_new_string(s->tenant_id));
+            json_object_object_add(rec, "integration_id", json_object_new_string(integration_id));
+            json_object_object_add(rec, "scheme", json_object_new_string(scheme));
+            json_object_object_add(rec, "secret_source", json_object_new_string(given ? "given" : source ? source : "generated"));
+            json_object_object_add(rec, "events", ig_json_get(req, "events") ? json_object_get(ig_json_get(req, "events"))
+                                                                              : json_object_new_array());
+            json_object_object_add(rec, "active", json_object_new_boolean(active ? json_object_get_boolean(active) : 1));
+            json_object_object_add(rec, "description", json_object_get(ig_json_get(req, "description")));
+            json_object_object_add(rec, "created_at", json_object_new_string(now));
+            json_object_object_add(rec, "updated_at", json_object_new_string(now));
+            json_object_object_add(rec, "secret_rotated_at", NULL);
+            rc = seal_field(s->ctx, rec, "webhook_secret", secret);
+        }
+        if (rc == INTEG_OK)
+            rc = ig_store_put(s->ctx, tx, INTEG_KIND_WEBHOOK_ENDPOINT, rec, INTEG_PUT_INSERT);
+        if (rc == INTEG_OK) {
+            json_object *d = json_object_new_object();
+            json_object_object_add(d, "integration_id", json_object_new_string(integration_id));
+            json_object_object_add(d, "scheme", json_object_new_string(scheme));
+            rc = ig_audit(s->ctx, tx, s->tenant_id, s->user_id, "webhook_endpoint.create", "webhook_endpoint",
+                          ig_json_str(rec, "id"), d);
+            json_object_put(d);
+        }
+        rc = ig_tx_end(s->ctx, tx, 1, rc);
+    }
+    if (rc == INTEG_OK) {
+        json_object *pub = public_endpoint(s->ctx, rec, secret);
+        rc = ig_json_to_string(pub, out_json);
+        ig_json_wipe_put(pub);
+    }
+    if (secret)
+        ig_free_secret(secret, strlen(secret));
+    json_object_put(rec);
+    json_object_put(def);
+    json_object_put(integ);
+    ig_json_wipe_put(req);
+    return rc;
+}
+
+INTEG_API int integ_webhook_endpoints_list(integ_session *s, const char *integration_id, char **out_json)
+{
+    ig_err_clear();
+    if (out_json)
+        *out_json = NULL;
+    int rc = ig_session_check(s);
+    if (rc)
+        return rc;
+    IG_CHECK_ARG(integration_id && *integration_id, "integration_id");
+    IG_CHECK_ARG(out_json, "out_json");
+    json_object *integ = NULL, *rows = json_object_new_array();
+    void *tx = NULL;
+    if ((rc = ig_tx_begin(s->ctx, 0, &tx)) == INTEG_OK) {
+        rc = ig_store_get(s->ctx, tx, INTEG_KIND_INTEGRATION, s->tenant_id, integration_id, &integ);
+        if (rc == INTEG_ENOTFOUND)
+            rc = ig_err(rc, "integration '%s' not found", integration_id);
+        if (rc == INTEG_OK) {
+            json_object *q = json_object_new_object();
+            json_object_object_add(q, "tenant_id", json_object_new_string(s->tenant_id));
+            json_object_object_add(q, "integration_id", json_object_new_string(integration_id));
+            rc = ig_store_list(s->ctx, tx, INTEG_KIND_WEBHOOK_ENDPOINT, q, rows);
+            json_object_put(q);
+        }
+        rc = ig_tx_end(s->ctx, tx, 1, rc);
+    }
+    if (rc == INTEG_OK) {
+        json_object *out = json_object_new_array();
+        for (size_t i = 0; i < ig_json_len(rows); i++)
+            json_object_array_add(out, public_endpoint(s->ctx, json_object_array_get_idx(rows, i), NULL));
+        rc = ig_json_to_string(out, out_json);
+        json_object_put(out);
+    }
+    json_object_put(rows);
+    json_object_put(integ);
+    return rc;
+}
+
+/* Move the current secret to "previous" (verifying until the grace period
+ * ends) and seal `secret` as the current one. */
+static int replace_secret(integ_ctx *ctx, json_object *rec, const char *secret)
+{
+    char *old = NULL;
+    size_t len = 0;
+    int rc = ig_ctx_open_sealed(ctx, ig_json_str(rec, "tenant_id"), ig_json_str(rec, "id"), "webhook_secret",
+                                ig_json_str(rec, "webhook_secret_sealed"), &old, &len);
+    if (rc == INTEG_OK)
+        rc = seal_field(ctx, rec, "previous_webhook_secret", old);
+    if (old)
+        ig_free_secret(old, len);
+    if (rc == INTEG_OK) {
+        int64_t grace = webhook_opt(ctx, "rotation_grace_s", DEFAULT_GRACE_S);
+        json_object_object_add(rec, "previous_expires_at_ms", json_object_new_int64(ctx_now(ctx) + grace * 1000));
+        rc = seal_field(ctx, rec, "webhook_secret", secret);
+    }
+    char now[32];
+    ig_rfc3339(now, ig_now_ms(), 0);
+    json_object_object_add(rec, "secret_rotated_at", json_object_new_string(now));
+    return rc;
+}
+
+INTEG_API int integ_webhook_endpoint_update(integ_session *s, const char *endpoint_id, const char *patch_json,
+                                            char **out_json)
+{
+    ig_err_clear();
+    if (out_json)
+        *out_json = NULL;
+    int rc = ig_session_check(s);
+    if (rc)
+        return rc;
+    IG_CHECK_ARG(endpoint_id && *endpoint_id, "endpoint_id");
+    json_object *patch = NULL, *rec = NULL;
+    if ((rc = ig_json_parse_object(patch_json, "patch_json", 0, &patch)))
+        return rc;
+    static const char *const known[] = {"scheme", "events", "active", "description", "secret", NULL};
+    json_object_object_foreach(patch, k, v)
+    {
+        (void)v;
+        if (!in_list(k, known)) {
+            rc = ig_err(INTEG_EINVAL, "patch_json.%s: unknown field", k);
+            break;
+        }
+    }
+    if (rc == INTEG_OK && ig_json_get(patch, "scheme") && !in_list(ig_json_str(patch, "scheme"), SCHEMES))
+        rc = ig_err(INTEG_EINVAL, "patch_json.scheme: unknown webhook scheme");
+    if (rc == INTEG_OK)
+        rc = check_events(ig_json_get(patch, "events"), "patch_json");
+    json_object *active = ig_json_get(patch, "active");
+    if (rc == INTEG_OK && active && !json_object_is_type(active, json_type_boolean))
+        rc = ig_err(INTEG_EINVAL, "patch_json.active: must be a boolean");
+    json_object *secret = ig_json_get(patch, "secret");
+    if (rc == INTEG_OK && secret && (!json_object_is_type(secret, json_type_string) || !json_object_get_string_len(secret)))
+        rc = ig_err(INTEG_EINVAL, "patch_json.secret: must be a non-empty string");
+    if (rc == INTEG_OK)
+        rc = ig_session_require_admin(s);
+    void *tx = NULL;
+    if (rc == INTEG_OK && (rc = ig_tx_begin(s->ctx, 1, &tx)) == INTEG_OK) {
+        rc = load_endpoint(s, tx, endpoint_id, &rec);
+        if (rc == INTEG_OK) {
+            static const char *const plain[] = {"scheme", "events", "active", "description"};
+            for (size_t i = 0; i < 4; i++)
+                if (ig_json_get(patch, plain[i]) || (!strcmp(plain[i], "description") && json_object_object_get_ex(patch, "description", NULL)))
+                    json_object_object_add(rec, plain[i], json_object_get(ig_json_get(patch, plain[i])));
+            /* A provider-dictated secret changed at the provider: keep the
+             * old one verifying during the grace period. */
+            if (secret)
+                rc = replace_secret(s->ctx, rec, json_object_get_string(secret));
+            char now[32];
+            ig_rfc3339(now, ig_now_ms(), 0);
+            json_object_object_add(rec, "updated_at", json_object_new_string(now));
+        }
+        if (rc == INTEG_OK)
+            rc = ig_store_put(s->ctx, tx, INTEG_KIND_WEBHOOK_ENDPOINT, rec, INTEG_PUT_UPDATE);
+        if (rc == INTEG_OK)
+            rc = ig_audit(s->ctx, tx, s->tenant_id, s->user_id, "webhook_endpoint.update", "webhook_endpoint",
+                          endpoint_id, NULL);
+        rc = ig_tx_end(s->ctx, tx, 1, rc);
+    }
+    if (rc == INTEG_OK && out_json) {
+        json_object *pub = public_endpoint(s->ctx, rec, NULL);
+        rc = ig_json_to_string(pub, out_json);
+        json_object_put(pub);
+    }
+    json_object_put(rec);
+    ig_json_wipe_put(patch);
+    return rc;
+}
+
+INTEG_API int integ_webhook_endpoint_rotate_secret(integ_session *s, const char *endpoint_id, char **out_json)
+{
+    ig_err_clear();
+    if (out_json)
+        *out_json = NULL;
+    int rc = ig_session_check(s);
+    if (rc)
+        return rc;
+    IG_CHECK_ARG(endpoint_id && *endpoint_id, "endpoint_id");
+    IG_CHECK_ARG(out_json, "out_json");
+    if ((rc = ig_session_require_admin(s)))
+        return rc;
+    json_object *rec = NULL;
+    char *secret = NULL;
+    void *tx = NULL;
+    if ((rc = ig_tx_begin(s->ctx, 1, &tx)) == INTEG_OK) {
+        rc = load_endpoint(s, tx, endpoint_id, &rec);
+        const char *src = ig_json_str(rec, "secret_source");
+        if (rc == INTEG_OK && src && strcmp(src, "generated") && strcmp(src, "client_state") && strcmp(src, "basic_auth"))
+            rc = ig_err(INTEG_EINVAL, "endpoint '%s': its secret is dictated by the provider (%s); set the new one "
+                        "with integ_webhook_endpoint_update {\"secret\"}", endpoint_id, src);
+        if (rc == INTEG_OK)
+            rc = choose_secret(s->ctx, tx, NULL, src, NULL, &secret);
+        if (rc == INTEG_OK)
+            rc = replace_secret(s->ctx, rec, secret);
+        if (rc == INTEG_OK)
+            rc = ig_store_put(s->ctx, tx, INTEG_KIND_WEBHOOK_ENDPOINT, rec, INTEG_PUT_UPDATE);
+        if (rc == INTEG_OK)
+            rc = ig_audit(s->ctx, tx, s->tenant_id, s->user_id, "webhook_endpoint.rotate_secret",
+                          "webhook_endpoint", endpoint_id, NULL);
+        rc = ig_tx_end(s->ctx, tx, 1, rc);
+    }
+    if (rc == INTEG_OK) {
+        json_object *pub = public_endpoint(s->ctx, rec, secret);
+        rc = ig_json_to_string(pub, out_json);
+        ig_json_wipe_put(pub);
+    }
+    if (secret)
+        ig_free_secret(secret, strlen(secret));
+    json_object_put(rec);
+    return rc;
+}
+
+INTEG_API int integ_webhook_endpoint_delete(integ_session *s, const char *endpoint_id)
+{
+    ig_err_clear();
+    int rc = ig_session_check(s);
+    if (rc)
+        return rc;
+    IG_CHECK_ARG(endpoint_id && *endpoint_id, "endpoint_id");
+    if ((rc = ig_session_require_admin(s)))
+        return rc;
+    json_object *rec = NULL;
+    void *tx = NULL;
+    if ((rc = ig_tx_begin(s->ctx, 1, &tx)) == INTEG_OK) {
+        rc = load_endpoint(s, tx, endpoint_id, &rec);
+        if (rc == INTEG_OK) {
+            json_object *q = json_object_new_object();
+            json_object_object_add(q, "tenant_id", json_object_new_string(s->tenant_id));
+            json_object_object_add(q, "endpoint_id", json_object_new_string(endpoint_id));
+            rc = s->ctx->store->remove_where(tx, INTEG_KIND_WEBHOOK_EVENT,
+                                             json_object_to_json_string_ext(q, JSON_C_TO_STRING_PLAIN), NULL);
+            json_object_put(q);
+        }
+        if (rc == INTEG_OK)
+            rc = s->ctx->store->remove(tx, INTEG_KIND_WEBHOOK_ENDPOINT, s->tenant_id, endpoint_id);
+        if (rc == INTEG_OK)
+            rc = ig_audit(s->ctx, tx, s->tenant_id, s->user_id, "webhook_endpoint.delete", "webhook_endpoint",
+                          endpoint_id, NULL);
+        rc = ig_tx_end(s->ctx, tx, 1, rc);
+    }
+    json_object_put(rec);
+    return rc;
+}
+
+/* ---- receiving ---------------------------------------------------------------- */
+
+static const char *header_of(const char *const *names, const char *const *values, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (names[i] && values[i] && !strcasecmp(names[i], name))
+            return values[i];
+    return NULL;
+}
+
+static int answer(int status, const char *body, int *out_status, char **out_body)
+{
+    char *b = strdup(body);
+    if (!b)
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    *out_status = status;
+    *out_body = b;
+    return INTEG_OK;
+}
+
+static int answer_json(int status, const char *state, const char *id, int *out_status, char **out_body)
+{
+    char buf[256];
+    if (id)
+        snprintf(buf, sizeof buf, "{\"status\":\"%s\",\"id\":\"%s\"}", state, id);
+    else
+        snprintf(buf, sizeof buf, "{\"status\":\"%s\"}", state);
+    return answer(status, buf, out_status, out_body);
+}
+
+/* A query parameter of the request URL, decoded (NULL when absent). */
+static char *url_param(const char *url, const char *name)
+{
+    ig_url *u = NULL;
+    char buf[4096];
+    char *out = NULL;
+    if (!url)
+        return NULL;
+    if (ig_url_parse(url, &u) != INTEG_OK) {
+        /* A path-only URL ("/hooks/x?validationToken=..."): give it a host. */
+        char full[8192];
+        snprintf(full, sizeof full, "http://localhost%s%s", url[0] == '/' ? "" : "/", url);
+        if (ig_url_parse(full, &u) != INTEG_OK)
+            return NULL;
+    }
+    const char *v = ig_url_get_query_param(u, name, buf, sizeof buf);
+    if (v)
+        out = strdup(v);
+    ig_url_free(u);
+    return out;
+}
+
+/* Values at a manifest locator ({"header"} or {"json_path"}), as strings. */
+static void locate(json_object *loc, json_object *doc, const char *const *names, const char *const *values, size_t n,
+                   json_object *out)
+{
+    const char *h = ig_json_str(loc, "header");
+    if (h) {
+        const char *v = header_of(names, values, n, h);
+        if (v)
+            json_object_array_add(out, json_object_new_string(v));
+        return;
+    }
+    const char *jp = ig_json_str(loc, "json_path");
+    if (!jp || !doc)
+        return;
+    json_object *vals = json_object_new_array();
+    ig_jsonpath_collect(doc, jp, vals);
+    for (size_t i = 0; i < ig_json_len(vals); i++) {
+        json_object *v = json_object_array_get_idx(vals, i);
+        if (json_object_is_type(v, json_type_string))
+            json_object_array_add(out, json_object_get(v));
+        else if (v)
+            json_object_array_add(out, json_object_new_string(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN)));
+    }
+    json_object_put(vals);
+}
+
+static void join_values(json_object *arr, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    for (size_t i = 0; i < ig_json_len(arr); i++) {
+        size_t l = strlen(buf);
+        snprintf(buf + l, cap - l, "%s%s", i ? "," : "", json_object_get_string(json_object_array_get_idx(arr, i)));
+    }
+}
+
+/* The delivery's id: the manifest's locator, the scheme's delivery header,
+ * the payload's id (Stripe), or the body's hash. */
+static void delivery_id(const char *scheme, json_object *wh, json_object *doc, const char *const *names,
+                        const char *const *values, size_t n, const unsigned char *body, size_t len, char *out, size_t cap)
+{
+    json_object *ids = json_object_new_array();
+    if (ig_json_get(wh, "event_id"))
+        locate(ig_json_get(wh, "event_id"), doc, names, values, n, ids);
+    const char *h = NULL;
+    if (!ig_json_len(ids)) {
+        if (!strcmp(scheme, "standard") || !strcmp(scheme, "standard-ed25519"))
+            h = header_of(names, values, n, "webhook-id") ? header_of(names, values, n, "webhook-id")
+                                                          : header_of(names, values, n, "svix-id");
+        else if (!strncmp(scheme, "github", 6))
+            h = header_of(names, values, n, "X-GitHub-Delivery");
+        else if (!strcmp(scheme, "shopify"))
+            h = header_of(names, values, n, "X-Shopify-Webhook-Id");
+        else if (!strcmp(scheme, "woocommerce"))
+            h = header_of(names, values, n, "X-WC-Webhook-Delivery-ID");
+        else if (!strcmp(scheme, "stripe") && ig_json_str(doc, "id"))
+            h = ig_json_str(doc, "id");
+        if (h && *h)
+            json_object_array_add(ids, json_object_new_string(h));
+    }
+    if (ig_json_len(ids)) {
+        char buf[1024];
+        join_values(ids, buf, sizeof buf);
+        if (strlen(buf) < 200 && strlen(buf) < cap) {
+            snprintf(out, cap, "%s", buf);
+        } else {
+            unsigned char d[32];
+            char hex[65];
+            crypto_hash_sha256(d, (const unsigned char *)buf, strlen(buf));
+            sodium_bin2hex(hex, sizeof hex, d, sizeof d);
+            snprintf(out, cap, "ids:%s", hex);
+        }
+    } else {
+        unsigned char d[32];
+        char hex[65];
+        crypto_hash_sha256(d, body, len);
+        sodium_bin2hex(hex, sizeof hex, d, sizeof d);
+        snprintf(out, cap, "sha256:%s", hex);
+    }
+    json_object_put(ids);
+}
+
+/* Does topic pattern `pat` ("contact.*", exact) match `type`? */
+static int topic_match(const char *pat, const char *type)
+{
+    size_t n = strlen(pat);
+    if (n && pat[n - 1] == '*')
+        return !strncmp(pat, type, n - 1);
+    return !strcmp(pat, type);
+}
+
+static int subscribed(json_object *events, json_object *types)
+{
+    if (!ig_json_len(events) || !ig_json_len(types))
+        return 1;
+    for (size_t i = 0; i < ig_json_len(types); i++)
+        for (size_t j = 0; j < ig_json_len(events); j++)
+            if (topic_match(json_object_get_string(json_object_array_get_idx(events, j)),
+                            json_object_get_string(json_object_array_get_idx(types, i))))
+                return 1;
+    return 0;
+}
+
+static int open_secrets(integ_ctx *ctx, json_object *ep, char **out)
+{
+    *out = NULL;
+    char *cur = NULL, *prev = NULL;
+    size_t lc = 0, lp = 0;
+    const char *tenant = ig_json_str(ep, "tenant_id"), *id = ig_json_str(ep, "id");
+    int rc = ig_ctx_open_sealed(ctx, tenant, id, "webhook_secret", ig_json_str(ep, "webhook_secret_sealed"), &cur, &lc);
+    if (rc)
+        return rc;
+    if (ig_json_str(ep, "previous_webhook_secret_sealed") &&
+        ig_json_int(ep, "previous_expires_at_ms", 0) > ctx_now(ctx)) {
+        rc = ig_ctx_open_sealed(ctx, tenant, id, "previous_webhook_secret",
+                                ig_json_str(ep, "previous_webhook_secret_sealed"), &prev, &lp);
+        if (rc) {
+            ig_free_secret(cur, lc);
+            return rc;
+        }
+    }
+    if (!prev) {
+        *out = cur;
+        return INTEG_OK;
+    }
+    size_t n = lc + 1 + lp + 1;
+    char *both = malloc(n);
+    if (both)
+        snprintf(both, n, "%s %s", cur, prev);
+    ig_free_secret(cur, lc);
+    ig_free_secret(prev, lp);
+    *out = both;
+    return both ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
+}
+
+static int all_digits_ping(const unsigned char *body, size_t len)
+{
+    static const char pre[] = "webhook_id=";
+    if (len <= sizeof pre - 1 || len > 64 || memcmp(body, pre, sizeof pre - 1) != 0)
+        return 0;
+    for (size_t i = sizeof pre - 1; i < len; i++)
+        if (!isdigit(body[i]))
+            return 0;
+    return 1;
+}
+
+INTEG_API int integ_webhook_receive(integ_ctx *ctx, const char *endpoint_id, const char *method, const char *url,
+                                    const char *const *header_names, const char *const *header_values, size_t n_headers,
+                                    const unsigned char *body, size_t body_len, int *out_status, char **out_body)
+{
+    ig_err_clear();
+    IG_CHECK_ARG(out_status && out_body, "out_status/out_body");
+    *out_status = 0;
+    *out_body = NULL;
+    IG_CHECK_ARG(ctx, "ctx");
+    IG_CHECK_ARG(n_headers == 0 || (header_names && header_values), "header_names/header_values");
+    IG_CHECK_ARG(body || body_len == 0, "body");
+    if (!body)
+        body = (const unsigned char *)"";
+    /* Unknown and inactive endpoints answer the same, so ids can't be probed. */
+    if (!endpoint_id || !ig_valid_token(endpoint_id, 64)) {
+        ig_err(INTEG_ENOTFOUND, "webhook endpoint: malformed id");
+        return answer_json(404, "not_found", NULL, out_status, out_body);
+    }
+    json_object *ep = NULL, *def = NULL, *integ = NULL, *doc = NULL, *types = NULL;
+    char *secrets = NULL;
+    void *tx = NULL;
+    int rc = ig_tx_begin(ctx, 0, &tx);
+    if (rc == INTEG_OK) {
+        rc = ig_store_get(ctx, tx, INTEG_KIND_WEBHOOK_ENDPOINT, NULL, endpoint_id, &ep);
+        if (rc == INTEG_OK)
+            rc = ig_store_get(ctx, tx, INTEG_KIND_INTEGRATION, ig_json_str(ep, "tenant_id"),
+                              ig_json_str(ep, "integration_id"), &integ);
+        if (rc == INTEG_OK)
+            rc = ig_definition_lookup(ctx, tx, ig_json_str(integ, "definition_id"), &def);
+        rc = ig_tx_end(ctx, tx, 1, rc);
+    }
+    if (rc == INTEG_ENOTFOUND || (rc == INTEG_OK && !ig_json_bool(ep, "active", 1))) {
+        ig_err(INTEG_ENOTFOUND, "webhook endpoint '%s': unknown or inactive", endpoint_id);
+        rc = answer_json(404, "not_found", NULL, out_status, out_body);
+        goto out;
+    }
+    if (rc)
+        goto out;
+    int64_t max_body = webhook_opt(ctx, "max_body_bytes", DEFAULT_MAX_BODY);
+    if ((int64_t)body_len > max_body) {
+        ig_err(INTEG_EINVAL, "webhook body of %zu bytes is over the %lld byte limit", body_len, (long long)max_body);
+        rc = answer_json(413, "too_large", NULL, out_status, out_body);
+        goto out;
+    }
+    const char *scheme = ig_json_str(ep, "scheme");
+    json_object *wh = ig_json_get(ig_json_get(def, "manifest"), "webhook");
+    /* Handshakes that the provider sends unsigned. */
+    if (!strcmp(scheme, "msgraph")) {
+        char *token = url_param(url, "validationToken");
+        if (token) {
+            rc = answer(200, token, out_status, out_body); /* echo as text/plain */
+            free(token);
+            goto out;
+        }
+    }
+    if (!strcmp(scheme, "woocommerce") && !header_of(header_names, header_values, n_headers, "X-WC-Webhook-Signature") &&
+        all_digits_ping(body, body_len)) {
+        rc = answer_json(200, "ping", NULL, out_status, out_body);
+        goto out;
+    }
+    if ((rc = open_secrets(ctx, ep, &secrets)))
+        goto out;
+    int tol = (int)webhook_opt(ctx, "tolerance_s", 0);
+    int64_t now_s = ctx_now(ctx) / 1000;
+    int vrc = integ_webhook_verify(scheme, secrets, method ? method : "POST", url ? url : "", header_names,
+                                   header_values, n_headers, body, body_len, now_s, tol);
+    ig_free_secret(secrets, strlen(secrets));
+    secrets = NULL;
+    if (vrc != INTEG_OK) {
+        /* Never queued. integ_errmsg() keeps the reason for the host's logs. */
+        rc = answer_json(401, "unauthorized", NULL, out_status, out_body);
+        goto out;
+    }
+    json_tokener *tok = json_tokener_new();
+    doc = tok ? json_tokener_parse_ex(tok, (const char *)body, (int)body_len) : NULL;
+    if (tok && json_tokener_get_error(tok) != json_tokener_success) {
+        json_object_put(doc);
+        doc = NULL;
+    }
+    json_tokener_free(tok);
+    if (!strcmp(scheme, "slack") && doc && !strcmp(ig_json_str(doc, "type") ? ig_json_str(doc, "type") : "", "url_verification")) {
+        rc = answer(200, ig_json_str(doc, "challenge") ? ig_json_str(doc, "challenge") : "", out_status, out_body);
+        goto out;
+    }
+    types = json_object_new_array();
+    if (ig_json_get(wh, "event_type"))
+        locate(ig_json_get(wh, "event_type"), doc, header_names, header_values, n_headers, types);
+    if (!subscribed(ig_json_get(ep, "events"), types)) {
+        rc = answer_json(200, "ignored", NULL, out_status, out_body);
+        goto out;
+    }
+    char event_id[256], id[37], at[32], type_text[512];
+    delivery_id(scheme, wh, doc, header_names, header_values, n_headers, body, body_len, event_id, sizeof event_id);
+    join_values(types, type_text, sizeof type_text);
+    int64_t now = ctx_now(ctx);
+    ig_ctx_new_id(ctx, id, now);
+    ig_rfc3339(at, now, 1);
+    json_object *ev = json_object_new_object();
+    json_object_object_add(ev, "id", json_object_new_string(id));
+    json_object_object_add(ev, "tenant_id", json_object_get(ig_json_get(ep, "tenant_id")));
+    json_object_object_add(ev, "endpoint_id", json_object_new_string(endpoint_id));
+    json_object_object_add(ev, "integration_id", json_object_get(ig_json_get(ep, "integration_id")));
+    json_object_object_add(ev, "event_id", json_object_new_string(event_id));
+    json_object_object_add(ev, "event_type", type_text[0] ? json_object_new_string(type_text) : NULL);
+    json_object_object_add(ev, "status", json_object_new_string("queued"));
+    json_object_object_add(ev, "attempts", json_object_new_int(0));
+    json_object_object_add(ev, "next_attempt_at_ms", json_object_new_int64(now));
+    json_object_object_add(ev, "lease_until_ms", json_object_new_int64(0));
+    json_object_object_add(ev, "received_at", json_object_new_string(at));
+    json_object *hdrs = json_object_new_object();
+    for (size_t i = 0; i < n_headers && i < MAX_HEADER_STORE; i++) {
+        if (!header_names[i] || !header_values[i] || !strcasecmp(header_names[i], "authorization") ||
+            !strcasecmp(header_names[i], "cookie"))
+            continue;
+        char lower[128];
+        size_t k = 0;
+        for (; header_names[i][k] && k < sizeof lower - 1; k++)
+            lower[k] = (char)tolower((unsigned char)header_names[i][k]);
+        lower[k] = '\0';
+        if (!ig_json_get(hdrs, lower))
+            json_object_object_add(hdrs, lower, json_object_new_string(header_values[i]));
+    }
+    json_object_object_add(ev, "headers", hdrs);
+    const char *evs = json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    /* Committed before the 202: an accepted event survives a crash. */
+    rc = ig_tx_begin(ctx, 1, &tx);
+    if (rc == INTEG_OK)
+        rc = ig_tx_end(ctx, tx, 1, ctx->store->put(tx, INTEG_KIND_WEBHOOK_EVENT, evs, body, body_len, INTEG_PUT_INSERT));
+    json_object_put(ev);
+    if (rc == INTEG_EEXISTS)
+        rc = answer_json(200, "duplicate", NULL, out_status, out_body);
+    else if (rc == INTEG_OK)
+        rc = answer_json(202, "accepted", id, out_status, out_body);
+out:
+    if (secrets)
+        ig_free_secret(secrets, strlen(secrets));
+    json_object_put(types);
+    json_object_put(doc);
+    json_object_put(ep);
+    json_object_put(def);
+    json_object_put(integ);
+    return rc;
+}
+
+/* ---- processing ------------------------------------------------------------- */
+
+struct claimed {
+    json_object *ev;       /* the event record (owned) */
+    unsigned char *body;   /* owned */
+    size_t body_len;
+};
+
+struct collect_ctx {
+    struct claimed *items;
+    size_t n, cap;
+};
+
+static int collect_event(void *payload, const char *json, size_t len, const unsigned char *blob, size_t blob_len)
+{
+    struct collect_ctx *cc = payload;
+    if (cc->n == cc->cap)
+        return 0;
+    json_tokener *tok = json_tokener_new();
+    json_object *ev = tok ? json_tokener_parse_ex(tok, json, (int)len) : NULL;
+    json_tokener_free(tok);
+    if (!ev)
+        return INTEG_ESTORE;
+    unsigned char *b = malloc(blob_len + 1);
+    if (!b) {
+        json_object_put(ev);
+        return INTEG_ENOMEM;
+    }
+    if (blob_len)
+        memcpy(b, blob, blob_len);
+    b[blob_len] = '\0';
+    cc->items[cc->n].ev = ev;
+    cc->items[cc->n].body = b;
+    cc->items[cc->n].body_len = blob_len;
+    cc->n++;
+    return 0;
+}
+
+/* Lease up to `max` due events: queued or retrying ones whose time has
+ * come, and processing ones whose worker's lease ran out (it died). */
+static int claim(integ_ctx *ctx, const char *holder, int max, struct collect_ctx *cc)
+{
+    int64_t now = ctx_now(ctx);
+    void *tx = NULL;
+    int rc = ig_tx_begin(ctx, 1, &tx);
+    char q[256];
+    if (rc == INTEG_OK) {
+        snprintf(q, sizeof q,
+                 "{\"status\":{\"in\":[\"queued\",\"retry\"]},\"next_attempt_at_ms\":{\"lte\":%lld},"
+                 "\"order\":\"next_attempt_at_ms\",\"limit\":%d}",
+                 (long long)now, max);
+        rc = ctx->store->list(tx, INTEG_KIND_WEBHOOK_EVENT, q, collect_event, cc);
+    }
+    if (rc == INTEG_OK && (int)cc->n < max) {
+        snprintf(q, sizeof q,
+                 "{\"status\":\"processing\",\"lease_until_ms\":{\"lt\":%lld},\"order\":\"lease_until_ms\",\"limit\":%d}",
+                 (long long)now, max - (int)cc->n);
+        rc = ctx->store->list(tx, INTEG_KIND_WEBHOOK_EVENT, q, collect_event, cc);
+    }
+    for (size_t i = 0; rc == INTEG_OK && i < cc->n; i++) {
+        json_object *ev = cc->items[i].ev;
+        json_object_object_add(ev, "status", json_object_new_string("processing"));
+        json_object_object_add(ev, "lease_until_ms", json_object_new_int64(now + LEASE_MS));
+        json_object_object_add(ev, "holder", json_object_new_string(holder));
+        json_object_object_add(ev, "attempts", json_object_new_int64(ig_json_int(ev, "attempts", 0) + 1));
+        const char *s = json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        rc = ctx->store->put(tx, INTEG_KIND_WEBHOOK_EVENT, s, cc->items[i].body, cc->items[i].body_len, INTEG_PUT_UPDATE);
+    }
+    return ig_tx_end(ctx, tx, 1, rc);
+}
+
+static json_object *find_topic(json_object *topics, const char *type)
+{
+    json_object *best = NULL;
+    size_t best_len = 0;
+    json_object_object_foreach(topics, pat, t)
+    {
+        size_t n = strlen(pat);
+        if (!strcmp(pat, type))
+            return t;
+        if (n && pat[n - 1] == '*' && !strncmp(pat, type, n - 1) && n > best_len) {
+            best = t;
+            best_len = n;
+        }
+    }
+    return best;
+}
+
+struct plan_entity {
+    const char *entity;
+    json_object *records;
+    json_object *deleted;
+};
+
+/* Work out what an event asks for, fetch what needs fetching, apply it. */
+static int handle_event(integ_ctx *ctx, struct claimed *c, json_object *summary)
+{
+    json_object *ev = c->ev;
+    const char *tenant = ig_json_str(ev, "tenant_id");
+    ig_conn *conn = NULL;
+    int rc = ig_conn_open(ctx, tenant, ig_json_str(ev, "integration_id"), &conn);
+    if (rc)
+        return rc;
+    json_object *wh = ig_json_get(conn->manifest, "webhook");
+    json_object *topics = ig_json_get(wh, "topics");
+    json_object *doc = json_tokener_parse((const char *)c->body);
+    json_object *hdrs = ig_json_get(ev, "headers");
+    /* Header locators read the stored (lower-cased) headers. */
+    size_t nh = 0;
+    const char *hn[MAX_HEADER_STORE], *hv[MAX_HEADER_STORE];
+    json_object_object_foreach(hdrs, hk, hval)
+    {
+        if (nh < MAX_HEADER_STORE) {
+            hn[nh] = hk;
+            hv[nh] = json_object_get_string(hval);
+            nh++;
+        }
+    }
+    /* Items: a batched delivery carries several events. */
+    json_object *types = json_object_new_array(), *objects = json_object_new_array();
+    if (ig_json_get(wh, "event_type"))
+        locate(ig_json_get(wh, "event_type"), doc, hn, hv, nh, types);
+    if (ig_json_get(wh, "object_id"))
+        locate(ig_json_get(wh, "object_id"), doc, hn, hv, nh, objects);
+    struct plan_entity plans[8];
+    size_t np = 0;
+    int64_t ignored = 0;
+    size_t items = ig_json_len(types) ? ig_json_len(types) : 1;
+    for (size_t i = 0; rc == INTEG_OK && i < items; i++) {
+        const char *type = ig_json_len(types) ? json_object_get_string(json_object_array_get_idx(types, i)) : "";
+        json_object *topic = find_topic(topics, type);
+        if (!topic) {
+            ignored++;
+            continue;
+        }
+        const char *entity = ig_json_str(topic, "entity");
+        struct plan_entity *pe = NULL;
+        for (size_t k = 0; k < np; k++)
+            if (!strcmp(plans[k].entity, entity))
+                pe = &plans[k];
+        if (!pe) {
+            if (np == sizeof plans / sizeof *plans) {
+                rc = ig_err(INTEG_EUNSUPPORTED, "a delivery touching more than 8 entities");
+                break;
+            }
+            pe = &plans[np++];
+            pe->entity = entity;
+            pe->records = json_object_new_array();
+            pe->deleted = json_object_new_array();
+        }
+        const char *obj = i < ig_json_len(objects) ? json_object_get_string(json_object_array_get_idx(objects, i)) : NULL;
+        const char *action = ig_json_str(topic, "action") ? ig_json_str(topic, "action") : "upsert";
+        const char *mode = ig_json_str(topic, "mode") ? ig_json_str(topic, "mode") : "payload";
+        if (!strcmp(action, "delete")) {
+            if (obj)
+                json_object_array_add(pe->deleted, json_object_new_string(obj));
+        } else if (!strcmp(mode, "fetch")) {
+            if (!obj) {
+                rc = ig_err(INTEG_EMAPPING, "event %s: no object id to fetch", ig_json_str(ev, "event_id"));
+                break;
+            }
+            json_object *rec = NULL;
+            rc = ig_rest_fetch_one(conn, entity, obj, &rec);
+            if (rc == INTEG_ENOTFOUND) {
+                /* Gone by now: a deletion we learn about late. */
+                json_object_array_add(pe->deleted, json_object_new_string(obj));
+                rc = INTEG_OK;
+            } else if (rc == INTEG_OK) {
+                json_object_array_add(pe->records, rec);
+            }
+        } else {
+            json_object *rec = doc ? ig_jsonpath_get(doc, ig_json_str(topic, "record_path") ? ig_json_str(topic, "record_path") : "$")
+                                   : NULL;
+            if (!json_object_is_type(rec, json_type_object))
+                rc = ig_err(INTEG_EMAPPING, "event %s: the payload holds no record at %s", ig_json_str(ev, "event_id"),
+                            ig_json_str(topic, "record_path") ? ig_json_str(topic, "record_path") : "$");
+            else
+                json_object_array_add(pe->records, json_object_get(rec));
+        }
+    }
+    int64_t created = 0, updated = 0, failed = 0;
+    for (size_t k = 0; k < np; k++) {
+        if (rc == INTEG_OK) {
+            json_object *res = NULL;
+            rc = ig_sync_apply(conn, tenant, "webhook", plans[k].entity, plans[k].records, plans[k].deleted, "webhook", &res);
+            created += ig_json_int(res, "records_created", 0);
+            updated += ig_json_int(res, "records_updated", 0);
+            failed += ig_json_int(res, "records_failed", 0);
+            json_object_put(res);
+        }
+        json_object_put(plans[k].records);
+        json_object_put(plans[k].deleted);
+    }
+    json_object_object_add(summary, "records_created", json_object_new_int64(created));
+    json_object_object_add(summary, "records_updated", json_object_new_int64(updated));
+    json_object_object_add(summary, "records_failed", json_object_new_int64(failed));
+    json_object_object_add(summary, "items_ignored", json_object_new_int64(ignored));
+    json_object_put(types);
+    json_object_put(objects);
+    json_object_put(doc);
+    ig_conn_close(conn);
+    return rc;
+}
+
+/* Record the outcome, unless another worker took the event over (our
+ * lease ran out). */
+static int settle(integ_ctx *ctx, struct claimed *c, const char *holder, int err, json_object *summary, int *dead)
+{
+    *dead = 0;
+    void *tx = NULL;
+    json_object *cur = NULL;
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", integ_errmsg());
+    int rc = ig_tx_begin(ctx, 1, &tx);
+    if (rc == INTEG_OK)
+        rc = ig_store_get(ctx, tx, INTEG_KIND_WEBHOOK_EVENT, NULL, ig_json_str(c->ev, "id"), &cur);
+    if (rc == INTEG_OK && strcmp(ig_json_str(cur, "holder") ? ig_json_str(cur, "holder") : "", holder) != 0) {
+        rc = ig_tx_end(ctx, tx, 1, INTEG_OK);
+        json_object_put(cur);
+        return rc;
+    }
+    int64_t now = ctx_now(ctx);
+    char at[32];
+    ig_rfc3339(at, now, 0);
+    if (rc == INTEG_OK) {
+        int64_t attempts = ig_json_int(cur, "attempts", 1);
+        int64_t max = webhook_opt(ctx, "max_attempts", DEFAULT_MAX_ATTEMPTS);
+        json_object_object_add(cur, "holder", NULL);
+        json_object_object_add(cur, "lease_until_ms", json_object_new_int64(0));
+        if (err == INTEG_OK) {
+            json_object_object_add(cur, "status", json_object_new_string("processed"));
+            json_object_object_add(cur, "processed_at", json_object_new_string(at));
+            json_object_object_add(cur, "result", json_object_get(summary));
+            json_object_object_del(cur, "last_error");
+        } else {
+            json_object_object_add(cur, "last_error", json_object_new_string(saved));
+            json_object_object_add(cur, "last_error_code", json_object_new_int(err));
+            if (attempts >= max) {
+                json_object_object_add(cur, "status", json_object_new_string("dead"));
+                *dead = 1;
+            } else {
+                /* Exponential backoff with full jitter: 30 s, 60 s, ... capped at 1 h. */
+                int64_t cap = 30000LL << (attempts - 1 < 7 ? attempts - 1 : 7);
+                if (cap > 3600000)
+                    cap = 3600000;
+                int64_t delay = cap / 2 + (int64_t)(ig_ctx_clock(ctx)->random(ig_ctx_clock(ctx)->payload) % (uint32_t)(cap / 2 + 1));
+                json_object_object_add(cur, "status", json_object_new_string("retry"));
+                json_object_object_add(cur, "next_attempt_at_ms", json_object_new_int64(now + delay));
+            }
+        }
+        const char *s = json_object_to_json_string_ext(cur, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+        rc = ctx->store->put(tx, INTEG_KIND_WEBHOOK_EVENT, s, c->body, c->body_len, INTEG_PUT_UPDATE);
+    }
+    rc = ig_tx_end(ctx, tx, 1, rc);
+    if (rc == INTEG_OK && *dead) {
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "tenant_id", json_object_get(ig_json_get(cur, "tenant_id")));
+        json_object_object_add(f, "integration_id", json_object_get(ig_json_get(cur, "integration_id")));
+        json_object_object_add(f, "endpoint_id", json_object_get(ig_json_get(cur, "endpoint_id")));
+        json_object_object_add(f, "event_id", json_object_get(ig_json_get(cur, "id")));
+        json_object_object_add(f, "delivery_id", json_object_get(ig_json_get(cur, "event_id")));
+        json_object_object_add(f, "attempts", json_object_get(ig_json_get(cur, "attempts")));
+        json_object_object_add(f, "last_error", json_object_new_string(saved));
+        ig_emit(ctx, "webhook.dead", f);
+        json_object_put(f);
+    }
+    json_object_put(cur);
+    return rc;
+}
+
+INTEG_API int integ_webhook_process(integ_ctx *ctx, int max_events, char **out_json)
+{
+    ig_err_clear();
+    if (out_json)
+        *out_json = NULL;
+    IG_CHECK_ARG(ctx, "ctx");
+    IG_CHECK_ARG(max_events > 0 && max_events <= 10000, "max_events (1..10000)");
+    char holder[37];
+    ig_ctx_new_id(ctx, holder, ig_now_ms());
+    struct collect_ctx cc = {calloc((size_t)max_events, sizeof(struct claimed)), 0, (size_t)max_events};
+    if (!cc.items)
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    int rc = claim(ctx, holder, max_events, &cc);
+    json_object *list = json_object_new_array();
+    int64_t ok = 0, failed = 0, dead = 0;
+    for (size_t i = 0; rc == INTEG_OK && i < cc.n; i++) {
+        json_object *summary = json_object_new_object();
+        int err = handle_event(ctx, &cc.items[i], summary);
+        int is_dead = 0;
+        rc = settle(ctx, &cc.items[i], holder, err, summary, &is_dead);
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "id", json_object_get(ig_json_get(cc.items[i].ev, "id")));
+        json_object_object_add(o, "endpoint_id", json_object_get(ig_json_get(cc.items[i].ev, "endpoint_id")));
+        json_object_object_add(o, "status", json_object_new_string(err ? (is_dead ? "dead" : "retry") : "processed"));
+        if (err)
+            json_object_object_add(o, "error", json_object_new_string(integ_errmsg()));
+        else
+            json_object_object_add(o, "result", json_object_get(summary));
+        json_object_array_add(list, o);
+        json_object_put(summary);
+        if (err) {
+            failed++;
+            dead += is_dead;
+        } else {
+            ok++;
+        }
+    }
+    for (size_t i = 0; i < cc.n; i++) {
+        json_object_put(cc.items[i].ev);
+        free(cc.items[i].body);
+    }
+    free(cc.items);
+    if (rc == INTEG_OK && out_json) {
+        json_object *out = json_object_new_object();
+        json_object_object_add(out, "claimed", json_object_new_int64((int64_t)ig_json_len(list)));
+        json_object_object_add(out, "processed", json_object_new_int64(ok));
+        json_object_object_add(out, "failed", json_object_new_int64(failed));
+        json_object_object_add(out, "dead", json_object_new_int64(dead));
+        json_object_object_add(out, "events", json_object_get(list));
+        rc = ig_json_to_string(out, out_json);
+        json_object_put(out);
+    }
+    json_object_put(list);
+    return rc;
+}
+
+/* ---- listing and replay ----------------------------------------------------- */
+
+static json_object *public_event(json_object *ev)
+{
+    json_object *pub = json_object_new_object();
+    static const char *const keep[] = {"id", "endpoint_id", "integration_id", "event_id", "event_type", "status",
+                                       "attempts", "received_at", "processed_at", "last_error", "result", NULL};
+    for (const char *const *k = keep; *k; k++)
+        json_object_object_add(pub, *k, json_object_get(ig_json_get(ev, *k)));
+    int64_t next = ig_json_int(ev, "next_attempt_at_ms", -1);
+    const char *st = ig_json_str(ev, "status");
+    if (next >= 0 && st && (!strcmp(st, "queued") || !strcmp(st, "retry"))) {
+        char at[32];
+        ig_rfc3339(at, next, 0);
+        json_object_object_add(pub, "next_attempt_at", json_object_new_string(at));
+    }
+    return pub;
+}
+
+static int collect_public(void *payload, const char *json, size_t len, const unsigned char *blob, size_t blob_len)
+{
+    (void)blob;
+    (void)blob_len;
+    json_tokener *tok = json_tokener_new();
+    json_object *ev = tok ? json_tokener_parse_ex(tok, json, (int)len) : NULL;
+    json_tokener_free(tok);
+    if (!ev)
+        return INTEG_ESTORE;
+    json_object_array_add(payload, public_event(ev));
+    json_object_put(ev);
+    return 0;
+}
+
+INTEG_API int integ_webhook_events_list(integ_session *s, const char *filter_json, char **out_json)
+{
+    ig_err_clear();
+    if (out_json)
+        *out_json = NULL;
+    int rc = ig_session_check(s);
+    if (rc)
+        return rc;
+    IG_CHECK_ARG(out_json, "out_json");
+    json_object *filter = NULL;
+    if ((rc = ig_json_parse_object(filter_json, "filter_json", 1, &filter)))
+        return rc;
+    int64_t limit, offset;
+    json_object *q = json_object_new_object(), *rows = json_object_new_array();
+    rc = ig_json_limit_offset(filter, "filter_json", &limit, &offset);
+    static const char *const fields[] = {"endpoint_id", "integration_id", "status", NULL};
+    static const char *const statuses[] = {"queued", "processing", "retry", "processed", "dead", NULL};
+    json_object_object_foreach(filter, k, v)
+    {
+        if (rc)
+            break;
+        if (!strcmp(k, "limit") || !strcmp(k, "offset"))
+            continue;
+        if (!in_list(k, fields) || !json_object_is_type(v, json_type_string))
+            rc = ig_err(INTEG_EINVAL, "filter_json.%s: unknown filter or not a string (use endpoint_id, integration_id, status)", k);
+        else if (!strcmp(k, "status") && !in_list(json_object_get_string(v), statuses))
+            rc = ig_err(INTEG_EINVAL, "filter_json.status: must be one of queued, processing, retry, processed, dead");
+        else
+            json_object_object_add(q, k, json_object_get(v));
+    }
+    if (rc == INTEG_OK) {
+        json_object_object_add(q, "tenant_id", json_object_new_string(s->tenant_id));
+        json_object_object_add(q, "limit", json_object_new_int64(limit));
+        json_object_object_add(q, "offset", json_object_new_int64(offset));
+        void *tx = NULL;
+        if ((rc = ig_tx_begin(s->ctx, 0, &tx)) == INTEG_OK)
+            rc = ig_tx_end(s->ctx, tx, 1,
+                           s->ctx->store->list(tx, INTEG_KIND_WEBHOOK_EVENT,
+                                               json_object_to_json_string_ext(q, JSON_C_TO_STRING_PLAIN),
+                                               collect_public, rows));
+    }
+    if (rc == INTEG_OK)
+        rc = ig_json_to_string(rows, out_json);
+    json_object_put(rows);
+    json_object_put(q);
+    json_object_put(filter);
+    return rc;
+}
+
+INTEG_API int integ_webhook_event_replay(integ_session *s, const char *event_id)
+{
+    ig_err_clear();
+    int rc = ig_session_check(s);
+    if (rc)
+        return rc;
+    IG_CHECK_ARG(event_id && *event_id, "event_id");
+    if ((rc = ig_session_require_admin(s)))
+        return rc;
+    void *tx = NULL;
+    struct collect_ctx cc = {calloc(1, sizeof(struct claimed)), 0, 1};
+    if (!cc.items)
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    if ((rc = ig_tx_begin(s->ctx, 1, &tx)) == INTEG_OK) {
+        rc = s->ctx->store->get(tx, INTEG_KIND_WEBHOOK_EVENT, s->tenant_id, event_id, collect_event, &cc);
+        if (rc == INTEG_ENOTFOUND)
+            rc = ig_err(rc, "webhook event '%s' not found", event_id);
+        const char *st = rc == INTEG_OK ? ig_json_str(cc.items[0].ev, "status") : NULL;
+        if (rc == INTEG_OK && st && strcmp(st, "dead") && strcmp(st, "processed"))
+            rc = ig_err(INTEG_ECONFLICT, "webhook event '%s' is %s: only dead or processed events are replayed", event_id, st);
+        if (rc == INTEG_OK) {
+            json_object *ev = cc.items[0].ev;
+            json_object_object_add(ev, "status", json_object_new_string("queued"));
+            json_object_object_add(ev, "attempts", json_object_new_int(0));
+            json_object_object_add(ev, "next_attempt_at_ms", json_object_new_int64(ctx_now(s->ctx)));
+            json_object_object_add(ev, "lease_until_ms", json_object_new_int64(0));
+            const char *js = json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+            rc = s->ctx->store->put(tx, INTEG_KIND_WEBHOOK_EVENT, js, cc.items[0].body, cc.items[0].body_len, INTEG_PUT_UPDATE);
+        }
+        if (rc == INTEG_OK)
+            rc = ig_audit(s->ctx, tx, s->tenant_id, s->user_id, "webhook_event.replay", "webhook_event", event_id, NULL);
+        rc = ig_tx_end(s->ctx, tx, 1, rc);
+    }
+    if (cc.n) {
+        json_object_put(cc.items[0].ev);
+        free(cc.items[0].body);
+    }
+    free(cc.items);
+    return rc;
+}

@@ -1,0 +1,662 @@
+/* Webhook endpoints, receiving and the queue, end to end: deliveries are
+ * signed here the way the providers sign them (HMAC-SHA256 with mbedTLS),
+ * received, de-duplicated, processed into local entities (payload and
+ * fetch modes, the latter against the sandbox's HubSpot), retried with
+ * backoff, dead-lettered, replayed, and taken over after a worker dies.
+ *
+ *   test_webhooks SANDBOX_BINARY */
+#include <json-c/json.h>
+#include <mbedtls/md.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ctx.h"
+#include "test.h"
+
+#define APP_SECRET "shpss_test_app_secret_123"
+#define TOKEN "sandbox-test-token"
+
+static const char *sandbox_bin;
+static char sandbox_url[128];
+static pid_t sandbox_pid;
+static int sandbox_stdin = -1;
+
+static int sandbox_start(void)
+{
+    int out[2], in[2];
+    if (pipe(out) || pipe(in))
+        return -1;
+    sandbox_pid = fork();
+    if (sandbox_pid == 0) {
+        dup2(out[1], 1);
+        dup2(in[0], 0);
+        close(out[0]);
+        close(in[1]);
+        execl(sandbox_bin, sandbox_bin, "--records", "hubspot:contacts=50", "--token", TOKEN, "--max-seconds", "300",
+              "--stdin-lifetime", "--unlimited", (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    close(in[0]);
+    sandbox_stdin = in[1];
+    char line[256] = "";
+    FILE *f = fdopen(out[0], "r");
+    if (!f || !fgets(line, sizeof line, f))
+        return -1;
+    fclose(f);
+    const char *p = strstr(line, "http://");
+    if (!p)
+        return -1;
+    snprintf(sandbox_url, sizeof sandbox_url, "%s", p);
+    sandbox_url[strcspn(sandbox_url, "\r\n")] = '\0';
+    return 0;
+}
+
+static void sandbox_stop(void)
+{
+    if (sandbox_pid > 0) {
+        close(sandbox_stdin);
+        kill(sandbox_pid, SIGTERM);
+        waitpid(sandbox_pid, NULL, 0);
+    }
+}
+
+/* ---- injected time ------------------------------------------------------------ */
+
+static _Atomic int64_t fake_now = 1750000000000;
+static int64_t fk_now(void *p) { (void)p; return fake_now; }
+static void fk_sleep(void *p, int64_t ms) { (void)p; fake_now += ms; }
+static uint32_t fk_rand(void *p) { (void)p; return 12345; }
+static const ig_clock fake_clock = {fk_now, fk_sleep, fk_rand, NULL};
+
+/* ---- events seen by the callback ------------------------------------------------ */
+
+static char last_event[2048];
+static int events_seen;
+static void on_event(void *p, const char *json)
+{
+    (void)p;
+    snprintf(last_event, sizeof last_event, "%s", json);
+    events_seen++;
+}
+
+/* ---- fixtures ------------------------------------------------------------------- */
+
+struct env {
+    integ_ctx *ctx;
+    integ_session *s;
+    char shopify_id[64], hubspot_id[64], woo_id[64], outlook_id[64];
+};
+
+static char *create_integration(struct env *e, const char *req)
+{
+    char *out = NULL;
+    if (integ_integration_create(e->s, req, &out) != INTEG_OK) {
+        fprintf(stderr, "  create: %s\n", integ_errmsg());
+        return NULL;
+    }
+    json_object *o = json_tokener_parse(out);
+    char *id = strdup(json_object_get_string(json_object_object_get(o, "id")));
+    json_object_put(o);
+    integ_free(out);
+    return id;
+}
+
+static int env_open(struct env *e, const char *path, const char *hubspot_base)
+{
+    memset(e, 0, sizeof *e);
+    char opts[1024];
+    snprintf(opts, sizeof opts,
+             "{\"store\":\"sqlite:%s\",\"master_key\":\"" TEST_MASTER_KEY "\","
+             "\"http\":{\"allow_private_networks\":true,\"max_retries\":0,\"connect_timeout_ms\":2000},"
+             "\"webhook\":{\"base_url\":\"https://app.example.com/hooks\",\"max_body_bytes\":65536},"
+             "\"base_url_overrides\":{\"hubspot-crm\":\"%s\"}}",
+             path, hubspot_base);
+    if (integ_ctx_open(&e->ctx, opts) != INTEG_OK) {
+        fprintf(stderr, "  open: %s\n", integ_errmsg());
+        return -1;
+    }
+    ig_ctx_set_clock(e->ctx, &fake_clock);
+    integ_ctx_set_event_cb(e->ctx, on_event, NULL);
+    integ_session_open(&e->s, e->ctx, "acme", "alice", "[\"admin\"]");
+    integ_definition_set_app_credentials(e->ctx, "hubspot-crm", "{\"client_id\":\"c\",\"client_secret\":\"" APP_SECRET "\"}");
+    char *a = create_integration(e, "{\"integration_definition_id\":\"shopify-ecommerce\",\"credentials\":{\"api_key\":\"x\"},\"config\":{\"shop\":\"acme.myshopify.com\"}}");
+    char *b = create_integration(e, "{\"integration_definition_id\":\"hubspot-crm\",\"credentials\":{\"api_key\":\"" TOKEN "\"}}");
+    char *c = create_integration(e, "{\"integration_definition_id\":\"woocommerce-ecommerce\",\"credentials\":{\"consumer_key\":\"ck_x\",\"consumer_secret\":\"cs_x\"},\"config\":{\"site_url\":\"https://shop.example.com\"}}");
+    char *d = create_integration(e, "{\"integration_definition_id\":\"outlook-email\",\"auth_type\":\"oauth2\",\"credentials\":{\"access_token\":\"t\"},\"config\":{\"tenant\":\"acme.onmicrosoft.com\",\"mailbox\":\"ann@acme.com\"}}");
+    if (!a || !b || !c) {
+        free(a), free(b), free(c), free(d);
+        return -1;
+    }
+    snprintf(e->shopify_id, sizeof e->shopify_id, "%s", a);
+    snprintf(e->hubspot_id, sizeof e->hubspot_id, "%s", b);
+    snprintf(e->woo_id, sizeof e->woo_id, "%s", c);
+    snprintf(e->outlook_id, sizeof e->outlook_id, "%s", d ? d : "");
+    free(a), free(b), free(c), free(d);
+    return 0;
+}
+
+static void env_close(struct env *e, const char *path)
+{
+    integ_session_close(e->s);
+    integ_ctx_close(e->ctx);
+    char p[128];
+    unlink(path);
+    snprintf(p, sizeof p, "%s-wal", path);
+    unlink(p);
+    snprintf(p, sizeof p, "%s-shm", path);
+    unlink(p);
+}
+
+static json_object *make_endpoint(struct env *e, const char *integration_id, const char *req)
+{
+    char *out = NULL;
+    if (integ_webhook_endpoint_create(e->s, integration_id, req, &out) != INTEG_OK) {
+        fprintf(stderr, "  endpoint: %s\n", integ_errmsg());
+        return NULL;
+    }
+    json_object *o = json_tokener_parse(out);
+    integ_free(out);
+    return o;
+}
+
+static const char *jstr(json_object *o, const char *k) { return json_object_get_string(json_object_object_get(o, k)); }
+
+/* ---- signing the providers' way ---------------------------------------------------- */
+
+static void hmac_b64(const char *key, const unsigned char *msg, size_t len, char *out, size_t cap)
+{
+    unsigned char mac[32];
+    mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (const unsigned char *)key, strlen(key), msg, len, mac);
+    sodium_bin2base64(out, cap, mac, sizeof mac, sodium_base64_VARIANT_ORIGINAL);
+}
+
+struct delivery {
+    const char *names[8];
+    const char *values[8];
+    size_t n;
+    char sig[128], ts[32];
+};
+
+static int receive(struct env *e, const char *endpoint, const char *url, struct delivery *d, const char *body,
+                   char **out_body)
+{
+    int status = 0;
+    char *ob = NULL;
+    int rc = integ_webhook_receive(e->ctx, endpoint, "POST", url, d->names, d->values, d->n,
+                                   (const unsigned char *)body, strlen(body), &status, &ob);
+    CHECK_OK(rc);
+    if (out_body)
+        *out_body = ob;
+    else
+        integ_free(ob);
+    return status;
+}
+
+static void shopify_delivery(struct delivery *d, const char *secret, const char *body, const char *topic, const char *id)
+{
+    memset(d, 0, sizeof *d);
+    hmac_b64(secret, (const unsigned char *)body, strlen(body), d->sig, sizeof d->sig);
+    d->names[0] = "X-Shopify-Hmac-Sha256";
+    d->values[0] = d->sig;
+    d->names[1] = "x-shopify-topic";
+    d->values[1] = topic;
+    d->names[2] = "X-Shopify-Webhook-Id";
+    d->values[2] = id;
+    d->names[3] = "Content-Type";
+    d->values[3] = "application/json";
+    d->n = 4;
+}
+
+static void hubspot_delivery(struct delivery *d, const char *url, const char *body)
+{
+    memset(d, 0, sizeof *d);
+    snprintf(d->ts, sizeof d->ts, "%lld", (long long)fake_now);
+    size_t n = strlen("POST") + strlen(url) + strlen(body) + strlen(d->ts);
+    char *msg = malloc(n + 1);
+    snprintf(msg, n + 1, "POST%s%s%s", url, body, d->ts);
+    hmac_b64(APP_SECRET, (unsigned char *)msg, n, d->sig, sizeof d->sig);
+    free(msg);
+    d->names[0] = "X-HubSpot-Signature-v3";
+    d->values[0] = d->sig;
+    d->names[1] = "X-HubSpot-Request-Timestamp";
+    d->values[1] = d->ts;
+    d->names[2] = "Content-Type";
+    d->values[2] = "application/json";
+    d->n = 3;
+}
+
+static int64_t count_events(struct env *e, const char *filter)
+{
+    char *out = NULL;
+    if (integ_webhook_events_list(e->s, filter, &out) != INTEG_OK)
+        return -1;
+    json_object *l = json_tokener_parse(out);
+    int64_t n = (int64_t)json_object_array_length(l);
+    json_object_put(l);
+    integ_free(out);
+    return n;
+}
+
+static json_object *process(struct env *e)
+{
+    char *out = NULL;
+    CHECK_OK(integ_webhook_process(e->ctx, 100, &out));
+    json_object *o = out ? json_tokener_parse(out) : NULL;
+    integ_free(out);
+    return o;
+}
+
+static int64_t jint(json_object *o, const char *k) { return json_object_get_int64(json_object_object_get(o, k)); }
+
+/* ---- tests ---------------------------------------------------------------------- */
+
+static char dbpath[64];
+
+static void test_endpoints(void)
+{
+    struct env e;
+    if (env_open(&e, dbpath, "http://127.0.0.1:9")) {
+        CHECK(!"env_open");
+        return;
+    }
+    char *out = NULL;
+    /* Shopify dictates the secret (the app's): none given and no app credentials. */
+    CHECK_RC(integ_webhook_endpoint_create(e.s, e.shopify_id, NULL, &out), INTEG_EINVAL);
+    CHECK_MSG("request_json.secret");
+    json_object *ep = make_endpoint(&e, e.shopify_id, "{\"secret\":\"" APP_SECRET "\",\"events\":[\"customers/*\"]}");
+    CHECK(ep && strlen(jstr(ep, "id")) == 32);
+    CHECK(ep && !strncmp(jstr(ep, "url"), "https://app.example.com/hooks/", 30));
+    CHECK_STR(jstr(ep, "scheme"), "shopify");
+    /* WooCommerce: we generate it, shown once. */
+    json_object *woo = make_endpoint(&e, e.woo_id, NULL);
+    CHECK(woo && !strncmp(jstr(woo, "secret"), "whsec_", 6));
+    CHECK_OK(integ_webhook_endpoints_list(e.s, e.woo_id, &out));
+    CHECK(!strstr(out, "whsec_") && !strstr(out, "sealed") && strstr(out, jstr(woo, "id")));
+    integ_free(out);
+    /* Bad input. */
+    CHECK_RC(integ_webhook_endpoint_create(e.s, e.woo_id, "{\"scheme\":\"hmac\"}", &out), INTEG_EINVAL);
+    CHECK_MSG("request_json.scheme");
+    CHECK_RC(integ_webhook_endpoint_create(e.s, e.woo_id, "{\"events\":\"all\"}", &out), INTEG_EINVAL);
+    CHECK_MSG("request_json.events");
+    CHECK_RC(integ_webhook_endpoint_create(e.s, e.woo_id, "{\"colour\":1}", &out), INTEG_EINVAL);
+    CHECK_RC(integ_webhook_endpoint_create(e.s, e.woo_id, "{", &out), INTEG_EINVAL);
+    /* Tenancy and permissions. */
+    integ_session *other = NULL, *viewer = NULL;
+    integ_session_open(&other, e.ctx, "other", "mallory", "[\"admin\"]");
+    integ_session_open(&viewer, e.ctx, "acme", "victor", NULL);
+    CHECK_RC(integ_webhook_endpoint_create(other, e.woo_id, NULL, &out), INTEG_ENOTFOUND);
+    CHECK_RC(integ_webhook_endpoints_list(other, e.woo_id, &out), INTEG_ENOTFOUND);
+    CHECK_RC(integ_webhook_endpoint_update(other, jstr(woo, "id"), "{\"active\":false}", &out), INTEG_ENOTFOUND);
+    CHECK_RC(integ_webhook_endpoint_rotate_secret(other, jstr(woo, "id"), &out), INTEG_ENOTFOUND);
+    CHECK_RC(integ_webhook_endpoint_delete(other, jstr(woo, "id")), INTEG_ENOTFOUND);
+    CHECK_RC(integ_webhook_endpoint_create(viewer, e.woo_id, NULL, &out), INTEG_EPERM);
+    CHECK_RC(integ_webhook_endpoint_rotate_secret(viewer, jstr(woo, "id"), &out), INTEG_EPERM);
+    CHECK_OK(integ_webhook_events_list(other, NULL, &out));
+    CHECK_STR(out, "[]");
+    integ_free(out);
+    integ_session_close(other);
+    integ_session_close(viewer);
+    /* Shopify's secret is dictated: rotation goes through update. */
+    CHECK_RC(integ_webhook_endpoint_rotate_secret(e.s, jstr(ep, "id"), &out), INTEG_EINVAL);
+    CHECK_MSG("dictated");
+    CHECK_OK(integ_webhook_endpoint_update(e.s, jstr(ep, "id"), "{\"events\":[\"orders/*\"],\"description\":\"orders only\"}", &out));
+    CHECK(strstr(out, "orders only") != NULL);
+    integ_free(out);
+    CHECK_OK(integ_webhook_endpoint_delete(e.s, jstr(woo, "id")));
+    CHECK_RC(integ_webhook_endpoint_delete(e.s, jstr(woo, "id")), INTEG_ENOTFOUND);
+    json_object_put(ep);
+    json_object_put(woo);
+    env_close(&e, dbpath);
+}
+
+static void test_receive(void)
+{
+    struct env e;
+    if (env_open(&e, dbpath, "http://127.0.0.1:9")) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object *ep = make_endpoint(&e, e.shopify_id, "{\"secret\":\"" APP_SECRET "\",\"events\":[\"customers/*\"]}");
+    if (!ep)
+        return;
+    const char *id = jstr(ep, "id");
+    const char *body = "{\"id\":7001,\"email\":\" Ann@Example.com \",\"first_name\":\"Ann\",\"last_name\":\"Lee\","
+                       "\"updated_at\":\"2024-05-02T08:11:00-04:00\"}";
+    struct delivery d;
+    char *ob = NULL;
+    /* Unknown and inactive endpoints: the same 404. */
+    shopify_delivery(&d, APP_SECRET, body, "customers/update", "wh-1");
+    CHECK(receive(&e, "00000000000000000000000000000000", "/hooks/x", &d, body, &ob) == 404);
+    char unknown_body[128];
+    snprintf(unknown_body, sizeof unknown_body, "%s", ob);
+    integ_free(ob);
+    CHECK(receive(&e, "../etc/passwd", "/hooks/x", &d, body, NULL) == 404);
+    /* Too big. */
+    char *big = malloc(70000);
+    memset(big, 'a', 69999);
+    big[69999] = 0;
+    CHECK(receive(&e, id, "/hooks/x", &d, big, NULL) == 413);
+    free(big);
+    /* Bad signatures never queue. */
+    shopify_delivery(&d, "wrong-secret", body, "customers/update", "wh-1");
+    CHECK(receive(&e, id, "/hooks/x", &d, body, NULL) == 401);
+    CHECK_MSG("X-Shopify-Hmac-Sha256");
+    shopify_delivery(&d, APP_SECRET, body, "customers/update", "wh-1");
+    d.n = 1; /* topic header kept, signature header first: drop the rest */
+    d.names[0] = "X-Other";
+    CHECK(receive(&e, id, "/hooks/x", &d, body, NULL) == 401);
+    CHECK(count_events(&e, NULL) == 0);
+    /* The real one, ten times: queued once. */
+    shopify_delivery(&d, APP_SECRET, body, "customers/update", "wh-1");
+    CHECK(receive(&e, id, "/hooks/x", &d, body, &ob) == 202);
+    CHECK(ob && strstr(ob, "accepted"));
+    integ_free(ob);
+    for (int i = 0; i < 9; i++)
+        CHECK(receive(&e, id, "/hooks/x", &d, body, NULL) == 200);
+    CHECK(count_events(&e, NULL) == 1);
+    /* Unsubscribed event types are acknowledged and dropped. */
+    shopify_delivery(&d, APP_SECRET, body, "orders/create", "wh-2");
+    CHECK(receive(&e, id, "/hooks/x", &d, body, &ob) == 200);
+    CHECK(ob && strstr(ob, "ignored"));
+    integ_free(ob);
+    CHECK(count_events(&e, NULL) == 1);
+    /* Inactive: 404, the same body as unknown. */
+    char *out = NULL;
+    CHECK_OK(integ_webhook_endpoint_update(e.s, id, "{\"active\":false}", &out));
+    integ_free(out);
+    shopify_delivery(&d, APP_SECRET, body, "customers/update", "wh-3");
+    CHECK(receive(&e, id, "/hooks/x", &d, body, &ob) == 404);
+    CHECK_STR(ob, unknown_body);
+    integ_free(ob);
+    /* Handshakes. */
+    json_object *woo = make_endpoint(&e, e.woo_id, NULL);
+    struct delivery none = {0};
+    CHECK(receive(&e, jstr(woo, "id"), "/hooks/w", &none, "webhook_id=42", &ob) == 200);
+    integ_free(ob);
+    CHECK(receive(&e, jstr(woo, "id"), "/hooks/w", &none, "webhook_id=42x", NULL) == 401);
+    if (e.outlook_id[0]) {
+        json_object *g = make_endpoint(&e, e.outlook_id, NULL);
+        CHECK(g != NULL);
+        if (g) {
+            CHECK(receive(&e, jstr(g, "id"), "https://app.example.com/hooks/g?validationToken=Validation%3A%20Testing%20client%20application", &none, "", &ob) == 200);
+            CHECK_STR(ob, "Validation: Testing client application");
+            integ_free(ob);
+            /* A notification must carry our clientState. */
+            CHECK(receive(&e, jstr(g, "id"), "/hooks/g", &none, "{\"value\":[{\"clientState\":\"nope\",\"changeType\":\"created\"}]}", NULL) == 401);
+            json_object_put(g);
+        }
+    }
+    json_object_put(woo);
+    json_object_put(ep);
+    env_close(&e, dbpath);
+}
+
+static void test_process_payload_and_delete(void)
+{
+    struct env e;
+    if (env_open(&e, dbpath, "http://127.0.0.1:9")) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object *ep = make_endpoint(&e, e.shopify_id, "{\"secret\":\"" APP_SECRET "\"}");
+    if (!ep)
+        return;
+    const char *id = jstr(ep, "id");
+    const char *body = "{\"id\":7001,\"email\":\" Ann@Example.com \",\"first_name\":\"Ann\",\"last_name\":\"Lee\","
+                       "\"updated_at\":\"2024-05-02T08:11:00-04:00\"}";
+    struct delivery d;
+    shopify_delivery(&d, APP_SECRET, body, "customers/update", "wh-10");
+    CHECK(receive(&e, id, "/hooks/x", &d, body, NULL) == 202);
+    json_object *r = process(&e);
+    CHECK(r && jint(r, "processed") == 1 && jint(r, "failed") == 0);
+    json_object_put(r);
+    char *out = NULL;
+    CHECK_OK(integ_entities_list(e.s, "contacts", NULL, &out));
+    json_object *l = json_tokener_parse(out);
+    integ_free(out);
+    CHECK(json_object_array_length(l) == 1);
+    json_object *c0 = json_object_array_get_idx(l, 0);
+    CHECK(strstr(json_object_to_json_string(c0), "Ann") != NULL);
+    char local_id[64];
+    snprintf(local_id, sizeof local_id, "%s", jstr(c0, "id"));
+    json_object_put(l);
+    CHECK(count_events(&e, "{\"status\":\"processed\"}") == 1);
+    /* Nothing left to do. */
+    r = process(&e);
+    CHECK(r && jint(r, "claimed") == 0);
+    json_object_put(r);
+    /* The sync log records the webhook. */
+    CHECK_OK(integ_sync_logs(e.s, e.shopify_id, NULL, &out));
+    CHECK(strstr(out, "\"trigger\":\"webhook\"") != NULL);
+    integ_free(out);
+    /* A remote deletion soft-deletes the linked local record. */
+    const char *del = "{\"id\":7001}";
+    shopify_delivery(&d, APP_SECRET, del, "customers/delete", "wh-11");
+    CHECK(receive(&e, id, "/hooks/x", &d, del, NULL) == 202);
+    json_object_put(process(&e));
+    CHECK_OK(integ_entity_get(e.s, "contacts", local_id, &out));
+    CHECK(strstr(out, "\"deleted\":true") != NULL);
+    integ_free(out);
+    json_object_put(ep);
+    env_close(&e, dbpath);
+}
+
+static void test_process_fetch_mode(void)
+{
+    char base[200];
+    snprintf(base, sizeof base, "%s/hubspot", sandbox_url);
+    struct env e;
+    if (env_open(&e, dbpath, base)) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object *ep = make_endpoint(&e, e.hubspot_id, NULL); /* the app secret from the app credentials */
+    if (!ep)
+        return;
+    char url[256];
+    snprintf(url, sizeof url, "https://app.example.com/hooks/%s", jstr(ep, "id"));
+    /* HubSpot batches: two events for contacts that exist in the sandbox. */
+    char *out = NULL;
+    const char *body = "[{\"eventId\":101,\"subscriptionType\":\"contact.propertyChange\",\"objectId\":1},"
+                       "{\"eventId\":102,\"subscriptionType\":\"contact.creation\",\"objectId\":2}]";
+    struct delivery d;
+    hubspot_delivery(&d, url, body);
+    CHECK(receive(&e, jstr(ep, "id"), url, &d, body, NULL) == 202);
+    /* Stale timestamp: a replay outside the window. */
+    fake_now += 600000;
+    CHECK(receive(&e, jstr(ep, "id"), url, &d, body, NULL) == 401);
+    CHECK_MSG("Timestamp");
+    json_object *r = process(&e);
+    if (!r || jint(r, "processed") != 1)
+        fprintf(stderr, "  process: %s\n", r ? json_object_to_json_string(r) : "-");
+    CHECK(r && jint(r, "processed") == 1);
+    json_object_put(r);
+    CHECK_OK(integ_entities_list(e.s, "contacts", NULL, &out));
+    json_object *l = json_tokener_parse(out);
+    integ_free(out);
+    CHECK(json_object_array_length(l) == 2);
+    json_object_put(l);
+    json_object_put(ep);
+    env_close(&e, dbpath);
+}
+
+static void test_retry_dead_replay(void)
+{
+    struct env e;
+    if (env_open(&e, dbpath, "http://127.0.0.1:9")) { /* the fetch can never succeed */
+        CHECK(!"env_open");
+        return;
+    }
+    json_object *ep = make_endpoint(&e, e.hubspot_id, NULL);
+    if (!ep)
+        return;
+    char url[256];
+    snprintf(url, sizeof url, "https://app.example.com/hooks/%s", jstr(ep, "id"));
+    const char *body = "[{\"eventId\":201,\"subscriptionType\":\"contact.propertyChange\",\"objectId\":9}]";
+    struct delivery d;
+    hubspot_delivery(&d, url, body);
+    CHECK(receive(&e, jstr(ep, "id"), url, &d, body, NULL) == 202);
+    events_seen = 0;
+    int dead = 0;
+    for (int attempt = 1; attempt <= 8; attempt++) {
+        json_object *r = process(&e);
+        CHECK(r && jint(r, "claimed") == 1 && jint(r, "failed") == 1);
+        dead = r ? (int)jint(r, "dead") : 0;
+        json_object_put(r);
+        /* Not due again before its backoff has passed. */
+        r = process(&e);
+        CHECK(r && jint(r, "claimed") == 0);
+        json_object_put(r);
+        fake_now += 3600001;
+    }
+    CHECK(dead == 1);
+    CHECK(count_events(&e, "{\"status\":\"dead\"}") == 1);
+    CHECK(events_seen == 1 && strstr(last_event, "\"type\":\"webhook.dead\""));
+    CHECK(strstr(last_event, "127.0.0.1") != NULL); /* the last error says why */
+    char *out = NULL;
+    CHECK_OK(integ_webhook_events_list(e.s, "{\"status\":\"dead\"}", &out));
+    json_object *l = json_tokener_parse(out);
+    integ_free(out);
+    char evid[64];
+    snprintf(evid, sizeof evid, "%s", jstr(json_object_array_get_idx(l, 0), "id"));
+    CHECK(json_object_get_int(json_object_object_get(json_object_array_get_idx(l, 0), "attempts")) == 8);
+    json_object_put(l);
+    integ_session *viewer = NULL;
+    integ_session_open(&viewer, e.ctx, "acme", "victor", NULL);
+    CHECK_RC(integ_webhook_event_replay(viewer, evid), INTEG_EPERM);
+    integ_session_close(viewer);
+    CHECK_OK(integ_webhook_event_replay(e.s, evid));
+    CHECK(count_events(&e, "{\"status\":\"queued\"}") == 1);
+    CHECK_RC(integ_webhook_event_replay(e.s, evid), INTEG_ECONFLICT);
+    CHECK_RC(integ_webhook_event_replay(e.s, "nope"), INTEG_ENOTFOUND);
+    CHECK_RC(integ_webhook_events_list(e.s, "{\"status\":\"lost\"}", &out), INTEG_EINVAL);
+    json_object_put(ep);
+    env_close(&e, dbpath);
+}
+
+/* A worker dies mid-batch: its leased events are processed by another once
+ * the lease expires, exactly once. */
+static int die_in_fetch(void *p, const integ_adapter_call *call, const char *entity, const char *id,
+                        integ_reply_cb reply, void *rp)
+{
+    (void)p, (void)call, (void)entity, (void)id, (void)reply, (void)rp;
+    raise(SIGKILL);
+    return 0;
+}
+
+static const integ_adapter killer = {INTEG_ADAPTER_VERSION, NULL, NULL, die_in_fetch, NULL, NULL, NULL, NULL, NULL};
+
+static void test_worker_dies(void)
+{
+    char base[200];
+    snprintf(base, sizeof base, "%s/hubspot", sandbox_url);
+    struct env e;
+    if (env_open(&e, dbpath, base)) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object *ep = make_endpoint(&e, e.hubspot_id, NULL);
+    if (!ep)
+        return;
+    char url[256];
+    snprintf(url, sizeof url, "https://app.example.com/hooks/%s", jstr(ep, "id"));
+    for (int i = 0; i < 3; i++) {
+        char body[160];
+        snprintf(body, sizeof body, "[{\"eventId\":%d,\"subscriptionType\":\"contact.propertyChange\",\"objectId\":%d}]", 300 + i, 3 + i);
+        struct delivery d;
+        hubspot_delivery(&d, url, body);
+        CHECK(receive(&e, jstr(ep, "id"), url, &d, body, NULL) == 202);
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* A process of its own: never use the parent's SQLite connections. */
+        char opts[512];
+        integ_ctx *mine = NULL;
+        snprintf(opts, sizeof opts, "{\"store\":\"sqlite:%s\",\"master_key\":\"" TEST_MASTER_KEY "\"}", dbpath);
+        if (integ_ctx_open(&mine, opts) != INTEG_OK)
+            _exit(4);
+        ig_ctx_set_clock(mine, &fake_clock);
+        integ_adapter_register(mine, "hubspot-crm", &killer, NULL);
+        char *out = NULL;
+        integ_webhook_process(mine, 10, &out);
+        _exit(3);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFSIGNALED(status));
+    CHECK(count_events(&e, "{\"status\":\"processing\"}") == 3);
+    json_object *r = process(&e);
+    CHECK(r && jint(r, "claimed") == 0); /* still leased */
+    json_object_put(r);
+    fake_now += 61000;
+    r = process(&e);
+    CHECK(r && jint(r, "claimed") == 3 && jint(r, "processed") == 3);
+    json_object_put(r);
+    CHECK(count_events(&e, "{\"status\":\"processed\"}") == 3);
+    char *out = NULL;
+    CHECK_OK(integ_entities_list(e.s, "contacts", NULL, &out));
+    json_object *l = json_tokener_parse(out);
+    integ_free(out);
+    CHECK(json_object_array_length(l) == 3);
+    json_object_put(l);
+    json_object_put(ep);
+    env_close(&e, dbpath);
+}
+
+static void test_rotation_grace(void)
+{
+    struct env e;
+    if (env_open(&e, dbpath, "http://127.0.0.1:9")) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object *ep = make_endpoint(&e, e.shopify_id, "{\"secret\":\"old-secret\",\"scheme\":\"shopify\"}");
+    if (!ep)
+        return;
+    const char *id = jstr(ep, "id");
+    char *out = NULL;
+    CHECK_OK(integ_webhook_endpoint_update(e.s, id, "{\"secret\":\"new-secret\"}", &out));
+    CHECK(strstr(out, "\"has_previous_secret\":true") && !strstr(out, "new-secret"));
+    integ_free(out);
+    const char *body = "{\"id\":1}";
+    struct delivery d;
+    shopify_delivery(&d, "old-secret", body, "customers/update", "r-1");
+    CHECK(receive(&e, id, "/h", &d, body, NULL) == 202);
+    shopify_delivery(&d, "new-secret", body, "customers/update", "r-2");
+    CHECK(receive(&e, id, "/h", &d, body, NULL) == 202);
+    fake_now += 86400001;
+    shopify_delivery(&d, "old-secret", body, "customers/update", "r-3");
+    CHECK(receive(&e, id, "/h", &d, body, NULL) == 401);
+    shopify_delivery(&d, "new-secret", body, "customers/update", "r-4");
+    CHECK(receive(&e, id, "/h", &d, body, NULL) == 202);
+    json_object_put(ep);
+    env_close(&e, dbpath);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: test_webhooks SANDBOX_BINARY\n");
+        return 2;
+    }
+    sandbox_bin = argv[1];
+    signal(SIGPIPE, SIG_IGN);
+    snprintf(dbpath, sizeof dbpath, "/tmp/integ-webhooks-%d.db", (int)getpid());
+    if (sandbox_start()) {
+        fprintf(stderr, "sandbox did not start\n");
+        return 1;
+    }
+    RUN(test_endpoints);
+    RUN(test_receive);
+    RUN(test_process_payload_and_delete);
+    RUN(test_process_fetch_mode);
+    RUN(test_retry_dead_replay);
+    RUN(test_worker_dies);
+    RUN(test_rotation_grace);
+    sandbox_stop();
+    TEST_END();
+}
