@@ -272,7 +272,11 @@ INTEG_API int integ_webhook_endpoint_create(integ_session *s, const char *integr
         rc = ig_tx_end(s->ctx, tx, 1, rc);
     }
     if (rc == INTEG_OK) {
-        json_object *pub = public_endpoint(s->ctx, rec, secret);
+        /* Shown once — but only a secret made for this endpoint: the app's
+         * client secret is the platform's and no tenant reads it. */
+        const char *src = ig_json_str(rec, "secret_source");
+        int show = src && (!strcmp(src, "generated") || !strcmp(src, "client_state") || !strcmp(src, "basic_auth"));
+        json_object *pub = public_endpoint(s->ctx, rec, show ? secret : NULL);
         rc = ig_json_to_string(pub, out_json);
         ig_json_wipe_put(pub);
     }
@@ -340,7 +344,7 @@ static int replace_secret(integ_ctx *ctx, json_object *rec, const char *secret)
         rc = seal_field(ctx, rec, "webhook_secret", secret);
     }
     char now[32];
-    ig_rfc3339(now, ig_now_ms(), 0);
+    ig_rfc3339(now, ctx_now(ctx), 0);
     json_object_object_add(rec, "secret_rotated_at", json_object_new_string(now));
     return rc;
 }
@@ -1262,6 +1266,8 @@ INTEG_API int integ_webhook_event_replay(integ_session *s, const char *event_id)
             json_object_object_add(ev, "attempts", json_object_new_int(0));
             json_object_object_add(ev, "next_attempt_at_ms", json_object_new_int64(ctx_now(s->ctx)));
             json_object_object_add(ev, "lease_until_ms", json_object_new_int64(0));
+            json_object_object_del(ev, "last_error");
+            json_object_object_del(ev, "last_error_code");
             const char *js = json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
             rc = s->ctx->store->put(tx, INTEG_KIND_WEBHOOK_EVENT, js, cc.items[0].body, cc.items[0].body_len, INTEG_PUT_UPDATE);
         }

@@ -126,7 +126,7 @@ static int env_open(struct env *e, const char *path, const char *hubspot_base)
     char *a = create_integration(e, "{\"integration_definition_id\":\"shopify-ecommerce\",\"credentials\":{\"api_key\":\"x\"},\"config\":{\"shop\":\"acme.myshopify.com\"}}");
     char *b = create_integration(e, "{\"integration_definition_id\":\"hubspot-crm\",\"credentials\":{\"api_key\":\"" TOKEN "\"}}");
     char *c = create_integration(e, "{\"integration_definition_id\":\"woocommerce-ecommerce\",\"credentials\":{\"consumer_key\":\"ck_x\",\"consumer_secret\":\"cs_x\"},\"config\":{\"site_url\":\"https://shop.example.com\"}}");
-    char *d = create_integration(e, "{\"integration_definition_id\":\"outlook-email\",\"auth_type\":\"oauth2\",\"credentials\":{\"access_token\":\"t\"},\"config\":{\"tenant\":\"acme.onmicrosoft.com\",\"mailbox\":\"ann@acme.com\"}}");
+    char *d = create_integration(e, "{\"integration_definition_id\":\"outlook-email\",\"auth_type\":\"oauth2\",\"credentials\":{\"access_token\":\"t\"},\"config\":{\"tenant\":\"acme.onmicrosoft.com\",\"mailbox\":\"me\"}}");
     if (!a || !b || !c) {
         free(a), free(b), free(c), free(d);
         return -1;
@@ -461,8 +461,8 @@ static void test_process_fetch_mode(void)
     snprintf(url, sizeof url, "https://app.example.com/hooks/%s", jstr(ep, "id"));
     /* HubSpot batches: two events for contacts that exist in the sandbox. */
     char *out = NULL;
-    const char *body = "[{\"eventId\":101,\"subscriptionType\":\"contact.propertyChange\",\"objectId\":1},"
-                       "{\"eventId\":102,\"subscriptionType\":\"contact.creation\",\"objectId\":2}]";
+    const char *body = "[{\"eventId\":101,\"subscriptionType\":\"contact.propertyChange\",\"objectId\":1001},"
+                       "{\"eventId\":102,\"subscriptionType\":\"contact.creation\",\"objectId\":1002}]";
     struct delivery d;
     hubspot_delivery(&d, url, body);
     CHECK(receive(&e, jstr(ep, "id"), url, &d, body, NULL) == 202);
@@ -566,7 +566,7 @@ static void test_worker_dies(void)
     snprintf(url, sizeof url, "https://app.example.com/hooks/%s", jstr(ep, "id"));
     for (int i = 0; i < 3; i++) {
         char body[160];
-        snprintf(body, sizeof body, "[{\"eventId\":%d,\"subscriptionType\":\"contact.propertyChange\",\"objectId\":%d}]", 300 + i, 3 + i);
+        snprintf(body, sizeof body, "[{\"eventId\":%d,\"subscriptionType\":\"contact.propertyChange\",\"objectId\":%d}]", 300 + i, 1003 + i);
         struct delivery d;
         hubspot_delivery(&d, url, body);
         CHECK(receive(&e, jstr(ep, "id"), url, &d, body, NULL) == 202);

@@ -26,11 +26,15 @@ from __future__ import annotations
 
 from ._client import (
     Context,
+    EventCallback,
+    Headers,
     PermissionCallback,
     ProgressCallback,
     Session,
+    WebhookResponse,
     generate_master_key,
     strerror,
+    verify_webhook,
     version,
 )
 from ._native import library_path
@@ -65,8 +69,12 @@ __all__ = [
     "Session",
     "PermissionCallback",
     "ProgressCallback",
+    "EventCallback",
+    "Headers",
+    "WebhookResponse",
     "generate_master_key",
     "strerror",
+    "verify_webhook",
     "version",
     "library_path",
     "ErrorCode",

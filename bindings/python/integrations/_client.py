@@ -12,11 +12,23 @@ import json
 import os
 import threading
 import weakref
-from ctypes import byref, c_void_p
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Union
+from ctypes import byref, c_char_p, c_int, c_void_p
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 from . import _native
-from ._native import PERMISSION_CB, PROGRESS_CB, lib
+from ._native import EVENT_CB, PERMISSION_CB, PROGRESS_CB, lib
 from .errors import Canceled, InvalidArgument
 
 __all__ = [
@@ -24,8 +36,12 @@ __all__ = [
     "Session",
     "PermissionCallback",
     "ProgressCallback",
+    "EventCallback",
+    "Headers",
+    "WebhookResponse",
     "generate_master_key",
     "strerror",
+    "verify_webhook",
     "version",
 ]
 
@@ -36,6 +52,18 @@ PermissionCallback = Callable[[str, str, str, str], bool]
 #: a truthy result cancels the run.
 ProgressCallback = Callable[[Dict[str, Any]], Any]
 
+#: ``fn(event: dict) -> None``: a notification such as ``{"type":
+#: "webhook.dead", "at", "tenant_id", "integration_id", "event_id", ...}``.
+EventCallback = Callable[[Dict[str, Any]], Any]
+
+#: Request headers: ``(name, value)`` pairs (repeats allowed), a mapping, or
+#: any object with an ``items()`` method (``http.client.HTTPMessage``, ...).
+#: Names and values are ``str`` (sent as UTF-8) or ``bytes`` (sent as is).
+Headers = Union[Mapping[Any, Any], Iterable[Tuple[Union[str, bytes], Union[str, bytes]]]]
+
+#: A raw request body.
+Body = Union[bytes, bytearray, memoryview]
+
 JSONObject = Dict[str, Any]
 
 #: A timestamp argument: RFC 3339 text, or a datetime (naive means UTC).
@@ -45,6 +73,8 @@ Timestamp = Union[str, datetime.datetime]
 _NULL_CB = PERMISSION_CB()
 # A NULL integ_progress_cb (no progress reports).
 _NULL_PROGRESS = PROGRESS_CB()
+# A NULL integ_event_cb, to clear the callback.
+_NULL_EVENT = EVENT_CB()
 
 
 # ---------------------------------------------------------------------------
@@ -99,15 +129,92 @@ def _decode(raw: Optional[bytes]) -> str:
     return raw.decode("utf-8", "replace") if raw is not None else ""
 
 
+def _header_part(value: Any, name: str) -> bytes:
+    """A header name or value: ``str`` as UTF-8, ``bytes`` as is; no NULs."""
+    if isinstance(value, str):
+        return _cstr(value, name)
+    if isinstance(value, (bytes, bytearray)):
+        data = bytes(value)
+        if b"\0" in data:
+            raise InvalidArgument(f"{name}: must not contain a NUL character")
+        return data
+    raise TypeError(f"{name}: expected str or bytes, got {type(value).__name__}")
+
+
+def _headers(headers: Optional[Headers]) -> Tuple[Any, Any, int]:
+    """Headers as the C API's two parallel ``const char *`` arrays and their count.
+
+    The ctypes arrays keep the encoded strings alive as long as they live.
+    """
+    if headers is None:
+        return None, None, 0
+    if isinstance(headers, (str, bytes, bytearray)):
+        raise TypeError("headers: expected (name, value) pairs or a mapping, got a string")
+    items = getattr(headers, "items", None)
+    pairs = list(items()) if callable(items) else list(headers)  # type: ignore[arg-type]
+    n = len(pairs)
+    if n == 0:
+        return None, None, 0
+    names = (c_char_p * n)()
+    values = (c_char_p * n)()
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise TypeError(f"headers[{i}]: expected a (name, value) pair")
+        names[i] = _header_part(pair[0], f"headers[{i}] name")
+        values[i] = _header_part(pair[1], f"headers[{i}] value")
+    return names, values, n
+
+
+def _body(body: Optional[Body]) -> bytes:
+    """A raw request body as bytes (byte for byte: ``str`` is refused)."""
+    if body is None:
+        return b""
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, (bytearray, memoryview)):
+        return bytes(body)
+    raise TypeError(
+        f"body: expected bytes (the raw request body, byte for byte), got {type(body).__name__}"
+    )
+
+
+def _unix_seconds(value: Union[int, float, datetime.datetime], name: str) -> int:
+    """A point in time as unix seconds (a naive datetime is taken as UTC)."""
+    if isinstance(value, datetime.datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            value = value.replace(tzinfo=datetime.timezone.utc)
+        return int(value.timestamp())
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected unix seconds or a datetime, got {type(value).__name__}")
+    return int(value)
+
+
+def _str_list(values: Iterable[str], name: str) -> List[str]:
+    """A list-of-strings argument (a lone string is refused: it is iterable too)."""
+    if isinstance(values, (str, bytes)):
+        raise TypeError(f"{name}: expected a list of str, got a single {type(values).__name__}")
+    return list(values)
+
+
+def _int_arg(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected int, got {type(value).__name__}")
+    return value
+
+
 class _CallbackState(threading.local):
     """Per thread: an exception raised by a Python callback during a C call.
 
     Callbacks run synchronously on the thread that made the C call, so a
     thread-local slot pairs the exception with the call that triggered it
-    even when many threads share one Context.
+    even when many threads share one Context. ``depth`` counts this
+    thread's binding calls in flight: an event raised outside any (a
+    library thread of its own) has no call to re-raise it and goes to
+    ``sys.unraisablehook`` instead.
     """
 
     exc: Optional[BaseException] = None
+    depth: int = 0
 
 
 def _call(state: _CallbackState, fn: Any, *args: Any) -> None:
@@ -118,10 +225,14 @@ def _call(state: _CallbackState, fn: Any, *args: Any) -> None:
     e.g. PermissionDenied after a callback that raised denied the call).
     """
     state.exc = None
-    rc = fn(*args)
-    # Read integ_errmsg() at once: it is thread-local and valid only until
-    # this thread's next library call.
-    err = _native.error(rc) if rc != 0 else None
+    state.depth += 1
+    try:
+        rc = fn(*args)
+        # Read integ_errmsg() at once: it is thread-local and valid only until
+        # this thread's next library call.
+        err = _native.error(rc) if rc != 0 else None
+    finally:
+        state.depth -= 1
     exc, state.exc = state.exc, None
     if exc is not None:
         raise exc
@@ -166,6 +277,98 @@ def generate_master_key() -> str:
     key = _native.take_string(out)
     assert key is not None
     return key
+
+
+def verify_webhook(
+    scheme: str,
+    secret: Union[str, Sequence[str]],
+    *,
+    method: str = "POST",
+    url: str = "",
+    headers: Optional[Headers] = None,
+    body: Body = b"",
+    now: Union[int, float, datetime.datetime] = 0,
+    tolerance: int = 0,
+) -> None:
+    """Verify one webhook delivery's signature, statelessly (no Context needed).
+
+    ``scheme``: ``"standard"``, ``"standard-ed25519"``, ``"github"``,
+    ``"github-sha1"``, ``"slack"``, ``"stripe"``, ``"shopify"``,
+    ``"woocommerce"``, ``"hubspot-v1"``, ``"hubspot-v2"``, ``"hubspot-v3"``,
+    ``"sendgrid"``, ``"twilio"``, ``"basic"`` or ``"msgraph"``
+    (doc/webhooks.md has each provider's rule). ``secret``: the endpoint's
+    secret, or several (a list, or one string separated by single spaces)
+    during a rotation: any one verifies. ``method`` and ``url``: the request
+    line as received (some schemes sign them). ``headers``: ``(name,
+    value)`` pairs or a mapping; names match case-insensitively. ``body``:
+    the raw body as bytes, byte for byte. ``now``: unix seconds or a
+    datetime (naive means UTC); 0 is the current time. ``tolerance``:
+    seconds a signed timestamp may be off; 0 is the scheme's default (300),
+    negative skips the check (replaying recorded deliveries).
+
+    Returns None when the signature verifies. Raises SignatureError (wrong
+    signature), ReplayError (stale timestamp) or InvalidArgument (a
+    malformed or missing header, named in the message; an unknown scheme).
+    Comparisons are constant time.
+    """
+    if not isinstance(secret, str):
+        if isinstance(secret, (bytes, bytearray)):
+            raise TypeError("secret: expected str or a list of str, got bytes")
+        secret = " ".join(_cstr(x, "secret").decode("utf-8") for x in secret)
+    names, values, n = _headers(headers)
+    data = _body(body)
+    rc = lib.integ_webhook_verify(
+        _cstr(scheme, "scheme"),
+        _cstr(secret, "secret"),
+        _cstr(method, "method"),
+        _cstr(url, "url"),
+        names,
+        values,
+        n,
+        data,
+        len(data),
+        _unix_seconds(now, "now"),
+        _int_arg(tolerance, "tolerance"),
+    )
+    _native.check(rc)
+
+
+class _WebhookAnswer(NamedTuple):
+    status: int
+    body: str
+
+
+class WebhookResponse(_WebhookAnswer):
+    """What to answer one webhook delivery: :meth:`Context.receive_webhook`'s result.
+
+    A ``(status, body)`` named tuple. ``status``: 202 accepted (queued
+    durably); 200 duplicate, ignored or a handshake; 401 failed
+    verification; 404 unknown or inactive endpoint; 413 body too large.
+    ``body``: the text to send (JSON such as ``{"status":"accepted",
+    "id":...}``, or plain text for a handshake echo such as Microsoft
+    Graph's validationToken).
+
+    ``reason`` (an attribute, not part of the tuple): for a 4xx answer the
+    library's message saying why — for the host's logs only, never for the
+    sender; otherwise "".
+    """
+
+    reason: str = ""
+
+    def __new__(cls, status: int, body: str, reason: str = "") -> "WebhookResponse":
+        self = super().__new__(cls, status, body)
+        if reason:
+            self.reason = reason
+        return self
+
+    @property
+    def ok(self) -> bool:
+        """True for a 2xx answer."""
+        return 200 <= self.status < 300
+
+    def json(self) -> Any:
+        """The body parsed as JSON (a handshake echo may not be JSON)."""
+        return json.loads(self.body)
 
 
 # ---------------------------------------------------------------------------
@@ -224,6 +427,7 @@ class Context:
         # the previous pointer when it is replaced.
         self._callbacks: List[Any] = []
         self._permission_fn: Optional[PermissionCallback] = None
+        self._event_fn: Optional[EventCallback] = None
 
         handle = c_void_p()
         _call(self._cb_state, lib.integ_ctx_open, byref(handle), _dumps(opts) if opts else None)
@@ -312,6 +516,58 @@ class Context:
         """The Python function last set with :meth:`set_permission_callback`."""
         return self._permission_fn
 
+    def set_event_callback(self, fn: Optional[EventCallback]) -> None:
+        """Set (or clear, with None) the notification callback.
+
+        ``fn(event: dict)`` is called on the thread where the event happened,
+        inside the call that caused it, with ``{"type", "at", "tenant_id",
+        "integration_id", ...}``. Types: ``"webhook.dead"`` (``event_id``,
+        ``endpoint_id``, ``delivery_id``, ``attempts``, ``last_error``; from
+        :meth:`process_webhooks`), ``"integration.needs_reauth"``
+        (``reason``; from a token refresh in a sync, :meth:`Session.refresh_oauth`,
+        ...), and with scheduled syncs ``"sync.completed"``,
+        ``"sync.failed"``, ``"conflict.detected"``. Its return value is
+        ignored.
+
+        Events are notifications: the C call carries on and its effects
+        stand whatever ``fn`` does. If ``fn`` raises, the first exception is
+        kept (per thread) and raised from the Python call that triggered the
+        event once the C call has returned, instead of that call's result
+        (e.g. :meth:`process_webhooks`' summary is lost; list the events with
+        :meth:`Session.webhook_events`). ``fn`` must not use the session
+        whose call triggered the event.
+        """
+        h = self._h()
+        if fn is None:
+            _call(self._cb_state, lib.integ_ctx_set_event_cb, h, _NULL_EVENT, None)
+            self._event_fn = None
+            return
+        if not callable(fn):
+            raise TypeError("fn: expected a callable or None")
+        state = self._cb_state  # captured instead of self: no reference cycle
+
+        def trampoline(_payload: Any, event: Optional[bytes]) -> None:
+            try:
+                fn(json.loads(_decode(event)) if event else {})
+            except BaseException as exc:
+                if state.depth <= 0:
+                    # Not inside a binding call on this thread (a library
+                    # thread of its own): nobody can re-raise it. Let it
+                    # escape: ctypes reports it through sys.unraisablehook.
+                    raise
+                if state.exc is None:  # the first one wins; re-raised by _call
+                    state.exc = exc
+
+        cb = EVENT_CB(trampoline)
+        self._callbacks.append(cb)  # kept for the Context's lifetime, like permission ones
+        _call(self._cb_state, lib.integ_ctx_set_event_cb, h, cb, None)
+        self._event_fn = fn
+
+    @property
+    def event_callback(self) -> Optional[EventCallback]:
+        """The Python function last set with :meth:`set_event_callback`."""
+        return self._event_fn
+
     # -- keys --------------------------------------------------------------
 
     def rotate_master_key(self, new_key: str) -> None:
@@ -366,6 +622,103 @@ class Context:
             _cstr(key, "key"),
             _dumps(creds),
         )
+
+    # -- webhooks ----------------------------------------------------------
+
+    def receive_webhook(
+        self,
+        endpoint_id: str,
+        *,
+        method: str = "POST",
+        url: str = "",
+        headers: Optional[Headers] = None,
+        body: Body = b"",
+    ) -> WebhookResponse:
+        """Handle one HTTP delivery to a webhook endpoint; return what to answer.
+
+        ``endpoint_id`` is the last path segment of the endpoint's URL.
+        ``method`` and ``url``: the request line as received (path and query
+        at least; some schemes sign them). ``headers``: ``(name, value)``
+        pairs or a mapping. ``body``: the raw body as bytes, byte for byte.
+
+        Returns a :class:`WebhookResponse` ``(status, body)`` for the host to
+        send: 202 accepted (verified and durably queued before this
+        returns); 200 duplicate, ignored (unsubscribed event type) or a
+        handshake (WooCommerce ping, Graph validationToken echoed as
+        text/plain, Slack challenge); 401 failed verification (never
+        queued); 404 unknown or inactive endpoint (the same answer for
+        both); 413 body over ``webhook.max_body_bytes``. For a 4xx answer
+        ``.reason`` says why, for the host's logs. Raises only when no
+        answer could be made (StoreError, ...). Queued events are applied
+        by :meth:`process_webhooks`.
+        """
+        names, values, n = _headers(headers)
+        data = _body(body)
+        status = c_int(0)
+        out = c_void_p()
+        try:
+            _call(
+                self._cb_state,
+                lib.integ_webhook_receive,
+                self._h(),
+                _cstr(endpoint_id, "endpoint_id"),
+                _cstr(method, "method"),
+                _cstr(url, "url"),
+                names,
+                values,
+                n,
+                data,
+                len(data),
+                byref(status),
+                byref(out),
+            )
+            # Read at once: integ_errmsg() is valid until the next library call.
+            reason = _native.errmsg() if status.value >= 400 else ""
+        except BaseException:
+            _native.free_quietly(out)
+            raise
+        text = _native.take_string(out, errors="replace")
+        return WebhookResponse(status.value, text or "", reason)
+
+    def process_webhooks(self, max_events: int = 100) -> JSONObject:
+        """Apply up to ``max_events`` (1..10000) due webhook events, of any tenant.
+
+        Each event is leased (two workers never take the same one), applied
+        through its integration's mapping into the local entity store (or
+        the changed record is fetched from the API, per the manifest's
+        webhook topics) and marked processed with a sync log entry (trigger
+        ``"webhook"``). A failure is retried later with exponential backoff;
+        after ``webhook.max_attempts`` (default 8) the event is dead and a
+        ``"webhook.dead"`` event goes to the event callback. Blocks on the
+        network for fetched records.
+
+        Returns ``{"claimed", "processed", "failed", "dead", "events":
+        [{id, endpoint_id, status (processed | retry | dead), result |
+        error}]}``.
+        """
+        return _call_json(
+            self._cb_state, lib.integ_webhook_process, self._h(), _int_arg(max_events, "max_events")
+        )
+
+    # -- OAuth -------------------------------------------------------------
+
+    def complete_oauth(self, callback: Mapping[str, Any]) -> JSONObject:
+        """Finish an authorization-code flow from the redirect's query parameters.
+
+        ``callback``: ``{"state", "code"}`` or ``{"state", "error",
+        "error_description"}`` (e.g. ``dict(urllib.parse.parse_qsl(query))``).
+        The state must exist and be unexpired, and is consumed (single use).
+        The code is exchanged (with the PKCE verifier), the tokens are
+        sealed, and the integration is created (or its credentials replaced)
+        with status ``"active"``. Returns the integration, as
+        :meth:`Session.integration` shows it.
+
+        Raises NotFound for an unknown or already used state, AuthError for
+        an expired state, a provider error (``access_denied``, ...) or a
+        rejected code, NetworkError/RemoteError when the token endpoint
+        cannot be reached.
+        """
+        return _call_json(self._cb_state, lib.integ_oauth_complete, self._h(), _dumps(callback))
 
 
 # ---------------------------------------------------------------------------
@@ -719,13 +1072,15 @@ class Session:
         out = c_void_p()
         self._state.exc = None
         self._busy += 1
+        self._state.depth += 1
         try:
             rc = lib.integ_sync(h, iid, body, cb, None, byref(out))
             # integ_errmsg() first: it is valid only until the next library call.
             err = _native.error(rc) if rc != 0 else None
-            perm_exc, self._state.exc = self._state.exc, None
+            perm_exc, self._state.exc = self._state.exc, None  # permission or event callback
             text = _native.take_string(out)  # also set on cancel
         finally:
+            self._state.depth -= 1
             self._busy -= 1
             if self._handle is None and not self._busy:
                 self._finalizer()  # close() was called from the callback
@@ -838,4 +1193,188 @@ class Session:
             self._h(),
             _cstr(entity, "entity"),
             _cstr(local_id, "local_id"),
+        )
+
+    # -- webhooks ----------------------------------------------------------
+
+    def create_webhook_endpoint(
+        self,
+        integration_id: str,
+        scheme: Optional[str] = None,
+        events: Optional[Iterable[str]] = None,
+        secret: Optional[str] = None,
+        active: Optional[bool] = None,
+        description: Optional[str] = None,
+    ) -> JSONObject:
+        """Create a webhook endpoint for an integration (needs integration:admin).
+
+        ``scheme`` overrides the definition's signature scheme (see
+        :func:`verify_webhook`); ``events``: the event types to queue, exact
+        or ``"prefix*"`` patterns (none: all); ``secret`` when the provider
+        dictates it (Shopify's app secret, SendGrid's public key, ...),
+        otherwise one is generated (``"whsec_..."``) or taken from the
+        definition's app credentials (HubSpot: the client secret);
+        ``active`` (default True); ``description``. Only the given fields are
+        sent.
+
+        Returns ``{id, integration_id, url (webhook.base_url/<id>, or None),
+        scheme, secret_source, events, active, description, secret, ...}``.
+        ``secret`` is shown here and by :meth:`rotate_webhook_secret` only;
+        it is stored sealed. The id carries 128 random bits: it is the last
+        path segment the provider posts to (see
+        :meth:`Context.receive_webhook`).
+        """
+        request = {
+            k: v
+            for k, v in (
+                ("scheme", scheme),
+                ("events", None if events is None else _str_list(events, "events")),
+                ("secret", secret),
+                ("active", active),
+                ("description", description),
+            )
+            if v is not None
+        }
+        return _call_json(
+            self._state,
+            lib.integ_webhook_endpoint_create,
+            self._h(),
+            _cstr(integration_id, "integration_id"),
+            _dumps(request) if request else None,
+        )
+
+    def webhook_endpoints(self, integration_id: str) -> List[JSONObject]:
+        """The integration's webhook endpoints (never their secrets)."""
+        return _call_json(
+            self._state,
+            lib.integ_webhook_endpoints_list,
+            self._h(),
+            _cstr(integration_id, "integration_id"),
+        )
+
+    def update_webhook_endpoint(self, endpoint_id: str, **fields: Any) -> JSONObject:
+        """Change an endpoint's ``events``, ``active``, ``description`` or ``scheme``.
+
+        Or set a provider-dictated ``secret`` (the old one keeps verifying
+        for the grace period, option ``webhook.rotation_grace_s``, default
+        24 h). Every keyword given is sent as is (``description=None``
+        clears it); an unknown one raises InvalidArgument naming it. Needs
+        integration:admin. Returns the endpoint (without its secret).
+        """
+        if "events" in fields and fields["events"] is not None:
+            fields["events"] = _str_list(fields["events"], "events")
+        return _call_json(
+            self._state,
+            lib.integ_webhook_endpoint_update,
+            self._h(),
+            _cstr(endpoint_id, "endpoint_id"),
+            _dumps(fields),
+        )
+
+    def rotate_webhook_secret(self, endpoint_id: str) -> JSONObject:
+        """Generate a new secret for the endpoint (needs integration:admin).
+
+        Returns the endpoint with the new ``secret``, shown this once; the
+        old secret keeps verifying for the grace period. An endpoint whose
+        secret the provider dictates raises InvalidArgument: set the new one
+        with :meth:`update_webhook_endpoint` ``(secret=...)``.
+        """
+        return _call_json(
+            self._state,
+            lib.integ_webhook_endpoint_rotate_secret,
+            self._h(),
+            _cstr(endpoint_id, "endpoint_id"),
+        )
+
+    def delete_webhook_endpoint(self, endpoint_id: str) -> None:
+        """Delete an endpoint and its queued events (needs integration:admin)."""
+        _call(
+            self._state,
+            lib.integ_webhook_endpoint_delete,
+            self._h(),
+            _cstr(endpoint_id, "endpoint_id"),
+        )
+
+    def webhook_events(
+        self,
+        endpoint_id: Optional[str] = None,
+        integration_id: Optional[str] = None,
+        status: Optional[str] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+    ) -> List[JSONObject]:
+        """The tenant's webhook events, newest first, optionally filtered.
+
+        ``status``: queued, processing, retry, processed or dead. Events
+        read ``{id, endpoint_id, integration_id, event_id (the provider's
+        delivery id), event_type, status, attempts, received_at,
+        processed_at, last_error, result, next_attempt_at}``.
+        """
+        flt = _filter(
+            endpoint_id=endpoint_id,
+            integration_id=integration_id,
+            status=status,
+            limit=limit,
+            offset=offset,
+        )
+        return _call_json(self._state, lib.integ_webhook_events_list, self._h(), flt)
+
+    def replay_webhook_event(self, event_id: str) -> None:
+        """Queue a dead (or processed) event again (needs integration:admin).
+
+        ``event_id`` is the event's ``id`` (not the provider's delivery id).
+        Its attempts start again from 0; the next :meth:`Context.process_webhooks`
+        takes it. Another status raises ConflictError.
+        """
+        _call(self._state, lib.integ_webhook_event_replay, self._h(), _cstr(event_id, "event_id"))
+
+    # -- OAuth -------------------------------------------------------------
+
+    def begin_oauth(
+        self,
+        definition: str,
+        redirect_uri: str,
+        name: Optional[str] = None,
+        config: Optional[Mapping[str, Any]] = None,
+        scopes: Optional[Iterable[str]] = None,
+        integration_id: Optional[str] = None,
+    ) -> JSONObject:
+        """Start an OAuth 2.0 authorization-code flow ("Connect"; needs integration:admin).
+
+        ``definition``: a definition key (``"hubspot-crm"``) whose app
+        credentials are set (:meth:`Context.set_app_credentials`).
+        ``redirect_uri``: where the provider sends the user back, with
+        ``code`` and ``state``. ``name`` and ``config``: of the integration
+        to create; ``scopes``: extra to the manifest's; ``integration_id``:
+        re-authorise that existing integration instead.
+
+        Returns ``{"authorize_url", "state", "expires_at"}``: send the user
+        to ``authorize_url`` (it carries the state and the PKCE challenge),
+        then pass the redirect's query to :meth:`Context.complete_oauth`.
+        """
+        request: Dict[str, Any] = {
+            "integration_definition_id": definition,
+            "redirect_uri": redirect_uri,
+        }
+        extra = {
+            "name": name,
+            "config": config,
+            "scopes": None if scopes is None else _str_list(scopes, "scopes"),
+            "integration_id": integration_id,
+        }
+        request.update({k: v for k, v in extra.items() if v is not None})
+        return _call_json(self._state, lib.integ_oauth_begin, self._h(), _dumps(request))
+
+    def refresh_oauth(self, integration_id: str) -> None:
+        """Force a token refresh now (single-flight across threads and processes).
+
+        A refresh the provider rejects raises AuthError; the integration is
+        then marked ``needs_reauth`` and ``"integration.needs_reauth"`` goes
+        to the event callback.
+        """
+        _call(
+            self._state,
+            lib.integ_oauth_refresh,
+            self._h(),
+            _cstr(integration_id, "integration_id"),
         )

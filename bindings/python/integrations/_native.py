@@ -21,7 +21,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
-from ctypes import CFUNCTYPE, POINTER, c_char_p, c_int, c_void_p
+from ctypes import CFUNCTYPE, POINTER, c_char_p, c_int, c_int64, c_size_t, c_void_p
 from pathlib import Path
 from typing import List, Optional, Tuple
 
@@ -32,8 +32,10 @@ __all__ = [
     "library_path",
     "PERMISSION_CB",
     "PROGRESS_CB",
+    "EVENT_CB",
     "check",
     "error",
+    "errmsg",
     "free_quietly",
     "strerror",
     "take_string",
@@ -49,10 +51,17 @@ PERMISSION_CB = CFUNCTYPE(c_int, c_void_p, c_char_p, c_char_p, c_char_p, c_char_
 # int (*integ_progress_cb)(void *payload, const char *progress_json)
 PROGRESS_CB = CFUNCTYPE(c_int, c_void_p, c_char_p)
 
+# void (*integ_event_cb)(void *payload, const char *event_json)
+EVENT_CB = CFUNCTYPE(None, c_void_p, c_char_p)
+
 _ctx_p = c_void_p  # integ_ctx *
 _session_p = c_void_p  # integ_session *
 _out_str = POINTER(c_void_p)  # char ** (freed with integ_free)
 _out_handle = POINTER(c_void_p)  # integ_ctx ** / integ_session **
+_str_array = POINTER(c_char_p)  # const char *const * (header names/values)
+# const unsigned char *body: passed as bytes (c_char_p points at the bytes
+# object's buffer; embedded NULs are fine, the length travels separately).
+_bytes_p = c_char_p
 
 # name: (restype, argtypes). Keep in step with lib/integrations.map;
 # scripts/check_parity.py checks that every exported symbol appears here
@@ -100,6 +109,29 @@ _PROTOTYPES = {
     "integ_entity_get": (c_int, [_session_p, c_char_p, c_char_p, _out_str]),
     "integ_entity_put": (c_int, [_session_p, c_char_p, c_char_p, _out_str]),
     "integ_entity_delete": (c_int, [_session_p, c_char_p, c_char_p]),
+    # events, webhooks and OAuth (INTEGRATIONS_0.3)
+    "integ_ctx_set_event_cb": (c_int, [_ctx_p, EVENT_CB, c_void_p]),
+    "integ_webhook_endpoint_create": (c_int, [_session_p, c_char_p, c_char_p, _out_str]),
+    "integ_webhook_endpoints_list": (c_int, [_session_p, c_char_p, _out_str]),
+    "integ_webhook_endpoint_update": (c_int, [_session_p, c_char_p, c_char_p, _out_str]),
+    "integ_webhook_endpoint_rotate_secret": (c_int, [_session_p, c_char_p, _out_str]),
+    "integ_webhook_endpoint_delete": (c_int, [_session_p, c_char_p]),
+    "integ_webhook_receive": (
+        c_int,
+        [_ctx_p, c_char_p, c_char_p, c_char_p, _str_array, _str_array, c_size_t,
+         _bytes_p, c_size_t, POINTER(c_int), _out_str],
+    ),  # fmt: skip
+    "integ_webhook_process": (c_int, [_ctx_p, c_int, _out_str]),
+    "integ_webhook_events_list": (c_int, [_session_p, c_char_p, _out_str]),
+    "integ_webhook_event_replay": (c_int, [_session_p, c_char_p]),
+    "integ_webhook_verify": (
+        c_int,
+        [c_char_p, c_char_p, c_char_p, c_char_p, _str_array, _str_array, c_size_t,
+         _bytes_p, c_size_t, c_int64, c_int],
+    ),  # fmt: skip
+    "integ_oauth_begin": (c_int, [_session_p, c_char_p, _out_str]),
+    "integ_oauth_complete": (c_int, [_ctx_p, c_char_p, _out_str]),
+    "integ_oauth_refresh": (c_int, [_session_p, c_char_p]),
 }
 
 
@@ -194,6 +226,17 @@ def strerror(code: int) -> str:
     return s.decode("utf-8", "replace") if s else ""
 
 
+def errmsg() -> str:
+    """The calling thread's ``integ_errmsg()`` ("" if none); read it at once.
+
+    For calls that succeed yet report a reason, e.g. ``integ_webhook_receive``
+    answering 401: the message is valid only until the thread's next library
+    call.
+    """
+    raw = _errmsg()
+    return raw.decode("utf-8", "replace") if raw else ""
+
+
 def error(code: int) -> IntegrationsError:
     """The exception for a failed call; call right after it, on the same thread.
 
@@ -211,12 +254,17 @@ def check(code: int) -> None:
         raise error(code)
 
 
-def take_string(p: c_void_p) -> Optional[str]:
-    """Decode a library-owned ``char *`` as UTF-8 and free it at once."""
+def take_string(p: c_void_p, errors: str = "strict") -> Optional[str]:
+    """Decode a library-owned ``char *`` as UTF-8 and free it at once.
+
+    ``errors`` is the codec's error handler: ``"replace"`` for text that
+    echoes outside input (a webhook handshake's token) rather than JSON the
+    library wrote.
+    """
     if not p.value:
         return None
     try:
-        return ctypes.string_at(p.value).decode("utf-8")
+        return ctypes.string_at(p.value).decode("utf-8", errors)
     finally:
         _free(p)
         p.value = None

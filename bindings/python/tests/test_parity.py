@@ -61,3 +61,11 @@ def test_python_wraps_every_symbol() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "all wrapped by python" in done.stdout
+
+
+def test_real_map_has_the_0_3_node() -> None:
+    mod = _load()
+    map_file = REPO_ROOT / "lib" / "integrations.map"
+    symbols = set(mod.exported_symbols(map_file))
+    assert {"integ_ctx_set_event_cb", "integ_webhook_receive", "integ_webhook_verify", "integ_oauth_complete"} <= symbols
+    assert mod.version_nodes(map_file)[:3] == ["INTEGRATIONS_0.1", "INTEGRATIONS_0.2", "INTEGRATIONS_0.3"]
