@@ -7,7 +7,9 @@
  * HubSpot with an API key pointed at the sandbox (base_url_overrides),
  * tests the connection, pulls 10,000 contacts with a live progress bar,
  * prints the sync log and three mapped records, runs the incremental sync
- * that skips what is unchanged, and prints the audit trail. Run it through
+ * that skips what is unchanged, receives a signed HubSpot webhook (and its
+ * duplicate, and a forged one), processes the queue, and prints the audit
+ * trail. Run it through
  * scripts/demo; a second run starts incrementally from the first one's
  * checkpoint. */
 #include <errno.h>
@@ -19,6 +21,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <curl/curl.h>
+#include <mbedtls/md.h>
+#include <sodium.h>
 
 #include "integrations/integrations.h"
 
@@ -143,6 +149,54 @@ static void print_result(const char *title, json_object *r)
     printf("  started %s, completed %s, by %s\n", js(r, "started_at"), js(r, "completed_at"), js(r, "user_id"));
 }
 
+
+/* The sandbox's control API: change a record "remotely". */
+static size_t discard(char *p, size_t s, size_t n, void *u)
+{
+    (void)p;
+    (void)u;
+    return s * n;
+}
+
+static int sandbox_touch(const char *base, const char *json)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/_sandbox/touch", base);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    CURLcode rc = curl_easy_perform(c);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return rc == CURLE_OK ? 0 : -1;
+}
+
+/* ---- a webhook, signed as HubSpot signs it (v3) ----------------------------------- */
+
+#define APP_SECRET "demo-app-client-secret"
+
+static int deliver(integ_ctx *ctx, const char *endpoint, const char *url, const char *body, const char *secret,
+                   int64_t now_ms, char **out_body)
+{
+    char ts[32], msg[2048], sig[128];
+    unsigned char mac[32];
+    snprintf(ts, sizeof ts, "%lld", (long long)now_ms);
+    int n = snprintf(msg, sizeof msg, "POST%s%s%s", url, body, ts);
+    mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (const unsigned char *)secret, strlen(secret),
+                    (const unsigned char *)msg, (size_t)n, mac);
+    sodium_bin2base64(sig, sizeof sig, mac, sizeof mac, sodium_base64_VARIANT_ORIGINAL);
+    const char *names[] = {"Content-Type", "X-HubSpot-Signature-v3", "X-HubSpot-Request-Timestamp"};
+    const char *values[] = {"application/json", sig, ts};
+    int status = 0;
+    if (integ_webhook_receive(ctx, endpoint, "POST", url, names, values, 3, (const unsigned char *)body, strlen(body),
+                              &status, out_body) != INTEG_OK)
+        return -1;
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     const char *sandbox_bin = argc > 1 ? argv[1] : "build/tools/sandbox/sandbox";
@@ -258,6 +312,77 @@ int main(int argc, char **argv)
     integ_free(out);
     print_result("Sync log entry:", r2);
     json_object_put(r2);
+
+    /* Webhooks: HubSpot signs with the app's client secret (platform level). */
+    printf("\nWebhooks:\n");
+    if ((rc = integ_definition_set_app_credentials(ctx, "hubspot-crm",
+                                                   "{\"client_id\": \"demo-app\", \"client_secret\": \"" APP_SECRET "\"}"))) {
+        fail("setting the app credentials", rc);
+        goto done;
+    }
+    if ((rc = integ_webhook_endpoints_list(s, id, &out))) {
+        fail("listing webhook endpoints", rc);
+        goto done;
+    }
+    json_object *eps = json_tokener_parse(out);
+    integ_free(out);
+    char ep_id[64];
+    if (json_object_array_length(eps) == 0) {
+        if ((rc = integ_webhook_endpoint_create(s, id, "{\"events\": [\"contact.*\"]}", &out))) {
+            json_object_put(eps);
+            fail("creating a webhook endpoint", rc);
+            goto done;
+        }
+        json_object *ep = json_tokener_parse(out);
+        integ_free(out);
+        snprintf(ep_id, sizeof ep_id, "%s", js(ep, "id"));
+        json_object_put(ep);
+        printf("  endpoint %s created (scheme hubspot-v3, events contact.*)\n", ep_id);
+    } else {
+        snprintf(ep_id, sizeof ep_id, "%s", js(json_object_array_get_idx(eps, 0), "id"));
+        printf("  endpoint %s (from an earlier run)\n", ep_id);
+    }
+    json_object_put(eps);
+    char hook_url[256], body[256];
+    snprintf(hook_url, sizeof hook_url, "https://app.example.com/api/webhooks/%s", ep_id);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    snprintf(body, sizeof body,
+             "[{\"eventId\": %lld, \"subscriptionType\": \"contact.propertyChange\", \"objectId\": 1005, "
+             "\"propertyName\": \"email\"}]",
+             (long long)now_ms);
+    /* The contact changes in HubSpot, which then notifies us. */
+    sandbox_touch(sb.url, "{\"system\": \"hubspot\", \"entity\": \"contacts\", \"id\": \"1005\", "
+                          "\"fields\": {\"email\": \"new.address@example.com\"}}");
+    char *reply = NULL;
+    int st = deliver(ctx, ep_id, hook_url, body, APP_SECRET, now_ms, &reply);
+    printf("  HubSpot delivery        -> %d %s\n", st, reply ? reply : "");
+    integ_free(reply);
+    st = deliver(ctx, ep_id, hook_url, body, APP_SECRET, now_ms, &reply);
+    printf("  the same delivery again -> %d %s\n", st, reply ? reply : "");
+    integ_free(reply);
+    st = deliver(ctx, ep_id, hook_url, body, "not-the-secret", now_ms, &reply);
+    printf("  a forged delivery       -> %d %s (%s)\n", st, reply ? reply : "", integ_errmsg());
+    integ_free(reply);
+    if ((rc = integ_webhook_process(ctx, 10, &out))) {
+        fail("processing webhooks", rc);
+        goto done;
+    }
+    json_object *pr = json_tokener_parse(out);
+    integ_free(out);
+    json_object *ev0 = json_object_array_get_idx(json_object_object_get(pr, "events"), 0);
+    printf("  processing the queue    -> %s processed: contact 1005 fetched from HubSpot, %s local record updated\n",
+           js(pr, "processed"), ev0 ? js(json_object_object_get(ev0, "result"), "records_updated") : "0");
+    json_object_put(pr);
+    if ((rc = integ_entities_list(s, "contacts", "{\"limit\": 1}", &out)) == INTEG_OK) {
+        json_object *l = json_tokener_parse(out);
+        json_object *rec = json_object_array_get_idx(l, 0);
+        printf("  most recently updated   -> %s %s\n", js(rec, "id"),
+               json_object_to_json_string_ext(json_object_object_get(rec, "data"), JSON_C_TO_STRING_PLAIN));
+        json_object_put(l);
+        integ_free(out);
+    }
 
     if ((rc = integ_audit_list(s, "{\"limit\": 8}", &out))) {
         fail("reading the audit trail", rc);
