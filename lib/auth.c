@@ -1,24 +1,813 @@
-/* Token flows for the REST engine. This version knows the static methods;
- * the OAuth module adds the token flows (see auth.h). */
+/* Token flows for the REST engine (auth.h, doc/oauth.md).
+ *
+ *  - oauth2: the stored access token; refreshed when it expires within
+ *    IG_TOKEN_SKEW_MS, or once after a 401. A rotated refresh token is
+ *    saved; invalid_grant marks the integration needs_reauth.
+ *  - oauth2_client_credentials, jwt_bearer, session_token: a token obtained
+ *    at runtime, cached sealed in the integration record ("token_sealed")
+ *    so every connection, thread and process reuses it until it expires.
+ *
+ * Getting a new token is single-flight per integration: an in-process
+ * mutex per integration id serialises the threads of this process, a lease
+ * in the store ("refresh:<integration id>") the processes sharing the
+ * store. Whoever gets both re-reads the record first: when someone else
+ * has renewed the token meanwhile, that token is used as it is. */
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
 #include "error.h"
 #include "json.h"
+#include "jwt.h"
+#include "oauth.h"
+#include "schema.h"
+#include "template.h"
+#include "util.h"
+
+#define LEASE_TTL_MS 60000
+#define LEASE_POLL_MS 100
+#define LEASE_MAX_POLLS 900
+#define MAX_RENEWALS_AFTER_401 3
+#define JWT_LIFETIME_S 3600
+
+static const char *type_of(ig_conn *c) { return c->auth_type ? c->auth_type : "none"; }
+
+static int is_token_type(const char *t)
+{
+    return !strcmp(t, "oauth2_client_credentials") || !strcmp(t, "jwt_bearer") || !strcmp(t, "session_token");
+}
+
+static const char *key_of(ig_conn *c) { return ig_json_str(c->definition, "key"); }
+static const char *id_of(ig_conn *c) { return ig_json_str(c->integration, "id"); }
+
+/* ---- in-process single flight ------------------------------------------------ */
+
+struct flight {
+    char id[64];
+    pthread_mutex_t mu;
+    int refs;
+    struct flight *next;
+};
+
+static pthread_mutex_t flights_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct flight *flights;
+
+static struct flight *flight_get(const char *id)
+{
+    pthread_mutex_lock(&flights_lock);
+    struct flight *f = flights;
+    while (f && strcmp(f->id, id))
+        f = f->next;
+    if (!f && (f = calloc(1, sizeof *f))) {
+        snprintf(f->id, sizeof f->id, "%s", id);
+        pthread_mutex_init(&f->mu, NULL);
+        f->next = flights;
+        flights = f;
+    }
+    if (f)
+        f->refs++;
+    pthread_mutex_unlock(&flights_lock);
+    return f;
+}
+
+static void flight_put(struct flight *f)
+{
+    pthread_mutex_lock(&flights_lock);
+    if (--f->refs == 0) {
+        struct flight **p = &flights;
+        while (*p != f)
+            p = &(*p)->next;
+        *p = f->next;
+        pthread_mutex_destroy(&f->mu);
+        free(f);
+    }
+    pthread_mutex_unlock(&flights_lock);
+}
+
+/* ---- the store lease (across processes) ---------------------------------------- */
+
+static int lease_take(integ_ctx *ctx, const char *lease_id, const char *holder, const char *integration_id)
+{
+    const ig_clock *k = ig_ctx_clock(ctx);
+    for (int i = 0;; i++) {
+        int64_t now = k->now_ms(k->payload);
+        void *tx = NULL;
+        json_object *cur = NULL;
+        int busy = 0;
+        int rc = ig_tx_begin(ctx, 1, &tx);
+        if (rc == INTEG_OK) {
+            rc = ig_store_get(ctx, tx, INTEG_KIND_LEASE, NULL, lease_id, &cur);
+            if (rc == INTEG_ENOTFOUND)
+                rc = INTEG_OK;
+            if (rc == INTEG_OK && cur && strcmp(ig_json_str(cur, "holder") ? ig_json_str(cur, "holder") : "", holder) &&
+                ig_json_int(cur, "expires_at_ms", 0) > now)
+                busy = 1;
+            if (rc == INTEG_OK && !busy) {
+                json_object *l = json_object_new_object();
+                json_object_object_add(l, "id", json_object_new_string(lease_id));
+                json_object_object_add(l, "holder", json_object_new_string(holder));
+                json_object_object_add(l, "expires_at_ms", json_object_new_int64(now + LEASE_TTL_MS));
+                rc = ig_store_put(ctx, tx, INTEG_KIND_LEASE, l, INTEG_PUT_UPSERT);
+                json_object_put(l);
+            }
+            rc = ig_tx_end(ctx, tx, 1, rc);
+        }
+        json_object_put(cur);
+        if (rc == INTEG_ECONFLICT) { /* the store was busy: try again */
+            busy = 1;
+            rc = INTEG_OK;
+        }
+        if (rc)
+            return rc;
+        if (!busy)
+            return INTEG_OK;
+        if (i >= LEASE_MAX_POLLS)
+            return ig_err(INTEG_ECONFLICT, "token refresh of integration %s: another process holds the refresh lease",
+                          integration_id);
+        k->sleep_ms(k->payload, LEASE_POLL_MS);
+    }
+}
+
+static void lease_release(integ_ctx *ctx, const char *lease_id, const char *holder)
+{
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", ig_errmsg());
+    void *tx = NULL;
+    if (ig_tx_begin(ctx, 1, &tx) == INTEG_OK) {
+        json_object *cur = NULL;
+        int rc = ig_store_get(ctx, tx, INTEG_KIND_LEASE, NULL, lease_id, &cur);
+        if (rc == INTEG_OK && !strcmp(ig_json_str(cur, "holder") ? ig_json_str(cur, "holder") : "", holder))
+            rc = ctx->store->remove(tx, INTEG_KIND_LEASE, NULL, lease_id);
+        json_object_put(cur);
+        ig_tx_end(ctx, tx, 1, rc == INTEG_ENOTFOUND ? INTEG_OK : rc);
+    }
+    integ_error_set(0, saved);
+}
+
+/* ---- token state ------------------------------------------------------------------- */
+
+static int64_t time_of(json_object *v)
+{
+    if (!json_object_is_type(v, json_type_string))
+        return -1;
+    int64_t ms = -1;
+    const char *s = json_object_get_string(v);
+    if (strlen(s) == 10) {
+        char buf[32];
+        snprintf(buf, sizeof buf, "%sT00:00:00Z", s);
+        return ig_parse_rfc3339(buf, &ms) == 0 ? ms : -1;
+    }
+    if (ig_parse_rfc3339(s, &ms) == 0)
+        return ms;
+    char buf[48];
+    snprintf(buf, sizeof buf, "%.40sZ", s); /* ISO local time: UTC */
+    if (strlen(buf) > 10 && buf[10] == ' ')
+        buf[10] = 'T';
+    return ig_parse_rfc3339(buf, &ms) == 0 ? ms : -1;
+}
+
+/* oauth2 credentials due for a refresh? (No expiry known: only after a 401.) */
+static int oauth2_expiring(json_object *creds, int64_t now)
+{
+    int64_t exp = time_of(ig_json_get(creds, "expires_at"));
+    return exp > 0 && now >= exp - IG_TOKEN_SKEW_MS;
+}
+
+/* A runtime token due for renewal? */
+static int token_expiring(json_object *tok, int64_t now)
+{
+    int64_t exp = ig_json_int(tok, "expires_at_ms", 0);
+    if (exp <= 0)
+        return 0;
+    int64_t skew = ig_json_int(tok, "renew_before_ms", IG_TOKEN_SKEW_MS);
+    int64_t got = ig_json_int(tok, "obtained_at_ms", 0);
+    if (got > 0 && exp > got && skew > (exp - got) / 2 && !ig_json_get(tok, "renew_before_ms"))
+        skew = (exp - got) / 2; /* short-lived tokens: renew at half-life, not on every request */
+    return now >= exp - skew;
+}
+
+/* The {token.*} view of oauth2 credentials: the access token and extras. */
+static json_object *oauth2_view(ig_conn *c, json_object *creds)
+{
+    json_object *t = json_object_new_object();
+    json_object_object_add(t, "access_token", json_object_new_string(ig_json_str(creds, "access_token")));
+    json_object *extras = ig_json_get(c->method, "token_extras");
+    for (size_t i = 0; i < ig_json_len(extras); i++) {
+        const char *k = json_object_get_string(json_object_array_get_idx(extras, i));
+        if (k && ig_json_get(creds, k))
+            json_object_object_add(t, k, ig_json_copy(ig_json_get(creds, k)));
+    }
+    return t;
+}
+
+static void keep_renewals(json_object *from, json_object *to)
+{
+    int64_t n = ig_json_int(from, "_renewals", 0);
+    if (n)
+        json_object_object_add(to, "_renewals", json_object_new_int64(n));
+}
+
+static void adopt_creds(ig_conn *c, json_object *creds)
+{
+    json_object *view = oauth2_view(c, creds);
+    keep_renewals(c->token, view);
+    ig_json_wipe_put(c->token);
+    ig_json_wipe_put(c->credentials);
+    c->credentials = creds;
+    c->token = view;
+}
+
+static void adopt_token(ig_conn *c, json_object *tok)
+{
+    keep_renewals(c->token, tok);
+    ig_json_wipe_put(c->token);
+    c->token = tok;
+}
+
+static void creds_fp(ig_conn *c, json_object *rec, char out[33])
+{
+    ig_oauth_fingerprint(ig_json_str(rec ? rec : c->integration, "credentials_sealed"), out);
+}
+
+/* A token response as the runtime token object. */
+static int token_object(ig_conn *c, json_object *resp, json_object **out)
+{
+    *out = NULL;
+    const char *at = ig_json_str(resp, "access_token");
+    if (!at || !*at)
+        return ig_err(INTEG_EREMOTE, "%s token response: no access_token", key_of(c));
+    int64_t now = ig_oauth_now(c->ctx);
+    json_object *t = json_object_new_object();
+    json_object_object_add(t, "access_token", json_object_new_string(at));
+    if (ig_json_str(resp, "token_type"))
+        json_object_object_add(t, "token_type", json_object_new_string(ig_json_str(resp, "token_type")));
+    json_object *ei = ig_json_get(resp, "expires_in");
+    double secs = -1;
+    if (json_object_is_type(ei, json_type_int) || json_object_is_type(ei, json_type_double))
+        secs = json_object_get_double(ei);
+    else if (json_object_is_type(ei, json_type_string))
+        secs = strtod(json_object_get_string(ei), NULL);
+    json_object_object_add(t, "obtained_at_ms", json_object_new_int64(now));
+    if (secs > 0)
+        json_object_object_add(t, "expires_at_ms", json_object_new_int64(now + (int64_t)(secs * 1000.0)));
+    json_object *extras = ig_json_get(c->method, "token_extras");
+    for (size_t i = 0; i < ig_json_len(extras); i++) {
+        const char *k = json_object_get_string(json_object_array_get_idx(extras, i));
+        if (k && ig_json_get(resp, k))
+            json_object_object_add(t, k, ig_json_copy(ig_json_get(resp, k)));
+    }
+    *out = t;
+    return INTEG_OK;
+}
+
+/* Render an object of string templates (token_params, token_headers) into
+ * a new object, dropping members whose placeholders are unset. */
+static int render_map(json_object *map, const ig_auth_vars *vars, json_object **out)
+{
+    *out = json_object_new_object();
+    if (!json_object_is_type(map, json_type_object))
+        return INTEG_OK;
+    json_object_object_foreach(map, k, v)
+    {
+        char *s = NULL;
+        if (!json_object_is_type(v, json_type_string))
+            continue;
+        int rc = ig_auth_render(json_object_get_string(v), vars, &s);
+        if (rc)
+            return rc;
+        if (s) {
+            json_object_object_add(*out, k, json_object_new_string(s));
+            ig_free_secret(s, strlen(s));
+        }
+    }
+    return INTEG_OK;
+}
+
+static void form_add_map(ig_form *f, json_object *map)
+{
+    if (json_object_is_type(map, json_type_object)) {
+        json_object_object_foreach(map, k, v) ig_form_add(f, k, json_object_get_string(v));
+    }
+}
+
+/* ---- obtaining tokens ---------------------------------------------------------------- */
+
+static int fetch_client_credentials(ig_conn *c, json_object **out)
+{
+    json_object *m = c->method;
+    ig_auth_vars vars = {c->config, c->credentials, NULL};
+    char *url = NULL, *cid = NULL, *secret = NULL, *scope = NULL, what[160];
+    json_object *params = NULL, *headers = NULL, *resp = NULL;
+    ig_form form = {0};
+    snprintf(what, sizeof what, "%s token request (client_credentials)", key_of(c));
+    int rc = ig_oauth_endpoint(c->ctx, c->definition, m, "token_url", &vars, &url);
+    if (rc == INTEG_OK)
+        rc = ig_auth_render(ig_json_str(m, "client_id") ? ig_json_str(m, "client_id") : "{credentials.client_id}",
+                            &vars, &cid);
+    if (rc == INTEG_OK && !cid)
+        rc = ig_err(INTEG_EAUTH, "%s: no client id in the credentials", what);
+    if (rc == INTEG_OK)
+        rc = ig_auth_render(ig_json_str(m, "client_secret") ? ig_json_str(m, "client_secret")
+                                                            : "{credentials.client_secret}",
+                            &vars, &secret);
+    if (rc == INTEG_OK)
+        rc = ig_oauth_scope(m, NULL, &vars, &scope);
+    if (rc == INTEG_OK)
+        rc = render_map(ig_json_get(m, "token_params"), &vars, &params);
+    if (rc == INTEG_OK)
+        rc = render_map(ig_json_get(m, "token_headers"), &vars, &headers);
+    if (rc == INTEG_OK) {
+        ig_form_add(&form, "grant_type", "client_credentials");
+        if (scope)
+            ig_form_add(&form, "scope", scope);
+        form_add_map(&form, params);
+        const char *ca = ig_json_str(m, "client_auth");
+        const char *pk = ig_json_str(c->credentials, "private_key");
+        if (!ca && pk && !secret)
+            ca = "private_key_jwt";
+        ig_token_call call = {what, url, ca, cid, secret, pk, ig_json_str(c->credentials, "key_id"), headers};
+        rc = ig_oauth_token_post(c->ctx, &call, &form, &resp, NULL);
+    }
+    if (rc == INTEG_OK)
+        rc = token_object(c, resp, out);
+    ig_form_free(&form);
+    ig_json_wipe_put(resp);
+    ig_json_wipe_put(params);
+    ig_json_wipe_put(headers);
+    free(url);
+    free(scope);
+    if (cid)
+        ig_free_secret(cid, strlen(cid));
+    if (secret)
+        ig_free_secret(secret, strlen(secret));
+    return rc;
+}
+
+static int fetch_jwt_bearer(ig_conn *c, json_object **out)
+{
+    json_object *m = c->method;
+    ig_auth_vars vars = {c->config, c->credentials, NULL};
+    char *url = NULL, *aud = NULL, *scope = NULL, *jwt = NULL, what[160];
+    json_object *claims = json_object_new_object(), *extra = NULL, *resp = NULL;
+    ig_form form = {0};
+    snprintf(what, sizeof what, "%s token request (jwt-bearer)", key_of(c));
+    int rc = ig_oauth_endpoint(c->ctx, c->definition, m, "token_url", &vars, &url);
+    if (rc == INTEG_OK && ig_json_str(m, "audience")) {
+        rc = ig_auth_render(ig_json_str(m, "audience"), &vars, &aud);
+        if (rc == INTEG_OK && !aud)
+            rc = ig_err(INTEG_EINVAL, "%s: the audience needs a value that is not set", what);
+    }
+    if (rc == INTEG_OK)
+        rc = ig_oauth_scope(m, NULL, &vars, &scope);
+    if (rc == INTEG_OK && ig_json_get(m, "claims"))
+        rc = ig_tmpl_render_json(ig_json_get(m, "claims"), ig_auth_lookup, &vars, &extra);
+    if (rc == INTEG_OK) {
+        unsigned char jti[16];
+        randombytes_buf(jti, sizeof jti);
+        char *jti64 = ig_b64url(jti, sizeof jti);
+        int64_t now_s = ig_oauth_now(c->ctx) / 1000;
+        json_object_object_add(claims, "aud", json_object_new_string(aud ? aud : url));
+        if (scope)
+            json_object_object_add(claims, "scope", json_object_new_string(scope));
+        json_object_object_add(claims, "iat", json_object_new_int64(now_s));
+        json_object_object_add(claims, "exp", json_object_new_int64(now_s + JWT_LIFETIME_S));
+        json_object_object_add(claims, "jti", json_object_new_string(jti64 ? jti64 : ""));
+        free(jti64);
+        if (json_object_is_type(extra, json_type_object)) {
+            json_object_object_foreach(extra, k, v) json_object_object_add(claims, k, json_object_get(v));
+        }
+        const char *kid = ig_json_str(c->credentials, "private_key_id") ? ig_json_str(c->credentials, "private_key_id")
+                                                                         : ig_json_str(c->credentials, "key_id");
+        rc = ig_jwt_sign(ig_json_str(m, "alg"), ig_json_str(c->credentials, "private_key"), kid, claims, &jwt);
+        if (rc)
+            ig_err_prefix(rc, what);
+    }
+    if (rc == INTEG_OK) {
+        ig_form_add(&form, "grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer");
+        ig_form_add(&form, "assertion", jwt);
+        ig_token_call call = {what, url, "none", NULL, NULL, NULL, NULL, NULL};
+        rc = ig_oauth_token_post(c->ctx, &call, &form, &resp, NULL);
+    }
+    if (rc == INTEG_OK)
+        rc = token_object(c, resp, out);
+    ig_form_free(&form);
+    if (jwt)
+        ig_free_secret(jwt, strlen(jwt));
+    ig_json_wipe_put(resp);
+    json_object_put(extra);
+    json_object_put(claims);
+    free(url);
+    free(aud);
+    free(scope);
+    return rc;
+}
+
+static int fetch_session(ig_conn *c, json_object **out)
+{
+    json_object *m = c->method, *login = ig_json_get(m, "login");
+    integ_ctx *ctx = c->ctx;
+    int64_t now = ig_oauth_now(ctx);
+    int64_t lifetime_ms = ig_json_int(m, "lifetime_s", 0) * 1000;
+    char date[32], what[160];
+    ig_rfc3339(date, now + (lifetime_ms > 0 ? lifetime_ms : 86400000), 0);
+    date[10] = '\0';
+    json_object *session = json_object_new_object();
+    json_object_object_add(session, "expiration_date", json_object_new_string(date));
+    ig_auth_vars vars = {c->config, c->credentials, session};
+    snprintf(what, sizeof what, "%s session login", key_of(c));
+    char *path = NULL, *url = NULL, *body = NULL;
+    const char *ctype = NULL;
+    size_t body_len = 0;
+    ig_url *u = NULL;
+    json_object *query = NULL, *headers = NULL, *static_headers = NULL, *jbody = NULL, *doc = NULL;
+    ig_form form = {0};
+    ig_http_response resp = {0};
+    int rc = ig_auth_render(ig_json_str(login, "path") ? ig_json_str(login, "path") : "", &vars, &path);
+    if (rc == INTEG_OK && !path)
+        rc = ig_err(INTEG_EINVAL, "%s: the login path needs a value that is not set", what);
+    if (rc == INTEG_OK) {
+        if (!strncmp(path, "https://", 8) || !strncmp(path, "http://", 7)) {
+            rc = ig_url_parse(path, &u);
+        } else {
+            rc = ig_url_parse(c->base_url, &u);
+            if (rc == INTEG_OK)
+                rc = ig_url_append_path(u, path);
+        }
+    }
+    if (rc == INTEG_OK)
+        rc = render_map(ig_json_get(login, "query"), &vars, &query);
+    if (rc == INTEG_OK) {
+        json_object_object_foreach(query, k, v)
+        {
+            if ((rc = ig_url_set_query(u, k, json_object_get_string(v))))
+                break;
+        }
+    }
+    if (rc == INTEG_OK)
+        rc = render_map(ig_json_get(c->manifest, "headers"), &vars, &static_headers);
+    if (rc == INTEG_OK)
+        rc = render_map(ig_json_get(login, "headers"), &vars, &headers);
+    if (rc == INTEG_OK && ig_json_get(login, "body")) {
+        rc = ig_tmpl_render_json(ig_json_get(login, "body"), ig_auth_lookup, &vars, &jbody);
+        if (rc == INTEG_OK) {
+            const char *s = json_object_to_json_string_length(jbody, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+                                                              &body_len);
+            body = malloc(body_len + 1);
+            if (!body)
+                rc = ig_err(INTEG_ENOMEM, "out of memory");
+            else
+                memcpy(body, s, body_len + 1);
+            ctype = "application/json";
+        }
+    } else if (rc == INTEG_OK && ig_json_get(login, "form")) {
+        json_object *fm = NULL;
+        rc = render_map(ig_json_get(login, "form"), &vars, &fm);
+        form_add_map(&form, fm);
+        ig_json_wipe_put(fm);
+        ctype = "application/x-www-form-urlencoded";
+    }
+    if (rc == INTEG_OK)
+        rc = ig_url_get(u, &url);
+    if (rc == INTEG_OK) {
+        ig_http_header hs[40];
+        size_t n = 0;
+        hs[n++] = (ig_http_header){"Accept", "application/json"};
+        if (ctype)
+            hs[n++] = (ig_http_header){"Content-Type", ctype};
+        json_object *maps[2] = {static_headers, headers};
+        for (int i = 0; i < 2; i++) {
+            json_object_object_foreach(maps[i], k, v)
+            {
+                if (n < sizeof hs / sizeof *hs)
+                    hs[n++] = (ig_http_header){k, json_object_get_string(v)};
+            }
+        }
+        const char *meth = ig_json_str(login, "method") ? ig_json_str(login, "method") : "POST";
+        const void *b = body ? (const void *)body : form.len ? (const void *)form.buf : NULL;
+        size_t bl = body ? body_len : form.len;
+        ig_http_request req = {meth, url, hs, n, b, bl};
+        ig_http *http = NULL;
+        if ((rc = ig_ctx_http(ctx, &http)) == INTEG_OK) {
+            rc = ig_http_send(http, &req, c->bucket, NULL, NULL, &resp);
+            if (rc)
+                ig_err_prefix(rc, what);
+        }
+    }
+    if (rc == INTEG_OK && resp.status >= 300) {
+        rc = ig_http_status_error(&resp, what);
+        if (rc == INTEG_OK)
+            rc = ig_err(INTEG_EREMOTE, "%s: unexpected HTTP %ld", what, resp.status);
+    }
+    if (rc == INTEG_OK) {
+        json_tokener *tok = json_tokener_new();
+        doc = tok ? json_tokener_parse_ex(tok, resp.body ? resp.body : "", (int)resp.body_len) : NULL;
+        if (!tok || json_tokener_get_error(tok) != json_tokener_success || json_tokener_get_parse_end(tok) != resp.body_len) {
+            ig_json_wipe_put(doc);
+            doc = NULL;
+            rc = ig_err(INTEG_EREMOTE, "%s: HTTP %ld: the response is not JSON", what, resp.status);
+        }
+        json_tokener_free(tok);
+    }
+    if (rc == INTEG_OK) {
+        const char *tp = ig_json_str(m, "token_path") ? ig_json_str(m, "token_path") : "$";
+        json_object *tv = ig_jsonpath_get(doc, tp);
+        if (!json_object_is_type(tv, json_type_string) || json_object_get_string_len(tv) == 0) {
+            rc = ig_err(INTEG_EREMOTE, "%s: no token at %s in the response", what, tp);
+        } else {
+            json_object *t = json_object_new_object();
+            json_object_object_add(t, "access_token", json_object_new_string(json_object_get_string(tv)));
+            json_object_object_add(t, "obtained_at_ms", json_object_new_int64(now));
+            int64_t exp = -1;
+            if (ig_json_str(m, "expires_path"))
+                exp = time_of(ig_jsonpath_get(doc, ig_json_str(m, "expires_path")));
+            if (exp <= 0 && lifetime_ms > 0)
+                exp = now + lifetime_ms;
+            if (exp > 0)
+                json_object_object_add(t, "expires_at_ms", json_object_new_int64(exp));
+            if (ig_json_get(m, "renew_before_s"))
+                json_object_object_add(t, "renew_before_ms",
+                                       json_object_new_int64(ig_json_int(m, "renew_before_s", 0) * 1000));
+            *out = t;
+        }
+    }
+    if (resp.body)
+        sodium_memzero(resp.body, resp.body_len);
+    ig_http_response_free(&resp);
+    ig_json_wipe_put(doc);
+    ig_json_wipe_put(jbody);
+    ig_json_wipe_put(query);
+    ig_json_wipe_put(headers);
+    ig_json_wipe_put(static_headers);
+    ig_form_free(&form);
+    if (body)
+        ig_free_secret(body, body_len);
+    free(url);
+    free(path);
+    ig_url_free(u);
+    json_object_put(session);
+    return rc;
+}
+
+/* ---- refresh of oauth2 tokens ------------------------------------------------------------ */
+
+static int save_record_field(ig_conn *c, const char *field, json_object *value, int reactivate)
+{
+    integ_ctx *ctx = c->ctx;
+    void *tx = NULL;
+    json_object *rec = NULL;
+    int rc = ig_tx_begin(ctx, 1, &tx);
+    if (rc == INTEG_OK)
+        rc = ig_store_get(ctx, tx, INTEG_KIND_INTEGRATION, c->tenant_id, id_of(c), &rec);
+    if (rc == INTEG_OK)
+        rc = ig_oauth_seal_into(ctx, rec, field, value);
+    if (rc == INTEG_OK && reactivate) {
+        const char *st = ig_json_str(rec, "status");
+        if (st && !strcmp(st, "needs_reauth")) {
+            json_object_object_add(rec, "status", json_object_new_string("active"));
+            json_object_object_del(rec, "last_error");
+        }
+        json_object_object_del(rec, "rejected_refresh_fp");
+    }
+    if (rc == INTEG_OK)
+        rc = ig_store_put(ctx, tx, INTEG_KIND_INTEGRATION, rec, INTEG_PUT_UPDATE);
+    rc = ig_tx_end(ctx, tx, 1, rc);
+    json_object_put(rec);
+    return rc;
+}
+
+static int oauth2_refresh(ig_conn *c, json_object *creds)
+{
+    integ_ctx *ctx = c->ctx;
+    json_object *m = c->method, *app = NULL, *resp = NULL, *newc = NULL, *check = NULL, *params = NULL;
+    ig_auth_vars vars = {c->config, creds, NULL};
+    char *url = NULL, what[160], oerr[64] = "";
+    ig_form form = {0};
+    snprintf(what, sizeof what, "%s token refresh", key_of(c));
+    const char *rt = ig_json_str(creds, "refresh_token");
+    int rc = ig_oauth_app_credentials(ctx, c->definition, &app);
+    if (rc == INTEG_OK)
+        rc = ig_oauth_endpoint(ctx, c->definition, m, "token_url", &vars, &url);
+    if (rc == INTEG_OK)
+        rc = render_map(ig_json_get(m, "token_params"), &vars, &params);
+    if (rc == INTEG_OK) {
+        ig_form_add(&form, "grant_type", "refresh_token");
+        ig_form_add(&form, "refresh_token", rt);
+        form_add_map(&form, params);
+        const char *ca = ig_json_str(m, "client_auth");
+        if (!ca && ig_json_str(app, "private_key") && !ig_json_str(app, "client_secret"))
+            ca = "private_key_jwt";
+        ig_token_call call = {what, url, ca, ig_json_str(app, "client_id"), ig_json_str(app, "client_secret"),
+                              ig_json_str(app, "private_key"), ig_json_str(app, "key_id"), NULL};
+        rc = ig_oauth_token_post(ctx, &call, &form, &resp, oerr);
+    }
+    if (rc == INTEG_EAUTH && !strcmp(oerr, "invalid_grant")) {
+        char reason[1200], fp[33];
+        snprintf(reason, sizeof reason, "%s (the refresh token was rejected: re-authorise with integ_oauth_begin)",
+                 ig_errmsg());
+        ig_oauth_fingerprint(rt, fp);
+        rc = ig_oauth_needs_reauth(ctx, c->tenant_id, id_of(c), INTEG_EAUTH, reason, fp);
+    }
+    if (rc == INTEG_OK)
+        rc = ig_oauth_token_creds(ctx, m, resp, creds, &newc);
+    if (rc == INTEG_OK) {
+        check = ig_json_copy(newc);
+        if (ig_schema_validate(ig_json_get(m, "credentials_schema"), check, 0, "token response"))
+            rc = ig_err_prefix(INTEG_EREMOTE, what);
+    }
+    if (rc == INTEG_OK)
+        rc = save_record_field(c, "credentials_sealed", newc, 1);
+    if (rc == INTEG_OK) {
+        adopt_creds(c, newc);
+        newc = NULL;
+    }
+    ig_form_free(&form);
+    ig_json_wipe_put(newc);
+    ig_json_wipe_put(check);
+    ig_json_wipe_put(resp);
+    ig_json_wipe_put(params);
+    ig_json_wipe_put(app);
+    free(url);
+    return rc;
+}
+
+/* ---- the single flight --------------------------------------------------------------------- */
+
+/* With the flight and the lease held: re-read, then renew only if still
+ * needed. `failed` is the access token a 401 rejected (NULL: ahead of
+ * expiry); `force` renews regardless. */
+static int renew_locked(ig_conn *c, const char *failed, int force)
+{
+    integ_ctx *ctx = c->ctx;
+    json_object *rec = NULL, *creds = NULL, *tok = NULL;
+    int64_t now = ig_oauth_now(ctx);
+    void *tx = NULL;
+    int rc = ig_tx_begin(ctx, 0, &tx);
+    if (rc == INTEG_OK)
+        rc = ig_tx_end(ctx, tx, 1, ig_store_get(ctx, tx, INTEG_KIND_INTEGRATION, c->tenant_id, id_of(c), &rec));
+    if (rc)
+        return rc;
+    const char *t = type_of(c);
+    if (!strcmp(t, "oauth2")) {
+        if ((rc = ig_oauth_open_from(ctx, rec, "credentials_sealed", &creds)))
+            goto out;
+        const char *at = ig_json_str(creds, "access_token");
+        if (!at) {
+            rc = ig_err(INTEG_EAUTH, "integration %s has no access token: connect it (integ_oauth_begin)", id_of(c));
+            goto out;
+        }
+        if (!force && (failed ? strcmp(at, failed) != 0 : !oauth2_expiring(creds, now))) {
+            adopt_creds(c, creds); /* someone else refreshed meanwhile */
+            creds = NULL;
+            goto out;
+        }
+        const char *rt = ig_json_str(creds, "refresh_token");
+        if (!rt) {
+            rc = ig_err(INTEG_EAUTH, "integration %s: the access token cannot be refreshed (no refresh token): "
+                        "re-authorise with integ_oauth_begin", id_of(c));
+            goto out;
+        }
+        char fp[33];
+        ig_oauth_fingerprint(rt, fp);
+        const char *rej = ig_json_str(rec, "rejected_refresh_fp");
+        if (!force && rej && !strcmp(rej, fp)) {
+            rc = ig_err(INTEG_EAUTH, "integration %s needs re-authorisation: its refresh token was rejected",
+                        id_of(c));
+            goto out;
+        }
+        rc = oauth2_refresh(c, creds);
+        goto out;
+    }
+    /* Runtime tokens. */
+    char fp[33];
+    creds_fp(c, rec, fp);
+    if ((rc = ig_oauth_open_from(ctx, rec, "token_sealed", &tok)))
+        goto out;
+    if (tok && !force && !strcmp(ig_json_str(tok, "creds_fp") ? ig_json_str(tok, "creds_fp") : "", fp) &&
+        (failed ? strcmp(ig_json_str(tok, "access_token") ? ig_json_str(tok, "access_token") : "", failed) != 0
+                : !token_expiring(tok, now))) {
+        adopt_token(c, tok);
+        tok = NULL;
+        goto out;
+    }
+    ig_json_wipe_put(tok);
+    tok = NULL;
+    if (!strcmp(t, "oauth2_client_credentials"))
+        rc = fetch_client_credentials(c, &tok);
+    else if (!strcmp(t, "jwt_bearer"))
+        rc = fetch_jwt_bearer(c, &tok);
+    else
+        rc = fetch_session(c, &tok);
+    if (rc == INTEG_EAUTH) {
+        char reason[1200];
+        snprintf(reason, sizeof reason, "%s", ig_errmsg());
+        rc = ig_oauth_needs_reauth(ctx, c->tenant_id, id_of(c), rc, reason, NULL);
+        goto out;
+    }
+    if (rc)
+        goto out;
+    json_object_object_add(tok, "creds_fp", json_object_new_string(fp));
+    if ((rc = save_record_field(c, "token_sealed", tok, 1)))
+        goto out;
+    adopt_token(c, tok);
+    tok = NULL;
+out:
+    ig_json_wipe_put(tok);
+    ig_json_wipe_put(creds);
+    json_object_put(rec);
+    return rc;
+}
+
+static int renew(ig_conn *c, const char *failed, int force)
+{
+    const char *iid = id_of(c);
+    struct flight *f = flight_get(iid);
+    if (!f)
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    pthread_mutex_lock(&f->mu);
+    char lease_id[96], holder[37];
+    snprintf(lease_id, sizeof lease_id, "refresh:%s", iid);
+    ig_ctx_new_id(c->ctx, holder, ig_now_ms());
+    int rc = lease_take(c->ctx, lease_id, holder, iid);
+    if (rc == INTEG_OK) {
+        rc = renew_locked(c, failed, force);
+        char saved[1024];
+        snprintf(saved, sizeof saved, "%s", ig_errmsg());
+        lease_release(c->ctx, lease_id, holder);
+        integ_error_set(rc, saved);
+    }
+    pthread_mutex_unlock(&f->mu);
+    flight_put(f);
+    return rc;
+}
+
+/* ---- the hooks ------------------------------------------------------------------------------- */
 
 int ig_auth_prepare(ig_conn *c)
 {
-    const char *t = c->auth_type ? c->auth_type : "none";
-    if (!strcmp(t, "oauth2_client_credentials") || !strcmp(t, "jwt_bearer") || !strcmp(t, "session_token"))
-        return ig_err(INTEG_EUNSUPPORTED,
-                      "auth type '%s' needs a token flow that this version does not run yet; "
-                      "store OAuth tokens (auth_type oauth2) or an API key instead",
-                      t);
-    return INTEG_OK;
+    const char *t = type_of(c);
+    int64_t now = ig_oauth_now(c->ctx);
+    if (!strcmp(t, "oauth2")) {
+        if (!ig_json_str(c->credentials, "access_token"))
+            return ig_err(INTEG_EAUTH, "integration %s has no access token: connect it (integ_oauth_begin)", id_of(c));
+        if (!c->token)
+            c->token = oauth2_view(c, c->credentials);
+        if (ig_json_str(c->credentials, "refresh_token") && oauth2_expiring(c->credentials, now))
+            return renew(c, NULL, 0);
+        return INTEG_OK;
+    }
+    if (!is_token_type(t))
+        return INTEG_OK;
+    if (c->token && !token_expiring(c->token, now))
+        return INTEG_OK;
+    if (!c->token) {
+        /* The record read when the connection opened may hold a token
+         * another connection obtained: use it while it is good. */
+        json_object *tok = NULL;
+        char fp[33];
+        creds_fp(c, NULL, fp);
+        if (ig_oauth_open_from(c->ctx, c->integration, "token_sealed", &tok) == INTEG_OK && tok &&
+            !strcmp(ig_json_str(tok, "creds_fp") ? ig_json_str(tok, "creds_fp") : "", fp) && !token_expiring(tok, now)) {
+            c->token = tok;
+            return INTEG_OK;
+        }
+        ig_json_wipe_put(tok);
+        ig_err_clear();
+    }
+    return renew(c, NULL, 0);
 }
 
 int ig_auth_after_401(ig_conn *c)
 {
-    (void)c;
-    return INTEG_EAUTH;
+    const char *t = type_of(c);
+    int64_t n = ig_json_int(c->token, "_renewals", 0);
+    if (n >= MAX_RENEWALS_AFTER_401)
+        return INTEG_EAUTH; /* keep the 401's own message */
+    const char *cur = NULL;
+    if (!strcmp(t, "oauth2")) {
+        if (!ig_json_str(c->credentials, "refresh_token"))
+            return INTEG_EAUTH;
+        cur = ig_json_str(c->credentials, "access_token");
+    } else if (is_token_type(t)) {
+        cur = ig_json_str(c->token, "access_token");
+    } else {
+        return INTEG_EAUTH;
+    }
+    char *failed = cur ? strdup(cur) : NULL;
+    int rc = renew(c, failed ? failed : "", 0);
+    if (failed)
+        ig_free_secret(failed, strlen(failed));
+    if (rc == INTEG_OK && c->token)
+        json_object_object_add(c->token, "_renewals", json_object_new_int64(n + 1));
+    return rc;
+}
+
+int ig_auth_force(ig_conn *c)
+{
+    const char *t = type_of(c);
+    if (strcmp(t, "oauth2") && !is_token_type(t))
+        return ig_err(INTEG_EUNSUPPORTED, "integration %s uses %s: there is no token to refresh", id_of(c), t);
+    return renew(c, NULL, 1);
 }

@@ -75,7 +75,7 @@ int ig_json_to_string(json_object *obj, char **out)
 json_object *ig_json_get(json_object *obj, const char *key)
 {
     json_object *v = NULL;
-    if (obj && json_object_is_type(obj, json_type_object) && json_object_object_get_ex(obj, key, &v))
+    if (obj && key && json_object_is_type(obj, json_type_object) && json_object_object_get_ex(obj, key, &v))
         return v;
     return NULL;
 }

@@ -241,6 +241,9 @@ static int hs_limits(struct req *r, struct sys_limits *l, ms_t now, int64_t *ret
 
 static int hs_auth(struct req *r)
 {
+    /* The OAuth endpoints authenticate the client themselves (oauth.c). */
+    if (hs_oauth_path(r->path))
+        return 1;
     return bearer_ok(r);
 }
 
@@ -833,6 +836,8 @@ static void batch(struct req *r, int ent, const char *op)
 static void hs_handle(struct req *r)
 {
     static const char pre[] = "/crm/v3/objects/";
+    if (hs_oauth_path(r->path))
+        return hs_oauth(r);
     if (strncmp(r->path, pre, sizeof pre - 1) != 0)
         return hs_error(r, ERR_NOT_FOUND, 404, "unknown path");
     const char *type = r->path + sizeof pre - 1;

@@ -296,6 +296,10 @@ struct system_ops {
 
 extern const struct system_ops HUBSPOT_OPS, SHOPIFY_OPS, PIPEDRIVE_OPS, DYNAMICS_OPS;
 
+/* HubSpot-style OAuth endpoints under /hubspot/oauth/ (oauth.c). */
+int hs_oauth_path(const char *path);
+void hs_oauth(struct req *r);
+
 struct sandbox {
     struct store store;
     int unlimited;              /* --unlimited: no rate-limit headers (benchmarks) */

@@ -1,0 +1,109 @@
+/* Internal: the OAuth 2.0 token endpoint and what the flows share
+ * (doc/oauth.md). oauth.c runs the authorization-code flow
+ * (integ_oauth_begin/complete/refresh); auth.c keeps tokens current for
+ * the REST engine (refresh, client credentials, JWT bearer, sessions). */
+#ifndef IG_OAUTH_H
+#define IG_OAUTH_H
+
+#include <json-c/json.h>
+
+#include "ctx.h"
+#include "engine.h"
+
+/* Refresh a token this long before it expires. */
+#define IG_TOKEN_SKEW_MS (5 * 60 * 1000)
+
+/* An application/x-www-form-urlencoded body being built. It holds secrets:
+ * ig_form_free wipes it. */
+typedef struct ig_form {
+    char *buf;
+    size_t len, cap;
+    int oom;
+} ig_form;
+
+void ig_form_add(ig_form *f, const char *name, const char *value);
+void ig_form_free(ig_form *f);
+
+/* Template values for auth templates: {config.x}, {credentials.x},
+ * {session.expiration_date}. Any member may be NULL. */
+typedef struct ig_auth_vars {
+    json_object *config;
+    json_object *credentials;
+    json_object *session;
+} ig_auth_vars;
+
+json_object *ig_auth_lookup(void *payload, const char *ns, const char *name);
+
+/* Render a template; *out NULL (and INTEG_OK) when a placeholder is unset. */
+int ig_auth_render(const char *tmpl, const ig_auth_vars *vars, char **out);
+
+/* The definition method's endpoint `field` ("authorize_url", "token_url"):
+ * the context's base_url_overrides.<key>.<field> when set, else the
+ * manifest's template rendered over vars. malloc'd. */
+int ig_oauth_endpoint(integ_ctx *ctx, json_object *definition, json_object *method, const char *field,
+                      const ig_auth_vars *vars, char **out);
+
+/* The manifest's scopes (plus `extra`, may be NULL) rendered and joined
+ * with the method's scope_separator; NULL when there are none. */
+int ig_oauth_scope(json_object *method, json_object *extra, const ig_auth_vars *vars, char **out);
+
+/* The platform app credentials of a definition ({client_id,
+ * client_secret, ...}), opened; INTEG_EINVAL when none are set. */
+int ig_oauth_app_credentials(integ_ctx *ctx, json_object *definition, json_object **out);
+
+/* One token-endpoint call. */
+typedef struct ig_token_call {
+    const char *what;          /* "hubspot-crm token request": prefixes messages */
+    const char *url;           /* the token endpoint */
+    const char *client_auth;   /* client_secret_post (default), client_secret_basic,
+                                  private_key_jwt, none */
+    const char *client_id;
+    const char *client_secret;
+    const char *private_key;   /* PEM, for private_key_jwt */
+    const char *key_id;        /* kid for private_key_jwt (may be NULL) */
+    json_object *headers;      /* extra request headers, rendered (may be NULL) */
+} ig_token_call;
+
+/* POST `form` (the grant's fields) to the token endpoint with the client
+ * authentication of `call`. INTEG_OK with the parsed JSON object in *out
+ * (owned; wipe with ig_json_wipe_put). An OAuth error response is
+ * INTEG_EAUTH (4xx) naming the error and its description, and its error
+ * code is copied to oauth_error (e.g. "invalid_grant"); 5xx after the
+ * transport's retries INTEG_EREMOTE; no response INTEG_ENETWORK. */
+int ig_oauth_token_post(integ_ctx *ctx, const ig_token_call *call, ig_form *form, json_object **out,
+                        char oauth_error[64]);
+
+/* Credentials from a token response: access_token, refresh_token (kept
+ * from `prev` when the response has none: no rotation), expires_at (RFC
+ * 3339 from the context clock + expires_in; dropped when the response has
+ * no expiry), scope, token_type and the method's token_extras (kept from
+ * prev when absent). `prev` may be NULL. INTEG_EREMOTE when the response
+ * has no access_token. */
+int ig_oauth_token_creds(integ_ctx *ctx, json_object *method, json_object *resp, json_object *prev,
+                         json_object **out);
+
+/* The clock's now in unix ms. */
+int64_t ig_oauth_now(integ_ctx *ctx);
+
+/* Seal a JSON object into rec[field] ("credentials_sealed", "token_sealed")
+ * under the purpose that field names. */
+int ig_oauth_seal_into(integ_ctx *ctx, json_object *rec, const char *field, json_object *value);
+
+/* Open rec[field] (NULL when absent). */
+int ig_oauth_open_from(integ_ctx *ctx, json_object *rec, const char *field, json_object **out);
+
+/* Mark an integration needs_reauth (status, last_error, audit) and emit
+ * "integration.needs_reauth". `rejected_fp` (may be NULL) is the
+ * fingerprint of the refresh token the provider rejected: until the
+ * integration is re-authorised no other thread or process tries it again.
+ * Returns `code` with `reason` as the message. */
+int ig_oauth_needs_reauth(integ_ctx *ctx, const char *tenant_id, const char *integration_id, int code,
+                          const char *reason, const char *rejected_fp);
+
+/* A short fingerprint (hex) of a secret, to recognise it without keeping it. */
+void ig_oauth_fingerprint(const char *secret, char out[33]);
+
+/* Force a new token for an open connection (integ_oauth_refresh). */
+int ig_auth_force(ig_conn *c);
+
+#endif
