@@ -174,6 +174,43 @@ static int sandbox_touch(const char *base, const char *json)
     return rc == CURLE_OK ? 0 : -1;
 }
 
+/* Follow the authorize URL as the user's browser would; the sandbox
+ * approves at once and redirects to redirect_uri?code=...&state=... */
+static int authorize(const char *url, char *location, size_t cap)
+{
+    CURL *c = curl_easy_init();
+    char *loc = NULL;
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    CURLcode rc = curl_easy_perform(c);
+    if (rc == CURLE_OK)
+        curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &loc);
+    if (loc)
+        snprintf(location, cap, "%s", loc);
+    curl_easy_cleanup(c);
+    return loc ? 0 : -1;
+}
+
+static void query_param(const char *url, const char *name, char *out, size_t cap)
+{
+    out[0] = '\0';
+    CURLU *u = curl_url();
+    char *q = NULL;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK && curl_url_get(u, CURLUPART_QUERY, &q, 0) == CURLUE_OK) {
+        size_t n = strlen(name);
+        for (char *p = strtok(q, "&"); p; p = strtok(NULL, "&")) {
+            if (!strncmp(p, name, n) && p[n] == '=') {
+                int len = 0;
+                char *v = curl_easy_unescape(NULL, p + n + 1, 0, &len);
+                snprintf(out, cap, "%s", v ? v : "");
+                curl_free(v);
+            }
+        }
+    }
+    curl_free(q);
+    curl_url_cleanup(u);
+}
+
 /* ---- a webhook, signed as HubSpot signs it (v3) ----------------------------------- */
 
 #define APP_SECRET "demo-app-client-secret"
@@ -213,8 +250,9 @@ int main(int argc, char **argv)
     char opts[1024];
     snprintf(opts, sizeof opts,
              "{%s\"http\": {\"allow_private_networks\": true},"
-             " \"base_url_overrides\": {\"hubspot-crm\": \"%s/hubspot\"}}",
-             getenv("INTEG_MASTER_KEY") ? "" : "\"master_key_file\": \"./integrations.key\", ", sb.url);
+             " \"base_url_overrides\": {\"hubspot-crm\": {\"api\": \"%s/hubspot\","
+             " \"authorize_url\": \"%s/hubspot/oauth/authorize\", \"token_url\": \"%s/hubspot/oauth/v1/token\"}}}",
+             getenv("INTEG_MASTER_KEY") ? "" : "\"master_key_file\": \"./integrations.key\", ", sb.url, sb.url, sb.url);
     integ_ctx *ctx = NULL;
     integ_session *s = NULL;
     char *out = NULL;
@@ -243,8 +281,16 @@ int main(int argc, char **argv)
     }
     json_object *existing = json_tokener_parse(out);
     integ_free(out);
-    char id[64];
-    if (json_object_array_length(existing) == 0) {
+    char id[64], oauth_id[64] = "";
+    json_object *mine = NULL;
+    for (size_t i = 0; i < json_object_array_length(existing); i++) {
+        json_object *it = json_object_array_get_idx(existing, i);
+        if (!strcmp(js(it, "name"), "HubSpot Production"))
+            mine = it;
+        else if (!strcmp(js(it, "name"), "HubSpot (OAuth)"))
+            snprintf(oauth_id, sizeof oauth_id, "%s", js(it, "id"));
+    }
+    if (!mine) {
         const char *req = "{\"integration_definition_id\": \"hubspot-crm\", \"name\": \"HubSpot Production\", "
                           "\"credentials\": {\"api_key\": \"" TOKEN "\"}, \"config\": {\"sync_interval\": 3600, "
                           "\"entities\": [\"contacts\", \"companies\", \"deals\"], \"auto_sync\": true}}";
@@ -259,7 +305,7 @@ int main(int argc, char **argv)
         json_object_put(it);
         integ_free(out);
     } else {
-        snprintf(id, sizeof id, "%s", js(json_object_array_get_idx(existing, 0), "id"));
+        snprintf(id, sizeof id, "%s", js(mine, "id"));
         if ((rc = integ_integration_set_credentials(s, id, "{\"api_key\": \"" TOKEN "\"}"))) {
             json_object_put(existing);
             fail("setting the API key", rc);
@@ -383,6 +429,49 @@ int main(int argc, char **argv)
         json_object_put(l);
         integ_free(out);
     }
+
+    /* "Connect HubSpot": the OAuth authorization-code flow with PKCE. */
+    printf("\nConnect flow (OAuth 2.0, authorization code + PKCE, against the sandbox):\n");
+    /* A second run re-authorises the integration the first one connected. */
+    char begin_req[512];
+    snprintf(begin_req, sizeof begin_req,
+             "{\"integration_definition_id\": \"hubspot-crm\", \"name\": \"HubSpot (OAuth)\","
+             " \"redirect_uri\": \"https://app.example.com/oauth/callback\"%s%s%s}",
+             oauth_id[0] ? ", \"integration_id\": \"" : "", oauth_id, oauth_id[0] ? "\"" : "");
+    if ((rc = integ_oauth_begin(s, begin_req, &out))) {
+        fail("starting the OAuth flow", rc);
+        goto done;
+    }
+    json_object *begin = json_tokener_parse(out);
+    integ_free(out);
+    char location[2048] = "", code[512], state[512], cb[1200];
+    printf("  authorize URL: %.110s...\n", js(begin, "authorize_url"));
+    if (authorize(js(begin, "authorize_url"), location, sizeof location)) {
+        json_object_put(begin);
+        fprintf(stderr, "demo: the sandbox did not redirect\n");
+        goto done;
+    }
+    json_object_put(begin);
+    query_param(location, "code", code, sizeof code);
+    query_param(location, "state", state, sizeof state);
+    printf("  the provider redirected to the callback with a code and the state\n");
+    snprintf(cb, sizeof cb, "{\"state\": \"%s\", \"code\": \"%s\"}", state, code);
+    if ((rc = integ_oauth_complete(ctx, cb, &out))) {
+        fail("completing the OAuth flow", rc);
+        goto done;
+    }
+    json_object *connected = json_tokener_parse(out);
+    integ_free(out);
+    printf("  connected: integration %s \"%s\", auth %s, status %s, credentials %s\n", js(connected, "id"),
+           js(connected, "name"), js(connected, "auth_type"), js(connected, "status"),
+           json_object_get_boolean(json_object_object_get(connected, "has_credentials")) ? "sealed" : "none");
+    rc = integ_oauth_complete(ctx, cb, &out);
+    printf("  the same callback again: %s (%s)\n", integ_strerror(rc), integ_errmsg());
+    if ((rc = integ_integration_test(s, js(connected, "id"), &out)) == INTEG_OK) {
+        printf("  connection test with the access token: %s\n", out);
+        integ_free(out);
+    }
+    json_object_put(connected);
 
     if ((rc = integ_audit_list(s, "{\"limit\": 8}", &out))) {
         fail("reading the audit trail", rc);
