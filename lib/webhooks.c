@@ -16,6 +16,7 @@
 #include "sync.h"
 #include "template.h"
 #include "util.h"
+#include "webhook_verify.h"
 
 #define DEFAULT_MAX_BODY (1024 * 1024)
 #define DEFAULT_MAX_ATTEMPTS 8
@@ -521,28 +522,6 @@ static int answer_json(int status, const char *state, const char *id, int *out_s
     return answer(status, buf, out_status, out_body);
 }
 
-/* A query parameter of the request URL, decoded (NULL when absent). */
-static char *url_param(const char *url, const char *name)
-{
-    ig_url *u = NULL;
-    char buf[4096];
-    char *out = NULL;
-    if (!url)
-        return NULL;
-    if (ig_url_parse(url, &u) != INTEG_OK) {
-        /* A path-only URL ("/hooks/x?validationToken=..."): give it a host. */
-        char full[8192];
-        snprintf(full, sizeof full, "http://localhost%s%s", url[0] == '/' ? "" : "/", url);
-        if (ig_url_parse(full, &u) != INTEG_OK)
-            return NULL;
-    }
-    const char *v = ig_url_get_query_param(u, name, buf, sizeof buf);
-    if (v)
-        out = strdup(v);
-    ig_url_free(u);
-    return out;
-}
-
 /* Values at a manifest locator ({"header"} or {"json_path"}), as strings. */
 static void locate(json_object *loc, json_object *doc, const char *const *names, const char *const *values, size_t n,
                    json_object *out)
@@ -586,20 +565,11 @@ static void delivery_id(const char *scheme, json_object *wh, json_object *doc, c
     json_object *ids = json_object_new_array();
     if (ig_json_get(wh, "event_id"))
         locate(ig_json_get(wh, "event_id"), doc, names, values, n, ids);
-    const char *h = NULL;
     if (!ig_json_len(ids)) {
-        if (!strcmp(scheme, "standard") || !strcmp(scheme, "standard-ed25519"))
-            h = header_of(names, values, n, "webhook-id") ? header_of(names, values, n, "webhook-id")
-                                                          : header_of(names, values, n, "svix-id");
-        else if (!strncmp(scheme, "github", 6))
-            h = header_of(names, values, n, "X-GitHub-Delivery");
-        else if (!strcmp(scheme, "shopify"))
-            h = header_of(names, values, n, "X-Shopify-Webhook-Id");
-        else if (!strcmp(scheme, "woocommerce"))
-            h = header_of(names, values, n, "X-WC-Webhook-Delivery-ID");
-        else if (!strcmp(scheme, "stripe") && ig_json_str(doc, "id"))
-            h = ig_json_str(doc, "id");
-        if (h && *h)
+        /* The header the verifier read (svix-id before webhook-id, ...):
+         * an unsigned alias must not mint a new id for the same delivery. */
+        char h[256];
+        if (ig_wh_delivery_id(scheme, names, values, n, body, len, h, sizeof h))
             json_object_array_add(ids, json_object_new_string(h));
     }
     if (ig_json_len(ids)) {
@@ -645,9 +615,36 @@ static int subscribed(json_object *events, json_object *types)
     return 0;
 }
 
-static int open_secrets(integ_ctx *ctx, json_object *ep, char **out)
+/* The app's current client secret (endpoints whose provider signs with it
+ * follow its rotation through integ_definition_set_app_credentials). */
+static int live_app_secret(integ_ctx *ctx, json_object *def, char **out)
 {
     *out = NULL;
+    const char *sealed = ig_json_str(def, "app_credentials_sealed");
+    if (!sealed)
+        return ig_err(INTEG_EAUTH, "%s: no app credentials to verify with", ig_json_str(def, "key"));
+    char *plain = NULL;
+    size_t len = 0;
+    int rc = ig_ctx_open_sealed(ctx, NULL, ig_json_str(def, "id"), "app_credentials", sealed, &plain, &len);
+    if (rc)
+        return rc;
+    json_object *creds = json_tokener_parse(plain);
+    ig_free_secret(plain, len);
+    const char *cs = ig_json_str(creds, "client_secret");
+    if (cs)
+        *out = strdup(cs);
+    ig_json_wipe_put(creds);
+    if (!cs)
+        return ig_err(INTEG_EAUTH, "%s: the app credentials have no client_secret", ig_json_str(def, "key"));
+    return *out ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
+}
+
+static int open_secrets(integ_ctx *ctx, json_object *ep, json_object *def, char **out)
+{
+    *out = NULL;
+    const char *src = ig_json_str(ep, "secret_source");
+    if (src && !strcmp(src, "app_secret"))
+        return live_app_secret(ctx, def, out);
     char *cur = NULL, *prev = NULL;
     size_t lc = 0, lp = 0;
     const char *tenant = ig_json_str(ep, "tenant_id"), *id = ig_json_str(ep, "id");
@@ -675,17 +672,6 @@ static int open_secrets(integ_ctx *ctx, json_object *ep, char **out)
     ig_free_secret(prev, lp);
     *out = both;
     return both ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
-}
-
-static int all_digits_ping(const unsigned char *body, size_t len)
-{
-    static const char pre[] = "webhook_id=";
-    if (len <= sizeof pre - 1 || len > 64 || memcmp(body, pre, sizeof pre - 1) != 0)
-        return 0;
-    for (size_t i = sizeof pre - 1; i < len; i++)
-        if (!isdigit(body[i]))
-            return 0;
-    return 1;
 }
 
 INTEG_API int integ_webhook_receive(integ_ctx *ctx, const char *endpoint_id, const char *method, const char *url,
@@ -735,21 +721,25 @@ INTEG_API int integ_webhook_receive(integ_ctx *ctx, const char *endpoint_id, con
     const char *scheme = ig_json_str(ep, "scheme");
     json_object *wh = ig_json_get(ig_json_get(def, "manifest"), "webhook");
     /* Handshakes that the provider sends unsigned. */
-    if (!strcmp(scheme, "msgraph")) {
-        char *token = url_param(url, "validationToken");
-        if (token) {
-            rc = answer(200, token, out_status, out_body); /* echo as text/plain */
-            free(token);
-            goto out;
-        }
+    int hs = ig_wh_handshake(scheme, method ? method : "POST", url ? url : "", header_names, header_values, n_headers,
+                             body, body_len);
+    if (hs == IG_WH_HANDSHAKE_MSGRAPH) {
+        char *token = NULL;
+        rc = ig_wh_query_param(url, "validationToken", &token);
+        if (rc == INTEG_OK)
+            rc = answer(200, token ? token : "", out_status, out_body); /* echo as text/plain */
+        free(token);
+        goto out;
     }
-    if (!strcmp(scheme, "woocommerce") && !header_of(header_names, header_values, n_headers, "X-WC-Webhook-Signature") &&
-        all_digits_ping(body, body_len)) {
+    if (hs == IG_WH_HANDSHAKE_WOOCOMMERCE) {
         rc = answer_json(200, "ping", NULL, out_status, out_body);
         goto out;
     }
-    if ((rc = open_secrets(ctx, ep, &secrets)))
+    if ((rc = open_secrets(ctx, ep, def, &secrets))) {
+        /* No usable secret: nothing can be verified. */
+        rc = answer_json(401, "unauthorized", NULL, out_status, out_body);
         goto out;
+    }
     int tol = (int)webhook_opt(ctx, "tolerance_s", 0);
     int64_t now_s = ctx_now(ctx) / 1000;
     int vrc = integ_webhook_verify(scheme, secrets, method ? method : "POST", url ? url : "", header_names,

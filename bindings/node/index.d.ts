@@ -10,6 +10,13 @@ export function version(): string;
 export function strerror(code: number): string;
 /** A new master key: 32 random bytes, standard base64 (44 characters). */
 export function generateMasterKey(): string;
+/**
+ * Verify one delivery's signature, statelessly (no Context needed). Returns
+ * nothing; throws SignatureError (no secret matches), ReplayError (timestamp
+ * outside the tolerance) or InvalidArgument (a malformed or missing header,
+ * named in the message; an unknown scheme). Comparisons are constant time.
+ */
+export function verifyWebhook(options: VerifyWebhookOptions): void;
 
 export interface HttpOptions {
   timeout_ms?: number;
@@ -32,7 +39,20 @@ export interface ContextOptions {
   base_url_overrides?: {
     [definitionKey: string]: string | { api?: string; authorize_url?: string; token_url?: string };
   };
-  webhook?: { base_url?: string; tolerance_s?: number; max_body_bytes?: number };
+  webhook?: WebhookOptions;
+}
+
+export interface WebhookOptions {
+  /** Endpoint URLs are base_url/<endpoint id>. */
+  base_url?: string;
+  /** Timestamp tolerance of signed deliveries (default 300). */
+  tolerance_s?: number;
+  /** Larger bodies are answered 413 (default 1 MiB). */
+  max_body_bytes?: number;
+  /** Failed processing attempts before an event is dead (default 8). */
+  max_attempts?: number;
+  /** How long a replaced secret keeps verifying (default 24 h). */
+  rotation_grace_s?: number;
 }
 
 export type Category =
@@ -263,6 +283,213 @@ export interface EntityInput {
   data: JsonObject;
 }
 
+// ---- Webhooks (doc/webhooks.md) ------------------------------------------
+
+export type WebhookScheme =
+  | 'standard' | 'standard-ed25519' | 'github' | 'github-sha1' | 'slack' | 'stripe' | 'shopify'
+  | 'woocommerce' | 'hubspot-v1' | 'hubspot-v2' | 'hubspot-v3' | 'sendgrid' | 'twilio' | 'basic'
+  | 'msgraph';
+
+export interface WebhookEndpointRequest {
+  /** Override the definition's scheme. */
+  scheme?: WebhookScheme;
+  /** Event types or "prefix*" patterns to queue; empty or absent: all. */
+  events?: string[];
+  /** When the provider dictates it (Shopify app secret, SendGrid public key, ...). */
+  secret?: string;
+  active?: boolean;
+  description?: string;
+}
+
+export interface WebhookEndpoint {
+  id: string;
+  integration_id: string;
+  /** webhook.base_url + "/" + id: register this with the provider. */
+  url: string;
+  scheme: WebhookScheme;
+  secret_source?: string;
+  events: string[];
+  active: boolean;
+  description: string | null;
+  created_at: string;
+  updated_at: string;
+  secret_rotated_at: string | null;
+  has_previous_secret: boolean;
+  [key: string]: JsonValue | undefined;
+}
+
+/** From createWebhookEndpoint and rotateWebhookSecret only: the secret, shown once. */
+export interface WebhookEndpointWithSecret extends WebhookEndpoint {
+  /** "whsec_..." when generated. */
+  secret: string;
+}
+
+export interface WebhookEndpointPatch {
+  events?: string[];
+  active?: boolean;
+  description?: string;
+  scheme?: WebhookScheme;
+  /** A provider-dictated secret; the old one verifies for webhook.rotation_grace_s. */
+  secret?: string;
+}
+
+export type WebhookEventStatus = 'queued' | 'processing' | 'retry' | 'processed' | 'dead';
+
+export interface WebhookEvent {
+  id: string;
+  endpoint_id: string;
+  integration_id: string;
+  /** The provider's delivery id (de-duplication), or a hash of the body. */
+  event_id: string;
+  event_type: string | null;
+  status: WebhookEventStatus;
+  attempts: number;
+  received_at: string;
+  processed_at: string | null;
+  last_error: string | null;
+  /** For queued and retrying events. */
+  next_attempt_at?: string;
+  result?: JsonValue;
+  [key: string]: JsonValue | undefined;
+}
+
+export interface WebhookEventFilter extends Page {
+  endpoint_id?: string;
+  integration_id?: string;
+  status?: WebhookEventStatus;
+}
+
+/**
+ * Request headers: [name, value] pairs (an array, a Map, fetch's Headers, any
+ * iterable of pairs) or an object such as Node's req.headers (array values
+ * are repeated headers; undefined values are skipped). Names match
+ * case-insensitively.
+ */
+export type WebhookHeaders =
+  | Iterable<readonly [string, string]>
+  | { [name: string]: string | string[] | undefined };
+
+/** The raw body, byte for byte (a string is taken as UTF-8). */
+export type WebhookBody = string | ArrayBufferView | ArrayBuffer;
+
+export interface WebhookRequest {
+  /** Default "POST". */
+  method?: string;
+  /** The URL as received (some schemes sign it); default "". */
+  url?: string;
+  headers?: WebhookHeaders | null;
+  body?: WebhookBody | null;
+}
+
+/** What to answer the provider with. */
+export interface WebhookResponse {
+  /** 202 accepted; 200 duplicate, ignored or a handshake; 401; 404; 413. */
+  status: number;
+  /**
+   * A JSON status object ({"status":"accepted","id"}, ...), or for a
+   * handshake the text to echo (Graph validationToken, Slack challenge):
+   * send that as text/plain.
+   */
+  body: string;
+  /** Why, after a 4xx answer: for the host's logs, never for the sender. */
+  reason?: string;
+}
+
+export interface VerifyWebhookOptions extends WebhookRequest {
+  scheme: WebhookScheme;
+  /** The endpoint's secret, or several during a rotation (any one verifies). */
+  secret: string | string[];
+  /** The time to check timestamps against: unix seconds or a Date (default: now). */
+  now?: number | Date | null;
+  /** Seconds; 0 or absent: the scheme's default (300); negative: skip the check. */
+  tolerance?: number | null;
+}
+
+export interface WebhookProcessResult {
+  claimed: number;
+  processed: number;
+  failed: number;
+  dead: number;
+  events: {
+    id: string;
+    endpoint_id: string;
+    status: 'processed' | 'retry' | 'dead';
+    result?: JsonValue;
+    error?: string;
+  }[];
+}
+
+// ---- Events -----------------------------------------------------------------
+
+interface EventBase {
+  /** RFC 3339. */
+  at: string;
+  tenant_id: string;
+  integration_id: string;
+  [key: string]: JsonValue | undefined;
+}
+
+export interface WebhookDeadEvent extends EventBase {
+  type: 'webhook.dead';
+  /** The WebhookEvent's id (replayWebhookEvent takes it). */
+  event_id: string;
+  endpoint_id: string;
+  attempts: number;
+  last_error: string;
+}
+
+export interface NeedsReauthEvent extends EventBase {
+  type: 'integration.needs_reauth';
+  reason: string;
+}
+
+/** With scheduled syncs (the C header lists them; fields vary). */
+export interface OtherEvent extends EventBase {
+  type: 'sync.completed' | 'sync.failed' | 'conflict.detected';
+}
+
+export type IntegrationsEvent = WebhookDeadEvent | NeedsReauthEvent | OtherEvent;
+
+/**
+ * Receives the library's notifications on the JS thread, each as its own
+ * task (never inside a library call, so it may call the library). Events
+ * raised by a Promise-returning method are delivered before that Promise
+ * settles; others (from synchronous methods) soon after the method returns.
+ * A throw is an uncaught exception, as from an EventEmitter listener.
+ */
+export type EventCallback = (event: IntegrationsEvent) => void;
+
+// ---- OAuth (doc/oauth.md) -----------------------------------------------------
+
+export interface OAuthBeginRequest {
+  /** A definition key ("hubspot-crm") or id with an oauth2 auth method. */
+  integration_definition_id: string;
+  redirect_uri: string;
+  name?: string;
+  config?: JsonObject;
+  /** Extra to the manifest's scopes. */
+  scopes?: string[];
+  /** Re-authorise an existing integration instead of creating one. */
+  integration_id?: string;
+}
+
+export interface OAuthBegin {
+  /** Send the user here; the provider redirects to redirect_uri with code and state. */
+  authorize_url: string;
+  /** Single use, 10 minutes. */
+  state: string;
+  expires_at: string;
+}
+
+/** The callback's query parameters. */
+export interface OAuthCallback {
+  state: string;
+  code?: string;
+  error?: string;
+  error_description?: string;
+  [param: string]: string | undefined;
+}
+
 /**
  * Decides whether a user may perform `action` on `resource` ("integration",
  * "admin" for every write). Only `true` allows; it must not call the
@@ -290,6 +517,25 @@ export class Context {
   /** Re-seals every secret under newKey, on the thread pool. */
   rotateMasterKey(newKey: string): Promise<void>;
   setPermissionCallback(fn: PermissionCallback | null): void;
+  /** Set or clear the notification callback (see EventCallback). */
+  setEventCallback(fn: EventCallback | null): void;
+  /**
+   * Handle one HTTP delivery to an endpoint (the last path segment of its
+   * URL): verified and durably queued before it returns. An error is thrown
+   * only when no answer could be made (store down).
+   */
+  receiveWebhook(endpointId: string, request: WebhookRequest): WebhookResponse;
+  /**
+   * Process up to maxEvents (1..10000, default 100) due events of every
+   * tenant, on the thread pool (a fetch may hit the network).
+   */
+  processWebhooks(maxEvents?: number | null): Promise<WebhookProcessResult>;
+  /**
+   * Finish an OAuth flow from the callback's query, on the thread pool (the
+   * code exchange). An unknown or used state rejects with NotFound, an
+   * expired one or a provider error with AuthError.
+   */
+  completeOAuth(callback: OAuthCallback): Promise<Integration>;
   session(tenantId: string, userId: string, roles?: string[] | null): Session;
   /** Idempotent. Open sessions keep working until they are closed. */
   close(): void;
@@ -336,6 +582,28 @@ export class Session {
   putEntity(entity: string, record: EntityInput): EntityRecord;
   /** Soft delete: the record reads back with deleted: true. */
   deleteEntity(entity: string, localId: string): void;
+
+  /** The response's secret is shown here and by rotateWebhookSecret only. */
+  createWebhookEndpoint(integrationId: string, request?: WebhookEndpointRequest | null): WebhookEndpointWithSecret;
+  /** Never with their secrets. */
+  webhookEndpoints(integrationId: string): WebhookEndpoint[];
+  updateWebhookEndpoint(endpointId: string, patch: WebhookEndpointPatch): WebhookEndpoint;
+  /** A new generated secret, shown once; the old one verifies for the grace period. */
+  rotateWebhookSecret(endpointId: string): WebhookEndpointWithSecret;
+  /** Deletes its queued events too. */
+  deleteWebhookEndpoint(endpointId: string): void;
+  /** The tenant's webhook events, newest first. */
+  webhookEvents(filter?: WebhookEventFilter | null): WebhookEvent[];
+  /** Queue a dead (or processed) event again; others are ConflictError. */
+  replayWebhookEvent(eventId: string): void;
+
+  /** Start an authorization-code flow (state and PKCE). */
+  beginOAuth(request: OAuthBeginRequest): OAuthBegin;
+  /**
+   * Force a token refresh now, on the thread pool. A refused refresh token
+   * rejects with AuthError and marks the integration needs_reauth.
+   */
+  refreshOAuth(integrationId: string): Promise<void>;
   /** Idempotent. */
   close(): void;
 }

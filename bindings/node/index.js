@@ -117,6 +117,7 @@ module.exports = {
   version: addon.version,
   strerror: addon.strerror,
   generateMasterKey: addon.generateMasterKey,
+  verifyWebhook: addon.verifyWebhook,
   Context: addon.Context,
   Session: addon.Session,
   codes,

@@ -480,6 +480,47 @@ static void test_process_fetch_mode(void)
     integ_free(out);
     CHECK(json_object_array_length(l) == 2);
     json_object_put(l);
+    /* The app's secret rotates: endpoints follow the app credentials. */
+    CHECK_OK(integ_definition_set_app_credentials(e.ctx, "hubspot-crm", "{\"client_id\":\"c\",\"client_secret\":\"rotated-app-secret\"}"));
+    const char *b2 = "[{\"eventId\":103,\"subscriptionType\":\"contact.propertyChange\",\"objectId\":1001}]";
+    hubspot_delivery(&d, url, b2); /* signed with the old APP_SECRET */
+    CHECK(receive(&e, jstr(ep, "id"), url, &d, b2, NULL) == 401);
+    json_object_put(ep);
+    env_close(&e, dbpath);
+}
+
+/* Standard Webhooks: the svix-* headers are what is verified, so an added
+ * unsigned webhook-id cannot make the same delivery new. */
+static void test_standard_dedup(void)
+{
+    struct env e;
+    if (env_open(&e, dbpath, "http://127.0.0.1:9")) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object *ep = make_endpoint(&e, e.woo_id, "{\"scheme\":\"standard\"}");
+    if (!ep)
+        return;
+    const char *secret = jstr(ep, "secret");
+    unsigned char key[64];
+    size_t klen = 0;
+    CHECK(sodium_base642bin(key, sizeof key, secret + 6, strlen(secret + 6), NULL, &klen, NULL,
+                            sodium_base64_VARIANT_ORIGINAL) == 0);
+    const char *body = "{\"type\":\"customer.updated\",\"data\":{\"id\":5}}";
+    char ts[32], msg[512], sig[160], mac_b64[64];
+    unsigned char mac[32];
+    snprintf(ts, sizeof ts, "%lld", (long long)(fake_now / 1000));
+    int n = snprintf(msg, sizeof msg, "msg_1.%s.%s", ts, body);
+    mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), key, klen, (unsigned char *)msg, (size_t)n, mac);
+    sodium_bin2base64(mac_b64, sizeof mac_b64, mac, sizeof mac, sodium_base64_VARIANT_ORIGINAL);
+    snprintf(sig, sizeof sig, "v1,%s", mac_b64);
+    struct delivery d = {{"svix-id", "svix-timestamp", "svix-signature", "webhook-id"}, {"msg_1", ts, sig, "forged-1"}, 3, "", ""};
+    CHECK(receive(&e, jstr(ep, "id"), "/h", &d, body, NULL) == 202);
+    d.n = 4;
+    CHECK(receive(&e, jstr(ep, "id"), "/h", &d, body, NULL) == 200);
+    d.values[3] = "forged-2";
+    CHECK(receive(&e, jstr(ep, "id"), "/h", &d, body, NULL) == 200);
+    CHECK(count_events(&e, NULL) == 1);
     json_object_put(ep);
     env_close(&e, dbpath);
 }
@@ -657,6 +698,7 @@ int main(int argc, char **argv)
     RUN(test_retry_dead_replay);
     RUN(test_worker_dies);
     RUN(test_rotation_grace);
+    RUN(test_standard_dedup);
     sandbox_stop();
     TEST_END();
 }

@@ -21,6 +21,13 @@
  *    integ_sync, sync progress) go through the call's threadsafe function:
  *    the C callback queues the question and blocks until the JS thread has
  *    answered, so JS only ever runs on its own thread.
+ *  - Events (integ_ctx_set_event_cb) return nothing, so nobody waits for
+ *    them: the C callback copies the JSON and queues it, non-blocking, on
+ *    the context's event threadsafe function, from whatever thread raised
+ *    it. An async call that raised events settles its Promise through the
+ *    same queue, behind them, so they reach JS first (see ev_sink).
+ *  - Outputs that may hold secrets (a new webhook secret) are wiped from
+ *    the library's buffer after parsing, like inputs.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* explicit_bzero */
@@ -46,6 +53,8 @@
 typedef struct ctx_wrap ctx_wrap;
 typedef struct session_wrap session_wrap;
 typedef struct async_op async_op;
+typedef struct ev_sink ev_sink;
+typedef struct ev_fn ev_fn;
 
 typedef struct addon {
     napi_ref ctx_ctor;
@@ -74,6 +83,7 @@ struct ctx_wrap {
     unsigned busy;     /* async calls in flight that use ctx */
     napi_ref perm_fn;  /* the JS permission callback, or NULL */
     napi_ref perm_exc; /* the first exception it threw during the current call */
+    ev_sink *sink;     /* event delivery; fixed for the wrapper's life */
     /* One for the JS object, one per Session wrapper and one per async
      * call: the C library may call the permission trampoline with this
      * struct as payload for as long as any session is alive, even after
@@ -90,6 +100,28 @@ struct session_wrap {
     napi_ref ctx_obj; /* strong: keeps the Context object alive */
 };
 
+/* Event delivery for one context. The library calls event_trampoline on
+ * the thread that raised the event (a pool thread during async work, the
+ * JS thread during a synchronous method) with the ctx_wrap as payload; it
+ * queues a copy on `cur`'s threadsafe function under `mu`, so that
+ * setEventCallback (JS thread) can swap or drop the function at any time.
+ * Each function set gets its own tsfn (bound to that JS function): events
+ * already queued still reach the function that was set when they were
+ * raised. The tsfn is unref'd (a callback does not keep the process
+ * alive) except while Promise settle markers wait in its queue. */
+struct ev_fn {
+    ev_sink *sink;
+    napi_threadsafe_function tsfn;
+    unsigned markers; /* settle markers queued (JS thread only) */
+};
+
+struct ev_sink {
+    pthread_mutex_t mu;
+    ev_fn *cur;    /* the current callback's, or NULL (under mu) */
+    unsigned gen;  /* bumped by every setEventCallback (under mu) */
+    unsigned refs; /* JS thread only: 1 for the ctx_wrap + 1 per live ev_fn */
+};
+
 /* ------------------------------------------------------------------------
  * Small helpers
  * ---------------------------------------------------------------------- */
@@ -101,6 +133,15 @@ static void free_secret(char *p)
         return;
     explicit_bzero(p, strlen(p));
     free(p);
+}
+
+/* Likewise for a library result (a new webhook secret, OAuth state). */
+static void free_out(char *p)
+{
+    if (!p)
+        return;
+    explicit_bzero(p, strlen(p));
+    integ_free(p);
 }
 
 static addon *get_addon(napi_env env)
@@ -285,6 +326,28 @@ static int check_not_in_callback(napi_env env, addon *ad)
  * Lifetimes
  * ---------------------------------------------------------------------- */
 
+static void sink_unref(ev_sink *k)
+{
+    if (--k->refs > 0)
+        return;
+    pthread_mutex_destroy(&k->mu);
+    free(k);
+}
+
+/* Stop delivering events through the current function (JS thread). Events
+ * already queued are still delivered; the tsfn's finaliser drops its
+ * reference to the sink once its queue is empty. */
+static void sink_detach(ev_sink *k)
+{
+    pthread_mutex_lock(&k->mu);
+    ev_fn *old = k->cur;
+    k->cur = NULL;
+    k->gen++;
+    pthread_mutex_unlock(&k->mu);
+    if (old)
+        napi_release_threadsafe_function(old->tsfn, napi_tsfn_release);
+}
+
 static void cw_unref(napi_env env, ctx_wrap *cw)
 {
     if (--cw->refs > 0)
@@ -293,6 +356,12 @@ static void cw_unref(napi_env env, ctx_wrap *cw)
         napi_delete_reference(env, cw->perm_fn);
     if (cw->perm_exc)
         napi_delete_reference(env, cw->perm_exc);
+    /* The C context is closed by now (sessions and calls hold refs), so
+     * the library can no longer call event_trampoline with cw. */
+    if (cw->sink) {
+        sink_detach(cw->sink);
+        sink_unref(cw->sink);
+    }
     free(cw);
 }
 
@@ -446,8 +515,10 @@ typedef int (*call_fn)(void *handle, char *const *a, char **out);
 typedef struct method_spec {
     const char *name; /* JS name */
     /* One char per argument: 's' string, 'S' optional string (undefined or
-     * null pass NULL), 'j' JSON, 'o' an options object of JS callbacks
-     * ({onProgress}; blocking methods only, nothing in a[]). */
+     * null pass NULL), 'j' JSON, 'n' optional integer (undefined or null
+     * pass NULL: the call's default; else its decimal text, in int range),
+     * 'o' an options object of JS callbacks ({onProgress}; blocking
+     * methods only, nothing in a[]). */
     const char *args;
     const char *const *arg_names; /* for messages */
     call_fn call;
@@ -492,6 +563,11 @@ struct async_op {
     napi_ref progress_fn;  /* onProgress, or NULL */
     napi_ref cb_exc;       /* holder of the first exception a callback threw */
     unsigned refs;         /* 1 for the call + 1 while the tsfn exists (JS thread only) */
+    /* Events this call raised (worker thread, then read on completion) and
+     * the sink generation they went to: the Promise settles behind them. */
+    unsigned ev_count;
+    unsigned ev_gen;
+    napi_status status; /* the async work's completion status */
 };
 
 /* The async call running on this thread-pool thread, for the permission
@@ -532,7 +608,7 @@ static void op_free(napi_env env, async_op *op)
     for (int i = 0; i < MAX_ARGS; i++)
         free_secret(op->a[i]);
     memset(op->a, 0, sizeof op->a);
-    integ_free(op->out);
+    free_out(op->out);
     op->out = NULL;
     integ_ctx_close(op->out_ctx); /* opened but never adopted */
     op->out_ctx = NULL;
@@ -660,9 +736,134 @@ static void op_execute(napi_env env, void *data)
     tl_op = NULL;
 }
 
+/* ------------------------------------------------------------------------
+ * Events (integ_ctx_set_event_cb)
+ * ---------------------------------------------------------------------- */
+
+static void op_settle(napi_env env, async_op *op);
+
+/* One queued item: an event's JSON, or (op set) a Promise to settle. */
+typedef struct ev_item {
+    async_op *op;
+    char json[];
+} ev_item;
+
+/* The library's event callback; any thread. Never blocks on JS: the
+ * event is copied and queued (an event that cannot be queued, out of
+ * memory or during teardown, is dropped). */
+static void event_trampoline(void *payload, const char *event_json)
+{
+    ctx_wrap *cw = payload;
+    if (!cw || !cw->sink || !event_json)
+        return;
+    size_t n = strlen(event_json);
+    ev_item *it = malloc(sizeof *it + n + 1);
+    if (!it)
+        return;
+    it->op = NULL;
+    memcpy(it->json, event_json, n + 1);
+    ev_sink *k = cw->sink;
+    pthread_mutex_lock(&k->mu);
+    napi_status st = k->cur ? napi_call_threadsafe_function(k->cur->tsfn, it, napi_tsfn_nonblocking)
+                            : napi_closing;
+    unsigned gen = k->gen;
+    pthread_mutex_unlock(&k->mu);
+    if (st != napi_ok) {
+        free(it);
+        return;
+    }
+    /* Raised inside one of our async calls: it settles behind this. */
+    async_op *op = tl_op;
+    if (op && op->cw == cw) {
+        op->ev_count++;
+        op->ev_gen = gen;
+    }
+}
+
+/* The event tsfn's call_js (JS thread; env NULL when the environment is
+ * being torn down and nothing can run). An event calls the function the
+ * tsfn was made for with the parsed event; what it throws is an uncaught
+ * exception, as from an EventEmitter listener (it has no caller to throw
+ * to). A settle marker settles its call's Promise. */
+static void ev_call_js(napi_env env, napi_value js_cb, void *context, void *data)
+{
+    ev_fn *f = context;
+    ev_item *it = data;
+    if (it->op) {
+        if (env) {
+            if (--f->markers == 0)
+                napi_unref_threadsafe_function(env, f->tsfn);
+            op_settle(env, it->op);
+        }
+        /* Else the environment is going away with the Promise: the op
+         * (a few hundred bytes) is leaked rather than touched without an
+         * env. */
+        free(it);
+        return;
+    }
+    if (env && js_cb) {
+        napi_value event = parse_json(env, it->json), global, result;
+        if (event && napi_get_global(env, &global) == napi_ok)
+            napi_call_function(env, global, js_cb, 1, &event, &result);
+        bool pending = false;
+        napi_value exc;
+        if (napi_is_exception_pending(env, &pending) == napi_ok && pending &&
+            napi_get_and_clear_last_exception(env, &exc) == napi_ok)
+            napi_fatal_exception(env, exc);
+    }
+    free(it);
+}
+
+static void ev_fn_finalize(napi_env env, void *data, void *hint)
+{
+    (void)env;
+    (void)hint;
+    ev_fn *f = data;
+    ev_sink *k = f->sink;
+    pthread_mutex_lock(&k->mu);
+    if (k->cur == f) { /* torn down by the environment, not replaced */
+        k->cur = NULL;
+        k->gen++;
+    }
+    pthread_mutex_unlock(&k->mu);
+    sink_unref(k);
+    free(f);
+}
+
+/* op_complete: if the call raised events that are still queued for the
+ * current callback, queue the settling behind them and return 1. */
+static int ev_queue_settle(napi_env env, async_op *op)
+{
+    if (!op->cw || !op->ev_count || !op->cw->sink)
+        return 0;
+    ev_sink *k = op->cw->sink;
+    ev_item *it = malloc(sizeof *it + 1);
+    if (!it)
+        return 0;
+    it->op = op;
+    it->json[0] = '\0';
+    int queued = 0;
+    pthread_mutex_lock(&k->mu);
+    ev_fn *f = k->cur;
+    if (f && k->gen == op->ev_gen &&
+        napi_call_threadsafe_function(f->tsfn, it, napi_tsfn_nonblocking) == napi_ok) {
+        queued = 1;
+        /* An unref'd tsfn would let the process exit with the Promise
+         * pending: hold the loop until the marker is through. */
+        if (f->markers++ == 0)
+            napi_ref_threadsafe_function(env, f->tsfn);
+    }
+    pthread_mutex_unlock(&k->mu);
+    if (!queued)
+        free(it);
+    return queued;
+}
+
+
 static void op_complete(napi_env env, napi_status status, void *data)
 {
     async_op *op = data;
+    op->status = status;
     if (op->sw) {
         op->sw->busy--;
         sw_maybe_close(op->sw);
@@ -674,9 +875,19 @@ static void op_complete(napi_env env, napi_status status, void *data)
         op->cw->busy--;
         cw_maybe_close(op->cw);
     }
+    /* Events the call raised are queued for the JS thread: settle behind
+     * them, through the same queue, so the handler has seen them first. */
+    if (ev_queue_settle(env, op))
+        return;
+    op_settle(env, op);
+}
+
+/* Resolve or reject the call's Promise, then free it (JS thread). */
+static void op_settle(napi_env env, async_op *op)
+{
     napi_value value = NULL, holder = NULL;
     bool ok = false;
-    if (status == napi_cancelled) {
+    if (op->status == napi_cancelled) {
         value = make_error(env, INTEG_ECANCELED, "the call was canceled before it started");
     } else if (op->cb_exc) {
         /* A callback threw (which denied or canceled): reject with that. */
@@ -811,6 +1022,31 @@ static int arg_callbacks(napi_env env, napi_value v, const char *name, napi_valu
     return 0;
 }
 
+/* An optional integer in int range: NULL for undefined/null (the call's
+ * default), else its decimal text. */
+static int arg_int(napi_env env, napi_value v, const char *name, char **out)
+{
+    *out = NULL;
+    napi_valuetype t;
+    NAPI_CHECK(env, napi_typeof(env, v, &t));
+    if (t == napi_undefined || t == napi_null)
+        return 0;
+    double d = 0;
+    /* The range test first: it also rejects NaN before the cast. */
+    if (t != napi_number || napi_get_value_double(env, v, &d) != napi_ok ||
+        !(d >= -2147483648.0 && d <= 2147483647.0) || d != (double)(int)d) {
+        throw_inval(env, "%s: must be an integer", name);
+        return -1;
+    }
+    char buf[16];
+    snprintf(buf, sizeof buf, "%d", (int)d);
+    if (!(*out = strdup(buf))) {
+        throw_code(env, INTEG_ENOMEM, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
 /* Convert argv per spec into a[]; -1 with an exception pending on error.
  * An 'o' argument's onProgress goes to *on_progress (NULL: not wanted). */
 static int convert_args(napi_env env, const method_spec *spec, napi_value *argv, char **a,
@@ -831,6 +1067,9 @@ static int convert_args(napi_env env, const method_spec *spec, napi_value *argv,
             } else if (t != napi_undefined && t != napi_null) {
                 rc = arg_string(env, argv[i], name, &a[i]);
             }
+            break;
+        case 'n':
+            rc = arg_int(env, argv[i], name, &a[i]);
             break;
         case 'o': {
             napi_value fn = NULL;
@@ -924,18 +1163,18 @@ static napi_value dispatch(napi_env env, napi_callback_info info, bool on_sessio
     for (int i = 0; i < MAX_ARGS; i++)
         free_secret(a[i]);
     if (rethrow_perm_exception(env, cw)) {
-        integ_free(out);
+        free_out(out);
         return NULL;
     }
     if (rc != INTEG_OK) {
-        integ_free(out);
+        free_out(out);
         throw_code(env, rc, errmsg);
         return NULL;
     }
     if (!out)
         return undefined(env);
     napi_value result = parse_json(env, out);
-    integ_free(out);
+    free_out(out);
     return result;
 }
 
@@ -977,6 +1216,307 @@ static napi_value ctx_dispatch(napi_env env, napi_callback_info info)
 static napi_value session_dispatch(napi_env env, napi_callback_info info)
 {
     return dispatch_outer(env, info, true);
+}
+
+/* ------------------------------------------------------------------------
+ * HTTP requests (webhook deliveries) from JS
+ * ---------------------------------------------------------------------- */
+
+/* A delivery as the C calls take it. Header values can hold credentials
+ * (the "basic" scheme): everything is wiped when freed. */
+typedef struct http_req {
+    char *method; /* NULL: the library's default ("POST") */
+    char *url;    /* NULL: "" */
+    char **names, **values;
+    size_t n, cap;
+    char *body; /* a copy; NULL when empty */
+    size_t body_len;
+} http_req;
+
+static void req_free(http_req *r)
+{
+    free_secret(r->method);
+    free_secret(r->url);
+    for (size_t i = 0; i < r->n; i++) {
+        free_secret(r->names[i]);
+        free_secret(r->values[i]);
+    }
+    free(r->names);
+    free(r->values);
+    if (r->body) {
+        explicit_bzero(r->body, r->body_len);
+        free(r->body);
+    }
+    memset(r, 0, sizeof *r);
+}
+
+/* The own enumerable string keys of `obj` must all be in `allowed`. */
+static int check_keys(napi_env env, napi_value obj, const char *name, const char *const *allowed,
+                      const char *hint)
+{
+    napi_value keys;
+    uint32_t n = 0;
+    NAPI_CHECK(env, napi_get_all_property_names(env, obj, napi_key_own_only,
+                                                napi_key_enumerable | napi_key_skip_symbols,
+                                                napi_key_numbers_to_strings, &keys));
+    NAPI_CHECK(env, napi_get_array_length(env, keys, &n));
+    for (uint32_t i = 0; i < n; i++) {
+        napi_value k;
+        char key[128] = "";
+        NAPI_CHECK(env, napi_get_element(env, keys, i, &k));
+        NAPI_CHECK(env, napi_get_value_string_utf8(env, k, key, sizeof key, NULL));
+        bool known = false;
+        for (const char *const *a = allowed; *a && !known; a++)
+            known = strcmp(key, *a) == 0;
+        if (!known) {
+            char msg[400];
+            snprintf(msg, sizeof msg, "%s.%s: unknown option (use %s)", name, key, hint);
+            throw_code(env, INTEG_EINVAL, msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int req_add_header(napi_env env, http_req *r, napi_value name, napi_value value,
+                          const char *what)
+{
+    char nname[160], vname[160];
+    snprintf(nname, sizeof nname, "%s: the name", what);
+    snprintf(vname, sizeof vname, "%s: the value", what);
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 16;
+        char **nn = realloc(r->names, cap * sizeof *nn);
+        if (nn)
+            r->names = nn;
+        char **nv = nn ? realloc(r->values, cap * sizeof *nv) : NULL;
+        if (nv)
+            r->values = nv;
+        if (!nn || !nv) {
+            throw_code(env, INTEG_ENOMEM, "out of memory");
+            return -1;
+        }
+        r->cap = cap;
+    }
+    char *k = NULL, *v = NULL;
+    if (arg_string(env, name, nname, &k))
+        return -1;
+    if (arg_string(env, value, vname, &v)) {
+        free_secret(k);
+        return -1;
+    }
+    r->names[r->n] = k;
+    r->values[r->n] = v;
+    r->n++;
+    return 0;
+}
+
+/* headers: an array (or any iterable: Map, fetch's Headers) of [name,
+ * value] pairs, or a plain object {name: value | [values] | undefined}
+ * (Node's req.headers). undefined/null: none. */
+static int req_headers(napi_env env, napi_value v, const char *name, http_req *r)
+{
+    napi_valuetype t;
+    NAPI_CHECK(env, napi_typeof(env, v, &t));
+    if (t == napi_undefined || t == napi_null)
+        return 0;
+    if (t != napi_object) {
+        throw_inval(env, "%s: must be an array of [name, value] pairs or an object", name);
+        return -1;
+    }
+    bool is_array = false;
+    NAPI_CHECK(env, napi_is_array(env, v, &is_array));
+    if (!is_array) {
+        /* An iterable (Map, Headers) becomes an array of its entries;
+         * a plain object has no Symbol.iterator. */
+        napi_value global, symbol, iter_key, iter, array_ctor, from;
+        NAPI_CHECK(env, napi_get_global(env, &global));
+        NAPI_CHECK(env, napi_get_named_property(env, global, "Symbol", &symbol));
+        NAPI_CHECK(env, napi_get_named_property(env, symbol, "iterator", &iter_key));
+        NAPI_CHECK(env, napi_get_property(env, v, iter_key, &iter));
+        NAPI_CHECK(env, napi_typeof(env, iter, &t));
+        if (t == napi_function) {
+            NAPI_CHECK(env, napi_get_named_property(env, global, "Array", &array_ctor));
+            NAPI_CHECK(env, napi_get_named_property(env, array_ctor, "from", &from));
+            napi_value entries;
+            NAPI_CHECK(env, napi_call_function(env, array_ctor, from, 1, &v, &entries));
+            v = entries;
+            is_array = true;
+        }
+    }
+    char what[128];
+    if (is_array) {
+        uint32_t n = 0;
+        NAPI_CHECK(env, napi_get_array_length(env, v, &n));
+        for (uint32_t i = 0; i < n; i++) {
+            napi_value pair, hn, hv;
+            bool pair_is_array = false;
+            uint32_t len = 0;
+            snprintf(what, sizeof what, "%s[%u]", name, i);
+            NAPI_CHECK(env, napi_get_element(env, v, i, &pair));
+            NAPI_CHECK(env, napi_is_array(env, pair, &pair_is_array));
+            if (pair_is_array)
+                NAPI_CHECK(env, napi_get_array_length(env, pair, &len));
+            if (!pair_is_array || len != 2) {
+                throw_inval(env, "%s: must be a [name, value] pair", what);
+                return -1;
+            }
+            NAPI_CHECK(env, napi_get_element(env, pair, 0, &hn));
+            NAPI_CHECK(env, napi_get_element(env, pair, 1, &hv));
+            if (req_add_header(env, r, hn, hv, what))
+                return -1;
+        }
+        return 0;
+    }
+    napi_value keys;
+    uint32_t n = 0;
+    NAPI_CHECK(env, napi_get_all_property_names(env, v, napi_key_own_only,
+                                                napi_key_enumerable | napi_key_skip_symbols,
+                                                napi_key_numbers_to_strings, &keys));
+    NAPI_CHECK(env, napi_get_array_length(env, keys, &n));
+    for (uint32_t i = 0; i < n; i++) {
+        napi_value k, val;
+        char key[96] = "";
+        bool val_is_array = false;
+        NAPI_CHECK(env, napi_get_element(env, keys, i, &k));
+        NAPI_CHECK(env, napi_get_value_string_utf8(env, k, key, sizeof key, NULL));
+        snprintf(what, sizeof what, "%s.%s", name, key);
+        NAPI_CHECK(env, napi_get_property(env, v, k, &val));
+        NAPI_CHECK(env, napi_typeof(env, val, &t));
+        if (t == napi_undefined)
+            continue; /* IncomingHttpHeaders allows it: no such header */
+        NAPI_CHECK(env, napi_is_array(env, val, &val_is_array));
+        if (!val_is_array) {
+            if (req_add_header(env, r, k, val, what))
+                return -1;
+            continue;
+        }
+        uint32_t m = 0; /* repeated header: one entry per value */
+        NAPI_CHECK(env, napi_get_array_length(env, val, &m));
+        for (uint32_t j = 0; j < m; j++) {
+            napi_value e;
+            NAPI_CHECK(env, napi_get_element(env, val, j, &e));
+            if (req_add_header(env, r, k, e, what))
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* body: the raw bytes: a Buffer or any TypedArray/DataView/ArrayBuffer,
+ * or a string (sent as UTF-8). undefined/null: empty. Copied. */
+static int req_body(napi_env env, napi_value v, const char *name, http_req *r)
+{
+    napi_valuetype t;
+    NAPI_CHECK(env, napi_typeof(env, v, &t));
+    if (t == napi_undefined || t == napi_null)
+        return 0;
+    const void *data = NULL;
+    size_t len = 0;
+    if (t == napi_string) {
+        NAPI_CHECK(env, napi_get_value_string_utf8(env, v, NULL, 0, &len));
+        if (!(r->body = malloc(len + 1))) {
+            throw_code(env, INTEG_ENOMEM, "out of memory");
+            return -1;
+        }
+        NAPI_CHECK(env, napi_get_value_string_utf8(env, v, r->body, len + 1, &len));
+        r->body_len = len; /* NUL characters are body bytes like any other */
+        return 0;
+    }
+    bool is_ta = false, is_dv = false, is_ab = false;
+    if (t == napi_object) {
+        NAPI_CHECK(env, napi_is_typedarray(env, v, &is_ta));
+        NAPI_CHECK(env, napi_is_dataview(env, v, &is_dv));
+        NAPI_CHECK(env, napi_is_arraybuffer(env, v, &is_ab));
+    }
+    if (is_ta) {
+        napi_typedarray_type type;
+        size_t count = 0;
+        void *p = NULL;
+        NAPI_CHECK(env, napi_get_typedarray_info(env, v, &type, &count, &p, NULL, NULL));
+        size_t size = 1;
+        switch (type) {
+        case napi_int16_array:
+        case napi_uint16_array:
+            size = 2;
+            break;
+        case napi_int32_array:
+        case napi_uint32_array:
+        case napi_float32_array:
+            size = 4;
+            break;
+        case napi_float64_array:
+        case napi_bigint64_array:
+        case napi_biguint64_array:
+            size = 8;
+            break;
+        default:
+            break;
+        }
+        data = p; /* already at the view's byte offset */
+        len = count * size;
+    } else if (is_dv) {
+        void *p = NULL;
+        NAPI_CHECK(env, napi_get_dataview_info(env, v, &len, &p, NULL, NULL));
+        data = p;
+    } else if (is_ab) {
+        void *p = NULL;
+        NAPI_CHECK(env, napi_get_arraybuffer_info(env, v, &p, &len));
+        data = p;
+    } else {
+        throw_inval(env, "%s: must be a Buffer, a typed array, an ArrayBuffer or a string", name);
+        return -1;
+    }
+    if (!len)
+        return 0;
+    if (!(r->body = malloc(len))) {
+        throw_code(env, INTEG_ENOMEM, "out of memory");
+        return -1;
+    }
+    memcpy(r->body, data, len);
+    r->body_len = len;
+    return 0;
+}
+
+/* The request fields {method, url, headers, body} of options object `obj`
+ * (named `name` in messages), after checking it holds only `keys`. */
+static int req_convert(napi_env env, napi_value obj, const char *name, const char *const *keys,
+                       const char *hint, http_req *r)
+{
+    napi_valuetype t;
+    NAPI_CHECK(env, napi_typeof(env, obj, &t));
+    if (t != napi_object) {
+        char fmt[300];
+        snprintf(fmt, sizeof fmt, "%%s: must be an object like {%s}", hint);
+        throw_inval(env, fmt, name);
+        return -1;
+    }
+    if (check_keys(env, obj, name, keys, hint))
+        return -1;
+    static const char *const fields[] = {"method", "url", "headers", "body"};
+    napi_value v[4];
+    for (int i = 0; i < 4; i++)
+        NAPI_CHECK(env, napi_get_named_property(env, obj, fields[i], &v[i]));
+    char what[4][64];
+    for (int i = 0; i < 4; i++)
+        snprintf(what[i], sizeof what[i], "%s.%s", name, fields[i]);
+    int rc = 0;
+    char **strs[2] = {&r->method, &r->url};
+    for (int i = 0; i < 2 && !rc; i++) {
+        if (napi_typeof(env, v[i], &t) != napi_ok) {
+            throw_napi_failure(env, "napi_typeof");
+            rc = -1;
+        } else if (t != napi_undefined && t != napi_null) {
+            rc = arg_string(env, v[i], what[i], strs[i]);
+        }
+    }
+    if (!rc)
+        rc = req_headers(env, v[2], what[2], r);
+    if (!rc)
+        rc = req_body(env, v[3], what[3], r);
+    if (rc)
+        req_free(r);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------
@@ -1089,6 +1629,57 @@ static int c_entity_delete(void *h, char *const *a, char **out)
     return integ_entity_delete(h, a[0], a[1]);
 }
 
+static int c_webhook_endpoint_create(void *h, char *const *a, char **out)
+{
+    return integ_webhook_endpoint_create(h, a[0], a[1], out);
+}
+static int c_webhook_endpoints_list(void *h, char *const *a, char **out)
+{
+    return integ_webhook_endpoints_list(h, a[0], out);
+}
+static int c_webhook_endpoint_update(void *h, char *const *a, char **out)
+{
+    return integ_webhook_endpoint_update(h, a[0], a[1], out);
+}
+static int c_webhook_endpoint_rotate_secret(void *h, char *const *a, char **out)
+{
+    return integ_webhook_endpoint_rotate_secret(h, a[0], out);
+}
+static int c_webhook_endpoint_delete(void *h, char *const *a, char **out)
+{
+    (void)out;
+    return integ_webhook_endpoint_delete(h, a[0]);
+}
+static int c_webhook_events_list(void *h, char *const *a, char **out)
+{
+    return integ_webhook_events_list(h, a[0], out);
+}
+static int c_webhook_event_replay(void *h, char *const *a, char **out)
+{
+    (void)out;
+    return integ_webhook_event_replay(h, a[0]);
+}
+/* On the worker: leases and applies due events of every tenant. */
+static int c_webhook_process(void *h, char *const *a, char **out)
+{
+    return integ_webhook_process(h, a[0] ? atoi(a[0]) : 100, out);
+}
+
+static int c_oauth_begin(void *h, char *const *a, char **out)
+{
+    return integ_oauth_begin(h, a[0], out);
+}
+/* On the worker: the code exchange is a network call. */
+static int c_oauth_complete(void *h, char *const *a, char **out)
+{
+    return integ_oauth_complete(h, a[0], out);
+}
+static int c_oauth_refresh(void *h, char *const *a, char **out)
+{
+    (void)out;
+    return integ_oauth_refresh(h, a[0]);
+}
+
 static const char *const N_FILTER[] = {"filter"};
 static const char *const N_KEY[] = {"key"};
 static const char *const N_MANIFEST[] = {"manifest"};
@@ -1107,6 +1698,12 @@ static const char *const N_APPLY[] = {"mappingId", "record", "direction"};
 static const char *const N_ENTITY_FILTER[] = {"entity", "filter"};
 static const char *const N_ENTITY_ID[] = {"entity", "localId"};
 static const char *const N_ENTITY_RECORD[] = {"entity", "record"};
+static const char *const N_INTEG_REQUEST[] = {"integrationId", "request"};
+static const char *const N_ENDPOINT[] = {"endpointId"};
+static const char *const N_ENDPOINT_PATCH[] = {"endpointId", "patch"};
+static const char *const N_EVENT[] = {"eventId"};
+static const char *const N_MAX_EVENTS[] = {"maxEvents"};
+static const char *const N_CALLBACK[] = {"callback"};
 
 static const method_spec CTX_METHODS[] = {
     {"definitions", "j", N_FILTER, c_definitions_list, true, false},
@@ -1114,6 +1711,8 @@ static const method_spec CTX_METHODS[] = {
     {"registerDefinition", "j", N_MANIFEST, c_definition_register, true, false},
     {"setAppCredentials", "sj", N_KEY_CREDS, c_set_app_credentials, false, false},
     {"rotateMasterKey", "s", N_NEW_KEY, c_rotate_master_key, false, true},
+    {"processWebhooks", "n", N_MAX_EVENTS, c_webhook_process, true, true},
+    {"completeOAuth", "j", N_CALLBACK, c_oauth_complete, true, true},
 };
 
 static const method_spec SESSION_METHODS[] = {
@@ -1135,6 +1734,15 @@ static const method_spec SESSION_METHODS[] = {
     {"entity", "ss", N_ENTITY_ID, c_entity_get, true, false},
     {"putEntity", "sj", N_ENTITY_RECORD, c_entity_put, true, false},
     {"deleteEntity", "ss", N_ENTITY_ID, c_entity_delete, false, false},
+    {"createWebhookEndpoint", "sj", N_INTEG_REQUEST, c_webhook_endpoint_create, true, false},
+    {"webhookEndpoints", "s", N_INTEG, c_webhook_endpoints_list, true, false},
+    {"updateWebhookEndpoint", "sj", N_ENDPOINT_PATCH, c_webhook_endpoint_update, true, false},
+    {"rotateWebhookSecret", "s", N_ENDPOINT, c_webhook_endpoint_rotate_secret, true, false},
+    {"deleteWebhookEndpoint", "s", N_ENDPOINT, c_webhook_endpoint_delete, false, false},
+    {"webhookEvents", "j", N_FILTER, c_webhook_events_list, true, false},
+    {"replayWebhookEvent", "s", N_EVENT, c_webhook_event_replay, false, false},
+    {"beginOAuth", "j", N_REQUEST, c_oauth_begin, true, false},
+    {"refreshOAuth", "s", N_INTEG, c_oauth_refresh, false, true},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof *(a))
@@ -1172,17 +1780,24 @@ static napi_value ctx_constructor(napi_env env, napi_callback_info info)
         }
     }
     ctx_wrap *cw = calloc(1, sizeof *cw);
-    if (!cw) {
+    ev_sink *k = calloc(1, sizeof *k);
+    if (!cw || !k || pthread_mutex_init(&k->mu, NULL) != 0) {
+        free(k);
+        free(cw);
         integ_ctx_close(ctx);
         throw_code(env, INTEG_ENOMEM, "out of memory");
         return NULL;
     }
+    k->refs = 1;
+    cw->sink = k;
     cw->env = env;
     cw->ad = ad;
     cw->ctx = ctx;
     cw->refs = 1;
     if (napi_wrap(env, self, cw, ctx_finalize, NULL, NULL) != napi_ok) {
         integ_ctx_close(ctx);
+        pthread_mutex_destroy(&k->mu);
+        free(k);
         free(cw);
         throw_napi_failure(env, "napi_wrap");
         return NULL;
@@ -1264,6 +1879,131 @@ static napi_value ctx_set_permission_callback(napi_env env, napi_callback_info i
         napi_delete_reference(env, cw->perm_fn);
     cw->perm_fn = ref;
     return undefined(env);
+}
+
+/* setEventCallback(fn | null): a new threadsafe function bound to fn
+ * replaces the previous one (whose queued events still reach it). */
+static napi_value ctx_set_event_callback(napi_env env, napi_callback_info info)
+{
+    size_t argc = 1;
+    napi_value argv[1];
+    ctx_wrap *cw = ctx_this(env, info, &argc, argv, NULL);
+    if (!cw || check_not_in_callback(env, cw->ad))
+        return NULL;
+    napi_valuetype t;
+    NAPI_CALL(env, napi_typeof(env, argv[0], &t));
+    if (t != napi_function && t != napi_null && t != napi_undefined) {
+        throw_inval(env, "%s: must be a function or null", "fn");
+        return NULL;
+    }
+    /* Clearing is allowed after close(): the function is held strongly,
+     * and one that refers to its context keeps it reachable until then. */
+    if (t == napi_function && (cw->closed || !cw->ctx)) {
+        throw_code(env, INTEG_EINVAL, "ctx: the context is closed");
+        return NULL;
+    }
+    ev_sink *k = cw->sink;
+    ev_fn *f = NULL;
+    if (t == napi_function) {
+        napi_value name;
+        if (!(f = calloc(1, sizeof *f))) {
+            throw_code(env, INTEG_ENOMEM, "out of memory");
+            return NULL;
+        }
+        f->sink = k;
+        if (napi_create_string_utf8(env, "integrations event", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+            napi_create_threadsafe_function(env, argv[0], NULL, name, 0, 1, f, ev_fn_finalize, f, ev_call_js,
+                                            &f->tsfn) != napi_ok) {
+            free(f);
+            throw_napi_failure(env, "napi_create_threadsafe_function");
+            return NULL;
+        }
+        k->refs++; /* dropped by ev_fn_finalize */
+        napi_unref_threadsafe_function(env, f->tsfn);
+    }
+    int rc = f ? integ_ctx_set_event_cb(cw->ctx, event_trampoline, cw)
+         : cw->ctx ? integ_ctx_set_event_cb(cw->ctx, NULL, NULL)
+                   : INTEG_OK;
+    if (rc != INTEG_OK) {
+        char errmsg[ERRMSG_MAX];
+        snprintf(errmsg, sizeof errmsg, "%s", integ_errmsg());
+        if (f)
+            napi_release_threadsafe_function(f->tsfn, napi_tsfn_release);
+        throw_code(env, rc, errmsg);
+        return NULL;
+    }
+    pthread_mutex_lock(&k->mu);
+    ev_fn *old = k->cur;
+    k->cur = f;
+    k->gen++;
+    pthread_mutex_unlock(&k->mu);
+    if (old)
+        napi_release_threadsafe_function(old->tsfn, napi_tsfn_release);
+    return undefined(env);
+}
+
+/* ctx.receiveWebhook(endpointId, {method, url, headers, body}): the
+ * library verifies and commits to disk before answering, which is quick:
+ * synchronous, like the host's request handler wants it. */
+static napi_value ctx_receive_webhook(napi_env env, napi_callback_info info)
+{
+    static const char *const keys[] = {"method", "url", "headers", "body", NULL};
+    size_t argc = 2;
+    napi_value argv[2];
+    ctx_wrap *cw = ctx_this(env, info, &argc, argv, NULL);
+    if (!cw || check_not_in_callback(env, cw->ad))
+        return NULL;
+    char *id = NULL;
+    http_req r = {0};
+    if (arg_string(env, argv[0], "endpointId", &id))
+        return NULL;
+    if (req_convert(env, argv[1], "request", keys, "method, url, headers, body", &r)) {
+        free(id);
+        return NULL;
+    }
+    if (cw->closed || !cw->ctx) {
+        free(id);
+        req_free(&r);
+        throw_code(env, INTEG_EINVAL, "ctx: the context is closed");
+        return NULL;
+    }
+    int status = 0;
+    char *body = NULL;
+    int rc = integ_webhook_receive(cw->ctx, id, r.method, r.url, (const char *const *)r.names,
+                                   (const char *const *)r.values, r.n, (const unsigned char *)r.body,
+                                   r.body_len, &status, &body);
+    /* After a 4xx answer the message is the reason, for the host's logs. */
+    char errmsg[ERRMSG_MAX];
+    snprintf(errmsg, sizeof errmsg, "%s", integ_errmsg());
+    free(id);
+    req_free(&r);
+    if (rethrow_perm_exception(env, cw)) {
+        integ_free(body);
+        return NULL;
+    }
+    if (rc != INTEG_OK) {
+        integ_free(body);
+        throw_code(env, rc, errmsg);
+        return NULL;
+    }
+    napi_value obj, v;
+    napi_status st = napi_create_object(env, &obj);
+    if (st == napi_ok)
+        st = napi_create_int32(env, status, &v);
+    if (st == napi_ok)
+        st = napi_set_named_property(env, obj, "status", v);
+    if (st == napi_ok)
+        st = napi_create_string_utf8(env, body ? body : "", NAPI_AUTO_LENGTH, &v);
+    if (st == napi_ok)
+        st = napi_set_named_property(env, obj, "body", v);
+    if (st == napi_ok && status >= 400 && errmsg[0]) {
+        st = napi_create_string_utf8(env, errmsg, NAPI_AUTO_LENGTH, &v);
+        if (st == napi_ok)
+            st = napi_set_named_property(env, obj, "reason", v);
+    }
+    integ_free(body);
+    NAPI_CALL(env, st);
+    return obj;
 }
 
 static napi_value ctx_session(napi_env env, napi_callback_info info)
@@ -1515,6 +2255,126 @@ static napi_value fn_generate_master_key(napi_env env, napi_callback_info info)
     return v;
 }
 
+/* verifyWebhook({scheme, secret, method, url, headers, body, now,
+ * tolerance}): stateless, no context; undefined or throws. */
+static napi_value fn_verify_webhook(napi_env env, napi_callback_info info)
+{
+    static const char *const keys[] = {"scheme", "secret", "method", "url", "headers",
+                                       "body", "now", "tolerance", NULL};
+    static const char hint[] = "scheme, secret, method, url, headers, body, now, tolerance";
+    size_t argc = 1;
+    napi_value argv[1];
+    NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+    if (check_not_in_callback(env, get_addon(env)))
+        return NULL;
+    http_req r = {0};
+    if (req_convert(env, argv[0], "options", keys, hint, &r))
+        return NULL;
+    char *scheme = NULL, *secret = NULL, *tol_text = NULL;
+    int64_t now = 0;
+    napi_value v;
+    napi_valuetype t;
+    int fail = 0;
+    /* scheme: a string; secret: a string, or several (a rotation) as an
+     * array, passed space-separated. */
+    if (napi_get_named_property(env, argv[0], "scheme", &v) != napi_ok ||
+        arg_string(env, v, "options.scheme", &scheme))
+        fail = 1;
+    bool is_array = false;
+    if (!fail && (napi_get_named_property(env, argv[0], "secret", &v) != napi_ok ||
+                  napi_is_array(env, v, &is_array) != napi_ok))
+        fail = 1;
+    if (!fail && !is_array) {
+        fail = arg_string(env, v, "options.secret", &secret) != 0;
+    } else if (!fail) {
+        uint32_t n = 0;
+        size_t len = 0;
+        napi_get_array_length(env, v, &n);
+        for (uint32_t i = 0; i < n && !fail; i++) {
+            napi_value e;
+            char *one = NULL, what[48];
+            snprintf(what, sizeof what, "options.secret[%u]", i);
+            if (napi_get_element(env, v, i, &e) != napi_ok || arg_string(env, e, what, &one)) {
+                fail = 1;
+                break;
+            }
+            if (!*one || strchr(one, ' ')) {
+                free_secret(one);
+                throw_inval(env, "%s: must be a non-empty secret without spaces", what);
+                fail = 1;
+                break;
+            }
+            size_t l = strlen(one);
+            char *grown = realloc(secret, len + l + 2);
+            if (!grown) {
+                free_secret(one);
+                throw_code(env, INTEG_ENOMEM, "out of memory");
+                fail = 1;
+                break;
+            }
+            secret = grown;
+            if (len)
+                secret[len++] = ' ';
+            memcpy(secret + len, one, l + 1);
+            len += l;
+            free_secret(one);
+        }
+        if (!fail && !secret) {
+            throw_inval(env, "%s: must hold at least one secret", "options.secret");
+            fail = 1;
+        }
+    }
+    /* now: unix seconds (a number, or a Date); undefined: the clock. */
+    if (!fail && (napi_get_named_property(env, argv[0], "now", &v) != napi_ok ||
+                  napi_typeof(env, v, &t) != napi_ok))
+        fail = 1;
+    if (!fail && t != napi_undefined && t != napi_null) {
+        bool is_date = false;
+        double d = 0;
+        napi_is_date(env, v, &is_date);
+        if (is_date && napi_get_date_value(env, v, &d) == napi_ok)
+            d /= 1000.0;
+        else if (t != napi_number || napi_get_value_double(env, v, &d) != napi_ok)
+            d = -1;
+        if (!(d >= 0 && d < 9.2e15)) {
+            throw_inval(env, "%s: must be unix seconds (a non-negative number) or a Date",
+                        "options.now");
+            fail = 1;
+        } else {
+            now = (int64_t)d;
+        }
+    }
+    if (!fail && (napi_get_named_property(env, argv[0], "tolerance", &v) != napi_ok ||
+                  arg_int(env, v, "options.tolerance", &tol_text)))
+        fail = 1;
+    int tolerance = tol_text ? atoi(tol_text) : 0;
+    free(tol_text);
+    if (fail) {
+        free(scheme);
+        free_secret(secret);
+        req_free(&r);
+        bool pending = false;
+        napi_is_exception_pending(env, &pending);
+        if (!pending)
+            throw_napi_failure(env, "reading options");
+        return NULL;
+    }
+    int rc = integ_webhook_verify(scheme, secret, r.method ? r.method : "POST", r.url ? r.url : "",
+                                  (const char *const *)r.names, (const char *const *)r.values, r.n,
+                                  (const unsigned char *)r.body, r.body_len, now, tolerance);
+    char errmsg[ERRMSG_MAX] = "";
+    if (rc != INTEG_OK)
+        snprintf(errmsg, sizeof errmsg, "%s", integ_errmsg());
+    free(scheme);
+    free_secret(secret);
+    req_free(&r);
+    if (rc != INTEG_OK) {
+        throw_code(env, rc, errmsg);
+        return NULL;
+    }
+    return undefined(env);
+}
+
 static napi_value fn_set_error_factory(napi_env env, napi_callback_info info)
 {
     size_t argc = 1;
@@ -1599,6 +2459,9 @@ NAPI_MODULE_INIT()
     const napi_property_descriptor ctx_extra[] = {
         {"setPermissionCallback", NULL, ctx_set_permission_callback, NULL, NULL, NULL,
          napi_default_method, NULL},
+        {"setEventCallback", NULL, ctx_set_event_callback, NULL, NULL, NULL, napi_default_method,
+         NULL},
+        {"receiveWebhook", NULL, ctx_receive_webhook, NULL, NULL, NULL, napi_default_method, NULL},
         {"session", NULL, ctx_session, NULL, NULL, NULL, napi_default_method, NULL},
         {"close", NULL, ctx_close, NULL, NULL, NULL, napi_default_method, NULL},
         {"closed", NULL, NULL, ctx_closed_getter, NULL, NULL, napi_configurable, NULL},
@@ -1628,6 +2491,7 @@ NAPI_MODULE_INIT()
         {"strerror", NULL, fn_strerror, NULL, NULL, NULL, napi_enumerable, NULL},
         {"generateMasterKey", NULL, fn_generate_master_key, NULL, NULL, NULL, napi_enumerable, NULL},
         {"setErrorFactory", NULL, fn_set_error_factory, NULL, NULL, NULL, napi_enumerable, NULL},
+        {"verifyWebhook", NULL, fn_verify_webhook, NULL, NULL, NULL, napi_enumerable, NULL},
         {"Context", NULL, NULL, NULL, NULL, ctx_cls, napi_enumerable, NULL},
         {"Session", NULL, NULL, NULL, NULL, session_cls, napi_enumerable, NULL},
     };
