@@ -242,6 +242,10 @@ INTEG_API int integ_integration_create(integ_session *s, const char *request_jso
                             : (!creds && strcmp(auth_type, "none") != 0) ? "needs_reauth" : "active";
     json_object_object_add(rec, "status", json_object_new_string(st));
     json_object_object_add(rec, "last_sync_at", NULL);
+    /* auto_sync: due at once (integ_run_due), then every sync_interval. */
+    json_object_object_add(rec, "next_run_at_ms", ig_json_bool(config, "auto_sync", 0)
+                                                      ? json_object_new_int64(ig_ctx_clock(s->ctx)->now_ms(ig_ctx_clock(s->ctx)->payload))
+                                                      : NULL);
     touch(rec, "created_at");
     touch(rec, "updated_at");
     if (creds && (rc = seal_credentials(s->ctx, rec, creds)))
@@ -444,6 +448,12 @@ INTEG_API int integ_integration_update(integ_session *s, const char *id, const c
         }
         json_object_object_add(rec, "config", json_object_get(config));
         json_object_array_add(changed, json_object_new_string("config"));
+        /* Turning auto_sync on schedules a run now; off unschedules. */
+        if (!ig_json_bool(config, "auto_sync", 0))
+            json_object_object_add(rec, "next_run_at_ms", NULL);
+        else if (!ig_json_get(rec, "next_run_at_ms"))
+            json_object_object_add(rec, "next_run_at_ms",
+                                   json_object_new_int64(ig_ctx_clock(s->ctx)->now_ms(ig_ctx_clock(s->ctx)->payload)));
     }
     if (name) {
         json_object_object_add(rec, "name", json_object_get(name));

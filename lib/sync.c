@@ -577,6 +577,21 @@ static int finish(struct run *r, const char *status, int err, json_object **resu
     }
     rc = ig_tx_end(ctx, tx, 1, rc);
     json_object_put(integ);
+    if (strcmp(status, "canceled") != 0) {
+        json_object *f = json_object_new_object();
+        json_object_object_add(f, "tenant_id", json_object_new_string(r->s->tenant_id));
+        static const char *const copy[] = {"integration_id", "entity", "sync_log_id", "status", "trigger", "direction",
+                                           "records_processed", "records_created", "records_updated",
+                                           "records_skipped", "records_failed", "conflicts", NULL};
+        for (const char *const *k = copy; *k; k++)
+            json_object_object_add(f, *k, json_object_get(ig_json_get(*result, *k)));
+        if (err && err != INTEG_ECANCELED) {
+            json_object_object_add(f, "error", json_object_new_string(saved));
+            json_object_object_add(f, "code", json_object_new_int(err));
+        }
+        ig_emit(ctx, !strcmp(status, "error") ? "sync.failed" : "sync.completed", f);
+        json_object_put(f);
+    }
     integ_error_set(0, saved);
     return rc;
 }
@@ -585,6 +600,12 @@ INTEG_API int integ_sync(integ_session *s, const char *integration_id, const cha
                          integ_progress_cb cb, void *payload, char **out_json)
 {
     ig_err_clear();
+    return ig_sync_run(s, integration_id, request_json, cb, payload, "manual", out_json);
+}
+
+int ig_sync_run(integ_session *s, const char *integration_id, const char *request_json, integ_progress_cb cb,
+                void *payload, const char *trigger, char **out_json)
+{
     if (out_json)
         *out_json = NULL;
     int rc = ig_session_check(s);
@@ -599,6 +620,7 @@ INTEG_API int integ_sync(integ_session *s, const char *integration_id, const cha
     r.s = s;
     r.cb = cb;
     r.cb_payload = payload;
+    r.trigger = trigger;
     r.errors = json_object_new_array();
     r.since_ms = -1;
     r.hwm_ms = -1;

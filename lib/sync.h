@@ -15,4 +15,11 @@
 int ig_sync_apply(ig_conn *c, const char *tenant_id, const char *user_id, const char *entity,
                   json_object *records, json_object *deleted_ids, const char *trigger, json_object **out_result);
 
+/* The next scheduled run after from_ms: sync_interval with +-10% jitter. */
+int64_t ig_schedule_next(integ_ctx *ctx, json_object *config, int64_t from_ms);
+
+/* integ_sync with a trigger ("manual", "schedule", "webhook"). */
+int ig_sync_run(integ_session *s, const char *integration_id, const char *request_json, integ_progress_cb cb,
+                void *payload, const char *trigger, char **out_json);
+
 #endif

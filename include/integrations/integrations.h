@@ -448,6 +448,20 @@ INTEG_API int integ_sync(integ_session *s, const char *integration_id, const cha
                          integ_progress_cb cb, void *payload, char **out_json);
 
 /**
+ * Run what is due, from a worker loop or a timer: the scheduled syncs of
+ * active integrations with config auto_sync (every config sync_interval
+ * seconds, +-10% jitter, persisted as the integration's next run; a run
+ * already going is skipped), each entity of config.entities (else every
+ * listable entity) pulled with trigger "schedule"; then up to the
+ * remaining budget of queued webhook events (integ_webhook_process).
+ * Safe to call from several processes: a due integration is claimed in a
+ * transaction. out_json: {"syncs": [{tenant_id, integration_id, entity,
+ * status, sync_log_id | code, error}], "webhooks": {...}}.
+ * @param max_jobs  at most this many integrations are synced (1..10000)
+ */
+INTEG_API int integ_run_due(integ_ctx *ctx, int max_jobs, char **out_json);
+
+/**
  * The integration's sync log entries, newest first.
  * @param filter_json  NULL or {"entity", "status", "limit", "offset"}
  */
