@@ -41,7 +41,7 @@ INTEG_API int integ_mapping_put(integ_session *s, const char *integration_id, co
     if ((rc = ig_json_parse_object(mapping_json, "mapping_json", 0, &spec)))
         return rc;
     static const char *const known[] = {"source_entity", "target_entity", "field_map", "transform_rules",
-                                        "required", "reverse", NULL};
+                                        "required", "reverse", "field_policies", NULL};
     json_object *integ = NULL, *def = NULL, *rec = NULL, *rows = json_object_new_array();
     ig_mapping *compiled = NULL;
     void *tx = NULL;
@@ -64,6 +64,24 @@ INTEG_API int integ_mapping_put(integ_session *s, const char *integration_id, co
         rc = ig_err(INTEG_EINVAL, "mapping.target_entity: required, a local entity name like \"contacts\"");
     if (rc == INTEG_OK && !ig_json_get(spec, "field_map"))
         rc = ig_err(INTEG_EINVAL, "mapping.field_map: required");
+    json_object *fp = ig_json_get(spec, "field_policies");
+    if (rc == INTEG_OK && fp) {
+        static const char *const policies[] = {"prefer_remote_unless_blank", "always_remote", "always_local",
+                                               "two_way", "dont_sync", NULL};
+        if (!json_object_is_type(fp, json_type_object))
+            rc = ig_err(INTEG_EINVAL, "mapping.field_policies: must be an object of field -> policy");
+        json_object_object_foreach(fp, f, pv)
+        {
+            if (rc)
+                break;
+            int ok = 0;
+            for (const char *const *p = policies; json_object_is_type(pv, json_type_string) && *p; p++)
+                ok |= !strcmp(*p, json_object_get_string(pv));
+            if (!ok)
+                rc = ig_err(INTEG_EINVAL, "mapping.field_policies.%s: must be one of prefer_remote_unless_blank, "
+                            "always_remote, always_local, two_way, dont_sync", f);
+        }
+    }
     if (rc == INTEG_OK)
         rc = ig_mapping_compile(spec, "mapping", &compiled);
     if (rc == INTEG_OK)

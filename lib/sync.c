@@ -40,6 +40,10 @@ struct run {
     int64_t started_ms;
     int64_t lease_until_ms;
     int64_t processed, created, updated, skipped, failed, pages, bytes;
+    int64_t conflicts, pushed, deleted;
+    const char *strategy;          /* conflict strategy of this run */
+    json_object *field_policies;   /* {local field: policy} from the mapping (owned ref) */
+    json_object *conflict_events;  /* emitted after their page commits */
     json_object *errors;
     integ_progress_cb cb;
     void *cb_payload;
@@ -162,7 +166,8 @@ static json_object *result_json(struct run *r, const char *status, int64_t compl
     json_object_object_add(o, "records_updated", json_object_new_int64(r->updated));
     json_object_object_add(o, "records_skipped", json_object_new_int64(r->skipped));
     json_object_object_add(o, "records_failed", json_object_new_int64(r->failed));
-    json_object_object_add(o, "conflicts", json_object_new_int64(0));
+    json_object_object_add(o, "conflicts", json_object_new_int64(r->conflicts));
+    json_object_object_add(o, "conflict_strategy", json_object_new_string(r->strategy ? r->strategy : "last_write_wins"));
     json_object_object_add(o, "pages", json_object_new_int64(r->pages));
     json_object_object_add(o, "errors", json_object_get(r->errors));
     ig_rfc3339(at, r->started_ms, 0);
@@ -235,9 +240,10 @@ static int find_link(struct run *r, void *tx, const char *external_id, json_obje
 }
 
 struct pending {
-    json_object *link; /* the link to write (owned) */
-    json_object *data; /* mapped local data (owned) */
+    json_object *link;  /* the link to write (owned) */
+    json_object *data;  /* local data to write (owned); NULL: the link only */
     int created;
+    const char *origin; /* "sync", or "local" when a merge left changes to push */
 };
 
 static int write_link(struct run *r, void *tx, json_object *link)
@@ -247,6 +253,199 @@ static int write_link(struct run *r, void *tx, json_object *link)
 
 /* Map the page and work out what to write. Per-record failures are logged
  * and skipped; store failures abort the page. */
+/* ---- conflicts ---------------------------------------------------------------- */
+
+static const char *policy_of(struct run *r, const char *field)
+{
+    const char *p = ig_json_str(r->field_policies, field);
+    return p ? p : "two_way";
+}
+
+static int blank(json_object *v)
+{
+    return !v || (json_object_is_type(v, json_type_string) && json_object_get_string_len(v) == 0);
+}
+
+/* Per-field policies on a pull: fields the remote must not overwrite keep
+ * their local value. `data` (mapped remote) is changed in place. */
+static void pull_policies(struct run *r, json_object *data, json_object *local)
+{
+    if (!r->field_policies || !local)
+        return;
+    json_object_object_foreach(r->field_policies, field, pv)
+    {
+        const char *p = json_object_get_string(pv);
+        json_object *lv = ig_json_get(local, field);
+        if (!strcmp(p, "always_local") || !strcmp(p, "dont_sync") ||
+            (!strcmp(p, "prefer_remote_unless_blank") && blank(ig_json_get(data, field)))) {
+            if (lv)
+                json_object_object_add(data, field, json_object_get(lv));
+            else
+                json_object_object_del(data, field);
+        }
+    }
+}
+
+/* Three-way merge against the base: a field changed on one side takes that
+ * side; changed on both (to different values) follows its policy, "two_way"
+ * meaning the more recent side. Returns the merged data (owned). */
+static json_object *merge3(struct run *r, json_object *base, json_object *local, json_object *remote,
+                           int remote_newer, json_object *conflicting)
+{
+    json_object *out = ig_json_copy(local);
+    json_object *keys = json_object_new_object();
+    json_object_object_foreach(local, k1, v1) { (void)v1; json_object_object_add(keys, k1, NULL); }
+    json_object_object_foreach(remote, k2, v2) { (void)v2; json_object_object_add(keys, k2, NULL); }
+    json_object_object_foreach(keys, f, unused)
+    {
+        (void)unused;
+        json_object *b = ig_json_get(base, f), *l = ig_json_get(local, f), *rv = ig_json_get(remote, f);
+        int lc = !json_object_equal(l, b), rc = !json_object_equal(rv, b);
+        int take_remote = 0;
+        if (rc && !lc) {
+            take_remote = 1;
+        } else if (rc && lc && !json_object_equal(l, rv)) {
+            json_object_array_add(conflicting, json_object_new_string(f));
+            const char *p = policy_of(r, f);
+            if (!strcmp(p, "always_remote"))
+                take_remote = 1;
+            else if (!strcmp(p, "prefer_remote_unless_blank"))
+                take_remote = !blank(rv);
+            else if (!strcmp(p, "two_way"))
+                take_remote = remote_newer;
+        }
+        if (take_remote) {
+            if (rv)
+                json_object_object_add(out, f, json_object_get(rv));
+            else
+                json_object_object_del(out, f);
+        }
+    }
+    json_object_put(keys);
+    return out;
+}
+
+static int open_conflict_exists(struct run *r, void *tx, const char *local_id, json_object **out)
+{
+    *out = NULL;
+    json_object *q = json_object_new_object(), *rows = json_object_new_array();
+    json_object_object_add(q, "integration_id", json_object_get(ig_json_get(r->c->integration, "id")));
+    json_object_object_add(q, "entity", json_object_new_string(r->entity));
+    json_object_object_add(q, "local_id", json_object_new_string(local_id));
+    json_object_object_add(q, "status", json_object_new_string("open"));
+    json_object_object_add(q, "limit", json_object_new_int(1));
+    int rc = ig_store_list(r->s->ctx, tx, INTEG_KIND_CONFLICT, q, rows);
+    if (rc == INTEG_OK && ig_json_len(rows))
+        *out = json_object_get(json_object_array_get_idx(rows, 0));
+    json_object_put(q);
+    json_object_put(rows);
+    return rc;
+}
+
+/* Record a conflict (open when held for a person, else resolved by the
+ * strategy) and queue its notification. */
+static int record_conflict(struct run *r, void *tx, json_object *link, json_object *local, json_object *remote,
+                           const char *hash, int64_t remote_upd, const char *outcome, json_object *fields)
+{
+    json_object *existing = NULL;
+    int rc = open_conflict_exists(r, tx, ig_json_str(link, "local_id"), &existing);
+    if (rc)
+        return rc;
+    char id[37], at[32];
+    ig_ctx_new_id(r->s->ctx, id, ig_now_ms());
+    ig_rfc3339(at, now_ms(r), 0);
+    json_object *c = existing ? existing : json_object_new_object();
+    if (!existing) {
+        json_object_object_add(c, "id", json_object_new_string(id));
+        json_object_object_add(c, "tenant_id", json_object_new_string(r->s->tenant_id));
+        json_object_object_add(c, "integration_id", json_object_get(ig_json_get(r->c->integration, "id")));
+        json_object_object_add(c, "entity", json_object_new_string(r->entity));
+        json_object_object_add(c, "local_entity", json_object_new_string(r->local_entity));
+        json_object_object_add(c, "local_id", json_object_get(ig_json_get(link, "local_id")));
+        json_object_object_add(c, "external_id", json_object_get(ig_json_get(link, "external_id")));
+        json_object_object_add(c, "created_at", json_object_new_string(at));
+    }
+    json_object_object_add(c, "local", json_object_get(ig_json_get(local, "data")));
+    json_object_object_add(c, "remote", json_object_get(remote));
+    json_object_object_add(c, "base", json_object_get(ig_json_get(link, "base")));
+    json_object_object_add(c, "fields", json_object_get(fields));
+    json_object_object_add(c, "strategy", json_object_new_string(r->strategy));
+    json_object_object_add(c, "remote_hash", json_object_new_string(hash));
+    json_object_object_add(c, "remote_updated_at_ms", json_object_new_int64(remote_upd));
+    int held = !strcmp(outcome, "held");
+    json_object_object_add(c, "status", json_object_new_string(held ? "open" : "resolved"));
+    json_object_object_add(c, "resolution", held ? NULL : json_object_new_string(outcome));
+    json_object_object_add(c, "resolved_by", held ? NULL : json_object_new_string("strategy"));
+    json_object_object_add(c, "resolved_at", held ? NULL : json_object_new_string(at));
+    rc = ig_store_put(r->s->ctx, tx, INTEG_KIND_CONFLICT, c, existing ? INTEG_PUT_UPDATE : INTEG_PUT_INSERT);
+    if (rc == INTEG_OK) {
+        r->conflicts++;
+        json_object *ev = json_object_new_object();
+        json_object_object_add(ev, "tenant_id", json_object_new_string(r->s->tenant_id));
+        json_object_object_add(ev, "integration_id", json_object_get(ig_json_get(r->c->integration, "id")));
+        json_object_object_add(ev, "conflict_id", json_object_get(ig_json_get(c, "id")));
+        json_object_object_add(ev, "entity", json_object_new_string(r->entity));
+        json_object_object_add(ev, "local_id", json_object_get(ig_json_get(link, "local_id")));
+        json_object_object_add(ev, "external_id", json_object_get(ig_json_get(link, "external_id")));
+        json_object_object_add(ev, "strategy", json_object_new_string(r->strategy));
+        json_object_object_add(ev, "outcome", json_object_new_string(outcome));
+        json_object_array_add(r->conflict_events, ev);
+    }
+    json_object_put(c);
+    return rc;
+}
+
+/* A remote change to a linked record: apply it, or, when the local record
+ * changed too since the last sync, resolve by the run's strategy. Sets
+ * *data (what to write locally; NULL: nothing) and *origin. */
+static int resolve_incoming(struct run *r, void *tx, json_object *link, json_object *mapped, const char *hash,
+                            int64_t remote_upd, json_object **data, const char **origin)
+{
+    *data = NULL;
+    *origin = "sync";
+    json_object *local = NULL;
+    int rc = ig_entity_load(r->s->ctx, tx, r->s->tenant_id, r->local_entity, ig_json_str(link, "local_id"), &local);
+    if (rc == INTEG_ENOTFOUND) {
+        *data = json_object_get(mapped);
+        return INTEG_OK;
+    }
+    if (rc)
+        return rc;
+    int local_changed = !strcmp(ig_json_str(local, "origin") ? ig_json_str(local, "origin") : "sync", "local") &&
+                        ig_json_int(local, "version", 0) > ig_json_int(link, "local_version", 0);
+    pull_policies(r, mapped, ig_json_get(local, "data"));
+    if (!local_changed) {
+        *data = json_object_get(mapped);
+        json_object_put(local);
+        return INTEG_OK;
+    }
+    int64_t local_upd = ig_json_int(local, "updated_at_ms", 0);
+    int remote_newer = remote_upd >= local_upd; /* ties go to the remote side */
+    const char *st = r->strategy;
+    json_object *fields = json_object_new_array();
+    const char *outcome;
+    if (!strcmp(st, "remote_wins") || (!strcmp(st, "last_write_wins") && remote_newer)) {
+        outcome = "remote";
+        *data = json_object_get(mapped);
+    } else if (!strcmp(st, "local_wins") || !strcmp(st, "last_write_wins")) {
+        outcome = "local"; /* the link moves on; push sends the local version */
+    } else if (!strcmp(st, "merge_fields")) {
+        json_object *merged = merge3(r, ig_json_get(link, "base"), ig_json_get(local, "data"), mapped, remote_newer, fields);
+        outcome = "merged";
+        *data = merged;
+        /* Anything the remote lacks still has to be pushed. */
+        *origin = json_object_equal(merged, mapped) ? "sync" : "local";
+    } else {
+        outcome = "held"; /* manual: nothing moves until someone resolves it */
+    }
+    rc = record_conflict(r, tx, link, local, mapped, hash, remote_upd, outcome, fields);
+    json_object_put(fields);
+    json_object_put(local);
+    if (rc == INTEG_OK && !strcmp(outcome, "held"))
+        rc = 1; /* the caller leaves this record alone */
+    return rc;
+}
+
 static int plan_page(struct run *r, void *tx, json_object *records, struct pending *plan, size_t *n_plan)
 {
     const char *id_field = ig_json_str(r->edef, "id_field");
@@ -304,6 +503,24 @@ static int plan_page(struct run *r, void *tx, json_object *records, struct pendi
         }
         char at[32];
         int created = link == NULL || pending;
+        const char *origin = "sync";
+        if (!created) {
+            json_object *to_write = NULL;
+            rc = resolve_incoming(r, tx, link, data, hash, upd, &to_write, &origin);
+            json_object_put(data);
+            data = to_write;
+            if (rc == 1) {
+                /* Held for a person: neither side moves. */
+                json_object_put(data);
+                json_object_put(link);
+                continue;
+            }
+            if (rc) {
+                json_object_put(data);
+                json_object_put(link);
+                return rc;
+            }
+        }
         if (!link) {
             char id[37], lid[37];
             ig_ctx_new_id(r->s->ctx, id, ig_now_ms());
@@ -326,9 +543,13 @@ static int plan_page(struct run *r, void *tx, json_object *records, struct pendi
         ig_rfc3339(at, ig_now_ms(), 0);
         json_object_object_add(link, "synced_at", json_object_new_string(at));
         json_object_object_add(link, "pending", json_object_new_boolean(0));
+        /* The base of the next three-way merge: what both sides agree on. */
+        if (data && !strcmp(origin, "sync"))
+            json_object_object_add(link, "base", json_object_get(data));
         plan[*n_plan].link = link;
         plan[*n_plan].data = data;
         plan[*n_plan].created = created;
+        plan[*n_plan].origin = origin;
         (*n_plan)++;
     }
     return INTEG_OK;
@@ -371,18 +592,22 @@ static int apply_page(struct run *r, json_object *records, json_object *next_sta
             rc = ig_tx_end(ctx, tx, 1, rc);
             tx = NULL;
             for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++)
-                rc = ig_entity_store_put(ctx, NULL, r->s->tenant_id, r->local_entity,
-                                         ig_json_str(plan[i].link, "local_id"), plan[i].data, 0, "sync", NULL);
+                if (plan[i].data)
+                    rc = ig_entity_store_put(ctx, NULL, r->s->tenant_id, r->local_entity,
+                                             ig_json_str(plan[i].link, "local_id"), plan[i].data, 0, plan[i].origin, NULL);
             if (rc == INTEG_OK)
                 rc = ig_tx_begin(ctx, 1, &tx);
         } else {
             for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++) {
+                if (!plan[i].data)
+                    continue; /* local kept (local_wins): the link alone moves on */
                 json_object *stored = NULL;
                 rc = ig_entity_store_put(ctx, tx, r->s->tenant_id, r->local_entity,
-                                         ig_json_str(plan[i].link, "local_id"), plan[i].data, 0, "sync", &stored);
+                                         ig_json_str(plan[i].link, "local_id"), plan[i].data, 0, plan[i].origin, &stored);
                 /* The local version this sync wrote: a later local edit is
-                 * a version past it. */
-                if (rc == INTEG_OK)
+                 * a version past it. A merge that left changes to push
+                 * stays "changed". */
+                if (rc == INTEG_OK && !strcmp(plan[i].origin, "sync"))
                     json_object_object_add(plan[i].link, "local_version",
                                            json_object_new_int64(ig_json_int(stored, "version", 0)));
                 json_object_put(stored);
@@ -408,6 +633,14 @@ static int apply_page(struct run *r, json_object *records, json_object *next_sta
     plan_free(plan, n_plan);
     free(plan);
     return rc;
+}
+
+static void emit_conflicts(struct run *r)
+{
+    for (size_t i = 0; !r->dry_run && i < ig_json_len(r->conflict_events); i++)
+        ig_emit(r->s->ctx, "conflict.detected", json_object_array_get_idx(r->conflict_events, i));
+    json_object_put(r->conflict_events);
+    r->conflict_events = json_object_new_array();
 }
 
 /* ---- the run --------------------------------------------------------------- */
@@ -443,8 +676,11 @@ static int load_mapping(struct run *r)
         rc = ig_tx_end(ctx, tx, 1, ig_store_list(ctx, tx, INTEG_KIND_MAPPING, q, rows));
     json_object *spec = ig_json_len(rows) ? json_object_array_get_idx(rows, 0)
                                                         : ig_json_get(r->edef, "default_mapping");
+    if (rc == INTEG_OK && spec && ig_json_get(spec, "field_policies"))
+        r->field_policies = json_object_get(ig_json_get(spec, "field_policies"));
     if (rc == INTEG_OK && spec) {
-        static const char *const parts[] = {"target_entity", "field_map", "transform_rules", "required", "reverse"};
+        static const char *const parts[] = {"target_entity", "field_map", "transform_rules", "required", "reverse",
+                                            "field_policies"};
         crypto_generichash_state st;
         crypto_generichash_init(&st, NULL, 0, sizeof r->mapping_fp);
         for (size_t i = 0; i < sizeof parts / sizeof *parts; i++) {
@@ -622,6 +858,7 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
     r.cb_payload = payload;
     r.trigger = trigger;
     r.errors = json_object_new_array();
+    r.conflict_events = json_object_new_array();
     r.since_ms = -1;
     r.hwm_ms = -1;
     int64_t modified_since = -1;
@@ -641,6 +878,12 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
     }
     if ((rc = load_mapping(&r)))
         goto out;
+    /* The request's strategy, else the integration's, else last write wins. */
+    r.strategy = ig_json_str(req, "conflict_strategy");
+    if (!r.strategy)
+        r.strategy = ig_json_str(r.c->config, "conflict_strategy");
+    if (!r.strategy)
+        r.strategy = "last_write_wins";
     r.started_ms = now_ms(&r);
     ig_ctx_new_id(s->ctx, r.log_id, ig_now_ms());
     ig_ctx_new_id(s->ctx, r.holder, ig_now_ms());
@@ -687,6 +930,7 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
         r.pages++;
         r.bytes += (int64_t)page.bytes;
         rc = apply_page(&r, page.records, page.next_state);
+        emit_conflicts(&r);
         /* A server that hands back the cursor it was given would loop forever. */
         if (rc == INTEG_OK && page.next_state && r.state && json_object_equal(page.next_state, r.state))
             stalls++;
@@ -738,6 +982,8 @@ out:
     json_object_put(ck);
     json_object_put(r.state);
     json_object_put(r.errors);
+    json_object_put(r.conflict_events);
+    json_object_put(r.field_policies);
     ig_mapping_free(r.mapping);
     ig_conn_close(r.c);
     json_object_put(req);
@@ -842,6 +1088,8 @@ int ig_sync_apply(ig_conn *c, const char *tenant_id, const char *user_id, const 
     r.trigger = trigger;
     r.entity = entity;
     r.errors = json_object_new_array();
+    r.conflict_events = json_object_new_array();
+    r.strategy = ig_json_str(c->config, "conflict_strategy") ? ig_json_str(c->config, "conflict_strategy") : "last_write_wins";
     r.since_ms = -1;
     r.hwm_ms = -1;
     r.started_ms = now_ms(&r);
@@ -852,8 +1100,10 @@ int ig_sync_apply(ig_conn *c, const char *tenant_id, const char *user_id, const 
         rc = INTEG_EINVAL;
     if (rc == INTEG_OK)
         rc = load_mapping(&r);
-    if (rc == INTEG_OK && ig_json_len(records))
+    if (rc == INTEG_OK && ig_json_len(records)) {
         rc = apply_page(&r, records, NULL);
+        emit_conflicts(&r);
+    }
     /* Remote deletions soft-delete the linked local records. */
     for (size_t i = 0; rc == INTEG_OK && i < ig_json_len(deleted_ids); i++) {
         const char *ext = json_object_get_string(json_object_array_get_idx(deleted_ids, i));
@@ -892,6 +1142,8 @@ int ig_sync_apply(ig_conn *c, const char *tenant_id, const char *user_id, const 
     else
         json_object_put(result);
     json_object_put(r.errors);
+    json_object_put(r.conflict_events);
+    json_object_put(r.field_policies);
     ig_mapping_free(r.mapping);
     return rc;
 }
