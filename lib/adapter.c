@@ -230,3 +230,77 @@ int ig_adapter_fetch_one(ig_conn *c, const char *entity, const char *external_id
     call_free(&call);
     return rc;
 }
+
+/* A reply that must be a record (create, update). */
+static int adapter_record(const char *key, const char *what, int rc, json_object **out)
+{
+    if (rc == INTEG_OK && !json_object_is_type(*out, json_type_object))
+        rc = ig_err(INTEG_EREMOTE, "the %s adapter's %s reply is not a record", key, what);
+    if (rc) {
+        json_object_put(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int ig_adapter_create(ig_conn *c, const char *entity, json_object *record, json_object **out)
+{
+    const char *key = ig_json_str(c->definition, "key");
+    *out = NULL;
+    if (!c->adapter->create)
+        return ig_err(INTEG_EUNSUPPORTED, "the %s adapter cannot create records", key);
+    integ_adapter_call call;
+    int rc = call_make(c, &call);
+    if (rc == INTEG_OK) {
+        rc = c->adapter->create(c->adapter_payload, &call, entity,
+                                json_object_to_json_string_ext(record, JSON_C_TO_STRING_PLAIN), reply_parse, out);
+        if (rc)
+            ig_err_prefix(rc, key);
+    }
+    rc = adapter_record(key, "create", rc, out);
+    call_free(&call);
+    return rc;
+}
+
+int ig_adapter_update(ig_conn *c, const char *entity, const char *external_id, json_object *record,
+                      json_object **out)
+{
+    const char *key = ig_json_str(c->definition, "key");
+    *out = NULL;
+    if (!c->adapter->update)
+        return ig_err(INTEG_EUNSUPPORTED, "the %s adapter cannot update records", key);
+    integ_adapter_call call;
+    int rc = call_make(c, &call);
+    if (rc == INTEG_OK) {
+        rc = c->adapter->update(c->adapter_payload, &call, entity, external_id,
+                                json_object_to_json_string_ext(record, JSON_C_TO_STRING_PLAIN), reply_parse, out);
+        if (rc)
+            ig_err_prefix(rc, key);
+    }
+    /* An adapter may reply nothing: the update stands, *out stays NULL. */
+    if (rc == INTEG_OK && !*out) {
+        call_free(&call);
+        return INTEG_OK;
+    }
+    rc = adapter_record(key, "update", rc, out);
+    call_free(&call);
+    return rc;
+}
+
+int ig_adapter_remove(ig_conn *c, const char *entity, const char *external_id)
+{
+    const char *key = ig_json_str(c->definition, "key");
+    if (!c->adapter->remove)
+        return ig_err(INTEG_EUNSUPPORTED, "the %s adapter cannot delete records", key);
+    integ_adapter_call call;
+    int rc = call_make(c, &call);
+    if (rc == INTEG_OK) {
+        rc = c->adapter->remove(c->adapter_payload, &call, entity, external_id);
+        if (rc == INTEG_ENOTFOUND)
+            rc = INTEG_OK; /* already gone */
+        else if (rc)
+            ig_err_prefix(rc, key);
+    }
+    call_free(&call);
+    return rc;
+}

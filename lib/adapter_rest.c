@@ -266,7 +266,7 @@ static int add_headers(struct req *r, json_object *headers, struct lookup_ctx *l
 {
     if (!json_object_is_type(headers, json_type_object))
         return INTEG_OK;
-    json_object_object_foreach(headers, k, v)
+    ig_json_foreach(headers, k, v)
     {
         if (!json_object_is_type(v, json_type_string))
             continue;
@@ -288,7 +288,7 @@ static int add_query(struct req *r, json_object *query, struct lookup_ctx *l)
 {
     if (!json_object_is_type(query, json_type_object))
         return INTEG_OK;
-    json_object_object_foreach(query, k, v)
+    ig_json_foreach(query, k, v)
     {
         char *val = NULL;
         int missing = 0, rc;

@@ -46,7 +46,7 @@ INTEG_API int integ_audit_list(integ_session *s, const char *filter_json, char *
     json_object *rows = json_object_new_array();
     rc = ig_json_limit_offset(filter, "filter_json", &limit, &offset);
     static const char *const fields[] = {"action", "object_id", "user_id", NULL};
-    json_object_object_foreach(filter, k, v)
+    ig_json_foreach(filter, k, v)
     {
         if (rc)
             break;

@@ -43,7 +43,7 @@ static int check_nonneg_int(json_object *parent, const char *key, const char *pa
 
 static int check_known_keys(json_object *obj, const char *const *known, const char *path)
 {
-    json_object_object_foreach(obj, k, v)
+    ig_json_foreach(obj, k, v)
     {
         (void)v;
         int ok = 0;
@@ -113,7 +113,7 @@ static int validate_options(json_object *o)
     if ((rc = check_type(b, json_type_object, "base_url_overrides", "an object")))
         return rc;
     if (b) {
-        json_object_object_foreach(b, key, v)
+        ig_json_foreach(b, key, v)
         {
             char path[256];
             snprintf(path, sizeof path, "options.base_url_overrides.%s", key);
@@ -123,7 +123,7 @@ static int validate_options(json_object *o)
                 return ig_err(INTEG_EINVAL, "%s: must be a URL string or an object", path);
             if ((rc = check_known_keys(v, ovr, path)))
                 return rc;
-            json_object_object_foreach(v, k2, v2)
+            ig_json_foreach(v, k2, v2)
             {
                 if (!json_object_is_type(v2, json_type_string))
                     return ig_err(INTEG_EINVAL, "%s.%s: must be a URL string", path, k2);
@@ -471,7 +471,7 @@ void ig_emit(integ_ctx *ctx, const char *type, json_object *fields)
     json_object_object_add(ev, "type", json_object_new_string(type));
     json_object_object_add(ev, "at", json_object_new_string(at));
     if (fields) {
-        json_object_object_foreach(fields, k, v)
+        ig_json_foreach(fields, k, v)
         {
             json_object_object_add(ev, k, json_object_get(v));
         }
@@ -605,7 +605,7 @@ static int reseal_record(json_object *rec, const ig_master_key *old_mk, const ig
     const char *id = ig_json_str(rec, "id");
     if (!id)
         return INTEG_OK;
-    json_object_object_foreach(rec, k, v)
+    ig_json_foreach(rec, k, v)
     {
         if (!is_sealed_field(k) || !json_object_is_type(v, json_type_string))
             continue;

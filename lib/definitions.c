@@ -183,14 +183,14 @@ int ig_definitions_load(integ_ctx *ctx)
     if (rc == INTEG_OK) {
         void *tx = NULL;
         rc = ig_tx_begin(ctx, 1, &tx);
-        json_object_object_foreach(builtin, k, m)
+        ig_json_foreach(builtin, k, m)
         {
             if (rc)
                 break;
             if (!ig_json_get(extra, k))
                 rc = upsert_manifest(ctx, tx, m, "builtin", NULL);
         }
-        json_object_object_foreach(extra, k2, m2)
+        ig_json_foreach(extra, k2, m2)
         {
             (void)k2;
             if (rc)
@@ -214,7 +214,7 @@ static json_object *public_definition(json_object *rec)
     json_object *auth = ig_json_get(m, "auth");
     json_object_object_add(pub, "auth_type", json_object_get(ig_json_get(auth, "default")));
     json_object *types = json_object_new_array();
-    json_object_object_foreach(ig_json_get(auth, "methods"), k, v)
+    ig_json_foreach(ig_json_get(auth, "methods"), k, v)
     {
         (void)v;
         json_object_array_add(types, json_object_new_string(k));
@@ -247,7 +247,7 @@ INTEG_API int integ_definitions_list(integ_ctx *ctx, const char *filter_json, ch
     int64_t limit, offset;
     rc = ig_json_limit_offset(filter, "filter_json", &limit, &offset);
     json_object *q = json_object_new_object();
-    json_object_object_foreach(filter, k, v)
+    ig_json_foreach(filter, k, v)
     {
         if (rc)
             break;
@@ -357,7 +357,7 @@ INTEG_API int integ_definition_set_app_credentials(integ_ctx *ctx, const char *k
     const char *cid = ig_json_str(creds, "client_id");
     if (!cid || !*cid)
         rc = ig_err(INTEG_EINVAL, "creds_json.client_id: required (a non-empty string)");
-    json_object_object_foreach(creds, k, v)
+    ig_json_foreach(creds, k, v)
     {
         if (rc)
             break;

@@ -85,4 +85,61 @@ int ig_record_id(json_object *record, const char *id_field, char *buf, size_t ca
  * -1 when absent or unparseable. */
 int64_t ig_remote_time_ms(json_object *value, const char *format);
 
+/* ---- the write side (adapter_write.c, doc/push.md) -------------------------
+ *
+ * Records are remote-shaped (already reverse-mapped). Every call uses the
+ * host's C adapter instead when c->adapter is set. The retry rule: creates
+ * are sent with IG_HTTP_NON_IDEMPOTENT (repeated only after 429, 503, a
+ * refused connection or a transport error before anything was written);
+ * updates, upserts, deletes and lookups are idempotent and keep the
+ * transport's retries. After any create error other than a 4xx the record
+ * may exist remotely: reconcile with ig_rest_find before creating again. */
+
+/* The entity's create request, body "{record}" -> record. *out (owned) is
+ * the created record (the request's records_path, default "$"), which
+ * holds the remote id (id_field). A 204 with OData-EntityId or a Location
+ * is read back with the get request (or *out is {id_field: id} alone). */
+int ig_rest_create(ig_conn *c, const char *entity, json_object *record, json_object **out);
+
+/* The update request ({id} = external_id). *out is the updated record when
+ * the response has one; with an empty response it is read back through the
+ * get request when there is one; NULL otherwise (or when the read-back
+ * failed; the update itself succeeded). */
+int ig_rest_update(ig_conn *c, const char *entity, const char *external_id, json_object *record,
+                   json_object **out);
+
+/* The delete request (HubSpot archives). 404 and 410 are success. */
+int ig_rest_delete(ig_conn *c, const char *entity, const char *external_id);
+
+/* The entity's batch request for op "create", "update", "upsert" or
+ * "delete", one request per batch.max_items records (each item already in
+ * the provider's input shape: see ig_rest_batch_item). *out_results is an
+ * array aligned with `records`: the remote record, or
+ * {"error": {"code": INTEG_E..., "message"}} for an item that failed. A
+ * chunk refused as a whole with 400/404/409/422 is halved until the bad
+ * item is alone (a bounded number of extra requests). Returns INTEG_OK
+ * when every chunk was answered (items may still have errors); INTEG_EAUTH,
+ * INTEG_ERATELIMIT or INTEG_ENETWORK when the batch stopped: *out_results
+ * is still set, and the items not done carry that error. Argument errors
+ * (INTEG_EINVAL, INTEG_EUNSUPPORTED) leave *out_results NULL. */
+int ig_rest_batch(ig_conn *c, const char *entity, const char *op, json_object *records,
+                  json_object **out_results);
+
+/* One batch input for op: a copy of record with the id set (update and
+ * delete: id_field = key; upsert: "id" = key and "idProperty" = the
+ * lookup's id_property, HubSpot's shape); create: a plain copy. */
+int ig_rest_batch_item(ig_conn *c, const char *entity, const char *op, const char *key, json_object *record,
+                       json_object **out);
+
+/* Look a record up by the entity's unique field (manifest "lookup"; `field`
+ * is its local or remote name, or NULL). *out is the record (owned), or
+ * NULL when none matches. INTEG_EUNSUPPORTED when the entity has no lookup. */
+int ig_rest_find(ig_conn *c, const char *entity, const char *field, const char *value, json_object **out);
+
+/* The C adapter path of the writes (adapter.c). */
+int ig_adapter_create(ig_conn *c, const char *entity, json_object *record, json_object **out);
+int ig_adapter_update(ig_conn *c, const char *entity, const char *external_id, json_object *record,
+                      json_object **out);
+int ig_adapter_remove(ig_conn *c, const char *entity, const char *external_id);
+
 #endif

@@ -234,7 +234,7 @@ INTEG_API int integ_entity_put(integ_session *s, const char *entity, const char 
     char newid[37];
     void *tx = NULL;
     json_object *stored = NULL;
-    json_object_object_foreach(req, k, v)
+    ig_json_foreach(req, k, v)
     {
         (void)v;
         if (strcmp(k, "id") && strcmp(k, "data")) {
@@ -318,7 +318,7 @@ INTEG_API int integ_entities_list(integ_session *s, const char *entity, const ch
     json_object *rows = json_object_new_array(), *q = json_object_new_object();
     rc = ig_json_limit_offset(filter, "filter_json", &limit, &offset);
     int64_t since = -1;
-    json_object_object_foreach(filter, k, v)
+    ig_json_foreach(filter, k, v)
     {
         if (rc)
             break;

@@ -1347,6 +1347,25 @@ static int wait_bucket(ig_http *h, ig_bucket *bucket, const secrets *sec, const 
 int ig_http_send(ig_http *h, const ig_http_request *req, ig_bucket *bucket,
                  ig_http_classifier classify, void *classify_payload, ig_http_response *out)
 {
+    return ig_http_send_ex(h, req, 0, bucket, classify, classify_payload, out);
+}
+
+/* A non-idempotent request may be sent again only when the server cannot
+ * have acted on it: nothing of the request was written (the connection was
+ * refused, or the connect or TLS handshake timed out). */
+static int nothing_sent(CURL *e, CURLcode code)
+{
+    if (code == CURLE_COULDNT_CONNECT)
+        return 1;
+    long issued = -1;
+    if (!e || curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &issued) != CURLE_OK)
+        return 0;
+    return issued == 0;
+}
+
+int ig_http_send_ex(ig_http *h, const ig_http_request *req, unsigned flags, ig_bucket *bucket,
+                    ig_http_classifier classify, void *classify_payload, ig_http_response *out)
+{
     if (!out)
         return ig_err(INTEG_EINVAL, "invalid argument: out");
     memset(out, 0, sizeof *out);
@@ -1440,7 +1459,8 @@ int ig_http_send(ig_http *h, const ig_http_request *req, ig_bucket *bucket,
             else if (ar.code == CURLE_TOO_MANY_REDIRECTS)
                 rc = fail(INTEG_EREMOTE, &sec, "%s %s: more than %d redirects", req->method,
                           shown, h->opts.max_redirects);
-            else if (should_retry_code(ar.code) && sent < max_attempts)
+            else if (should_retry_code(ar.code) && sent < max_attempts &&
+                     (!(flags & IG_HTTP_NON_IDEMPOTENT) || nothing_sent(x.easy, ar.code)))
                 retry = 1;
             else {
                 transport_message(&x, ar.code, ar.os_errno, req->url, detail, sizeof detail);
@@ -1462,6 +1482,10 @@ int ig_http_send(ig_http *h, const ig_http_request *req, ig_bucket *bucket,
         if (bucket)
             ig_bucket_observe(bucket, now, resp_header_cb, &resp);
         ig_http_class cls = classify ? classify(classify_payload, &resp) : default_class(&resp);
+        /* A 5xx other than 503 may come after the server acted: a
+         * non-idempotent request is not repeated (429 and 503 are). */
+        if ((flags & IG_HTTP_NON_IDEMPOTENT) && cls == IG_HTTP_RETRY && resp.status != 503)
+            cls = IG_HTTP_OK;
         if (cls == IG_HTTP_OK) {
             *out = resp;
             rc = INTEG_OK;

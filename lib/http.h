@@ -110,6 +110,22 @@ typedef ig_http_class (*ig_http_classifier)(void *payload, const ig_http_respons
 int ig_http_send(ig_http *h, const ig_http_request *req, ig_bucket *bucket,
                  ig_http_classifier classify, void *classify_payload, ig_http_response *out);
 
+/* Flags of ig_http_send_ex. */
+enum {
+    /* The request is not idempotent (a create: POST without an idempotency
+     * key). It is sent again only when the server cannot have acted on it:
+     * 429 and 503 responses (rate limited, unavailable), a refused
+     * connection, or a transport error before any byte of the request was
+     * written. After a timeout, a reset or another 5xx the outcome is
+     * unknown: the error is returned at once (INTEG_ENETWORK, or INTEG_OK
+     * with the 5xx response) and the caller reconciles (doc/push.md). */
+    IG_HTTP_NON_IDEMPOTENT = 1
+};
+
+/* ig_http_send with flags (0: the same as ig_http_send). */
+int ig_http_send_ex(ig_http *h, const ig_http_request *req, unsigned flags, ig_bucket *bucket,
+                    ig_http_classifier classify, void *classify_payload, ig_http_response *out);
+
 /* Map a final response to an error: 2xx/3xx -> INTEG_OK; 401/403 ->
  * INTEG_EAUTH; 404 -> INTEG_ENOTFOUND; 409 -> INTEG_ECONFLICT; 429 ->
  * INTEG_ERATELIMIT; other -> INTEG_EREMOTE. The message carries the

@@ -57,7 +57,7 @@ static int reply(json_object *rec, char **out_json)
 
 static int check_keys(json_object *obj, const char *const *known, const char *what)
 {
-    json_object_object_foreach(obj, k, v)
+    ig_json_foreach(obj, k, v)
     {
         (void)v;
         if (!in_list(k, known))
@@ -82,7 +82,7 @@ static json_object *auth_method(json_object *manifest, const char *type)
 /* The method's key as stored in the manifest (stable while it lives). */
 static const char *method_key(json_object *manifest, const char *type)
 {
-    json_object_object_foreach(ig_json_get(ig_json_get(manifest, "auth"), "methods"), k, v)
+    ig_json_foreach(ig_json_get(ig_json_get(manifest, "auth"), "methods"), k, v)
     {
         (void)v;
         if (!strcmp(k, type))
@@ -433,7 +433,7 @@ INTEG_API int integ_integration_update(integ_session *s, const char *id, const c
         config = ig_json_copy(ig_json_get(rec, "config"));
         if (!config)
             config = json_object_new_object();
-        json_object_object_foreach(cfg, k, v)
+        ig_json_foreach(cfg, k, v)
         {
             if (v)
                 json_object_object_add(config, k, json_object_get(v));

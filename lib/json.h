@@ -26,6 +26,19 @@ json_object *ig_json_get(json_object *obj, const char *key);
  * offset >= 0. Errors name the field. */
 int ig_json_limit_offset(json_object *filter, const char *what, int64_t *limit, int64_t *offset);
 
+/* json_object_object_foreach that does nothing for NULL or a non-object
+ * (json-c's own dereferences it). Same declarations as json-c's. */
+#define ig_json_foreach(obj, key, val)                                                              \
+    char *key = NULL;                                                                            \
+    struct json_object *val __attribute__((__unused__)) = NULL;                                  \
+    for (struct lh_entry *entry##key = json_object_get_object(obj) ? json_object_get_object(obj)->head : NULL, \
+                         *entry_next##key = NULL;                                                \
+         entry##key ? (key = (char *)lh_entry_k(entry##key),                                     \
+                       val = (struct json_object *)lh_entry_v(entry##key),                       \
+                       entry_next##key = entry##key->next, 1)                                    \
+                    : 0;                                                                         \
+         entry##key = entry_next##key)
+
 /* Length of an array; 0 for NULL or a non-array (json-c asserts instead). */
 size_t ig_json_len(json_object *arr);
 

@@ -389,6 +389,7 @@ enum {
     URL_RELATIVE = 2,  /* may also be a path relative to base_url */
     URL_ALLOW_ID = 4,  /* {id} of the record an operation targets */
     URL_ALLOW_CREDS = 8,
+    URL_ALLOW_VALUE = 16, /* {value}: the searched value of a lookup request */
 };
 
 /* A URL or path template. `method` scopes {credentials.x} (see above). */
@@ -438,6 +439,8 @@ static int check_url(const vctx *v, json_object *val, const char *path, int flag
         } else if (strcmp(ns, "credentials") == 0 && *name && (flags & URL_ALLOW_CREDS)) {
             rc = check_credentials_ref_in_url(v, name, at_origin, path, method);
         } else if (strcmp(ns, "id") == 0 && !*name && (flags & URL_ALLOW_ID) && !at_origin) {
+            rc = INTEG_OK;
+        } else if (strcmp(ns, "value") == 0 && !*name && (flags & URL_ALLOW_VALUE) && !at_origin) {
             rc = INTEG_OK;
         } else {
             char ph[200];
@@ -1088,6 +1091,8 @@ static int check_request(const vctx *v, json_object *req, const char *path, int 
         (rc = need_string_map(req, "query", path)) || (rc = need_string_map(req, "headers", path)) ||
         (rc = need_jsonpath(req, "records_path", path, 0)) || (rc = need_bool(req, "async", path)))
         return rc;
+    if (!(flags & URL_ALLOW_VALUE) && json_mentions(req, "{value}"))
+        return ig_err(INTEG_EINVAL, "%s: placeholder {value} is only allowed in lookup requests", path);
     if (has(req, "pagination")) {
         char p[PATH_MAX_LEN];
         path_fmt(p, "%s.pagination", path);
@@ -1177,6 +1182,34 @@ static int check_batch(const vctx *v, json_object *batch, const char *path)
     return INTEG_OK;
 }
 
+/* lookup: find a record by a unique field, to reconcile a create whose
+ * result was lost (doc/push.md). */
+static int check_lookup(const vctx *v, json_object *lk, const char *path)
+{
+    static const char *const fields[] = {"field", "remote_field", "id_property", "request", "records_path",
+                                         "value_escape", "fetch", "notes", NULL};
+    static const char *const escapes[] = {"none", "odata", NULL};
+    if (!is_obj(lk))
+        return ig_err(INTEG_EINVAL, "%s: must be an object", path);
+    int rc;
+    if ((rc = check_fields(lk, path, fields, NULL)) || (rc = need_string(lk, "field", path, 1)) ||
+        (rc = need_string(lk, "remote_field", path, 0)) || (rc = need_string(lk, "id_property", path, 0)) ||
+        (rc = need_jsonpath(lk, "records_path", path, 0)) ||
+        (rc = need_enum(lk, "value_escape", path, 0, escapes, "value escape")) ||
+        (rc = need_bool(lk, "fetch", path)))
+        return rc;
+    json_object *req = ig_json_get(lk, "request");
+    char p[PATH_MAX_LEN];
+    path_fmt(p, "%s.request", path);
+    if (!req)
+        return ig_err(INTEG_EINVAL, "%s: required", p);
+    if ((rc = check_request(v, req, p, URL_ALLOW_VALUE, k_http_methods, 1)))
+        return rc;
+    if (!json_mentions(req, "{value}"))
+        return ig_err(INTEG_EINVAL, "%s: must use {value} in its path, query or body", p);
+    return INTEG_OK;
+}
+
 static int check_entity(vctx *v, const char *name, json_object *ent, const char *path)
 {
     static const char *const fields[] = {
@@ -1184,7 +1217,7 @@ static int check_entity(vctx *v, const char *name, json_object *ent, const char 
         "updated_format", "version_field", "list",    "pagination", "incremental",
         "headers",      "fetch_each", "result_cap",   "get",        "create",
         "update",       "delete",     "send",         "batch",      "deletes",
-        "default_mapping", "notes",   "description",  NULL};
+        "default_mapping", "lookup",  "notes",        "description",  NULL};
     static const char *const mapping_fields[] = {"field_map", "transform_rules", "required", "reverse", "notes", NULL};
 
     for (const char *c = name; *c; c++)
@@ -1257,6 +1290,13 @@ static int check_entity(vctx *v, const char *name, json_object *ent, const char 
         if ((rc = check_batch(v, ig_json_get(ent, "batch"), p)))
             return rc;
         v->caps_seen |= CAP_BATCH | CAP_PUSH;
+    }
+    if (has(ent, "lookup")) {
+        path_fmt(p, "%s.lookup", path);
+        if ((rc = check_lookup(v, ig_json_get(ent, "lookup"), p)))
+            return rc;
+        if (ig_json_bool(ig_json_get(ent, "lookup"), "fetch", 0) && !has(ent, "get"))
+            return ig_err(INTEG_EINVAL, "%s.get: required with lookup.fetch", path);
     }
     json_object *dm = ig_json_get(ent, "default_mapping");
     if (dm) {

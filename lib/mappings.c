@@ -45,7 +45,7 @@ INTEG_API int integ_mapping_put(integ_session *s, const char *integration_id, co
     json_object *integ = NULL, *def = NULL, *rec = NULL, *rows = json_object_new_array();
     ig_mapping *compiled = NULL;
     void *tx = NULL;
-    json_object_object_foreach(spec, k, v)
+    ig_json_foreach(spec, k, v)
     {
         (void)v;
         int ok = 0;
@@ -70,7 +70,7 @@ INTEG_API int integ_mapping_put(integ_session *s, const char *integration_id, co
                                                "two_way", "dont_sync", NULL};
         if (!json_object_is_type(fp, json_type_object))
             rc = ig_err(INTEG_EINVAL, "mapping.field_policies: must be an object of field -> policy");
-        json_object_object_foreach(fp, f, pv)
+        ig_json_foreach(fp, f, pv)
         {
             if (rc)
                 break;

@@ -36,7 +36,7 @@ static json_object *scheduled_entities(json_object *config, json_object *manifes
             json_object_array_add(out, json_object_get(json_object_array_get_idx(chosen, i)));
         return out;
     }
-    json_object_object_foreach(ig_json_get(manifest, "entities"), name, e)
+    ig_json_foreach(ig_json_get(manifest, "entities"), name, e)
     {
         if (ig_json_str(e, "records_path") && !json_object_is_type(ig_json_get(e, "list"), json_type_boolean))
             json_object_array_add(out, json_object_new_string(name));

@@ -23,6 +23,8 @@
 struct run {
     integ_session *s;
     const char *trigger; /* "manual", "webhook", "schedule" */
+    const char *direction; /* "pull", "push", "bidirectional" */
+    struct ig_push_counts push;
     ig_conn *c;
     const char *entity;
     json_object *edef;
@@ -157,7 +159,20 @@ static json_object *result_json(struct run *r, const char *status, int64_t compl
     json_object_object_add(o, "entity", json_object_new_string(r->entity));
     json_object_object_add(o, "local_entity", json_object_new_string(r->local_entity));
     json_object_object_add(o, "sync_type", json_object_new_string(r->since_ms >= 0 ? "incremental" : "full"));
-    json_object_object_add(o, "direction", json_object_new_string("pull"));
+    json_object_object_add(o, "direction", json_object_new_string(r->direction ? r->direction : "pull"));
+    if (r->direction && strcmp(r->direction, "pull")) {
+        json_object_object_add(o, "records_pushed",
+                               json_object_new_int64(r->push.created + r->push.updated + r->push.deleted));
+        json_object *p = json_object_new_object();
+        json_object_object_add(p, "processed", json_object_new_int64(r->push.processed));
+        json_object_object_add(p, "created", json_object_new_int64(r->push.created));
+        json_object_object_add(p, "updated", json_object_new_int64(r->push.updated));
+        json_object_object_add(p, "deleted", json_object_new_int64(r->push.deleted));
+        json_object_object_add(p, "adopted", json_object_new_int64(r->push.adopted));
+        json_object_object_add(p, "skipped", json_object_new_int64(r->push.skipped));
+        json_object_object_add(p, "failed", json_object_new_int64(r->push.failed));
+        json_object_object_add(o, "push", p);
+    }
     json_object_object_add(o, "trigger", json_object_new_string(r->trigger ? r->trigger : "manual"));
     json_object_object_add(o, "dry_run", json_object_new_boolean(r->dry_run));
     json_object_object_add(o, "status", json_object_new_string(status));
@@ -272,7 +287,7 @@ static void pull_policies(struct run *r, json_object *data, json_object *local)
 {
     if (!r->field_policies || !local)
         return;
-    json_object_object_foreach(r->field_policies, field, pv)
+    ig_json_foreach(r->field_policies, field, pv)
     {
         const char *p = json_object_get_string(pv);
         json_object *lv = ig_json_get(local, field);
@@ -294,9 +309,9 @@ static json_object *merge3(struct run *r, json_object *base, json_object *local,
 {
     json_object *out = ig_json_copy(local);
     json_object *keys = json_object_new_object();
-    json_object_object_foreach(local, k1, v1) { (void)v1; json_object_object_add(keys, k1, NULL); }
-    json_object_object_foreach(remote, k2, v2) { (void)v2; json_object_object_add(keys, k2, NULL); }
-    json_object_object_foreach(keys, f, unused)
+    ig_json_foreach(local, k1, v1) { (void)v1; json_object_object_add(keys, k1, NULL); }
+    ig_json_foreach(remote, k2, v2) { (void)v2; json_object_object_add(keys, k2, NULL); }
+    ig_json_foreach(keys, f, unused)
     {
         (void)unused;
         json_object *b = ig_json_get(base, f), *l = ig_json_get(local, f), *rv = ig_json_get(remote, f);
@@ -708,7 +723,7 @@ static int parse_request(json_object *req, struct run *r, int64_t *modified_sinc
 {
     static const char *const known[] = {"entity", "direction", "filter", "full", "dry_run", "conflict_strategy", NULL};
     *modified_since = -1;
-    json_object_object_foreach(req, k, v)
+    ig_json_foreach(req, k, v)
     {
         (void)v;
         int ok = 0;
@@ -723,11 +738,9 @@ static int parse_request(json_object *req, struct run *r, int64_t *modified_sinc
     const char *dir = ig_json_str(req, "direction");
     if (ig_json_get(req, "direction") && !dir)
         return ig_err(INTEG_EINVAL, "request_json.direction: must be \"pull\", \"push\" or \"bidirectional\"");
-    if (dir && strcmp(dir, "pull") != 0) {
-        if (!strcmp(dir, "push") || !strcmp(dir, "bidirectional"))
-            return ig_err(INTEG_EUNSUPPORTED, "request_json.direction: '%s' is not available yet (pull only)", dir);
+    if (dir && strcmp(dir, "pull") && strcmp(dir, "push") && strcmp(dir, "bidirectional"))
         return ig_err(INTEG_EINVAL, "request_json.direction: must be \"pull\", \"push\" or \"bidirectional\"");
-    }
+    r->direction = dir ? dir : "pull";
     json_object *full = ig_json_get(req, "full"), *dry = ig_json_get(req, "dry_run");
     if (full && !json_object_is_type(full, json_type_boolean))
         return ig_err(INTEG_EINVAL, "request_json.full: must be a boolean");
@@ -739,7 +752,7 @@ static int parse_request(json_object *req, struct run *r, int64_t *modified_sinc
     if (f) {
         if (!json_object_is_type(f, json_type_object))
             return ig_err(INTEG_EINVAL, "request_json.filter: must be an object");
-        json_object_object_foreach(f, fk, fv)
+        ig_json_foreach(f, fk, fv)
         {
             if (strcmp(fk, "modified_since") != 0)
                 return ig_err(INTEG_EINVAL, "request_json.filter.%s: unknown filter (use modified_since)", fk);
@@ -872,7 +885,8 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
         rc = ig_err_prefix(INTEG_EINVAL, "request_json.entity");
         goto out;
     }
-    if (!ig_json_str(r.edef, "records_path") || json_object_is_type(ig_json_get(r.edef, "list"), json_type_boolean)) {
+    if (strcmp(r.direction, "push") != 0 &&
+        (!ig_json_str(r.edef, "records_path") || json_object_is_type(ig_json_get(r.edef, "list"), json_type_boolean))) {
         rc = ig_err(INTEG_EUNSUPPORTED, "request_json.entity: '%s' cannot be pulled", r.entity);
         goto out;
     }
@@ -920,7 +934,8 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
     }
     const char *status = "success";
     int stalls = 0;
-    for (;;) {
+    int pulling = strcmp(r.direction, "push") != 0;
+    for (; pulling;) {
         if (leased && now_ms(&r) > r.lease_until_ms - LEASE_TTL_MS / 2 && (rc = lease_take(&r, 1)))
             break;
         ig_page page;
@@ -952,7 +967,7 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
         if (!r.state)
             break;
     }
-    if (rc == INTEG_OK) {
+    if (rc == INTEG_OK && pulling) {
         /* The watermark moves only when the run completed. */
         int64_t hwm = r.hwm_ms > r.prev_hwm_ms ? r.hwm_ms : r.prev_hwm_ms;
         if (!r.dry_run) {
@@ -962,10 +977,19 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
                 crc = checkpoint_put(&r, tx, NULL, hwm);
             rc = ig_tx_end(s->ctx, tx, 1, crc);
         }
-        status = r.failed ? "partial" : "success";
-    } else {
-        status = rc == INTEG_ECANCELED ? "canceled" : "error";
     }
+    if (rc == INTEG_OK && strcmp(r.direction, "pull") != 0) {
+        /* Push after the pull: conflicts are settled by then. */
+        rc = ig_sync_push(r.c, s->tenant_id, r.entity, r.edef, r.local_entity, r.mapping, r.field_policies, r.dry_run,
+                          r.full, &r.push);
+        for (size_t i = 0; i < ig_json_len(r.push.errors); i++)
+            json_object_array_add(r.errors, json_object_get(json_object_array_get_idx(r.push.errors, i)));
+        r.failed += r.push.failed;
+    }
+    if (rc == INTEG_OK)
+        status = r.failed ? "partial" : "success";
+    else
+        status = rc == INTEG_ECANCELED ? "canceled" : "error";
     int frc = finish(&r, status, rc, &result);
     if (rc == INTEG_OK)
         rc = frc;
@@ -984,6 +1008,7 @@ out:
     json_object_put(r.errors);
     json_object_put(r.conflict_events);
     json_object_put(r.field_policies);
+    json_object_put(r.push.errors);
     ig_mapping_free(r.mapping);
     ig_conn_close(r.c);
     json_object_put(req);
@@ -1007,7 +1032,7 @@ INTEG_API int integ_sync_logs(integ_session *s, const char *integration_id, cons
     int64_t limit, offset;
     json_object *q = json_object_new_object(), *rows = json_object_new_array(), *integ = NULL;
     rc = ig_json_limit_offset(filter, "filter_json", &limit, &offset);
-    json_object_object_foreach(filter, k, v)
+    ig_json_foreach(filter, k, v)
     {
         if (rc)
             break;

@@ -15,6 +15,24 @@
 int ig_sync_apply(ig_conn *c, const char *tenant_id, const char *user_id, const char *entity,
                   json_object *records, json_object *deleted_ids, const char *trigger, json_object **out_result);
 
+/* What a push did. */
+struct ig_push_counts {
+    int64_t processed, created, updated, deleted, adopted, skipped, failed;
+    json_object *errors; /* [{record, code, message}] (owned) */
+};
+
+struct ig_mapping;
+
+/* Push the local records of `local_entity` changed since their last sync
+ * (origin "local", version past the link's) to `entity`: creates (a
+ * pending link first; a pending link found later is reconciled through the
+ * manifest's lookup before creating again), updates, remote deletes when
+ * config delete_remote is on; batches where the manifest has them.
+ * Records with an open conflict are held. */
+int ig_sync_push(ig_conn *c, const char *tenant_id, const char *entity, json_object *edef, const char *local_entity,
+                 const struct ig_mapping *mapping, json_object *policies, int dry_run, int full,
+                 struct ig_push_counts *out);
+
 /* The next scheduled run after from_ms: sync_interval with +-10% jitter. */
 int64_t ig_schedule_next(integ_ctx *ctx, json_object *config, int64_t from_ms);
 

@@ -138,7 +138,7 @@ static int render_value(json_object *t, ig_tmpl_lookup lookup, void *payload, js
     }
     case json_type_object: {
         json_object *o = json_object_new_object();
-        json_object_object_foreach(t, k, v)
+        ig_json_foreach(t, k, v)
         {
             json_object *r = NULL;
             int rc = render_value(v, lookup, payload, &r);

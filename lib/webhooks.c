@@ -203,7 +203,7 @@ INTEG_API int integ_webhook_endpoint_create(integ_session *s, const char *integr
     json_object *integ = NULL, *def = NULL, *rec = NULL;
     char *secret = NULL;
     void *tx = NULL;
-    json_object_object_foreach(req, k, v)
+    ig_json_foreach(req, k, v)
     {
         (void)v;
         if (!in_list(k, known)) {
@@ -364,7 +364,7 @@ INTEG_API int integ_webhook_endpoint_update(integ_session *s, const char *endpoi
     if ((rc = ig_json_parse_object(patch_json, "patch_json", 0, &patch)))
         return rc;
     static const char *const known[] = {"scheme", "events", "active", "description", "secret", NULL};
-    json_object_object_foreach(patch, k, v)
+    ig_json_foreach(patch, k, v)
     {
         (void)v;
         if (!in_list(k, known)) {
@@ -897,7 +897,7 @@ static json_object *find_topic(json_object *topics, const char *type)
 {
     json_object *best = NULL;
     size_t best_len = 0;
-    json_object_object_foreach(topics, pat, t)
+    ig_json_foreach(topics, pat, t)
     {
         size_t n = strlen(pat);
         if (!strcmp(pat, type))
@@ -932,7 +932,7 @@ static int handle_event(integ_ctx *ctx, struct claimed *c, json_object *summary)
     /* Header locators read the stored (lower-cased) headers. */
     size_t nh = 0;
     const char *hn[MAX_HEADER_STORE], *hv[MAX_HEADER_STORE];
-    json_object_object_foreach(hdrs, hk, hval)
+    ig_json_foreach(hdrs, hk, hval)
     {
         if (nh < MAX_HEADER_STORE) {
             hn[nh] = hk;
@@ -1198,7 +1198,7 @@ INTEG_API int integ_webhook_events_list(integ_session *s, const char *filter_jso
     rc = ig_json_limit_offset(filter, "filter_json", &limit, &offset);
     static const char *const fields[] = {"endpoint_id", "integration_id", "status", NULL};
     static const char *const statuses[] = {"queued", "processing", "retry", "processed", "dead", NULL};
-    json_object_object_foreach(filter, k, v)
+    ig_json_foreach(filter, k, v)
     {
         if (rc)
             break;

@@ -448,6 +448,25 @@ INTEG_API int integ_sync(integ_session *s, const char *integration_id, const cha
                          integ_progress_cb cb, void *payload, char **out_json);
 
 /**
+ * The integration's sync conflicts, newest first: [{id, integration_id,
+ * entity, local_entity, local_id, external_id, local, remote, base, fields,
+ * strategy, status (open | resolved), resolution, resolved_by, created_at,
+ * resolved_at}]. Conflicts resolved by a strategy are kept too, with
+ * resolved_by "strategy".
+ * @param filter_json  NULL or {"status", "entity", "limit", "offset"}
+ */
+INTEG_API int integ_conflicts_list(integ_session *s, const char *integration_id, const char *filter_json,
+                                   char **out_json);
+
+/**
+ * Resolve an open conflict (strategy "manual"): {"choose": "local"},
+ * {"choose": "remote"} or {"data": {...}} (merged by hand). The choice is
+ * written to both sides (the remote through the entity's update request)
+ * and the record syncs normally again. Needs integration:admin.
+ */
+INTEG_API int integ_conflict_resolve(integ_session *s, const char *conflict_id, const char *resolution_json);
+
+/**
  * Run what is due, from a worker loop or a timer: the scheduled syncs of
  * active integrations with config auto_sync (every config sync_interval
  * seconds, +-10% jitter, persisted as the integration's next run; a run

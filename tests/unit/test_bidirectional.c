@@ -1,0 +1,491 @@
+/* Push and bidirectional sync against the sandbox's HubSpot: local changes
+ * go out (creates, updates, batches), remote changes come in, conflicts
+ * are resolved by each strategy and by field policies, manual conflicts
+ * are resolved both ways, a dry run writes nothing on either side, and a
+ * create whose result was lost is adopted instead of duplicated.
+ *
+ *   test_bidirectional SANDBOX_BINARY */
+#include <curl/curl.h>
+#include <json-c/json.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ctx.h"
+#include "engine.h"
+#include "test.h"
+
+#define TOKEN "sandbox-test-token"
+
+static const char *sandbox_bin;
+static char url[128];
+static pid_t sb_pid;
+static int sb_stdin = -1;
+
+static int sandbox_start(void)
+{
+    int out[2], in[2];
+    if (pipe(out) || pipe(in))
+        return -1;
+    sb_pid = fork();
+    if (sb_pid == 0) {
+        dup2(out[1], 1);
+        dup2(in[0], 0);
+        close(out[0]);
+        close(in[1]);
+        execl(sandbox_bin, sandbox_bin, "--records", "hubspot:contacts=30", "--token", TOKEN, "--max-seconds", "300",
+              "--stdin-lifetime", "--unlimited", (char *)NULL);
+        _exit(127);
+    }
+    close(out[1]);
+    close(in[0]);
+    sb_stdin = in[1];
+    char line[256] = "";
+    FILE *f = fdopen(out[0], "r");
+    if (!f || !fgets(line, sizeof line, f))
+        return -1;
+    fclose(f);
+    const char *p = strstr(line, "http://");
+    if (!p)
+        return -1;
+    snprintf(url, sizeof url, "%s", p);
+    url[strcspn(url, "\r\n")] = '\0';
+    return 0;
+}
+
+static size_t collect(char *p, size_t s, size_t n, void *u)
+{
+    size_t len = strlen(u), add = s * n;
+    if (len + add < 65536) {
+        memcpy((char *)u + len, p, add);
+        ((char *)u)[len + add] = 0;
+    }
+    return s * n;
+}
+
+static json_object *control(const char *path, const char *json)
+{
+    char full[256];
+    static char buf[65536];
+    buf[0] = 0;
+    snprintf(full, sizeof full, "%s%s", url, path);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, full);
+    if (json)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, json);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, buf);
+    curl_easy_perform(c);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return json_tokener_parse(buf);
+}
+
+/* The sandbox's own view of a contact (bypassing the library). */
+static json_object *remote_contact(const char *id)
+{
+    char full[256];
+    static char buf[65536];
+    buf[0] = 0;
+    snprintf(full, sizeof full, "%s/hubspot/crm/v3/objects/contacts/%s?properties=email,firstname,lastname", url, id);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer " TOKEN);
+    curl_easy_setopt(c, CURLOPT_URL, full);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, buf);
+    curl_easy_perform(c);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    return json_tokener_parse(buf);
+}
+
+static const char *remote_prop(json_object *rc, const char *p)
+{
+    return json_object_get_string(json_object_object_get(json_object_object_get(rc, "properties"), p));
+}
+
+struct env {
+    integ_ctx *ctx;
+    integ_session *s;
+    char id[64];
+};
+
+static int env_open(struct env *e, const char *config)
+{
+    memset(e, 0, sizeof *e);
+    char opts[512], req[512], *out = NULL;
+    snprintf(opts, sizeof opts,
+             "{\"store\":\"sqlite::memory:\",\"master_key\":\"" TEST_MASTER_KEY "\","
+             "\"http\":{\"allow_private_networks\":true,\"max_retries\":1},"
+             "\"base_url_overrides\":{\"hubspot-crm\":\"%s/hubspot\"}}",
+             url);
+    if (integ_ctx_open(&e->ctx, opts) != INTEG_OK)
+        return -1;
+    integ_session_open(&e->s, e->ctx, "acme", "alice", "[\"admin\"]");
+    snprintf(req, sizeof req, "{\"integration_definition_id\":\"hubspot-crm\",\"credentials\":{\"api_key\":\"" TOKEN "\"},\"config\":%s}",
+             config ? config : "{}");
+    if (integ_integration_create(e->s, req, &out) != INTEG_OK) {
+        fprintf(stderr, "  create: %s\n", integ_errmsg());
+        return -1;
+    }
+    json_object *o = json_tokener_parse(out);
+    snprintf(e->id, sizeof e->id, "%s", json_object_get_string(json_object_object_get(o, "id")));
+    json_object_put(o);
+    integ_free(out);
+    return 0;
+}
+
+static void env_close(struct env *e)
+{
+    integ_session_close(e->s);
+    integ_ctx_close(e->ctx);
+}
+
+static json_object *run_sync(struct env *e, const char *req, int want)
+{
+    char *out = NULL;
+    int rc = integ_sync(e->s, e->id, req, NULL, NULL, &out);
+    if (rc != want)
+        fprintf(stderr, "  sync %s: %d %s\n", req, rc, integ_errmsg());
+    CHECK(rc == want);
+    json_object *o = out ? json_tokener_parse(out) : NULL;
+    integ_free(out);
+    return o;
+}
+
+static int64_t jint(json_object *o, const char *k) { return json_object_get_int64(json_object_object_get(o, k)); }
+static const char *jstr(json_object *o, const char *k) { return json_object_get_string(json_object_object_get(o, k)); }
+
+/* The local record linked to a remote id, or NULL. */
+static json_object *local_of(struct env *e, const char *external_id)
+{
+    char *out = NULL;
+    if (integ_entities_list(e->s, "contacts", "{\"limit\":1000}", &out) != INTEG_OK)
+        return NULL;
+    json_object *l = json_tokener_parse(out), *found = NULL;
+    integ_free(out);
+    for (size_t i = 0; !found && i < json_object_array_length(l); i++) {
+        json_object *rec = json_object_array_get_idx(l, i);
+        char *g = NULL;
+        if (integ_entity_get(e->s, "contacts", jstr(rec, "id"), &g) == INTEG_OK) {
+            json_object *full = json_tokener_parse(g);
+            json_object *links = json_object_object_get(full, "links");
+            for (size_t k = 0; k < json_object_array_length(links); k++)
+                if (!strcmp(jstr(json_object_array_get_idx(links, k), "external_id") ? jstr(json_object_array_get_idx(links, k), "external_id") : "", external_id))
+                    found = json_object_get(full);
+            json_object_put(full);
+            integ_free(g);
+        }
+    }
+    json_object_put(l);
+    return found;
+}
+
+static void local_edit(struct env *e, json_object *rec, const char *field, const char *value)
+{
+    json_object *data = json_object_object_get(rec, "data");
+    json_object_object_add(data, field, json_object_new_string(value));
+    json_object *put = json_object_new_object();
+    json_object_object_add(put, "id", json_object_get(json_object_object_get(rec, "id")));
+    json_object_object_add(put, "data", json_object_get(data));
+    char *out = NULL;
+    CHECK_OK(integ_entity_put(e->s, "contacts", json_object_to_json_string(put), &out));
+    integ_free(out);
+    json_object_put(put);
+}
+
+static void remote_touch(const char *id, const char *prop, const char *value, const char *updated_at)
+{
+    char body[400];
+    snprintf(body, sizeof body, "{\"system\":\"hubspot\",\"entity\":\"contacts\",\"id\":\"%s\",\"fields\":{\"%s\":\"%s\"}%s%s%s}", id,
+             prop, value, updated_at ? ",\"updated_at\":\"" : "", updated_at ? updated_at : "", updated_at ? "\"" : "");
+    json_object_put(control("/_sandbox/touch", body));
+}
+
+/* ---- tests --------------------------------------------------------------------- */
+
+static void test_push_updates_and_creates(void)
+{
+    struct env e;
+    if (env_open(&e, NULL)) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object_put(run_sync(&e, "{\"entity\":\"contacts\"}", INTEG_OK));
+    json_object *a = local_of(&e, "1001");
+    CHECK(a != NULL);
+    if (!a) {
+        env_close(&e);
+        return;
+    }
+    local_edit(&e, a, "first_name", "Edited Locally");
+    /* A pull alone leaves local changes alone (nothing changed remotely). */
+    json_object *r = run_sync(&e, "{\"entity\":\"contacts\"}", INTEG_OK);
+    CHECK(r && jint(r, "conflicts") == 0);
+    json_object_put(r);
+    r = run_sync(&e, "{\"entity\":\"contacts\",\"direction\":\"push\"}", INTEG_OK);
+    CHECK(r && jint(r, "records_pushed") == 1);
+    json_object_put(r);
+    json_object *rc = remote_contact("1001");
+    CHECK_STR(remote_prop(rc, "firstname"), "Edited Locally");
+    json_object_put(rc);
+    /* Pushed once: the next push has nothing to do. */
+    r = run_sync(&e, "{\"entity\":\"contacts\",\"direction\":\"push\"}", INTEG_OK);
+    CHECK(r && jint(r, "records_pushed") == 0);
+    json_object_put(r);
+    /* Local creates: three new contacts go out (batched), and a pull brings
+     * no duplicates back. */
+    for (int i = 0; i < 3; i++) {
+        char put[256], *out = NULL;
+        snprintf(put, sizeof put, "{\"data\":{\"email\":\"new%d@example.com\",\"first_name\":\"New\",\"last_name\":\"Person %d\"}}", i, i);
+        CHECK_OK(integ_entity_put(e.s, "contacts", put, &out));
+        integ_free(out);
+    }
+    r = run_sync(&e, "{\"entity\":\"contacts\",\"direction\":\"bidirectional\"}", INTEG_OK);
+    json_object *p = json_object_object_get(r, "push");
+    CHECK(p && jint(p, "created") == 3);
+    json_object_put(r);
+    r = run_sync(&e, "{\"entity\":\"contacts\",\"full\":true}", INTEG_OK);
+    CHECK(r && jint(r, "records_processed") == 33 && jint(r, "records_created") == 0);
+    json_object_put(r);
+    char *out = NULL;
+    CHECK_OK(integ_entities_list(e.s, "contacts", "{\"limit\":1000}", &out));
+    json_object *l = json_tokener_parse(out);
+    integ_free(out);
+    CHECK(json_object_array_length(l) == 33);
+    json_object_put(l);
+    json_object_put(a);
+    env_close(&e);
+}
+
+/* Both sides change contact 1002 between syncs; each strategy decides. */
+static void conflict_case(const char *strategy, const char *remote_time, const char *want_local,
+                          const char *want_remote, int want_open)
+{
+    struct env e;
+    if (env_open(&e, NULL)) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object_put(control("/_sandbox/reset", "{}"));
+    json_object_put(run_sync(&e, "{\"entity\":\"contacts\"}", INTEG_OK));
+    json_object *rec = local_of(&e, "1002");
+    if (!rec) {
+        CHECK(!"local 1002");
+        env_close(&e);
+        return;
+    }
+    local_edit(&e, rec, "first_name", "LocalName");
+    remote_touch("1002", "firstname", "RemoteName", remote_time);
+    char req[200];
+    snprintf(req, sizeof req, "{\"entity\":\"contacts\",\"direction\":\"bidirectional\",\"conflict_strategy\":\"%s\"}", strategy);
+    json_object *r = run_sync(&e, req, INTEG_OK);
+    CHECK(r && jint(r, "conflicts") == 1);
+    json_object_put(r);
+    json_object *after = local_of(&e, "1002");
+    const char *lf = jstr(json_object_object_get(after, "data"), "first_name");
+    if (!lf || strcmp(lf, want_local))
+        fprintf(stderr, "  %s: local first_name %s, want %s\n", strategy, lf ? lf : "-", want_local);
+    CHECK(lf && !strcmp(lf, want_local));
+    json_object *rc = remote_contact("1002");
+    if (!remote_prop(rc, "firstname") || strcmp(remote_prop(rc, "firstname"), want_remote))
+        fprintf(stderr, "  %s: remote firstname %s, want %s\n", strategy, remote_prop(rc, "firstname"), want_remote);
+    CHECK_STR(remote_prop(rc, "firstname"), want_remote);
+    json_object_put(rc);
+    char *out = NULL;
+    CHECK_OK(integ_conflicts_list(e.s, e.id, want_open ? "{\"status\":\"open\"}" : "{\"status\":\"resolved\"}", &out));
+    json_object *cl = json_tokener_parse(out);
+    integ_free(out);
+    CHECK(json_object_array_length(cl) == 1);
+    json_object *c0 = json_object_array_get_idx(cl, 0);
+    CHECK_STR(jstr(c0, "strategy"), strategy);
+    CHECK(json_object_object_get(c0, "local") && json_object_object_get(c0, "remote") && json_object_object_get(c0, "base"));
+    json_object_put(cl);
+    json_object_put(after);
+    json_object_put(rec);
+    env_close(&e);
+}
+
+static void test_strategies(void)
+{
+    conflict_case("remote_wins", NULL, "RemoteName", "RemoteName", 0);
+    conflict_case("local_wins", NULL, "LocalName", "LocalName", 0);
+    conflict_case("last_write_wins", "2030-01-01T00:00:00Z", "RemoteName", "RemoteName", 0); /* remote newer */
+    conflict_case("last_write_wins", "2025-06-01T00:00:00Z", "LocalName", "LocalName", 0);   /* local newer */
+    conflict_case("manual", NULL, "LocalName", "RemoteName", 1);                             /* held */
+}
+
+static void test_merge_fields_and_policies(void)
+{
+    struct env e;
+    if (env_open(&e, NULL)) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object_put(control("/_sandbox/reset", "{}"));
+    json_object_put(run_sync(&e, "{\"entity\":\"contacts\"}", INTEG_OK));
+    json_object *rec = local_of(&e, "1003");
+    if (!rec) {
+        CHECK(!"local 1003");
+        env_close(&e);
+        return;
+    }
+    /* Different fields on each side: both survive. */
+    local_edit(&e, rec, "last_name", "LocalLast");
+    remote_touch("1003", "firstname", "RemoteFirst", NULL);
+    json_object *r = run_sync(&e, "{\"entity\":\"contacts\",\"direction\":\"bidirectional\",\"conflict_strategy\":\"merge_fields\"}", INTEG_OK);
+    json_object_put(r);
+    json_object *after = local_of(&e, "1003");
+    CHECK_STR(jstr(json_object_object_get(after, "data"), "first_name"), "RemoteFirst");
+    CHECK_STR(jstr(json_object_object_get(after, "data"), "last_name"), "LocalLast");
+    json_object *rc = remote_contact("1003");
+    CHECK_STR(remote_prop(rc, "firstname"), "RemoteFirst");
+    CHECK_STR(remote_prop(rc, "lastname"), "LocalLast");
+    json_object_put(rc);
+    json_object_put(after);
+    json_object_put(rec);
+    /* A field policy: always_remote fields are never pushed. */
+    char *out = NULL;
+    CHECK_OK(integ_mapping_put(e.s, e.id,
+                               "{\"source_entity\":\"contacts\",\"target_entity\":\"contacts\","
+                               "\"field_map\":{\"email\":\"properties.email\",\"first_name\":\"properties.firstname\",\"last_name\":\"properties.lastname\"},"
+                               "\"field_policies\":{\"first_name\":\"always_remote\"}}",
+                               &out));
+    integ_free(out);
+    CHECK_RC(integ_mapping_put(e.s, e.id, "{\"source_entity\":\"contacts\",\"target_entity\":\"contacts\",\"field_map\":{},\"field_policies\":{\"x\":\"sometimes\"}}", &out), INTEG_EINVAL);
+    CHECK_MSG("field_policies.x");
+    json_object_put(run_sync(&e, "{\"entity\":\"contacts\",\"full\":true}", INTEG_OK)); /* mapping changed: re-applied */
+    rec = local_of(&e, "1004");
+    if (rec) {
+        local_edit(&e, rec, "first_name", "NotForRemote");
+        local_edit(&e, rec, "last_name", "ForRemote");
+        json_object_put(run_sync(&e, "{\"entity\":\"contacts\",\"direction\":\"push\"}", INTEG_OK));
+        rc = remote_contact("1004");
+        CHECK(strcmp(remote_prop(rc, "firstname"), "NotForRemote") != 0);
+        CHECK_STR(remote_prop(rc, "lastname"), "ForRemote");
+        json_object_put(rc);
+        json_object_put(rec);
+    }
+    env_close(&e);
+}
+
+static void test_manual_resolution(void)
+{
+    struct env e;
+    if (env_open(&e, NULL)) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object_put(control("/_sandbox/reset", "{}"));
+    json_object_put(run_sync(&e, "{\"entity\":\"contacts\"}", INTEG_OK));
+    const char *ids[] = {"1005", "1006", "1007"};
+    for (int i = 0; i < 3; i++) {
+        json_object *rec = local_of(&e, ids[i]);
+        if (!rec)
+            continue;
+        local_edit(&e, rec, "first_name", "L");
+        remote_touch(ids[i], "firstname", "R", NULL);
+        json_object_put(rec);
+    }
+    json_object *r = run_sync(&e, "{\"entity\":\"contacts\",\"direction\":\"bidirectional\",\"conflict_strategy\":\"manual\"}", INTEG_OK);
+    CHECK(r && jint(r, "conflicts") == 3);
+    json_object_put(r);
+    /* Held: another run changes nothing and opens nothing new. */
+    r = run_sync(&e, "{\"entity\":\"contacts\",\"direction\":\"bidirectional\",\"conflict_strategy\":\"manual\"}", INTEG_OK);
+    json_object_put(r);
+    char *out = NULL;
+    CHECK_OK(integ_conflicts_list(e.s, e.id, "{\"status\":\"open\"}", &out));
+    json_object *cl = json_tokener_parse(out);
+    integ_free(out);
+    CHECK(json_object_array_length(cl) == 3);
+    const char *choices[] = {"{\"choose\":\"local\"}", "{\"choose\":\"remote\"}", "{\"data\":{\"first_name\":\"Merged\",\"last_name\":\"ByHand\",\"email\":\"m@example.com\"}}"};
+    const char *want[] = {"L", "R", "Merged"};
+    for (size_t i = 0; i < json_object_array_length(cl) && i < 3; i++) {
+        json_object *c = json_object_array_get_idx(cl, i);
+        const char *ext = jstr(c, "external_id");
+        CHECK_OK(integ_conflict_resolve(e.s, jstr(c, "id"), choices[i]));
+        json_object *loc = local_of(&e, ext);
+        json_object *rc = remote_contact(ext);
+        CHECK_STR(jstr(json_object_object_get(loc, "data"), "first_name"), want[i]);
+        CHECK_STR(remote_prop(rc, "firstname"), want[i]);
+        json_object_put(loc);
+        json_object_put(rc);
+        CHECK_RC(integ_conflict_resolve(e.s, jstr(c, "id"), "{\"choose\":\"local\"}"), INTEG_ECONFLICT);
+    }
+    CHECK_RC(integ_conflict_resolve(e.s, "nope", "{\"choose\":\"local\"}"), INTEG_ENOTFOUND);
+    if (json_object_array_length(cl)) {
+        const char *cid = jstr(json_object_array_get_idx(cl, 0), "id");
+        CHECK_RC(integ_conflict_resolve(e.s, cid, "{\"choose\":\"both\"}"), INTEG_EINVAL);
+        CHECK_RC(integ_conflict_resolve(e.s, cid, "{}"), INTEG_EINVAL);
+        integ_session *other = NULL;
+        integ_session_open(&other, e.ctx, "other", "m", "[\"admin\"]");
+        CHECK_RC(integ_conflict_resolve(other, cid, "{\"choose\":\"local\"}"), INTEG_ENOTFOUND);
+        CHECK_RC(integ_conflicts_list(other, e.id, NULL, &out), INTEG_ENOTFOUND);
+        integ_session_close(other);
+    }
+    json_object_put(cl);
+    CHECK_OK(integ_conflicts_list(e.s, e.id, "{\"status\":\"open\"}", &out));
+    CHECK_STR(out, "[]");
+    integ_free(out);
+    env_close(&e);
+}
+
+static void test_dry_run_writes_nothing(void)
+{
+    struct env e;
+    if (env_open(&e, NULL)) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object_put(control("/_sandbox/reset", "{}"));
+    json_object_put(run_sync(&e, "{\"entity\":\"contacts\"}", INTEG_OK));
+    json_object *rec = local_of(&e, "1008");
+    if (rec) {
+        local_edit(&e, rec, "first_name", "DryLocal");
+        json_object_put(rec);
+    }
+    remote_touch("1009", "firstname", "DryRemote", NULL);
+    char *out = NULL, *before = NULL;
+    CHECK_OK(integ_entities_list(e.s, "contacts", "{\"limit\":1000}", &before));
+    json_object *stats0 = control("/_sandbox/stats", NULL);
+    json_object *r = run_sync(&e, "{\"entity\":\"contacts\",\"direction\":\"bidirectional\",\"dry_run\":true}", INTEG_OK);
+    CHECK(r && jint(r, "records_updated") == 1 && jint(r, "records_pushed") == 1);
+    json_object_put(r);
+    json_object *stats1 = control("/_sandbox/stats", NULL);
+    /* No write reached the sandbox; the store is unchanged. */
+    json_object *w0 = json_object_object_get(json_object_object_get(stats0, "by_path"), "PATCH /hubspot/crm/v3/objects/contacts/{id}");
+    json_object *w1 = json_object_object_get(json_object_object_get(stats1, "by_path"), "PATCH /hubspot/crm/v3/objects/contacts/{id}");
+    CHECK(json_object_get_int(w0) == json_object_get_int(w1));
+    CHECK_OK(integ_entities_list(e.s, "contacts", "{\"limit\":1000}", &out));
+    CHECK_STR(out, before);
+    integ_free(out);
+    integ_free(before);
+    json_object *rc = remote_contact("1008");
+    CHECK(strcmp(remote_prop(rc, "firstname"), "DryLocal") != 0);
+    json_object_put(rc);
+    json_object_put(stats0);
+    json_object_put(stats1);
+    env_close(&e);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return 2;
+    sandbox_bin = argv[1];
+    signal(SIGPIPE, SIG_IGN);
+    if (sandbox_start())
+        return 1;
+    RUN(test_push_updates_and_creates);
+    RUN(test_strategies);
+    RUN(test_merge_fields_and_policies);
+    RUN(test_manual_resolution);
+    RUN(test_dry_run_writes_nothing);
+    close(sb_stdin);
+    kill(sb_pid, SIGTERM);
+    waitpid(sb_pid, NULL, 0);
+    TEST_END();
+}
