@@ -276,7 +276,8 @@ INTEG_API int integ_webhook_endpoint_create(integ_session *s, const char *integr
         /* Shown once — but only a secret made for this endpoint: the app's
          * client secret is the platform's and no tenant reads it. */
         const char *src = ig_json_str(rec, "secret_source");
-        int show = src && (!strcmp(src, "generated") || !strcmp(src, "client_state") || !strcmp(src, "basic_auth"));
+        int show = src && (!strcmp(src, "generated") || !strcmp(src, "client_state") || !strcmp(src, "basic_auth") ||
+                           !strcmp(src, "given"));
         json_object *pub = public_endpoint(s->ctx, rec, show ? secret : NULL);
         rc = ig_json_to_string(pub, out_json);
         ig_json_wipe_put(pub);
