@@ -608,17 +608,34 @@ static int set_body_path(json_object *body, const char *dotted, json_object *val
     return ig_err(INTEG_EINVAL, "empty body path");
 }
 
+static int list_page(ig_conn *c, const char *entity_name, json_object *state, int64_t since_ms, int deletes,
+                     ig_page *out);
+
 int ig_rest_list_page(ig_conn *c, const char *entity_name, json_object *state, int64_t since_ms,
                       ig_page *out)
+{
+    return list_page(c, entity_name, state, since_ms, 0, out);
+}
+
+int ig_rest_list_deleted_page(ig_conn *c, const char *entity_name, json_object *state, ig_page *out)
+{
+    return list_page(c, entity_name, state, -1, 1, out);
+}
+
+static int list_page(ig_conn *c, const char *entity_name, json_object *state, int64_t since_ms, int deletes,
+                     ig_page *out)
 {
     memset(out, 0, sizeof *out);
     json_object *e = ig_conn_entity(c, entity_name);
     if (!e)
         return INTEG_EINVAL;
-    if (c->adapter)
+    if (c->adapter && !deletes)
         return ig_adapter_list_page(c, entity_name, state, since_ms, out);
-    json_object *inc = ig_json_get(e, "incremental");
-    json_object *list = ig_json_get(e, "list");
+    json_object *inc = deletes ? NULL : ig_json_get(e, "incremental");
+    json_object *list = deletes ? ig_json_get(e, "deletes") : ig_json_get(e, "list");
+    if (deletes && !list)
+        return ig_err(INTEG_EUNSUPPORTED, "entity '%s' of %s has no deletes request", entity_name,
+                      ig_json_str(c->definition, "key"));
     if (json_object_is_type(list, json_type_boolean))
         return ig_err(INTEG_EUNSUPPORTED, "entity '%s' of %s cannot be listed", entity_name,
                       ig_json_str(c->definition, "key"));
@@ -630,6 +647,13 @@ int ig_rest_list_page(ig_conn *c, const char *entity_name, json_object *state, i
     json_object *reqdef = list;
     const char *records_path = ig_json_str(e, "records_path");
     json_object *pag = ig_json_get(e, "pagination");
+    if (deletes) {
+        /* The deleted-records request carries its own shape. */
+        if (ig_json_str(list, "records_path"))
+            records_path = ig_json_str(list, "records_path");
+        if (ig_json_get(list, "pagination"))
+            pag = ig_json_get(list, "pagination");
+    }
     if (incremental && !strcmp(ig_json_str(inc, "in") ? ig_json_str(inc, "in") : "", "request")) {
         reqdef = ig_json_get(inc, "request");
         if (ig_json_str(reqdef, "records_path"))

@@ -54,6 +54,10 @@ int ig_rest_list_page(ig_conn *c, const char *entity, json_object *state, int64_
                       ig_page *out);
 void ig_page_free(ig_page *p);
 
+/* One page of the entity's "deletes" request (records deleted or archived
+ * remotely: HubSpot archived=true, Salesforce IsDeleted). */
+int ig_rest_list_deleted_page(ig_conn *c, const char *entity, json_object *state, ig_page *out);
+
 /* The entity's manifest description, or NULL (INTEG_EINVAL set) naming
  * the entity and the integration's definition. */
 json_object *ig_conn_entity(ig_conn *c, const char *entity);

@@ -44,6 +44,7 @@ struct run {
     int64_t processed, created, updated, skipped, failed, pages, bytes;
     int64_t conflicts, pushed, deleted;
     const char *strategy;          /* conflict strategy of this run */
+    int sweep;                     /* full read from the start: stamp links, then sweep the unseen */
     json_object *field_policies;   /* {local field: policy} from the mapping (owned ref) */
     json_object *conflict_events;  /* emitted after their page commits */
     json_object *errors;
@@ -181,6 +182,7 @@ static json_object *result_json(struct run *r, const char *status, int64_t compl
     json_object_object_add(o, "records_updated", json_object_new_int64(r->updated));
     json_object_object_add(o, "records_skipped", json_object_new_int64(r->skipped));
     json_object_object_add(o, "records_failed", json_object_new_int64(r->failed));
+    json_object_object_add(o, "records_deleted", json_object_new_int64(r->deleted));
     json_object_object_add(o, "conflicts", json_object_new_int64(r->conflicts));
     json_object_object_add(o, "conflict_strategy", json_object_new_string(r->strategy ? r->strategy : "last_write_wins"));
     json_object_object_add(o, "pages", json_object_new_int64(r->pages));
@@ -498,6 +500,16 @@ static int plan_page(struct run *r, void *tx, json_object *records, struct pendi
         int pending = link && ig_json_bool(link, "pending", 0);
         if (dup || (link && !pending && !strcmp(ig_json_str(link, "hash") ? ig_json_str(link, "hash") : "", hash))) {
             r->skipped++;
+            if (r->sweep && link && !dup) {
+                /* Seen in this full read: not a remote deletion. */
+                json_object_object_add(link, "seen_run", json_object_new_string(r->log_id));
+                plan[*n_plan].link = link;
+                plan[*n_plan].data = NULL;
+                plan[*n_plan].created = 0;
+                plan[*n_plan].origin = "sync";
+                (*n_plan)++;
+                continue;
+            }
             json_object_put(link);
             continue;
         }
@@ -558,6 +570,8 @@ static int plan_page(struct run *r, void *tx, json_object *records, struct pendi
         ig_rfc3339(at, ig_now_ms(), 0);
         json_object_object_add(link, "synced_at", json_object_new_string(at));
         json_object_object_add(link, "pending", json_object_new_boolean(0));
+        if (r->sweep)
+            json_object_object_add(link, "seen_run", json_object_new_string(r->log_id));
         /* The base of the next three-way merge: what both sides agree on. */
         if (data && !strcmp(origin, "sync"))
             json_object_object_add(link, "base", json_object_get(data));
@@ -634,7 +648,10 @@ static int apply_page(struct run *r, json_object *records, json_object *next_sta
         if (rc == INTEG_OK && r->checkpoint_id[0])
             rc = checkpoint_put(r, tx, next_state, r->prev_hwm_ms);
     }
+    /* Link-only entries (a stamp, a kept local version) write no record. */
     for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++) {
+        if (!plan[i].data)
+            continue;
         if (plan[i].created)
             r->created++;
         else
@@ -647,6 +664,117 @@ static int apply_page(struct run *r, json_object *records, json_object *next_sta
     }
     plan_free(plan, n_plan);
     free(plan);
+    return rc;
+}
+
+/* ---- remote deletions ------------------------------------------------------------ */
+
+/* Soft-delete the local records linked to these remote ids. */
+static int soft_delete_ids(struct run *r, json_object *ids)
+{
+    integ_ctx *ctx = r->s->ctx;
+    int rc = INTEG_OK;
+    for (size_t i = 0; rc == INTEG_OK && i < ig_json_len(ids); i++) {
+        const char *ext = json_object_get_string(json_object_array_get_idx(ids, i));
+        void *tx = NULL;
+        json_object *link = NULL, *local = NULL;
+        r->processed++;
+        rc = ig_tx_begin(ctx, 1, &tx);
+        if (rc == INTEG_OK)
+            rc = find_link(r, tx, ext, &link);
+        if (rc == INTEG_OK && link && !ig_json_bool(link, "deleted", 0)) {
+            const char *le = ig_json_str(link, "local_entity") ? ig_json_str(link, "local_entity") : r->local_entity;
+            rc = ig_entity_load(ctx, tx, r->s->tenant_id, le, ig_json_str(link, "local_id"), &local);
+            if (rc == INTEG_OK && !ig_json_bool(local, "deleted", 0)) {
+                json_object *stored = NULL;
+                rc = ig_entity_store_put(ctx, tx, r->s->tenant_id, le, ig_json_str(link, "local_id"),
+                                         ig_json_get(local, "data"), 1, "sync", &stored);
+                if (rc == INTEG_OK)
+                    json_object_object_add(link, "local_version", json_object_new_int64(ig_json_int(stored, "version", 0)));
+                json_object_put(stored);
+                r->deleted++;
+            } else if (rc == INTEG_ENOTFOUND) {
+                rc = INTEG_OK;
+            }
+            if (rc == INTEG_OK) {
+                json_object_object_add(link, "deleted", json_object_new_boolean(1));
+                rc = ig_store_put(ctx, tx, INTEG_KIND_ENTITY_LINK, link, INTEG_PUT_UPDATE);
+            }
+        } else if (rc == INTEG_OK) {
+            r->skipped++;
+        }
+        rc = ig_tx_end(ctx, tx, !r->dry_run, rc);
+        json_object_put(link);
+        json_object_put(local);
+    }
+    return rc;
+}
+
+struct unseen {
+    const char *run;
+    json_object *ids;
+};
+
+static int collect_unseen(void *payload, const char *json, size_t len, const unsigned char *blob, size_t blob_len)
+{
+    (void)blob;
+    (void)blob_len;
+    struct unseen *u = payload;
+    json_tokener *tok = json_tokener_new();
+    json_object *l = tok ? json_tokener_parse_ex(tok, json, (int)len) : NULL;
+    json_tokener_free(tok);
+    if (!l)
+        return INTEG_ESTORE;
+    const char *seen = ig_json_str(l, "seen_run");
+    if (!ig_json_bool(l, "deleted", 0) && !ig_json_bool(l, "pending", 0) && ig_json_str(l, "external_id") &&
+        (!seen || strcmp(seen, u->run)))
+        json_object_array_add(u->ids, json_object_new_string(ig_json_str(l, "external_id")));
+    json_object_put(l);
+    return 0;
+}
+
+/* After a completed read: the manifest's deleted-records request, or, for
+ * a full read of an entity without one, the links this read never saw. */
+static int detect_remote_deletes(struct run *r)
+{
+    int rc = INTEG_OK;
+    if (ig_json_get(r->edef, "deletes")) {
+        json_object *state = NULL;
+        for (int pages = 0; rc == INTEG_OK && pages < 100000; pages++) {
+            ig_page page;
+            rc = ig_rest_list_deleted_page(r->c, r->entity, state, &page);
+            if (rc)
+                break;
+            json_object *ids = json_object_new_array();
+            for (size_t i = 0; i < ig_json_len(page.records); i++) {
+                char ext[256];
+                if (ig_record_id(json_object_array_get_idx(page.records, i), ig_json_str(r->edef, "id_field"), ext, sizeof ext) == 0)
+                    json_object_array_add(ids, json_object_new_string(ext));
+            }
+            rc = soft_delete_ids(r, ids);
+            json_object_put(ids);
+            int same = page.next_state && state && json_object_equal(page.next_state, state);
+            json_object_put(state);
+            state = page.next_state ? json_object_get(page.next_state) : NULL;
+            ig_page_free(&page);
+            if (!state || same)
+                break;
+        }
+        json_object_put(state);
+        return rc;
+    }
+    if (!r->sweep)
+        return INTEG_OK;
+    struct unseen u = {r->log_id, json_object_new_array()};
+    char q[300];
+    snprintf(q, sizeof q, "{\"integration_id\":\"%s\",\"entity\":\"%s\"}", ig_json_str(r->c->integration, "id"), r->entity);
+    void *tx = NULL;
+    rc = ig_tx_begin(r->s->ctx, 0, &tx);
+    if (rc == INTEG_OK)
+        rc = ig_tx_end(r->s->ctx, tx, 1, r->s->ctx->store->list(tx, INTEG_KIND_ENTITY_LINK, q, collect_unseen, &u));
+    if (rc == INTEG_OK)
+        rc = soft_delete_ids(r, u.ids);
+    json_object_put(u.ids);
     return rc;
 }
 
@@ -921,6 +1049,8 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
     } else if (!r.full && incremental_ok) {
         r.since_ms = modified_since >= 0 ? modified_since : r.prev_hwm_ms;
     }
+    /* A read of everything from the first page can tell what disappeared. */
+    r.sweep = r.since_ms < 0 && !r.state && !ig_json_get(r.edef, "deletes");
     if (!r.dry_run) {
         json_object *running = result_json(&r, "running", 0);
         void *tx = NULL;
@@ -967,6 +1097,8 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
         if (!r.state)
             break;
     }
+    if (rc == INTEG_OK && pulling)
+        rc = detect_remote_deletes(&r);
     if (rc == INTEG_OK && pulling) {
         /* The watermark moves only when the run completed. */
         int64_t hwm = r.hwm_ms > r.prev_hwm_ms ? r.hwm_ms : r.prev_hwm_ms;
@@ -1130,34 +1262,8 @@ int ig_sync_apply(ig_conn *c, const char *tenant_id, const char *user_id, const 
         emit_conflicts(&r);
     }
     /* Remote deletions soft-delete the linked local records. */
-    for (size_t i = 0; rc == INTEG_OK && i < ig_json_len(deleted_ids); i++) {
-        const char *ext = json_object_get_string(json_object_array_get_idx(deleted_ids, i));
-        void *tx = NULL;
-        json_object *link = NULL, *local = NULL;
-        r.processed++;
-        rc = ig_tx_begin(c->ctx, 1, &tx);
-        if (rc == INTEG_OK)
-            rc = find_link(&r, tx, ext, &link);
-        if (rc == INTEG_OK && link) {
-            rc = ig_entity_load(c->ctx, tx, tenant_id, ig_json_str(link, "local_entity") ? ig_json_str(link, "local_entity") : r.local_entity,
-                                ig_json_str(link, "local_id"), &local);
-            if (rc == INTEG_OK && !ig_json_bool(local, "deleted", 0)) {
-                rc = ig_entity_store_put(c->ctx, tx, tenant_id, ig_json_str(local, "entity"), ig_json_str(link, "local_id"),
-                                         ig_json_get(local, "data"), 1, "sync", NULL);
-                r.updated++;
-            } else if (rc == INTEG_ENOTFOUND) {
-                rc = INTEG_OK;
-                r.skipped++;
-            } else {
-                r.skipped++;
-            }
-        } else if (rc == INTEG_OK) {
-            r.skipped++;
-        }
-        rc = ig_tx_end(c->ctx, tx, 1, rc);
-        json_object_put(link);
-        json_object_put(local);
-    }
+    if (rc == INTEG_OK && ig_json_len(deleted_ids))
+        rc = soft_delete_ids(&r, deleted_ids);
     json_object *result = NULL;
     int frc = finish(&r, rc ? "error" : (r.failed ? "partial" : "success"), rc, &result);
     if (rc == INTEG_OK)

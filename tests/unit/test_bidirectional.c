@@ -163,7 +163,7 @@ static const char *jstr(json_object *o, const char *k) { return json_object_get_
 static json_object *local_of(struct env *e, const char *external_id)
 {
     char *out = NULL;
-    if (integ_entities_list(e->s, "contacts", "{\"limit\":1000}", &out) != INTEG_OK)
+    if (integ_entities_list(e->s, "contacts", "{\"limit\":1000,\"include_deleted\":true}", &out) != INTEG_OK)
         return NULL;
     json_object *l = json_tokener_parse(out), *found = NULL;
     integ_free(out);
@@ -471,6 +471,26 @@ static void test_dry_run_writes_nothing(void)
     env_close(&e);
 }
 
+/* HubSpot archives: its deleted-records request (archived=true) finds them. */
+static void test_remote_archive(void)
+{
+    struct env e;
+    if (env_open(&e, NULL)) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object_put(control("/_sandbox/reset", "{}"));
+    json_object_put(run_sync(&e, "{\"entity\":\"contacts\"}", INTEG_OK));
+    json_object_put(control("/_sandbox/touch", "{\"system\":\"hubspot\",\"entity\":\"contacts\",\"id\":\"1010\",\"archived\":true}"));
+    json_object *r = run_sync(&e, "{\"entity\":\"contacts\"}", INTEG_OK);
+    CHECK(r && jint(r, "records_deleted") == 1);
+    json_object_put(r);
+    json_object *loc = local_of(&e, "1010");
+    CHECK(loc && json_object_get_boolean(json_object_object_get(loc, "deleted")));
+    json_object_put(loc);
+    env_close(&e);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -484,6 +504,7 @@ int main(int argc, char **argv)
     RUN(test_merge_fields_and_policies);
     RUN(test_manual_resolution);
     RUN(test_dry_run_writes_nothing);
+    RUN(test_remote_archive);
     close(sb_stdin);
     kill(sb_pid, SIGTERM);
     waitpid(sb_pid, NULL, 0);

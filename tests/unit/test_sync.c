@@ -495,6 +495,39 @@ static void test_incremental_picks_up_changes(void)
     env_close(&e);
 }
 
+/* A full read tells what disappeared remotely: the local records of the
+ * missing ones are soft-deleted. */
+static void test_full_read_detects_deletes(void)
+{
+    server_reset();
+    struct env e;
+    if (env_open(&e, "cursor", 0)) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object_put(run_sync(&e, "{\"entity\":\"items\"}", INTEG_OK));
+    srv.total = 30; /* records 31..35 are gone */
+    /* An incremental run can't know. */
+    json_object *r = run_sync(&e, "{\"entity\":\"items\"}", INTEG_OK);
+    CHECK(r && jint(r, "records_deleted") == 0);
+    json_object_put(r);
+    r = run_sync(&e, "{\"entity\":\"items\",\"full\":true}", INTEG_OK);
+    CHECK(r && jint(r, "records_deleted") == 5 && jint(r, "records_updated") == 0);
+    json_object_put(r);
+    check_local_set(&e, 30);
+    char *out = NULL;
+    CHECK_OK(integ_entities_list(e.s, "contacts", "{\"include_deleted\":true,\"limit\":100}", &out));
+    json_object *l = json_tokener_parse(out);
+    integ_free(out);
+    CHECK(json_object_array_length(l) == 35);
+    json_object_put(l);
+    /* Deleted once: the next full read finds nothing more to delete. */
+    r = run_sync(&e, "{\"entity\":\"items\",\"full\":true}", INTEG_OK);
+    CHECK(r && jint(r, "records_deleted") == 0);
+    json_object_put(r);
+    env_close(&e);
+}
+
 static void test_rate_limits_and_5xx(void)
 {
     server_reset();
@@ -927,6 +960,7 @@ int main(void)
     struct MHD_Daemon *d = server_start();
     RUN(test_every_pagination_style);
     RUN(test_incremental_picks_up_changes);
+    RUN(test_full_read_detects_deletes);
     RUN(test_rate_limits_and_5xx);
     RUN(test_unauthorized);
     RUN(test_truncated_page_then_resume);
