@@ -374,8 +374,10 @@ static int w_send_once(ig_conn *c, struct wreq *r, const char *what, unsigned fl
     if (rc)
         return ig_err_prefix(rc, what);
     if (w_exhausted(signals, resp)) {
+        char msg[1100];
         ig_http_status_error(resp, what);
-        return ig_err(INTEG_ERATELIMIT, "%s (the provider's budget is exhausted)", ig_errmsg());
+        snprintf(msg, sizeof msg, "%s", ig_errmsg());
+        return ig_err(INTEG_ERATELIMIT, "%s (the provider's budget is exhausted)", msg);
     }
     if (resp->status >= 300)
         return ig_http_status_error(resp, what);
@@ -706,8 +708,13 @@ int ig_rest_find(ig_conn *c, const char *entity, const char *field, const char *
     json_object *doc = NULL, *found = json_object_new_array();
     if (rc == INTEG_OK)
         rc = w_call(c, e, req, &l, what, 0, &resp);
-    if (rc == INTEG_ENOTFOUND)
-        rc = ig_err(INTEG_EREMOTE, "%s", ig_errmsg()); /* a search answers with no results, not 404 */
+    if (rc == INTEG_ENOTFOUND) {
+        /* A search answers "no results", not 404: a 404 is a broken lookup,
+         * never "not found" (that would make the caller create again). */
+        char msg[1100];
+        snprintf(msg, sizeof msg, "%s", ig_errmsg());
+        rc = ig_err(INTEG_EREMOTE, "%s", msg);
+    }
     if (rc == INTEG_OK)
         rc = w_doc(&resp, what, &doc);
     if (rc == INTEG_OK && doc) {
@@ -981,8 +988,11 @@ static int batch_send(struct bctx *b, const size_t *idx, size_t n)
                 set_result(b, idx[i], item_error(s1, "not sent: an earlier request of the batch failed"));
         return s1 ? s1 : s2;
     } else {
-        char msg[1100];
-        snprintf(msg, sizeof msg, "%s", ig_errmsg());
+        char msg[1200];
+        int unknown = b->create && (rc == INTEG_ENETWORK || resp.status >= 500 ||
+                                    (resp.status >= 200 && resp.status < 300));
+        snprintf(msg, sizeof msg, "%s%s", ig_errmsg(),
+                 unknown ? " (the records may have been created: reconcile them by lookup)" : "");
         for (size_t i = 0; i < n; i++)
             set_result(b, idx[i], item_error(rc, msg));
         if (rc == INTEG_EAUTH || rc == INTEG_ERATELIMIT || rc == INTEG_ENETWORK || rc == INTEG_ENOMEM)
@@ -1084,8 +1094,11 @@ int ig_rest_batch(ig_conn *c, const char *entity, const char *op, json_object *r
             snprintf(stopmsg, sizeof stopmsg, "not sent: %s", ig_errmsg());
     }
     free(idx);
-    if (rc)
-        ig_err(rc, "%s", stopmsg + strlen("not sent: "));
+    if (rc) {
+        char msg[1100];
+        snprintf(msg, sizeof msg, "%s", stopmsg + strlen("not sent: "));
+        ig_err(rc, "%s", msg);
+    }
     return rc;
 }
 

@@ -326,16 +326,27 @@ static int ig_push_creates(ig_conn *c, const char *tenant_id, const char *entity
         const char *lid = ig_json_str(it->rec, "id");
         if (it->link) {
             /* A create of an earlier run whose result was lost: look the
-             * record up before creating it again. */
+             * record up before creating it again. Without a lookup, or when
+             * it fails, the record is held and reported — never created
+             * twice. */
             json_object *found = NULL;
             const char *field = ig_json_str(lookup, "field");
             json_object *val = field ? ig_json_get(ig_json_get(it->rec, "data"), field) : NULL;
-            if (lookup && json_object_is_type(val, json_type_string)) {
-                int frc = ig_rest_find(c, entity, field, json_object_get_string(val), &found);
-                if (fatal(frc)) {
-                    rc = frc;
-                    break;
-                }
+            if (!lookup || !json_object_is_type(val, json_type_string)) {
+                integ_error_set(INTEG_ECONFLICT, "an earlier create of this record may have reached the remote "
+                                                 "system and it cannot be looked up: check it there, then delete "
+                                                 "the pending link or the record");
+                ig_push_error(out, lid, INTEG_ECONFLICT);
+                continue;
+            }
+            int frc = ig_rest_find(c, entity, field, json_object_get_string(val), &found);
+            if (fatal(frc)) {
+                rc = frc;
+                break;
+            }
+            if (frc) {
+                ig_push_error(out, lid, frc);
+                continue;
             }
             if (found) {
                 settle_link(it->link, it->rec, found, id_field, upd_field, upd_format);
@@ -374,7 +385,10 @@ static int ig_push_creates(ig_conn *c, const char *tenant_id, const char *entity
     }
     if (rc == INTEG_OK && nb) {
         json_object *results = NULL;
-        rc = ig_rest_batch(c, entity, "create", to_batch, &results);
+        int brc = ig_rest_batch(c, entity, "create", to_batch, &results);
+        /* A batch that stopped early still reports what it created: save
+         * those links before giving up. */
+        rc = results ? INTEG_OK : brc;
         for (size_t k = 0; rc == INTEG_OK && k < nb; k++) {
             struct push_item *it = &items[batch_idx[k]];
             json_object *res = json_object_array_get_idx(results, k);
@@ -389,6 +403,8 @@ static int ig_push_creates(ig_conn *c, const char *tenant_id, const char *entity
             rc = write_link(ctx, it->link);
             out->created++;
         }
+        if (rc == INTEG_OK && brc)
+            rc = brc;
         json_object_put(results);
     }
     json_object_put(to_batch);
