@@ -491,6 +491,37 @@ static void test_remote_archive(void)
     env_close(&e);
 }
 
+/* Local deletions go out only when the integration's config says so. */
+static void test_local_delete(void)
+{
+    for (int on = 0; on <= 1; on++) {
+        struct env e;
+        if (env_open(&e, on ? "{\"delete_remote\":true}" : NULL)) {
+            CHECK(!"env_open");
+            return;
+        }
+        json_object_put(control("/_sandbox/reset", "{}"));
+        json_object_put(run_sync(&e, "{\"entity\":\"contacts\"}", INTEG_OK));
+        json_object *loc = local_of(&e, "1012");
+        if (!loc) {
+            CHECK(!"local 1012");
+            env_close(&e);
+            return;
+        }
+        CHECK_OK(integ_entity_delete(e.s, "contacts", jstr(loc, "id")));
+        json_object *r = run_sync(&e, "{\"entity\":\"contacts\",\"direction\":\"push\"}", INTEG_OK);
+        json_object *p = json_object_object_get(r, "push");
+        CHECK(p && jint(p, "deleted") == on);
+        json_object_put(r);
+        json_object *rc = remote_contact("1012");
+        /* Archived in HubSpot: the object read answers 404. */
+        CHECK(on ? json_object_object_get(rc, "properties") == NULL : json_object_object_get(rc, "properties") != NULL);
+        json_object_put(rc);
+        json_object_put(loc);
+        env_close(&e);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -505,6 +536,7 @@ int main(int argc, char **argv)
     RUN(test_manual_resolution);
     RUN(test_dry_run_writes_nothing);
     RUN(test_remote_archive);
+    RUN(test_local_delete);
     close(sb_stdin);
     kill(sb_pid, SIGTERM);
     waitpid(sb_pid, NULL, 0);

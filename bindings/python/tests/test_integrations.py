@@ -32,7 +32,10 @@ def test_seed_hubspot_example_verbatim(admin: integrations.Session) -> None:
     assert created["category"] == "crm"
     assert created["status"] == "active"
     assert created["has_credentials"] is True
-    assert created["config"] == HUBSPOT_EXAMPLE["config"]
+    # The given config, plus the schema's defaults for what it left out.
+    assert {k: created["config"][k] for k in HUBSPOT_EXAMPLE["config"]} == HUBSPOT_EXAMPLE["config"]
+    assert created["config"]["conflict_strategy"] == "last_write_wins"
+    assert created["config"]["delete_remote"] is False
     assert created["last_sync_at"] is None
     assert "credentials" not in created
 
@@ -231,7 +234,8 @@ def test_invalid_patch_and_filters(admin: integrations.Session) -> None:
         admin.integrations(status="sleeping")
     with pytest.raises(integrations.InvalidArgument, match="limit"):
         admin.integrations(limit=-1)
-    assert admin.integration(mine["id"])["config"] == HUBSPOT_EXAMPLE["config"]
+    after = admin.integration(mine["id"])["config"]
+    assert {k: after[k] for k in HUBSPOT_EXAMPLE["config"]} == HUBSPOT_EXAMPLE["config"]
 
 
 def test_python_side_argument_checks(admin: integrations.Session, ctx: integrations.Context) -> None:
