@@ -369,6 +369,30 @@ static void test_merge_fields_and_policies(void)
         json_object_put(rc);
         json_object_put(rec);
     }
+    /* Pull-side policies: always_local fields never take the remote value;
+     * prefer_remote_unless_blank keeps the local one when the remote is blank. */
+    CHECK_OK(integ_mapping_put(e.s, e.id,
+                               "{\"source_entity\":\"contacts\",\"target_entity\":\"contacts\","
+                               "\"field_map\":{\"email\":\"properties.email\",\"first_name\":\"properties.firstname\",\"last_name\":\"properties.lastname\"},"
+                               "\"field_policies\":{\"last_name\":\"always_local\",\"first_name\":\"prefer_remote_unless_blank\"}}",
+                               &out));
+    integ_free(out);
+    json_object_put(run_sync(&e, "{\"entity\":\"contacts\",\"full\":true}", INTEG_OK));
+    json_object *before = local_of(&e, "1011");
+    remote_touch("1011", "lastname", "RemoteLast", NULL);
+    remote_touch("1011", "firstname", "", NULL);
+    remote_touch("1011", "email", "moved1011@example.com", NULL); /* two_way: this one comes in */
+    json_object_put(run_sync(&e, "{\"entity\":\"contacts\"}", INTEG_OK));
+    json_object *after2 = local_of(&e, "1011");
+    if (before && after2) {
+        CHECK_STR(jstr(json_object_object_get(after2, "data"), "email"), "moved1011@example.com");
+        CHECK_STR(jstr(json_object_object_get(after2, "data"), "last_name"), jstr(json_object_object_get(before, "data"), "last_name"));
+        CHECK_STR(jstr(json_object_object_get(after2, "data"), "first_name"), jstr(json_object_object_get(before, "data"), "first_name"));
+    } else {
+        CHECK(!"local 1011");
+    }
+    json_object_put(before);
+    json_object_put(after2);
     env_close(&e);
 }
 
@@ -522,6 +546,94 @@ static void test_local_delete(void)
     }
 }
 
+/* How many remote contacts carry this email (the sandbox's own view). */
+static int remote_count_email(const char *email)
+{
+    char full[256];
+    static char buf[65536];
+    buf[0] = 0;
+    snprintf(full, sizeof full, "%s/hubspot/crm/v3/objects/contacts?limit=100&properties=email", url);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer " TOKEN);
+    curl_easy_setopt(c, CURLOPT_URL, full);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, buf);
+    curl_easy_perform(c);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+    int n = 0;
+    for (const char *p = buf; (p = strstr(p, email)); p++)
+        n++;
+    return n;
+}
+
+/* What a process killed inside a push leaves behind: a pending link (the
+ * marker written before the remote create), with or without the remote
+ * record. The next push neither loses nor duplicates it. */
+static void test_crash_during_push(void)
+{
+    struct env e;
+    if (env_open(&e, NULL)) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object_put(control("/_sandbox/reset", "{}"));
+    json_object_put(run_sync(&e, "{\"entity\":\"contacts\"}", INTEG_OK));
+    const char *emails[] = {"crash-before@example.com", "crash-after@example.com"};
+    for (int step = 0; step < 2; step++) {
+        char put[256], *out = NULL;
+        snprintf(put, sizeof put, "{\"data\":{\"email\":\"%s\",\"first_name\":\"Crash\",\"last_name\":\"Step %d\"}}", emails[step], step);
+        CHECK_OK(integ_entity_put(e.s, "contacts", put, &out));
+        json_object *rec = json_tokener_parse(out);
+        integ_free(out);
+        if (step == 1) {
+            /* The remote create happened; the process died before saving the link. */
+            char body[256];
+            snprintf(body, sizeof body, "{\"properties\":{\"email\":\"%s\",\"firstname\":\"Crash\"}}", emails[step]);
+            char full[256];
+            static char sink_buf[65536];
+            sink_buf[0] = 0;
+            snprintf(full, sizeof full, "%s/hubspot/crm/v3/objects/contacts", url);
+            CURL *c = curl_easy_init();
+            struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer " TOKEN);
+            h = curl_slist_append(h, "Content-Type: application/json");
+            curl_easy_setopt(c, CURLOPT_URL, full);
+            curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+            curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+            curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+            curl_easy_setopt(c, CURLOPT_WRITEDATA, sink_buf);
+            curl_easy_perform(c);
+            curl_slist_free_all(h);
+            curl_easy_cleanup(c);
+            CHECK(remote_count_email(emails[step]) == 1);
+        }
+        char link[512];
+        snprintf(link, sizeof link,
+                 "{\"id\":\"pending-%d\",\"tenant_id\":\"acme\",\"integration_id\":\"%s\",\"entity\":\"contacts\","
+                 "\"local_entity\":\"contacts\",\"local_id\":\"%s\",\"external_id\":null,\"pending\":true}",
+                 step, e.id, jstr(rec, "id"));
+        void *tx = NULL;
+        CHECK_OK(e.ctx->store->begin(e.ctx->store_data, 1, &tx));
+        CHECK_OK(e.ctx->store->put(tx, INTEG_KIND_ENTITY_LINK, link, NULL, 0, INTEG_PUT_INSERT));
+        CHECK_OK(e.ctx->store->end(tx, 1));
+        json_object *r = run_sync(&e, "{\"entity\":\"contacts\",\"direction\":\"push\"}", INTEG_OK);
+        json_object *p = json_object_object_get(r, "push");
+        if (step == 0)
+            CHECK(p && jint(p, "created") == 1 && jint(p, "adopted") == 0);
+        else
+            CHECK(p && jint(p, "adopted") == 1 && jint(p, "created") == 0);
+        json_object_put(r);
+        CHECK(remote_count_email(emails[step]) == 1);
+        /* And settled: the next push has nothing to do for it. */
+        r = run_sync(&e, "{\"entity\":\"contacts\",\"direction\":\"push\"}", INTEG_OK);
+        CHECK(r && jint(r, "records_pushed") == 0);
+        json_object_put(r);
+        json_object_put(rec);
+    }
+    env_close(&e);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -537,6 +649,7 @@ int main(int argc, char **argv)
     RUN(test_dry_run_writes_nothing);
     RUN(test_remote_archive);
     RUN(test_local_delete);
+    RUN(test_crash_during_push);
     close(sb_stdin);
     kill(sb_pid, SIGTERM);
     waitpid(sb_pid, NULL, 0);
