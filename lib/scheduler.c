@@ -96,15 +96,24 @@ INTEG_API int integ_run_due(integ_ctx *ctx, int max_jobs, char **out_json)
         /* The scheduler acts as the platform: an admin session of the tenant. */
         integ_session *s = NULL;
         if (integ_session_open(&s, ctx, tenant, "scheduler", "[\"admin\"]") != INTEG_OK) {
+            json_object *o = json_object_new_object();
+            json_object_object_add(o, "tenant_id", json_object_new_string(tenant));
+            json_object_object_add(o, "integration_id", json_object_new_string(iid));
+            json_object_object_add(o, "status", json_object_new_string("error"));
+            json_object_object_add(o, "error", json_object_new_string(integ_errmsg()));
+            json_object_array_add(syncs, o);
             json_object_put(entities);
             json_object_put(def);
             continue;
         }
         for (size_t k = 0; k < ig_json_len(entities); k++) {
             const char *entity = json_object_get_string(json_object_array_get_idx(entities, k));
-            char req[256], *out = NULL;
-            snprintf(req, sizeof req, "{\"entity\":\"%s\"}", entity);
-            int src = ig_sync_run(s, iid, req, NULL, NULL, "schedule", &out);
+            char *out = NULL;
+            json_object *rq = json_object_new_object();
+            json_object_object_add(rq, "entity", json_object_new_string(entity));
+            int src = ig_sync_run(s, iid, json_object_to_json_string_ext(rq, JSON_C_TO_STRING_PLAIN), NULL, NULL,
+                                  "schedule", &out);
+            json_object_put(rq);
             json_object *o = json_object_new_object();
             json_object_object_add(o, "tenant_id", json_object_new_string(tenant));
             json_object_object_add(o, "integration_id", json_object_new_string(iid));

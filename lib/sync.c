@@ -395,7 +395,8 @@ static int record_conflict(struct run *r, void *tx, json_object *link, json_obje
     json_object_object_add(c, "resolved_by", held ? NULL : json_object_new_string("strategy"));
     json_object_object_add(c, "resolved_at", held ? NULL : json_object_new_string(at));
     rc = ig_store_put(r->s->ctx, tx, INTEG_KIND_CONFLICT, c, existing ? INTEG_PUT_UPDATE : INTEG_PUT_INSERT);
-    if (rc == INTEG_OK) {
+    /* A conflict already open (held) is refreshed, not reported again. */
+    if (rc == INTEG_OK && !existing) {
         r->conflicts++;
         json_object *ev = json_object_new_object();
         json_object_object_add(ev, "tenant_id", json_object_new_string(r->s->tenant_id));
@@ -454,6 +455,21 @@ static int resolve_incoming(struct run *r, void *tx, json_object *link, json_obj
         *origin = json_object_equal(merged, mapped) ? "sync" : "local";
     } else {
         outcome = "held"; /* manual: nothing moves until someone resolves it */
+    }
+    if (ig_json_len(fields) == 0) {
+        /* Which fields the two versions disagree on. */
+        json_object *ld = ig_json_get(local, "data");
+        ig_json_foreach(ld, lk, lv)
+        {
+            if (!json_object_equal(lv, ig_json_get(mapped, lk)))
+                json_object_array_add(fields, json_object_new_string(lk));
+        }
+        ig_json_foreach(mapped, rk, rv)
+        {
+            (void)rv;
+            if (!ig_json_get(ld, rk))
+                json_object_array_add(fields, json_object_new_string(rk));
+        }
     }
     rc = record_conflict(r, tx, link, local, mapped, hash, remote_upd, outcome, fields);
     json_object_put(fields);
@@ -959,7 +975,8 @@ static int finish(struct run *r, const char *status, int err, json_object **resu
         json_object_object_add(f, "tenant_id", json_object_new_string(r->s->tenant_id));
         static const char *const copy[] = {"integration_id", "entity", "sync_log_id", "status", "trigger", "direction",
                                            "records_processed", "records_created", "records_updated",
-                                           "records_skipped", "records_failed", "conflicts", NULL};
+                                           "records_skipped", "records_failed", "records_deleted", "records_pushed",
+                                           "conflicts", NULL};
         for (const char *const *k = copy; *k; k++)
             json_object_object_add(f, *k, json_object_get(ig_json_get(*result, *k)));
         if (err && err != INTEG_ECANCELED) {

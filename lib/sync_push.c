@@ -231,6 +231,12 @@ int ig_sync_push(ig_conn *c, const char *tenant_id, const char *entity, json_obj
                 json_object_put(link);
                 continue;
             }
+            /* Server-maintained fields (the remote id and updated-at a pull
+             * maps in) are never written back. */
+            if (upd_field)
+                json_object_object_del(remote, upd_field);
+            if (id_field)
+                json_object_object_del(remote, id_field);
             if (!link || pending) {
                 if (!can_create) {
                     out->skipped++;
@@ -582,20 +588,26 @@ INTEG_API int integ_conflict_resolve(integ_session *s, const char *conflict_id, 
         rc = ig_conn_open(s->ctx, s->tenant_id, ig_json_str(conf, "integration_id"), &c);
     json_object *edef = c ? ig_conn_entity(c, ig_json_get(conf, "entity") ? ig_json_str(conf, "entity") : "") : NULL;
     if (rc == INTEG_OK && !edef)
-        rc = INTEG_EINVAL;
-    /* What both sides end up with. */
+        rc = ig_err_prefix(INTEG_EINVAL, "conflict");
+    /* What both sides end up with: given data, the remote version seen at
+     * detection, or the local record as it is now (edits made since the
+     * conflict was found count). */
     json_object *final = NULL;
-    if (rc == INTEG_OK)
-        final = data ? json_object_get(data)
-                     : json_object_get(ig_json_get(conf, !strcmp(choose, "remote") ? "remote" : "local"));
-    const char *local_entity = ig_json_str(conf, "local_entity");
-    if (rc == INTEG_OK && (rc = ig_tx_begin(s->ctx, 1, &tx)) == INTEG_OK) {
-        json_object *stored = NULL;
-        rc = ig_entity_store_put(s->ctx, tx, s->tenant_id, local_entity, ig_json_str(conf, "local_id"), final, 0,
-                                 "sync", &stored);
-        local = stored;
-        rc = ig_tx_end(s->ctx, tx, 1, rc);
+    if (rc == INTEG_OK && data) {
+        final = json_object_get(data);
+    } else if (rc == INTEG_OK && !strcmp(choose, "remote")) {
+        final = json_object_get(ig_json_get(conf, "remote"));
+    } else if (rc == INTEG_OK) {
+        json_object *cur = NULL;
+        if ((rc = ig_tx_begin(s->ctx, 0, &tx)) == INTEG_OK)
+            rc = ig_tx_end(s->ctx, tx, 1,
+                           ig_entity_load(s->ctx, tx, s->tenant_id, ig_json_str(conf, "local_entity"),
+                                          ig_json_str(conf, "local_id"), &cur));
+        if (rc == INTEG_OK)
+            final = json_object_get(ig_json_get(cur, "data"));
+        json_object_put(cur);
     }
+    const char *local_entity = ig_json_str(conf, "local_entity");
     /* The remote side gets the chosen data too, unless it already has it. */
     if (rc == INTEG_OK && !(choose && !strcmp(choose, "remote"))) {
         json_object *spec = NULL, *remote = NULL;
@@ -618,8 +630,10 @@ INTEG_API int integ_conflict_resolve(integ_session *s, const char *conflict_id, 
         json_object_put(q);
         json_object_put(rows);
     }
+    /* The remote took the choice (or already had it): now the local side,
+     * the link and the conflict, together. A refused remote write leaves
+     * everything as it was, the conflict still open. */
     if (rc == INTEG_OK) {
-        json_object_object_add(link, "local_version", json_object_new_int64(ig_json_int(local, "version", 0)));
         json_object_object_add(link, "base", json_object_get(final));
         json_object_object_add(link, "hash", json_object_new_string(choose && !strcmp(choose, "remote")
                                                                         ? ig_json_str(conf, "remote_hash") : ""));
@@ -631,7 +645,12 @@ INTEG_API int integ_conflict_resolve(integ_session *s, const char *conflict_id, 
         json_object_object_add(conf, "resolved_by", json_object_new_string(s->user_id));
         json_object_object_add(conf, "resolved_at", json_object_new_string(at));
         if ((rc = ig_tx_begin(s->ctx, 1, &tx)) == INTEG_OK) {
-            rc = ig_store_put(s->ctx, tx, INTEG_KIND_ENTITY_LINK, link, INTEG_PUT_UPDATE);
+            rc = ig_entity_store_put(s->ctx, tx, s->tenant_id, local_entity, ig_json_str(conf, "local_id"), final, 0,
+                                     "sync", &local);
+            if (rc == INTEG_OK) {
+                json_object_object_add(link, "local_version", json_object_new_int64(ig_json_int(local, "version", 0)));
+                rc = ig_store_put(s->ctx, tx, INTEG_KIND_ENTITY_LINK, link, INTEG_PUT_UPDATE);
+            }
             if (rc == INTEG_OK)
                 rc = ig_store_put(s->ctx, tx, INTEG_KIND_CONFLICT, conf, INTEG_PUT_UPDATE);
             if (rc == INTEG_OK) {

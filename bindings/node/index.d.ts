@@ -174,16 +174,32 @@ export interface Mapping extends MappingSpec {
 
 export type MappingDirection = 'pull' | 'push';
 
+/**
+ * What happens to a record changed on both sides since the last sync:
+ * the more recent side wins (ties go to the remote), one side always wins,
+ * a three-way merge against the last synced version, or "manual": the
+ * record is held (neither side moves, it is not pushed) and an open
+ * Conflict waits for Session#resolveConflict.
+ */
+export type ConflictStrategy = 'last_write_wins' | 'remote_wins' | 'local_wins' | 'manual' | 'merge_fields';
+
 export interface SyncRequest {
   /** An entity of the integration's definition. */
   entity: string;
-  /** Only "pull" today ("push" and "bidirectional" are Unsupported). */
+  /**
+   * "pull" (default): remote changes into the local entity store. "push":
+   * local records changed since their last sync go to the remote (created
+   * when unlinked, updated when linked; through the batch requests where
+   * the manifest declares them). "bidirectional": pull, then push.
+   */
   direction?: 'pull' | 'push' | 'bidirectional';
   filter?: { modified_since?: string };
   /** Re-read everything (unchanged records are still skipped). */
   full?: boolean;
+  /** Count what would happen; write nothing (locally or remotely). */
   dry_run?: boolean;
-  conflict_strategy?: 'last_write_wins' | 'remote_wins' | 'local_wins' | 'manual' | 'merge_fields';
+  /** Default: the integration's config.conflict_strategy, else last_write_wins. */
+  conflict_strategy?: ConflictStrategy;
 }
 
 /** Passed to onProgress once per committed page. */
@@ -220,22 +236,104 @@ export interface SyncResult {
   entity: string;
   local_entity?: string;
   sync_type: 'full' | 'incremental' | string;
-  direction?: string;
+  direction?: 'pull' | 'push' | 'bidirectional';
+  /** "manual", "schedule" (runDue) or "webhook". */
   trigger: string;
   dry_run?: boolean;
   status: SyncStatus;
+  /** The pull side's counts (records_failed includes failed pushes). */
   records_processed: number;
   records_created: number;
   records_updated: number;
   records_skipped: number;
   records_failed: number;
-  conflicts: number;
   pages?: number;
+  /** Remote deletions soft-deleted locally. */
+  records_deleted?: number;
+  /** Records changed on both sides (held ones included). */
+  conflicts: number;
+  conflict_strategy?: ConflictStrategy;
+  /** Push and bidirectional runs: created + updated + deleted remotely. */
+  records_pushed?: number;
+  /** Push and bidirectional runs: the push side's counts. */
+  push?: PushCounts;
   errors: { record: JsonValue; code: number; message: string }[];
   started_at: string;
   completed_at: string | null;
+  /** "scheduler" for the syncs runDue runs. */
   user_id: string;
   [key: string]: JsonValue | undefined;
+}
+
+/** SyncResult.push. */
+export interface PushCounts {
+  processed: number;
+  created: number;
+  updated: number;
+  deleted: number;
+  /** Creates of an earlier, interrupted run found remotely by lookup. */
+  adopted: number;
+  skipped: number;
+  failed: number;
+  [key: string]: number;
+}
+
+export type ConflictStatus = 'open' | 'resolved';
+
+/** A record changed on both sides (Session#conflicts). */
+export interface Conflict {
+  id: string;
+  integration_id: string;
+  /** The remote entity ("contacts"). */
+  entity: string;
+  local_entity: string;
+  local_id: string;
+  external_id: string;
+  /** The local data when the conflict was (last) detected. */
+  local: JsonObject;
+  /** The remote record, mapped to local data. */
+  remote: JsonObject;
+  /** What both sides held at the last sync. */
+  base: JsonObject | null;
+  /** merge_fields: the fields changed on both sides. */
+  fields: string[];
+  strategy: ConflictStrategy;
+  status: ConflictStatus;
+  /** "remote", "local", "merged" (a strategy), or "data" (resolved by hand). */
+  resolution: string | null;
+  /** The user who resolved it, or "strategy". */
+  resolved_by: string | null;
+  created_at: string;
+  resolved_at: string | null;
+  [key: string]: JsonValue | undefined;
+}
+
+export interface ConflictFilter extends Page {
+  status?: ConflictStatus;
+  entity?: string;
+}
+
+/** Keep one side's data, or give the merged data. */
+export type ConflictResolution = { choose: 'local' | 'remote' } | { data: JsonObject };
+
+/** One scheduled sync of runDue. */
+export interface ScheduledSync {
+  tenant_id: string;
+  integration_id: string;
+  entity: string;
+  /** "skipped": a sync of the integration was already running. */
+  status: SyncStatus | 'skipped';
+  sync_log_id?: string;
+  records_processed?: number;
+  /** On error or skipped: the INTEG_E* code and the message. */
+  code?: number;
+  error?: string;
+}
+
+export interface RunDueResult {
+  syncs: ScheduledSync[];
+  /** The webhook events processed with the remaining budget. */
+  webhooks: WebhookProcessResult;
 }
 
 export interface SyncLogFilter extends Page {
@@ -443,12 +541,40 @@ export interface NeedsReauthEvent extends EventBase {
   reason: string;
 }
 
-/** With scheduled syncs (the C header lists them; fields vary). */
-export interface OtherEvent extends EventBase {
-  type: 'sync.completed' | 'sync.failed' | 'conflict.detected';
+/** After every sync that did not end canceled (manual, scheduled or a webhook's). */
+export interface SyncEvent extends EventBase {
+  type: 'sync.completed' | 'sync.failed';
+  entity: string;
+  sync_log_id: string;
+  status: SyncStatus;
+  trigger: string;
+  direction: string;
+  records_processed: number;
+  records_created: number;
+  records_updated: number;
+  records_skipped: number;
+  records_failed: number;
+  conflicts: number;
+  /** sync.failed: why. */
+  error?: string;
+  code?: number;
 }
 
-export type IntegrationsEvent = WebhookDeadEvent | NeedsReauthEvent | OtherEvent;
+/** A record changed on both sides; outcome "held" leaves an open Conflict. */
+export interface ConflictDetectedEvent extends EventBase {
+  type: 'conflict.detected';
+  conflict_id: string;
+  entity: string;
+  local_id: string;
+  external_id: string;
+  strategy: ConflictStrategy;
+  outcome: 'held' | 'remote' | 'local' | 'merged';
+}
+
+/** @deprecated use SyncEvent | ConflictDetectedEvent. */
+export type OtherEvent = SyncEvent | ConflictDetectedEvent;
+
+export type IntegrationsEvent = WebhookDeadEvent | NeedsReauthEvent | SyncEvent | ConflictDetectedEvent;
 
 /**
  * Receives the library's notifications on the JS thread, each as its own
@@ -536,6 +662,16 @@ export class Context {
    * expired one or a provider error with AuthError.
    */
   completeOAuth(callback: OAuthCallback): Promise<Integration>;
+  /**
+   * Run what is due, on the thread pool: the scheduled syncs of active
+   * integrations with config auto_sync (at most maxJobs integrations,
+   * 1..10000, default 100; each entity of config.entities, else every
+   * listable one), run as the tenant's user "scheduler" with trigger
+   * "schedule" (a permission callback is asked on the JS thread), then
+   * queued webhook events with the remaining budget. A failed sync is an
+   * entry with status "error", not a rejection.
+   */
+  runDue(maxJobs?: number | null): Promise<RunDueResult>;
   session(tenantId: string, userId: string, roles?: string[] | null): Session;
   /** Idempotent. Open sessions keep working until they are closed. */
   close(): void;
@@ -574,6 +710,16 @@ export class Session {
   syncLogs(integrationId: string, filter?: SyncLogFilter | null): SyncResult[];
   /** The definition's cheap authenticated call, on the thread pool. */
   testIntegration(id: string): Promise<ConnectionTest>;
+  /** The integration's conflicts, newest first (resolved ones too). */
+  conflicts(integrationId: string, filter?: ConflictFilter | null): Conflict[];
+  /**
+   * Resolve an open conflict, on the thread pool: the chosen data is written
+   * locally and (unless it is the remote's) to the remote through the
+   * entity's update request; the record then syncs normally again. An
+   * unknown id (or another tenant's) rejects with NotFound, a resolved one
+   * with ConflictError, a bad resolution with InvalidArgument.
+   */
+  resolveConflict(conflictId: string, resolution: ConflictResolution): Promise<void>;
 
   /** Records of a local entity, most recently updated first. */
   entities(entity: string, filter?: EntityFilter | null): EntityRecord[];

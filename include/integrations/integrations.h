@@ -125,10 +125,11 @@ INTEG_API int integ_ctx_set_permission_cb(integ_ctx *ctx, integ_permission_cb cb
 /**
  * Notifications: called with one JSON event {"type", "at", "tenant_id",
  * "integration_id", ...} on the thread where it happened. Types:
+ * "sync.completed" / "sync.failed" after every sync that was not canceled
+ * (manual, scheduled, webhook-applied), "conflict.detected",
  * "integration.needs_reauth" {reason}, "webhook.dead" {event_id,
- * endpoint_id, attempts, last_error}, and (with scheduled syncs)
- * "sync.completed", "sync.failed", "conflict.detected". The callback must
- * not call back into the library with the same session.
+ * endpoint_id, attempts, last_error} — doc/sync.md lists the fields. The
+ * callback must not call back into the library with the same session.
  */
 typedef void (*integ_event_cb)(void *payload, const char *event_json);
 

@@ -18,9 +18,10 @@
  *    return a Promise; the thread-local error message is copied on the
  *    worker thread, before anything else can overwrite it.
  *  - JS callbacks the library makes on a worker (the permission check in
- *    integ_sync, sync progress) go through the call's threadsafe function:
- *    the C callback queues the question and blocks until the JS thread has
- *    answered, so JS only ever runs on its own thread.
+ *    integ_sync and in the syncs integ_run_due runs, sync progress) go
+ *    through the call's threadsafe function: the C callback queues the
+ *    question and blocks until the JS thread has answered, so JS only ever
+ *    runs on its own thread.
  *  - Events (integ_ctx_set_event_cb) return nothing, so nobody waits for
  *    them: the C callback copies the JSON and queues it, non-blocking, on
  *    the context's event threadsafe function, from whatever thread raised
@@ -553,9 +554,9 @@ struct async_op {
     char *out; /* also on failure when the library wrote one (a canceled sync) */
     integ_ctx *out_ctx; /* a context opened on the worker (Context.open) */
     char errmsg[ERRMSG_MAX];
-    /* JS callbacks from the worker (session calls only): the permission
-     * callback and onProgress run on the JS thread through `tsfn`; the
-     * worker blocks on `cv` until the answer is in. */
+    /* JS callbacks from the worker (calls on a Context or Session): the
+     * permission callback and onProgress run on the JS thread through
+     * `tsfn`; the worker blocks on `cv` until the answer is in. */
     napi_threadsafe_function tsfn;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -929,9 +930,10 @@ static void op_settle(napi_env env, async_op *op)
 }
 
 /* Queue `op` (handle, args and spec filled in) and return its Promise.
- * Takes ownership of op in every case. A session call gets a threadsafe
- * function, so that the library may call the permission callback (and
- * progress) from the worker. */
+ * Takes ownership of op in every case. A call on a context or session gets
+ * a threadsafe function, so that the library may call the permission
+ * callback (and progress) from the worker: integ_sync checks it, and so
+ * do the syncs integ_run_due runs as the tenant's "scheduler". */
 static napi_value op_queue(napi_env env, async_op *op, napi_value keep_obj)
 {
     napi_value promise = NULL, name;
@@ -940,7 +942,7 @@ static napi_value op_queue(napi_env env, async_op *op, napi_value keep_obj)
     if (napi_create_promise(env, &op->deferred, &promise) != napi_ok ||
         napi_create_string_utf8(env, op->spec->name, NAPI_AUTO_LENGTH, &name) != napi_ok)
         goto fail;
-    if (op->sw) {
+    if (op->cw) {
         if (napi_create_threadsafe_function(env, NULL, NULL, name, 0, 1, op, op_tsfn_finalize, op,
                                             op_call_js, &op->tsfn) != napi_ok)
             goto fail;
@@ -1602,6 +1604,16 @@ static int c_sync(void *h, char *const *a, char **out)
     return integ_sync(h, a[0], a[1], progress ? progress_trampoline : NULL, progress ? op : NULL,
                       out);
 }
+static int c_conflicts_list(void *h, char *const *a, char **out)
+{
+    return integ_conflicts_list(h, a[0], a[1], out);
+}
+/* On the worker: the chosen data is written to the remote (an update). */
+static int c_conflict_resolve(void *h, char *const *a, char **out)
+{
+    (void)out;
+    return integ_conflict_resolve(h, a[0], a[1]);
+}
 static int c_sync_logs(void *h, char *const *a, char **out)
 {
     return integ_sync_logs(h, a[0], a[1], out);
@@ -1665,6 +1677,13 @@ static int c_webhook_process(void *h, char *const *a, char **out)
     return integ_webhook_process(h, a[0] ? atoi(a[0]) : 100, out);
 }
 
+/* On the worker: runs the due syncs (network) of every tenant, then
+ * webhook events, with the remaining budget. */
+static int c_run_due(void *h, char *const *a, char **out)
+{
+    return integ_run_due(h, a[0] ? atoi(a[0]) : 100, out);
+}
+
 static int c_oauth_begin(void *h, char *const *a, char **out)
 {
     return integ_oauth_begin(h, a[0], out);
@@ -1704,6 +1723,8 @@ static const char *const N_ENDPOINT_PATCH[] = {"endpointId", "patch"};
 static const char *const N_EVENT[] = {"eventId"};
 static const char *const N_MAX_EVENTS[] = {"maxEvents"};
 static const char *const N_CALLBACK[] = {"callback"};
+static const char *const N_MAX_JOBS[] = {"maxJobs"};
+static const char *const N_CONFLICT_RESOLUTION[] = {"conflictId", "resolution"};
 
 static const method_spec CTX_METHODS[] = {
     {"definitions", "j", N_FILTER, c_definitions_list, true, false},
@@ -1713,6 +1734,7 @@ static const method_spec CTX_METHODS[] = {
     {"rotateMasterKey", "s", N_NEW_KEY, c_rotate_master_key, false, true},
     {"processWebhooks", "n", N_MAX_EVENTS, c_webhook_process, true, true},
     {"completeOAuth", "j", N_CALLBACK, c_oauth_complete, true, true},
+    {"runDue", "n", N_MAX_JOBS, c_run_due, true, true},
 };
 
 static const method_spec SESSION_METHODS[] = {
@@ -1729,6 +1751,8 @@ static const method_spec SESSION_METHODS[] = {
     {"applyMapping", "sjS", N_APPLY, c_mapping_apply, true, false},
     {"sync", "sjo", N_SYNC, c_sync, true, true},
     {"syncLogs", "sj", N_INTEG_FILTER, c_sync_logs, true, false},
+    {"conflicts", "sj", N_INTEG_FILTER, c_conflicts_list, true, false},
+    {"resolveConflict", "sj", N_CONFLICT_RESOLUTION, c_conflict_resolve, false, true},
     {"testIntegration", "s", N_ID, c_integration_test, true, true},
     {"entities", "sj", N_ENTITY_FILTER, c_entities_list, true, false},
     {"entity", "ss", N_ENTITY_ID, c_entity_get, true, false},

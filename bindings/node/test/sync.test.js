@@ -62,6 +62,8 @@ async function handle(req, res) {
     });
   }
   if (req.method === 'GET' && url.pathname === '/crm/v3/objects/contacts') {
+    // The manifest's deleted-records request: nothing is archived here.
+    if (url.searchParams.get('archived') === 'true') return send(res, 200, { results: [] });
     if (peer.hold && url.searchParams.get('limit') !== '1') {
       const h = peer.hold;
       peer.hold = null;
@@ -123,7 +125,8 @@ function within(p, ms, what) {
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
-const listRequests = () => peer.requests.filter((r) => r.method === 'GET' && r.query.limit !== '1');
+const listRequests = () => peer.requests.filter((r) => r.method === 'GET' && r.query.limit !== '1' &&
+  r.query.archived !== 'true');
 
 // ---- tests ----------------------------------------------------------------
 
@@ -213,8 +216,8 @@ test('sync pulls every page into local contacts; the next run is incremental', {
     assert.equal(third.records_created, 0);
     assert.equal(third.records_processed, TOTAL - 4);
     assert.equal(third.records_skipped, TOTAL - 4); // unchanged payloads
-    assert.deepEqual(peer.requests.map((r) => r.body && r.body.after && String(r.body.after)),
-      [undefined, '10', '20']);
+    assert.deepEqual(peer.requests.filter((r) => r.path === '/crm/v3/objects/contacts/search')
+      .map((r) => r.body && r.body.after && String(r.body.after)), [undefined, '10', '20']);
 
     // Logs, newest first.
     const logs = s.syncLogs(it.id);
@@ -324,7 +327,8 @@ test('sync argument errors reject (never throw)', async () => {
       assert.doesNotThrow(() => { p = s.sync(...args); });
       await assert.rejects(p, (err) => err instanceof integ.InvalidArgument && re.test(err.message), String(re));
     }
-    await assert.rejects(s.sync(it.id, { entity: 'contacts', direction: 'push' }), integ.Unsupported);
+    await assert.rejects(s.sync(it.id, { entity: 'contacts', direction: 'sideways' }),
+      (err) => err instanceof integ.InvalidArgument && /request_json\.direction/.test(err.message));
     await assert.rejects(s.testIntegration(7), integ.InvalidArgument);
   } finally {
     s.close();

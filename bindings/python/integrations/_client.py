@@ -525,9 +525,12 @@ class Context:
         ``endpoint_id``, ``delivery_id``, ``attempts``, ``last_error``; from
         :meth:`process_webhooks`), ``"integration.needs_reauth"``
         (``reason``; from a token refresh in a sync, :meth:`Session.refresh_oauth`,
-        ...), and with scheduled syncs ``"sync.completed"``,
-        ``"sync.failed"``, ``"conflict.detected"``. Its return value is
-        ignored.
+        ...), ``"sync.completed"``/``"sync.failed"`` (after each sync run,
+        from :meth:`Session.sync` or :meth:`run_due`: ``sync_log_id``,
+        ``status``, ``trigger``, ``direction``, the counts) and
+        ``"conflict.detected"`` (``conflict_id``, ``local_id``,
+        ``external_id``, ``strategy``, ``outcome``: ``"held"`` for a
+        ``"manual"`` one). Its return value is ignored.
 
         Events are notifications: the C call carries on and its effects
         stand whatever ``fn`` does. If ``fn`` raises, the first exception is
@@ -698,6 +701,35 @@ class Context:
         """
         return _call_json(
             self._cb_state, lib.integ_webhook_process, self._h(), _int_arg(max_events, "max_events")
+        )
+
+    # -- schedules ---------------------------------------------------------
+
+    def run_due(self, max_jobs: int = 100) -> JSONObject:
+        """Run what is due, of any tenant: call it from a worker loop or a timer.
+
+        First the scheduled syncs: active integrations whose config has
+        ``auto_sync`` (due at once when created or switched on, then every
+        ``sync_interval`` seconds, give or take 10%) are claimed in a
+        transaction — so several processes may call this at once — and
+        each entity of their ``config["entities"]`` (else every listable
+        one) is pulled with trigger ``"schedule"``, acting as user
+        ``"scheduler"`` with the admin role. A sync of an integration that
+        is already running is skipped. Then up to the remaining budget of
+        queued webhook events is processed, as :meth:`process_webhooks`.
+        ``max_jobs`` (1..10000): at most this many integrations are synced.
+        Blocks on the network.
+
+        Returns ``{"syncs": [{tenant_id, integration_id, entity, status
+        (success | partial | skipped | error), sync_log_id,
+        records_processed} or, for one that failed, {..., status, code,
+        error}], "webhooks": {claimed, processed, failed, dead, events}}``.
+        A failed sync is reported in its entry, not raised; the event
+        callback receives ``"sync.completed"``/``"sync.failed"`` (and
+        ``"conflict.detected"``) on this thread, inside this call.
+        """
+        return _call_json(
+            self._cb_state, lib.integ_run_due, self._h(), _int_arg(max_jobs, "max_jobs")
         )
 
     # -- OAuth -------------------------------------------------------------
@@ -1012,6 +1044,7 @@ class Session:
         dry_run: bool = False,
         modified_since: Optional[Timestamp] = None,
         progress: Optional[ProgressCallback] = None,
+        conflict_strategy: Optional[str] = None,
     ) -> JSONObject:
         """Run a sync of one entity now, on this thread (blocks on the network).
 
@@ -1022,6 +1055,18 @@ class Session:
         watermark. ``dry_run=True`` maps and counts without writing. An
         interrupted run resumes from its checkpoint. Needs integration:admin;
         a second concurrent sync of the integration raises ConflictError.
+
+        ``direction``: ``"pull"`` (remote -> local, the default), ``"push"``
+        (local records changed since their last sync go out: updated when
+        linked, created otherwise, in batches where the definition has
+        them) or ``"bidirectional"`` (a pull, then a push). A record
+        changed on both sides since the last sync is a conflict, settled by
+        ``conflict_strategy``: ``"last_write_wins"``, ``"remote_wins"``,
+        ``"local_wins"``, ``"merge_fields"`` (a three-way merge, per field,
+        following the mapping's ``field_policies``) or ``"manual"`` (held
+        until :meth:`resolve_conflict`; neither side moves). None: the
+        integration's ``config["conflict_strategy"]``, else last write
+        wins. Every conflict is listed by :meth:`conflicts`.
 
         ``progress(info: dict)`` is called once per committed page with
         ``{integration_id, entity, pages, records_processed,
@@ -1035,11 +1080,18 @@ class Session:
         Returns the run's result, as its sync log entry: ``{sync_log_id,
         integration_id, entity, sync_type, trigger, status (success |
         partial), records_processed, records_created, records_updated,
-        records_skipped, records_failed, conflicts, errors, started_at,
-        completed_at, user_id, ...}``. A run that fails raises (AuthError,
-        NetworkError, ...); its log entry is in :meth:`sync_logs`.
+        records_skipped, records_failed, records_deleted, conflicts,
+        conflict_strategy, direction, errors, started_at, completed_at,
+        user_id, ...}``; for ``"push"`` and ``"bidirectional"`` also
+        ``records_pushed`` and ``push: {processed, created, updated,
+        deleted, adopted, skipped, failed}`` (a record the remote refused is
+        counted in ``records_failed`` and listed in ``errors``: status
+        ``"partial"``). A run that fails raises (AuthError, NetworkError,
+        ...); its log entry is in :meth:`sync_logs`.
         """
         request: Dict[str, Any] = {"entity": entity, "direction": direction}
+        if conflict_strategy is not None:
+            request["conflict_strategy"] = conflict_strategy
         if full is not False:
             request["full"] = full
         if dry_run is not False:
@@ -1111,6 +1163,78 @@ class Session:
         flt = _filter(entity=entity, status=status, limit=limit, offset=offset)
         return _call_json(
             self._state, lib.integ_sync_logs, self._h(), _cstr(integration_id, "integration_id"), flt
+        )
+
+    def conflicts(
+        self,
+        integration_id: str,
+        status: Optional[str] = None,
+        entity: Optional[str] = None,
+        limit: Optional[int] = None,
+        offset: Optional[int] = None,
+    ) -> List[JSONObject]:
+        """The integration's sync conflicts, newest first.
+
+        ``status``: ``"open"`` (held by the ``"manual"`` strategy, waiting
+        for :meth:`resolve_conflict`) or ``"resolved"`` (by a person, or by
+        a strategy: ``resolved_by == "strategy"``); ``entity``: a remote
+        entity (``"contacts"``). Conflicts read ``{id, integration_id,
+        entity, local_entity, local_id, external_id, local, remote, base,
+        fields, strategy, status, resolution, resolved_by, created_at,
+        resolved_at}``: ``local`` and ``remote`` are both local-shaped data
+        (the remote record through the mapping), ``base`` what the two
+        sides last agreed on. Another tenant's integration is NotFound.
+        """
+        flt = _filter(status=status, entity=entity, limit=limit, offset=offset)
+        return _call_json(
+            self._state,
+            lib.integ_conflicts_list,
+            self._h(),
+            _cstr(integration_id, "integration_id"),
+            flt,
+        )
+
+    def resolve_conflict(
+        self,
+        conflict_id: str,
+        *,
+        choose: Optional[str] = None,
+        data: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        """Resolve an open conflict: give exactly one of ``choose`` or ``data``.
+
+        ``choose="local"`` or ``"remote"`` keeps that side's version;
+        ``data={...}`` is a version merged by hand (local-shaped, replacing
+        the record's data as a whole). The result is written to both sides
+        — the local record, and the remote one through the entity's update
+        request unless ``choose="remote"`` (it already has it; this blocks
+        on the network) — and the record syncs normally again. Needs
+        integration:admin.
+
+        Raises InvalidArgument for neither or both, NotFound for an
+        unknown id (or another tenant's), ConflictError if it is already
+        resolved; a remote that refuses the update raises its error
+        (RemoteError, AuthError, ...) and the conflict stays open.
+        """
+        if (choose is None) == (data is None):
+            raise InvalidArgument(
+                "resolve_conflict: give exactly one of choose='local'|'remote' or data={...}"
+            )
+        resolution: Dict[str, Any]
+        if choose is not None:
+            if not isinstance(choose, str):
+                raise TypeError(f"choose: expected str, got {type(choose).__name__}")
+            resolution = {"choose": choose}
+        else:
+            if not isinstance(data, Mapping):
+                raise TypeError(f"data: expected a dict, got {type(data).__name__}")
+            resolution = {"data": dict(data)}
+        _call(
+            self._state,
+            lib.integ_conflict_resolve,
+            self._h(),
+            _cstr(conflict_id, "conflict_id"),
+            _dumps(resolution),
         )
 
     def test_integration(self, integration_id: str) -> JSONObject:

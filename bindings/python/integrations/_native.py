@@ -132,6 +132,10 @@ _PROTOTYPES = {
     "integ_oauth_begin": (c_int, [_session_p, c_char_p, _out_str]),
     "integ_oauth_complete": (c_int, [_ctx_p, c_char_p, _out_str]),
     "integ_oauth_refresh": (c_int, [_session_p, c_char_p]),
+    # schedules and conflicts (INTEGRATIONS_0.4)
+    "integ_run_due": (c_int, [_ctx_p, c_int, _out_str]),
+    "integ_conflicts_list": (c_int, [_session_p, c_char_p, c_char_p, _out_str]),
+    "integ_conflict_resolve": (c_int, [_session_p, c_char_p, c_char_p]),
 }
 
 

@@ -10,6 +10,18 @@ manifest asks for:
 - ``POST /crm/v3/objects/contacts/search``: the incremental query, a
   ``filterGroups`` body with ``lastmodifieddate GTE value``, the cursor as
   ``after`` in the body; answers ``{"total", "results", "paging"}``.
+- ``GET /crm/v3/objects/contacts/{id}``: one record (404 when unknown).
+- Writes (push): ``PATCH /crm/v3/objects/contacts/{id}`` merges the body's
+  ``properties`` into the record; ``POST /crm/v3/objects/contacts`` creates
+  one with the next numeric id (201); ``POST .../contacts/batch/create`` and
+  ``.../batch/update`` take ``{"inputs": [...]}`` (update inputs carry
+  ``id``) and answer ``{"status": "COMPLETE", "results": [...]}``;
+  ``POST .../contacts/batch/read`` with ``idProperty: "email"`` (the
+  manifest's lookup) answers the matches (207 with ``errors`` for misses).
+  Every write moves the record's ``updatedAt``/``lastmodifieddate`` one
+  minute past the newest stored one (see :meth:`FakeHubSpot.edit`), so the
+  next incremental search sees it. ``fail_writes`` (an HTTP status) makes
+  every write answer that status instead.
 
 Every call must carry ``Authorization: Bearer <token>``; otherwise 401 with
 a HubSpot-like error body. Every request is recorded in :attr:`requests`.
@@ -21,11 +33,14 @@ import datetime
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 CONTACTS = "/crm/v3/objects/contacts"
 SEARCH = CONTACTS + "/search"
+BATCH_CREATE = CONTACTS + "/batch/create"
+BATCH_UPDATE = CONTACTS + "/batch/update"
+BATCH_READ = CONTACTS + "/batch/read"
 BASE_TIME = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
 
 
@@ -66,6 +81,8 @@ class FakeHubSpot:
         self.lock = threading.Lock()
         self.contacts: List[Dict[str, Any]] = [contact(i) for i in range(1, count + 1)]
         self.requests: List[Dict[str, Any]] = []
+        #: When set (e.g. 500), every write (PATCH, create, batch) answers it.
+        self.fail_writes: Optional[int] = None
         self._server: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
 
@@ -85,6 +102,9 @@ class FakeHubSpot:
 
             def do_POST(self) -> None:  # noqa: N802
                 fake._handle(self, "POST")
+
+            def do_PATCH(self) -> None:  # noqa: N802
+                fake._handle(self, "PATCH")
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -132,6 +152,57 @@ class FakeHubSpot:
         with self.lock:
             self.contacts.append(contact(i, minutes))
 
+    def _next_time(self) -> str:
+        """One minute past the newest stored update time (call with the lock held)."""
+        newest = max((parse_time(c["updatedAt"]) for c in self.contacts), default=BASE_TIME)
+        return rfc3339(newest + datetime.timedelta(minutes=1))
+
+    def _write(self, c: Dict[str, Any], properties: Any) -> None:
+        """Merge ``properties`` into contact ``c`` and move its update time on (lock held)."""
+        if isinstance(properties, dict):
+            for k, v in properties.items():
+                c["properties"][k] = v
+        at = self._next_time()
+        c["updatedAt"] = at
+        c["properties"]["lastmodifieddate"] = at
+
+    def edit(self, i: int, **properties: Any) -> Dict[str, Any]:
+        """A remote change: set contact ``i``'s properties, updated one minute past the newest."""
+        with self.lock:
+            for c in self.contacts:
+                if c["id"] == str(i):
+                    self._write(c, properties)
+                    return json.loads(json.dumps(c))
+        raise KeyError(i)
+
+    def get(self, i: Any) -> Dict[str, Any]:
+        """A copy of contact ``i`` as stored."""
+        with self.lock:
+            for c in self.contacts:
+                if c["id"] == str(i):
+                    return json.loads(json.dumps(c))
+        raise KeyError(i)
+
+    def _create(self, properties: Any) -> Dict[str, Any]:
+        """A new contact with the next numeric id (lock held)."""
+        new_id = max((int(c["id"]) for c in self.contacts), default=0) + 1
+        c: Dict[str, Any] = {
+            "id": str(new_id),
+            "properties": {},
+            "createdAt": self._next_time(),
+            "updatedAt": "",
+            "archived": False,
+        }
+        self._write(c, properties)
+        self.contacts.append(c)
+        return c
+
+    def _find(self, ext_id: Any) -> Optional[Dict[str, Any]]:
+        for c in self.contacts:
+            if c["id"] == str(ext_id):
+                return c
+        return None
+
     def calls(self, method: Optional[str] = None, path: Optional[str] = None) -> List[Dict[str, Any]]:
         with self.lock:
             return [
@@ -162,12 +233,80 @@ class FakeHubSpot:
                 "category": "INVALID_AUTHENTICATION",
             })  # fmt: skip
             return
-        if method == "GET" and parts.path == CONTACTS:
+        path = parts.path
+        one = path[len(CONTACTS) + 1 :] if path.startswith(CONTACTS + "/") else ""
+        doc = body if isinstance(body, dict) else {}
+        writes = (method == "PATCH" and one) or (method == "POST" and path in (CONTACTS, BATCH_CREATE, BATCH_UPDATE))
+        if writes and self.fail_writes:
+            self._send(h, self.fail_writes, {"status": "error", "message": "write refused (fail_writes)",
+                                             "category": "VALIDATION_ERROR"})  # fmt: skip
+        elif method == "GET" and path == CONTACTS:
             self._send(h, 200, self._list(query))
-        elif method == "POST" and parts.path == SEARCH:
-            self._send(h, 200, self._search(body if isinstance(body, dict) else {}))
+        elif method == "POST" and path == SEARCH:
+            self._send(h, 200, self._search(doc))
+        elif method == "POST" and path == BATCH_READ:
+            self._send(h, *self._batch_read(doc))
+        elif method == "POST" and path == BATCH_CREATE:
+            with self.lock:
+                inputs = [i for i in doc.get("inputs") or [] if isinstance(i, dict)]
+                results = [json.loads(json.dumps(self._create(i.get("properties")))) for i in inputs]
+            self._send(h, 201, {"status": "COMPLETE", "results": results})
+        elif method == "POST" and path == BATCH_UPDATE:
+            self._send(h, *self._batch_update(doc))
+        elif method == "POST" and path == CONTACTS:
+            with self.lock:
+                created = json.loads(json.dumps(self._create(doc.get("properties"))))
+            self._send(h, 201, created)
+        elif method in ("GET", "PATCH") and one and "/" not in one:
+            with self.lock:
+                c = self._find(one)
+                if c is not None and method == "PATCH":
+                    self._write(c, doc.get("properties"))
+                found = json.loads(json.dumps(c)) if c is not None else None
+            if found is None:
+                self._send(h, 404, {"status": "error", "message": "resource not found",
+                                    "category": "OBJECT_NOT_FOUND"})  # fmt: skip
+            else:
+                self._send(h, 200, found)
         else:
-            self._send(h, 404, {"status": "error", "message": f"no route {method} {parts.path}"})
+            self._send(h, 404, {"status": "error", "message": f"no route {method} {path}"})
+
+    def _batch_update(self, doc: Dict[str, Any]) -> Tuple[int, Dict[str, Any]]:
+        results, errors = [], []
+        with self.lock:
+            for item in doc.get("inputs") or []:
+                c = self._find(item.get("id")) if isinstance(item, dict) else None
+                if c is None:
+                    errors.append({"status": "error", "category": "OBJECT_NOT_FOUND",
+                                   "message": "not found", "context": {"ids": [str(item.get("id"))]}})  # fmt: skip
+                    continue
+                self._write(c, item.get("properties"))
+                results.append(json.loads(json.dumps(c)))
+        answer: Dict[str, Any] = {"status": "COMPLETE", "results": results}
+        if errors:
+            answer["errors"] = errors
+        return (207 if errors else 200), answer
+
+    def _batch_read(self, doc: Dict[str, Any]) -> Tuple[int, Dict[str, Any]]:
+        prop = doc.get("idProperty") or "hs_object_id"
+        results, missing = [], []
+        with self.lock:
+            for item in doc.get("inputs") or []:
+                want = str(item.get("id")) if isinstance(item, dict) else ""
+                hit = next(
+                    (c for c in self.contacts
+                     if (c["id"] if prop == "hs_object_id" else str(c["properties"].get(prop, ""))).lower() == want.lower()),
+                    None,
+                )  # fmt: skip
+                if hit is None:
+                    missing.append(want)
+                else:
+                    results.append(json.loads(json.dumps(hit)))
+        answer: Dict[str, Any] = {"status": "COMPLETE", "results": results}
+        if missing:
+            answer["errors"] = [{"status": "error", "category": "OBJECT_NOT_FOUND", "message": "not found",
+                                 "context": {"ids": missing}}]  # fmt: skip
+        return (207 if missing else 200), answer
 
     def _page(self, rows: List[Dict[str, Any]], limit: Any, after: Any) -> Dict[str, Any]:
         try:
