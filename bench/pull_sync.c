@@ -1,19 +1,21 @@
 /* Pull-sync benchmark: N HubSpot contacts from the sandbox over loopback
- * (100 per page, the default 6-field mapping) into a fresh SQLite file.
- * Prints one line: records, seconds, records/s, peak RSS (KiB).
+ * (100 per page) into a fresh SQLite file, through integ_sync with the
+ * 10-field mapping of bench/mapping10.json (field_map only: the transform
+ * rules belong to the mapping benchmark). Prints one line: records,
+ * seconds, records/s, peak RSS (KiB).
  *
- *   bench_pull_sync SANDBOX_BINARY N
+ *   bench_pull_sync SANDBOX_URL N MAPPING10_JSON DIR
  *
- * The definition is a copy of hubspot-crm without its rate budget (the
- * real one would pace the run at 100 requests per 10 s). Run it in its own
+ * The sandbox is started by the caller (bench/run.py) with --unlimited and
+ * --token bench-token. The definition is a copy of hubspot-crm without its
+ * rate budget (the real one would pace the run at 100 requests per 10 s),
+ * asking for the ten properties and mapping them. Run it in its own
  * process per N: peak RSS is the process's. */
 #include <json-c/json.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,37 +38,19 @@ static int die(const char *step)
 
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: bench_pull_sync SANDBOX_BINARY N\n");
+    if (argc < 5) {
+        fprintf(stderr, "usage: bench_pull_sync SANDBOX_URL N MAPPING10_JSON DIR\n");
         return 2;
     }
     long n = atol(argv[2]);
-    int out[2], in[2];
-    if (pipe(out) || pipe(in))
+    char url[256];
+    snprintf(url, sizeof url, "%s", argv[1]);
+    json_object *m10 = json_object_from_file(argv[3]);
+    if (!m10)
         return 1;
-    pid_t pid = fork();
-    if (pid == 0) {
-        dup2(out[1], 1);
-        dup2(in[0], 0);
-        close(out[0]);
-        close(in[1]);
-        char records[64];
-        snprintf(records, sizeof records, "hubspot:contacts=%ld", n);
-        execl(argv[1], argv[1], "--records", records, "--token", TOKEN, "--max-seconds", "1200", "--stdin-lifetime",
-              "--unlimited", (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    close(in[0]);
-    char line[256] = "", url[128];
-    FILE *f = fdopen(out[0], "r");
-    if (!f || !fgets(line, sizeof line, f) || !strstr(line, "http://"))
-        return 1;
-    snprintf(url, sizeof url, "%s", strstr(line, "http://"));
-    url[strcspn(url, "\r\n")] = '\0';
-
-    char db[64], key[64] = "", opts[1024];
-    snprintf(db, sizeof db, "/tmp/bench-pull-%d.db", (int)getpid());
+    const char *dir = argv[4];
+    char db[1024], key[64] = "", opts[2048];
+    snprintf(db, sizeof db, "%s/bench-pull-%d.db", dir, (int)getpid());
     char *k = NULL;
     integ_generate_master_key(&k);
     snprintf(key, sizeof key, "%s", k);
@@ -88,6 +72,12 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof added / sizeof *added; i++)
         json_object_object_del(m, added[i]);
     json_object_object_add(m, "key", json_object_new_string("hubspotbench-crm"));
+    json_object *contacts = json_object_object_get(json_object_object_get(m, "entities"), "contacts");
+    json_object_object_add(json_object_object_get(json_object_object_get(contacts, "list"), "query"), "properties",
+                           json_object_get(json_object_object_get(m10, "properties")));
+    json_object *dm = json_object_new_object();
+    json_object_object_add(dm, "field_map", json_object_get(json_object_object_get(m10, "field_map")));
+    json_object_object_add(contacts, "default_mapping", dm);
     if (integ_definition_register(ctx, json_object_to_json_string(m), NULL))
         return die("register");
     json_object_put(m);
@@ -114,10 +104,8 @@ int main(int argc, char **argv)
            (double)n / secs, ru.ru_maxrss);
     integ_session_close(s);
     integ_ctx_close(ctx);
-    close(in[1]);
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
-    char p[80];
+    json_object_put(m10);
+    char p[1100];
     unlink(db);
     snprintf(p, sizeof p, "%s-wal", db);
     unlink(p);

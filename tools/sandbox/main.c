@@ -67,6 +67,7 @@ int main(int argc, char **argv)
             token = v;
         } else if (strcmp(a, "--unlimited") == 0) {
             SB.unlimited = 1;
+            takes = 0;
         } else if (strcmp(a, "--stdin-lifetime") == 0) {
             stdin_lifetime = 1;
             takes = 0;
