@@ -479,6 +479,35 @@ static int resolve_incoming(struct run *r, void *tx, json_object *link, json_obj
     return rc;
 }
 
+/* The page's links in one query: external id -> link. */
+static int page_links(struct run *r, void *tx, json_object *records, const char *id_field, json_object **out)
+{
+    *out = json_object_new_object();
+    json_object *ids = json_object_new_array();
+    for (size_t i = 0; i < ig_json_len(records); i++) {
+        char ext[256];
+        if (ig_record_id(json_object_array_get_idx(records, i), id_field, ext, sizeof ext) == 0)
+            json_object_array_add(ids, json_object_new_string(ext));
+    }
+    if (!ig_json_len(ids)) {
+        json_object_put(ids);
+        return INTEG_OK;
+    }
+    json_object *q = json_object_new_object(), *in = json_object_new_object(), *rows = json_object_new_array();
+    json_object_object_add(in, "in", ids);
+    json_object_object_add(q, "integration_id", json_object_get(ig_json_get(r->c->integration, "id")));
+    json_object_object_add(q, "entity", json_object_new_string(r->entity));
+    json_object_object_add(q, "external_id", in);
+    int rc = ig_store_list(r->s->ctx, tx, INTEG_KIND_ENTITY_LINK, q, rows);
+    for (size_t i = 0; rc == INTEG_OK && i < ig_json_len(rows); i++) {
+        json_object *l = json_object_array_get_idx(rows, i);
+        json_object_object_add(*out, ig_json_str(l, "external_id"), json_object_get(l));
+    }
+    json_object_put(q);
+    json_object_put(rows);
+    return rc;
+}
+
 static int plan_page(struct run *r, void *tx, json_object *records, struct pending *plan, size_t *n_plan)
 {
     const char *id_field = ig_json_str(r->edef, "id_field");
@@ -486,6 +515,14 @@ static int plan_page(struct run *r, void *tx, json_object *records, struct pendi
     const char *upd_format = ig_json_str(r->edef, "updated_format");
     size_t n = ig_json_len(records);
     *n_plan = 0;
+    json_object *links = NULL, *seen = json_object_new_object();
+    int prc = page_links(r, tx, records, id_field, &links);
+    if (prc) {
+        json_object_put(links);
+        json_object_put(seen);
+        return prc;
+    }
+    int rc = INTEG_OK;
     for (size_t i = 0; i < n; i++) {
         json_object *rec = json_object_array_get_idx(records, i);
         char ext[256];
@@ -502,15 +539,11 @@ static int plan_page(struct run *r, void *tx, json_object *records, struct pendi
             r->hwm_ms = upd;
         char hash[33];
         payload_hash(r, rec, hash);
-        json_object *link = NULL;
-        int rc = find_link(r, tx, ext, &link);
-        if (rc)
-            return rc;
-        /* The same record twice in one run (re-anchored queries overlap):
+        json_object *link = json_object_get(ig_json_get(links, ext));
+        /* The same record twice in one page (re-anchored queries overlap):
          * the plan already holds it. */
-        int dup = 0;
-        for (size_t k = 0; k < *n_plan; k++)
-            dup |= !strcmp(ig_json_str(plan[k].link, "external_id"), ext);
+        int dup = ig_json_get(seen, ext) != NULL;
+        json_object_object_add(seen, ext, json_object_new_boolean(1));
         /* A pending link (host entity store, a page interrupted between
          * its steps) is not proof that the record reached the host. */
         int pending = link && ig_json_bool(link, "pending", 0);
@@ -539,7 +572,7 @@ static int plan_page(struct run *r, void *tx, json_object *records, struct pendi
             }
             if (rc) {
                 json_object_put(link);
-                return rc;
+                goto done;
             }
         } else {
             data = ig_json_copy(rec);
@@ -561,7 +594,7 @@ static int plan_page(struct run *r, void *tx, json_object *records, struct pendi
             if (rc) {
                 json_object_put(data);
                 json_object_put(link);
-                return rc;
+                goto done;
             }
         }
         if (!link) {
@@ -597,7 +630,11 @@ static int plan_page(struct run *r, void *tx, json_object *records, struct pendi
         plan[*n_plan].origin = origin;
         (*n_plan)++;
     }
-    return INTEG_OK;
+    rc = INTEG_OK; /* per-record outcomes (mapping errors, held conflicts) don't fail the page */
+done:
+    json_object_put(links);
+    json_object_put(seen);
+    return rc;
 }
 
 static void plan_free(struct pending *plan, size_t n)

@@ -250,6 +250,15 @@ INTEG_API int integ_webhook_endpoint_create(integ_session *s, const char *integr
             json_object_object_add(rec, "tenant_id", json_object_new_string(s->tenant_id));
             json_object_object_add(rec, "integration_id", json_object_new_string(integration_id));
             json_object_object_add(rec, "scheme", json_object_new_string(scheme));
+            /* What receiving needs of the definition, so a delivery costs one
+             * read: where the event id and type are. */
+            json_object_object_add(rec, "definition_id", json_object_get(ig_json_get(def, "id")));
+            json_object *loc = json_object_new_object();
+            static const char *const keep[] = {"event_id", "event_type", "batched"};
+            for (size_t i = 0; i < sizeof keep / sizeof *keep; i++)
+                if (ig_json_get(wh, keep[i]))
+                    json_object_object_add(loc, keep[i], ig_json_copy(ig_json_get(wh, keep[i])));
+            json_object_object_add(rec, "locators", loc);
             json_object_object_add(rec, "secret_source", json_object_new_string(given ? "given" : source ? source : "generated"));
             json_object_object_add(rec, "events", ig_json_get(req, "events") ? json_object_get(ig_json_get(req, "events"))
                                                                               : json_object_new_array());
@@ -699,11 +708,19 @@ INTEG_API int integ_webhook_receive(integ_ctx *ctx, const char *endpoint_id, con
     int rc = ig_tx_begin(ctx, 0, &tx);
     if (rc == INTEG_OK) {
         rc = ig_store_get(ctx, tx, INTEG_KIND_WEBHOOK_ENDPOINT, NULL, endpoint_id, &ep);
-        if (rc == INTEG_OK)
+        /* The definition is read only for what the endpoint doesn't carry:
+         * the app's secret, or locators of an endpoint made before they
+         * were kept on it. */
+        const char *src = ig_json_str(ep, "secret_source");
+        int need_def = rc == INTEG_OK && (!ig_json_get(ep, "locators") || (src && !strcmp(src, "app_secret")));
+        if (need_def && ig_json_str(ep, "definition_id")) {
+            rc = ig_definition_lookup(ctx, tx, ig_json_str(ep, "definition_id"), &def);
+        } else if (need_def) {
             rc = ig_store_get(ctx, tx, INTEG_KIND_INTEGRATION, ig_json_str(ep, "tenant_id"),
                               ig_json_str(ep, "integration_id"), &integ);
-        if (rc == INTEG_OK)
-            rc = ig_definition_lookup(ctx, tx, ig_json_str(integ, "definition_id"), &def);
+            if (rc == INTEG_OK)
+                rc = ig_definition_lookup(ctx, tx, ig_json_str(integ, "definition_id"), &def);
+        }
         rc = ig_tx_end(ctx, tx, 1, rc);
     }
     if (rc == INTEG_ENOTFOUND || (rc == INTEG_OK && !ig_json_bool(ep, "active", 1))) {
@@ -720,7 +737,8 @@ INTEG_API int integ_webhook_receive(integ_ctx *ctx, const char *endpoint_id, con
         goto out;
     }
     const char *scheme = ig_json_str(ep, "scheme");
-    json_object *wh = ig_json_get(ig_json_get(def, "manifest"), "webhook");
+    json_object *wh = ig_json_get(ep, "locators") ? ig_json_get(ep, "locators")
+                                                   : ig_json_get(ig_json_get(def, "manifest"), "webhook");
     /* Handshakes that the provider sends unsigned. */
     int hs = ig_wh_handshake(scheme, method ? method : "POST", url ? url : "", header_names, header_values, n_headers,
                              body, body_len);
