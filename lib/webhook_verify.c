@@ -537,6 +537,8 @@ out:
     return rc;
 }
 
+#define ED25519_MAX_ENTRIES 8
+
 static int v_standard_ed25519(const wh_req *r)
 {
     unsigned char pks[IG_WH_MAX_SECRETS][crypto_sign_PUBLICKEYBYTES];
@@ -575,13 +577,17 @@ static int v_standard_ed25519(const wh_req *r)
     if (r->body_len)
         memcpy(msg + id.n + ts.n + 2, r->body, r->body_len);
 
+    /* At most ED25519_MAX_ENTRIES v1a entries are tried (senders send one or
+     * two), which bounds the work a hostile header can cause. */
     rc = INTEG_ESIGNATURE;
     slice rest = sig, ver, s;
-    while (rc && next_sig_entry(&rest, &ver, &s)) {
+    int tried = 0;
+    while (rc && tried < ED25519_MAX_ENTRIES && next_sig_entry(&rest, &ver, &s)) {
         unsigned char sigbin[crypto_sign_BYTES + 3];
         if (!slice_eq_str(ver, "v1a") || !s.p ||
             b64_decode(s.p, s.n, sigbin, sizeof sigbin) != (long)crypto_sign_BYTES)
             continue;
+        tried++;
         for (size_t i = 0; i < r->n_secrets; i++)
             if (crypto_sign_verify_detached(sigbin, msg, msg_len, pks[i]) == 0) {
                 rc = INTEG_OK;
