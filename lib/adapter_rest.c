@@ -8,12 +8,12 @@
 #include "definitions.h"
 #include "auth.h"
 #include "engine.h"
+#include "rest_request.h"
 #include "error.h"
 #include "json.h"
 #include "template.h"
 #include "util.h"
 
-#define MAX_HEADERS 32
 
 /* ---- connection ---------------------------------------------------------- */
 
@@ -222,193 +222,9 @@ int ig_record_id(json_object *record, const char *id_field, char *buf, size_t ca
 
 /* ---- requests ------------------------------------------------------------ */
 
-/* A request being built: owned strings for headers, URL, body. */
-struct req {
-    char *names[MAX_HEADERS];
-    char *values[MAX_HEADERS];
-    size_t n;
-    ig_url *url;
-    char *body;
-    size_t body_len;
-    const char *method;
-};
-
-static void req_free(struct req *r)
-{
-    for (size_t i = 0; i < r->n; i++) {
-        free(r->names[i]);
-        if (r->values[i])
-            ig_free_secret(r->values[i], strlen(r->values[i]));
-    }
-    ig_url_free(r->url);
-    free(r->body);
-    memset(r, 0, sizeof *r);
-}
-
-static int req_header(struct req *r, const char *name, const char *value)
-{
-    for (size_t i = 0; i < r->n; i++) {
-        if (!strcasecmp(r->names[i], name)) {
-            ig_free_secret(r->values[i], strlen(r->values[i]));
-            r->values[i] = strdup(value);
-            return r->values[i] ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
-        }
-    }
-    if (r->n == MAX_HEADERS)
-        return ig_err(INTEG_EINVAL, "too many request headers");
-    r->names[r->n] = strdup(name);
-    r->values[r->n] = strdup(value);
-    r->n++;
-    return r->names[r->n - 1] && r->values[r->n - 1] ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
-}
-
-static int add_headers(struct req *r, json_object *headers, struct lookup_ctx *l)
-{
-    if (!json_object_is_type(headers, json_type_object))
-        return INTEG_OK;
-    ig_json_foreach(headers, k, v)
-    {
-        if (!json_object_is_type(v, json_type_string))
-            continue;
-        char *val = NULL;
-        int missing = 0;
-        int rc = ig_tmpl_render(json_object_get_string(v), conn_lookup, l, &val, &missing);
-        if (rc)
-            return rc;
-        if (!missing)
-            rc = req_header(r, k, val);
-        free(val);
-        if (rc)
-            return rc;
-    }
-    return INTEG_OK;
-}
-
-static int add_query(struct req *r, json_object *query, struct lookup_ctx *l)
-{
-    if (!json_object_is_type(query, json_type_object))
-        return INTEG_OK;
-    ig_json_foreach(query, k, v)
-    {
-        char *val = NULL;
-        int missing = 0, rc;
-        if (json_object_is_type(v, json_type_string))
-            rc = ig_tmpl_render(json_object_get_string(v), conn_lookup, l, &val, &missing);
-        else
-            rc = (val = strdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN)))
-                     ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
-        if (rc)
-            return rc;
-        if (!missing)
-            rc = ig_url_set_query(r->url, k, val);
-        free(val);
-        if (rc)
-            return rc;
-    }
-    return INTEG_OK;
-}
-
-static int apply_one_auth(struct req *r, json_object *a, struct lookup_ctx *l)
-{
-    const char *in = ig_json_str(a, "in");
-    int missing = 0, rc;
-    char *val = NULL;
-    if (!in || !strcmp(in, "basic")) {
-        char *user = NULL, *pass = NULL;
-        int m1 = 0, m2 = 0;
-        rc = ig_tmpl_render(ig_json_str(a, "username") ? ig_json_str(a, "username") : "", conn_lookup, l, &user, &m1);
-        if (rc == INTEG_OK)
-            rc = ig_tmpl_render(ig_json_str(a, "password") ? ig_json_str(a, "password") : "", conn_lookup, l, &pass, &m2);
-        if (rc == INTEG_OK && !m1) {
-            size_t n = strlen(user) + 1 + strlen(pass);
-            char *joined = malloc(n + 1);
-            if (!joined) {
-                rc = ig_err(INTEG_ENOMEM, "out of memory");
-            } else {
-                snprintf(joined, n + 1, "%s:%s", user, pass);
-                char *b64 = ig_b64_encode((unsigned char *)joined, n);
-                ig_free_secret(joined, n);
-                size_t hl = strlen(b64 ? b64 : "") + 7;
-                char *hv = b64 ? malloc(hl) : NULL;
-                if (hv) {
-                    snprintf(hv, hl, "Basic %s", b64);
-                    rc = req_header(r, "Authorization", hv);
-                    ig_free_secret(hv, strlen(hv));
-                } else {
-                    rc = ig_err(INTEG_ENOMEM, "out of memory");
-                }
-                if (b64)
-                    ig_free_secret(b64, strlen(b64));
-            }
-        }
-        if (user)
-            ig_free_secret(user, strlen(user));
-        if (pass)
-            ig_free_secret(pass, strlen(pass));
-        return rc;
-    }
-    rc = ig_tmpl_render(ig_json_str(a, "value") ? ig_json_str(a, "value") : "", conn_lookup, l, &val, &missing);
-    if (rc)
-        return rc;
-    if (missing) {
-        ig_free_secret(val, strlen(val));
-        return INTEG_OK; /* no credential: the request goes without, the remote says 401 */
-    }
-    const char *prefix = ig_json_str(a, "prefix") ? ig_json_str(a, "prefix") : "";
-    const char *name = ig_json_str(a, "name") ? ig_json_str(a, "name") : "Authorization";
-    size_t n = strlen(prefix) + strlen(val) + 1;
-    char *full = malloc(n);
-    if (!full) {
-        ig_free_secret(val, strlen(val));
-        return ig_err(INTEG_ENOMEM, "out of memory");
-    }
-    snprintf(full, n, "%s%s", prefix, val);
-    if (!strcmp(in, "header")) {
-        rc = req_header(r, name, full);
-    } else if (!strcmp(in, "query")) {
-        rc = ig_url_set_query(r->url, name, full);
-    } else if (!strcmp(in, "cookie")) {
-        size_t cn = strlen(name) + 1 + strlen(full) + 1;
-        char *cookie = malloc(cn);
-        if (cookie) {
-            snprintf(cookie, cn, "%s=%s", name, full);
-            rc = req_header(r, "Cookie", cookie);
-            ig_free_secret(cookie, strlen(cookie));
-        } else {
-            rc = ig_err(INTEG_ENOMEM, "out of memory");
-        }
-    } else {
-        rc = ig_err(INTEG_EINVAL, "auth apply: unknown location '%s'", in);
-    }
-    ig_free_secret(full, strlen(full));
-    ig_free_secret(val, strlen(val));
-    return rc;
-}
-
-static int apply_auth(struct req *r, ig_conn *c, struct lookup_ctx *l)
-{
-    json_object *apply = ig_json_get(c->method, "apply");
-    if (!apply)
-        return INTEG_OK;
-    /* Token flows (refresh, client credentials, JWT, sessions) make sure
-     * c->token is current before it is applied. */
-    int prc = ig_auth_prepare(c);
-    if (prc)
-        return prc;
-    if (json_object_is_type(apply, json_type_array)) {
-        for (size_t i = 0; i < ig_json_len(apply); i++) {
-            int rc = apply_one_auth(r, json_object_array_get_idx(apply, i), l);
-            if (rc)
-                return rc;
-        }
-        return INTEG_OK;
-    }
-    return apply_one_auth(r, apply, l);
-}
-
 /* Start a request: URL from the base and `path` (relative, or absolute
  * https), or `url` verbatim when following a next link. */
-static int req_begin(struct req *r, ig_conn *c, const char *method, const char *path,
+static int req_begin(ig_req *r, ig_conn *c, const char *method, const char *path,
                      const char *url, struct lookup_ctx *l)
 {
     memset(r, 0, sizeof *r);
@@ -436,13 +252,13 @@ static int req_begin(struct req *r, ig_conn *c, const char *method, const char *
         free(p);
     }
     if (rc == INTEG_OK)
-        rc = req_header(r, "Accept", "application/json");
+        rc = ig_req_header(r, "Accept", "application/json");
     if (rc == INTEG_OK)
-        rc = add_headers(r, ig_json_get(c->manifest, "headers"), l);
+        rc = ig_req_headers(r, ig_json_get(c->manifest, "headers"), conn_lookup, l);
     return rc;
 }
 
-static int req_set_body(struct req *r, json_object *body)
+static int req_set_body(ig_req *r, json_object *body)
 {
     free(r->body);
     r->body = NULL;
@@ -455,100 +271,20 @@ static int req_set_body(struct req *r, json_object *body)
         return ig_err(INTEG_ENOMEM, "out of memory");
     memcpy(r->body, s, len + 1);
     r->body_len = len;
-    return req_header(r, "Content-Type", "application/json");
-}
-
-/* ---- classification of responses ------------------------------------------ */
-
-static ig_http_class classify(void *payload, const ig_http_response *resp)
-{
-    json_object *signals = payload;
-    for (size_t i = 0; i < ig_json_len(signals); i++) {
-        json_object *s = json_object_array_get_idx(signals, i);
-        if (ig_json_int(s, "status", 0) != resp->status)
-            continue;
-        const char *contains = ig_json_str(s, "body_contains");
-        const char *jp = ig_json_str(s, "json_path");
-        int match = 1;
-        if (contains)
-            match = resp->body && strstr(resp->body, contains) != NULL;
-        if (match && jp) {
-            json_object *doc = resp->body ? json_tokener_parse(resp->body) : NULL;
-            json_object *vals = json_object_new_array();
-            ig_jsonpath_collect(doc, jp, vals);
-            match = 0;
-            const char *eq = ig_json_str(s, "equals");
-            for (size_t k = 0; k < ig_json_len(vals); k++) {
-                json_object *v = json_object_array_get_idx(vals, k);
-                if (!eq || (json_object_is_type(v, json_type_string) && !strcmp(json_object_get_string(v), eq)))
-                    match = 1;
-            }
-            json_object_put(vals);
-            json_object_put(doc);
-        }
-        if (match)
-            return ig_json_bool(s, "retry", 1) ? IG_HTTP_RATE_LIMITED : IG_HTTP_OK;
-    }
-    if (resp->status == 429)
-        return IG_HTTP_RATE_LIMITED;
-    if (resp->status >= 500 && resp->status != 501)
-        return IG_HTTP_RETRY;
-    return IG_HTTP_OK;
-}
-
-/* A final response that matched a non-retryable rate signal. */
-static int exhausted_signal(json_object *signals, const ig_http_response *resp)
-{
-    for (size_t i = 0; i < ig_json_len(signals); i++) {
-        json_object *s = json_object_array_get_idx(signals, i);
-        if (ig_json_int(s, "status", 0) == resp->status && !ig_json_bool(s, "retry", 1) &&
-            (!ig_json_str(s, "body_contains") ||
-             (resp->body && strstr(resp->body, ig_json_str(s, "body_contains")))))
-            return 1;
-    }
-    return 0;
-}
-
-static int send_once(ig_conn *c, struct req *r, const char *what, ig_http_response *resp)
-{
-    ig_http *http = NULL;
-    int rc = ig_ctx_http(c->ctx, &http);
-    if (rc)
-        return rc;
-    char *url = NULL;
-    if ((rc = ig_url_get(r->url, &url)))
-        return rc;
-    ig_http_header hs[MAX_HEADERS];
-    for (size_t i = 0; i < r->n; i++) {
-        hs[i].name = r->names[i];
-        hs[i].value = r->values[i];
-    }
-    ig_http_request hr = {r->method, url, hs, r->n, r->body, r->body ? r->body_len : 0};
-    json_object *signals = ig_json_get(ig_json_get(c->manifest, "rate_limit"), "signals");
-    rc = ig_http_send(http, &hr, c->bucket, classify, signals, resp);
-    free(url);
-    if (rc)
-        return ig_err_prefix(rc, what);
-    if (exhausted_signal(signals, resp)) {
-        rc = ig_http_status_error(resp, what);
-        return ig_err(INTEG_ERATELIMIT, "%s (the provider's budget is exhausted)", integ_errmsg());
-    }
-    if (resp->status >= 300)
-        return ig_http_status_error(resp, what);
-    return INTEG_OK;
+    return ig_req_header(r, "Content-Type", "application/json");
 }
 
 /* Send; after a 401 a token-based method gets one fresh token (refresh,
  * re-login, new client-credentials token) and the request is sent again. */
-static int req_send(ig_conn *c, struct req *r, struct lookup_ctx *l, const char *what, ig_http_response *resp)
+static int req_send(ig_conn *c, ig_req *r, struct lookup_ctx *l, const char *what, ig_http_response *resp)
 {
-    int rc = send_once(c, r, what, resp);
+    int rc = ig_req_send_once(c, r, what, 0, resp);
     if (rc == INTEG_EAUTH && resp->status == 401 && ig_auth_after_401(c) == INTEG_OK) {
         ig_http_response_free(resp);
         memset(resp, 0, sizeof *resp);
-        rc = apply_auth(r, c, l);
+        rc = ig_req_auth(r, c, conn_lookup, l);
         if (rc == INTEG_OK)
-            rc = send_once(c, r, what, resp);
+            rc = ig_req_send_once(c, r, what, 0, resp);
     }
     return rc;
 }
@@ -664,7 +400,7 @@ static int list_page(ig_conn *c, const char *entity_name, json_object *state, in
     const char *ptype = ig_json_str(pag, "type") ? ig_json_str(pag, "type") : "none";
     json_object *since_v = incremental ? render_since(since_ms, ig_json_str(inc, "format")) : NULL;
     struct lookup_ctx l = {c, since_v, NULL};
-    struct req r;
+    ig_req r;
     ig_http_response resp = {0};
     json_object *doc = NULL, *body = NULL;
     char what[160];
@@ -674,11 +410,11 @@ static int list_page(ig_conn *c, const char *entity_name, json_object *state, in
                        ig_json_str(reqdef, "path") ? ig_json_str(reqdef, "path") : ig_json_str(e, "path"),
                        follow, &l);
     if (rc == INTEG_OK)
-        rc = add_headers(&r, ig_json_get(e, "headers"), &l);
+        rc = ig_req_headers(&r, ig_json_get(e, "headers"), conn_lookup, &l);
     if (rc == INTEG_OK)
-        rc = add_headers(&r, ig_json_get(reqdef, "headers"), &l);
+        rc = ig_req_headers(&r, ig_json_get(reqdef, "headers"), conn_lookup, &l);
     if (rc == INTEG_OK && !follow) {
-        rc = add_query(&r, ig_json_get(reqdef, "query"), &l);
+        rc = ig_req_query(&r, ig_json_get(reqdef, "query"), conn_lookup, &l);
         if (rc == INTEG_OK && ig_json_get(reqdef, "body"))
             rc = ig_tmpl_render_json(ig_json_get(reqdef, "body"), conn_lookup, &l, &body);
         const char *in = ig_json_str(inc, "in");
@@ -693,7 +429,7 @@ static int list_page(ig_conn *c, const char *entity_name, json_object *state, in
                 if (param)
                     rc = ig_url_set_query(r.url, param, val);
                 if (rc == INTEG_OK)
-                    rc = add_query(&r, ig_json_get(inc, "query"), &l);
+                    rc = ig_req_query(&r, ig_json_get(inc, "query"), conn_lookup, &l);
             } else if (rc == INTEG_OK && !strcmp(in, "filter") && param) {
                 char existing[1024];
                 const char *cur = ig_url_get_query_param(r.url, param, existing, sizeof existing);
@@ -711,7 +447,7 @@ static int list_page(ig_conn *c, const char *entity_name, json_object *state, in
                     rc = ig_url_set_query(r.url, param, val);
                 }
                 if (rc == INTEG_OK)
-                    rc = add_query(&r, ig_json_get(inc, "query"), &l);
+                    rc = ig_req_query(&r, ig_json_get(inc, "query"), conn_lookup, &l);
             } else if (rc == INTEG_OK && !strcmp(in, "body") && param) {
                 if (!body)
                     body = json_object_new_object();
@@ -765,7 +501,7 @@ static int list_page(ig_conn *c, const char *entity_name, json_object *state, in
             rc = req_set_body(&r, body);
     }
     if (rc == INTEG_OK)
-        rc = apply_auth(&r, c, &l);
+        rc = ig_req_auth(&r, c, conn_lookup, &l);
     if (rc == INTEG_OK)
         rc = req_send(c, &r, &l, what, &resp);
     if (rc == INTEG_OK) {
@@ -918,7 +654,7 @@ static int list_page(ig_conn *c, const char *entity_name, json_object *state, in
     json_object_put(body);
     json_object_put(since_v);
     ig_http_response_free(&resp);
-    req_free(&r);
+    ig_req_free(&r);
     return rc;
 }
 
@@ -939,15 +675,15 @@ int ig_rest_test(ig_conn *c, long *out_status)
     if (!t)
         return ig_err(INTEG_EUNSUPPORTED, "%s declares no test_request", ig_json_str(c->definition, "key"));
     struct lookup_ctx l = {c, NULL, NULL};
-    struct req r;
+    ig_req r;
     ig_http_response resp = {0};
     char what[128];
     snprintf(what, sizeof what, "%s connection test", ig_json_str(c->definition, "key"));
     int rc = req_begin(&r, c, ig_json_str(t, "method"), ig_json_str(t, "path"), NULL, &l);
     if (rc == INTEG_OK)
-        rc = add_headers(&r, ig_json_get(t, "headers"), &l);
+        rc = ig_req_headers(&r, ig_json_get(t, "headers"), conn_lookup, &l);
     if (rc == INTEG_OK)
-        rc = add_query(&r, ig_json_get(t, "query"), &l);
+        rc = ig_req_query(&r, ig_json_get(t, "query"), conn_lookup, &l);
     if (rc == INTEG_OK && ig_json_get(t, "body")) {
         json_object *body = NULL;
         rc = ig_tmpl_render_json(ig_json_get(t, "body"), conn_lookup, &l, &body);
@@ -956,13 +692,13 @@ int ig_rest_test(ig_conn *c, long *out_status)
         json_object_put(body);
     }
     if (rc == INTEG_OK)
-        rc = apply_auth(&r, c, &l);
+        rc = ig_req_auth(&r, c, conn_lookup, &l);
     if (rc == INTEG_OK) {
         rc = req_send(c, &r, &l, what, &resp);
         *out_status = resp.status;
     }
     ig_http_response_free(&resp);
-    req_free(&r);
+    ig_req_free(&r);
     return rc;
 }
 
@@ -980,19 +716,19 @@ int ig_rest_fetch_one(ig_conn *c, const char *entity_name, const char *external_
                       ig_json_str(c->definition, "key"));
     json_object *idv = json_object_new_string(external_id);
     struct lookup_ctx l = {c, NULL, idv};
-    struct req r;
+    ig_req r;
     ig_http_response resp = {0};
     char what[160];
     snprintf(what, sizeof what, "%s %s get", ig_json_str(c->definition, "key"), entity_name);
     int rc = req_begin(&r, c, ig_json_str(get, "method"), ig_json_str(get, "path"), NULL, &l);
     if (rc == INTEG_OK)
-        rc = add_headers(&r, ig_json_get(e, "headers"), &l);
+        rc = ig_req_headers(&r, ig_json_get(e, "headers"), conn_lookup, &l);
     if (rc == INTEG_OK)
-        rc = add_headers(&r, ig_json_get(get, "headers"), &l);
+        rc = ig_req_headers(&r, ig_json_get(get, "headers"), conn_lookup, &l);
     if (rc == INTEG_OK)
-        rc = add_query(&r, ig_json_get(get, "query"), &l);
+        rc = ig_req_query(&r, ig_json_get(get, "query"), conn_lookup, &l);
     if (rc == INTEG_OK)
-        rc = apply_auth(&r, c, &l);
+        rc = ig_req_auth(&r, c, conn_lookup, &l);
     if (rc == INTEG_OK)
         rc = req_send(c, &r, &l, what, &resp);
     if (rc == INTEG_OK) {
@@ -1006,7 +742,7 @@ int ig_rest_fetch_one(ig_conn *c, const char *entity_name, const char *external_
         json_object_put(doc);
     }
     ig_http_response_free(&resp);
-    req_free(&r);
+    ig_req_free(&r);
     json_object_put(idv);
     return rc;
 }
