@@ -483,7 +483,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < json_object_array_length(audit); i++) {
         json_object *e = json_object_array_get_idx(audit, i);
         printf("  %-21s %-16s %-28s %s\n", js(e, "at"), js(e, "user_id"), js(e, "action"),
-               json_object_to_json_string_ext(json_object_object_get(e, "details"), JSON_C_TO_STRING_PLAIN));
+               json_object_to_json_string_ext(json_object_object_get(e, "details"), JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     }
     json_object_put(audit);
     printf("\nCredentials are sealed in ./integrations.db; no read call ever returns them.\n");
