@@ -137,16 +137,6 @@ static void call_free(integ_adapter_call *call)
         ig_free_secret(call->credentials, strlen(call->credentials));
 }
 
-static int reply_parse(void *payload, const char *json, size_t len)
-{
-    json_object **out = payload;
-    json_object_put(*out);
-    json_tokener *tok = json_tokener_new();
-    *out = tok ? json_tokener_parse_ex(tok, json, (int)len) : NULL;
-    json_tokener_free(tok);
-    return *out ? 0 : INTEG_EINVAL;
-}
-
 int ig_adapter_list_page(ig_conn *c, const char *entity, json_object *state, int64_t since_ms, ig_page *out)
 {
     const char *key = ig_json_str(c->definition, "key");
@@ -165,7 +155,7 @@ int ig_adapter_list_page(ig_conn *c, const char *entity, json_object *state, int
     }
     if (rc == INTEG_OK) {
         rc = c->adapter->list_page(c->adapter_payload, &call, entity,
-                                   json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN), reply_parse, &reply);
+                                   json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN), ig_json_reply_into, &reply);
         if (rc)
             ig_err_prefix(rc, key);
     }
@@ -196,7 +186,7 @@ int ig_adapter_test(ig_conn *c)
     int rc = call_make(c, &call);
     json_object *reply = NULL;
     if (rc == INTEG_OK) {
-        rc = c->adapter->test_connection(c->adapter_payload, &call, reply_parse, &reply);
+        rc = c->adapter->test_connection(c->adapter_payload, &call, ig_json_reply_into, &reply);
         if (rc)
             ig_err_prefix(rc, key);
     }
@@ -214,7 +204,7 @@ int ig_adapter_fetch_one(ig_conn *c, const char *entity, const char *external_id
     integ_adapter_call call;
     int rc = call_make(c, &call);
     if (rc == INTEG_OK) {
-        rc = c->adapter->fetch_one(c->adapter_payload, &call, entity, external_id, reply_parse, out);
+        rc = c->adapter->fetch_one(c->adapter_payload, &call, entity, external_id, ig_json_reply_into, out);
         if (rc)
             ig_err_prefix(rc, key);
     }
@@ -253,7 +243,7 @@ int ig_adapter_create(ig_conn *c, const char *entity, json_object *record, json_
     int rc = call_make(c, &call);
     if (rc == INTEG_OK) {
         rc = c->adapter->create(c->adapter_payload, &call, entity,
-                                json_object_to_json_string_ext(record, JSON_C_TO_STRING_PLAIN), reply_parse, out);
+                                json_object_to_json_string_ext(record, JSON_C_TO_STRING_PLAIN), ig_json_reply_into, out);
         if (rc)
             ig_err_prefix(rc, key);
     }
@@ -273,7 +263,7 @@ int ig_adapter_update(ig_conn *c, const char *entity, const char *external_id, j
     int rc = call_make(c, &call);
     if (rc == INTEG_OK) {
         rc = c->adapter->update(c->adapter_payload, &call, entity, external_id,
-                                json_object_to_json_string_ext(record, JSON_C_TO_STRING_PLAIN), reply_parse, out);
+                                json_object_to_json_string_ext(record, JSON_C_TO_STRING_PLAIN), ig_json_reply_into, out);
         if (rc)
             ig_err_prefix(rc, key);
     }

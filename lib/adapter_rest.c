@@ -75,9 +75,7 @@ int ig_conn_open(integ_ctx *ctx, const char *tenant_id, const char *integration_
     void *tx = NULL;
     int rc = ig_tx_begin(ctx, 0, &tx);
     if (rc == INTEG_OK) {
-        rc = ig_store_get(ctx, tx, INTEG_KIND_INTEGRATION, tenant_id, integration_id, &c->integration);
-        if (rc == INTEG_ENOTFOUND)
-            rc = ig_err(rc, "integration '%s' not found", integration_id);
+        rc = ig_integration_get(ctx, tx, tenant_id, integration_id, &c->integration);
         if (rc == INTEG_OK)
             rc = ig_definition_lookup(ctx, tx, ig_json_str(c->integration, "definition_id"), &c->definition);
         rc = ig_tx_end(ctx, tx, 1, rc);

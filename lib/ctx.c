@@ -537,6 +537,15 @@ int ig_store_get(integ_ctx *ctx, void *tx, integ_store_kind kind, const char *te
     return rc;
 }
 
+int ig_integration_get(integ_ctx *ctx, void *tx, const char *tenant_id, const char *id,
+                       json_object **out)
+{
+    int rc = ig_store_get(ctx, tx, INTEG_KIND_INTEGRATION, tenant_id, id, out);
+    if (rc == INTEG_ENOTFOUND)
+        return ig_err(rc, "integration '%s' not found", id);
+    return rc;
+}
+
 static int collect_many(void *payload, const char *json, size_t len, const unsigned char *blob,
                         size_t blob_len)
 {

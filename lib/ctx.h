@@ -88,6 +88,11 @@ int ig_tx_end(integ_ctx *ctx, void *tx, int commit, int rc);
 int ig_store_get(integ_ctx *ctx, void *tx, integ_store_kind kind, const char *tenant_id,
                  const char *id, json_object **out);
 
+/* The tenant's integration record `id`; INTEG_ENOTFOUND names it (another
+ * tenant's id reads as not found, never as forbidden). */
+int ig_integration_get(integ_ctx *ctx, void *tx, const char *tenant_id, const char *id,
+                       json_object **out);
+
 /* Append every matching record (parsed) to the array `arr`. */
 int ig_store_list(integ_ctx *ctx, void *tx, integ_store_kind kind, json_object *query,
                   json_object *arr);

@@ -36,20 +36,10 @@ static void host_store(integ_ctx *ctx, const integ_entity_store **es, void **pay
     pthread_mutex_unlock(&ctx->cb_lock);
 }
 
-static int reply_parse(void *payload, const char *json, size_t len)
-{
-    json_object **out = payload;
-    json_object_put(*out);
-    json_tokener *tok = json_tokener_new();
-    *out = tok ? json_tokener_parse_ex(tok, json, (int)len) : NULL;
-    json_tokener_free(tok);
-    return *out ? 0 : INTEG_EINVAL;
-}
-
 static int reply_append(void *payload, const char *json, size_t len)
 {
     json_object *one = NULL;
-    int rc = reply_parse(&one, json, len);
+    int rc = ig_json_reply_into(&one, json, len);
     if (rc == 0)
         json_object_array_add(payload, one);
     return rc;
@@ -74,7 +64,7 @@ int ig_entity_load(integ_ctx *ctx, void *tx, const char *tenant_id, const char *
     host_store(ctx, &es, &payload);
     int rc;
     if (es) {
-        rc = es->get(payload, tenant_id, entity, local_id, reply_parse, out);
+        rc = es->get(payload, tenant_id, entity, local_id, ig_json_reply_into, out);
         if (rc && rc != INTEG_ENOTFOUND)
             ig_err_prefix(rc, "entity store: get");
     } else {
@@ -110,7 +100,7 @@ int ig_entity_store_put(integ_ctx *ctx, void *tx, const char *tenant_id, const c
         json_object_object_add(req, "origin", json_object_new_string(origin));
         json_object *stored = NULL;
         int rc = es->put(payload, tenant_id, entity, json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN),
-                         reply_parse, &stored);
+                         ig_json_reply_into, &stored);
         json_object_put(req);
         if (rc)
             return ig_err_prefix(rc, "entity store: put");

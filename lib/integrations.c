@@ -155,14 +155,6 @@ static void touch(json_object *rec, const char *field)
     json_object_object_add(rec, field, json_object_new_string(now));
 }
 
-static int load_own(integ_session *s, void *tx, const char *id, json_object **rec)
-{
-    int rc = ig_store_get(s->ctx, tx, INTEG_KIND_INTEGRATION, s->tenant_id, id, rec);
-    if (rc == INTEG_ENOTFOUND)
-        return ig_err(rc, "integration '%s' not found", id);
-    return rc;
-}
-
 INTEG_API int integ_integration_create(integ_session *s, const char *request_json, char **out_json)
 {
     ig_err_clear();
@@ -283,7 +275,7 @@ INTEG_API int integ_integration_get(integ_session *s, const char *id, char **out
     void *tx = NULL;
     json_object *rec = NULL;
     if ((rc = ig_tx_begin(s->ctx, 0, &tx)) == INTEG_OK)
-        rc = ig_tx_end(s->ctx, tx, 1, load_own(s, tx, id, &rec));
+        rc = ig_tx_end(s->ctx, tx, 1, ig_integration_get(s->ctx, tx, s->tenant_id, id, &rec));
     if (rc == INTEG_OK)
         rc = reply(rec, out_json);
     json_object_put(rec);
@@ -421,7 +413,7 @@ INTEG_API int integ_integration_update(integ_session *s, const char *id, const c
         rc = ig_err(INTEG_EINVAL, "patch_json.config: must be an object");
         goto out;
     }
-    if ((rc = ig_tx_begin(s->ctx, 1, &tx)) || (rc = load_own(s, tx, id, &rec)))
+    if ((rc = ig_tx_begin(s->ctx, 1, &tx)) || (rc = ig_integration_get(s->ctx, tx, s->tenant_id, id, &rec)))
         goto out;
     json_object *changed = json_object_new_array();
     if (cfg) {
@@ -499,7 +491,7 @@ INTEG_API int integ_integration_set_credentials(integ_session *s, const char *id
     json_object *rec = NULL, *def = NULL;
     void *tx = NULL;
     if ((rc = ig_session_require_admin(s)) || (rc = ig_tx_begin(s->ctx, 1, &tx)) ||
-        (rc = load_own(s, tx, id, &rec)) ||
+        (rc = ig_integration_get(s->ctx, tx, s->tenant_id, id, &rec)) ||
         (rc = ig_definition_lookup(s->ctx, tx, ig_json_str(rec, "definition_id"), &def)))
         goto out;
     json_object *manifest = ig_json_get(def, "manifest");
@@ -561,7 +553,7 @@ INTEG_API int integ_integration_delete(integ_session *s, const char *id)
     void *tx = NULL;
     json_object *rec = NULL;
     json_object *d = json_object_new_object();
-    if ((rc = ig_tx_begin(s->ctx, 1, &tx)) || (rc = load_own(s, tx, id, &rec)))
+    if ((rc = ig_tx_begin(s->ctx, 1, &tx)) || (rc = ig_integration_get(s->ctx, tx, s->tenant_id, id, &rec)))
         goto out;
     json_object *q = json_object_new_object();
     json_object_object_add(q, "tenant_id", json_object_new_string(s->tenant_id));

@@ -172,3 +172,19 @@ size_t ig_json_len(json_object *arr)
 {
     return json_object_is_type(arr, json_type_array) ? json_object_array_length(arr) : 0;
 }
+
+json_object *ig_json_parse_len(const char *text, size_t len)
+{
+    json_tokener *tok = json_tokener_new();
+    json_object *obj = tok ? json_tokener_parse_ex(tok, text, (int)len) : NULL;
+    json_tokener_free(tok);
+    return obj;
+}
+
+int ig_json_reply_into(void *payload, const char *json, size_t len)
+{
+    json_object **out = payload;
+    json_object_put(*out);
+    *out = ig_json_parse_len(json, len);
+    return *out ? 0 : INTEG_EINVAL;
+}

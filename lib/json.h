@@ -45,7 +45,14 @@ size_t ig_json_len(json_object *arr);
 /* Deep copy. */
 json_object *ig_json_copy(json_object *obj);
 
+/* Parse `len` bytes of JSON we (or a host callback) wrote; NULL when they do
+ * not hold a value. Sets no error: the caller knows what the text was. */
+json_object *ig_json_parse_len(const char *text, size_t len);
 
+/* The reply callback of the adapter and entity-store interfaces: parses the
+ * reply into *(json_object **)payload, dropping what was there; INTEG_EINVAL
+ * when the reply is not JSON. */
+int ig_json_reply_into(void *payload, const char *json, size_t len);
 
 /* Zero every string inside `obj` (recursively) and its cached serialisation,
  * then drop the reference: for JSON that held secrets. NULL is fine. */

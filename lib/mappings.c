@@ -12,14 +12,6 @@
 #include "mapping.h"
 #include "util.h"
 
-static int load_integration(integ_session *s, void *tx, const char *id, json_object **out)
-{
-    int rc = ig_store_get(s->ctx, tx, INTEG_KIND_INTEGRATION, s->tenant_id, id, out);
-    if (rc == INTEG_ENOTFOUND)
-        return ig_err(rc, "integration '%s' not found", id);
-    return rc;
-}
-
 static json_object *public_mapping(json_object *rec)
 {
     json_object *pub = ig_json_copy(rec);
@@ -87,7 +79,7 @@ INTEG_API int integ_mapping_put(integ_session *s, const char *integration_id, co
     if (rc == INTEG_OK)
         rc = ig_session_require_admin(s);
     if (rc == INTEG_OK && (rc = ig_tx_begin(s->ctx, 1, &tx)) == INTEG_OK) {
-        rc = load_integration(s, tx, integration_id, &integ);
+        rc = ig_integration_get(s->ctx, tx, s->tenant_id, integration_id, &integ);
         if (rc == INTEG_OK)
             rc = ig_definition_lookup(s->ctx, tx, ig_json_str(integ, "definition_id"), &def);
         if (rc == INTEG_OK && !ig_json_get(ig_json_get(ig_json_get(def, "manifest"), "entities"), source))
@@ -157,7 +149,7 @@ INTEG_API int integ_mappings_list(integ_session *s, const char *integration_id, 
     json_object *integ = NULL, *rows = json_object_new_array();
     void *tx = NULL;
     if ((rc = ig_tx_begin(s->ctx, 0, &tx)) == INTEG_OK) {
-        rc = load_integration(s, tx, integration_id, &integ);
+        rc = ig_integration_get(s->ctx, tx, s->tenant_id, integration_id, &integ);
         if (rc == INTEG_OK) {
             json_object *q = json_object_new_object();
             json_object_object_add(q, "tenant_id", json_object_new_string(s->tenant_id));

@@ -773,9 +773,7 @@ static int collect_unseen(void *payload, const char *json, size_t len, const uns
     (void)blob;
     (void)blob_len;
     struct unseen *u = payload;
-    json_tokener *tok = json_tokener_new();
-    json_object *l = tok ? json_tokener_parse_ex(tok, json, (int)len) : NULL;
-    json_tokener_free(tok);
+    json_object *l = ig_json_parse_len(json, len);
     if (!l)
         return INTEG_ESTORE;
     const char *seen = ig_json_str(l, "seen_run");
@@ -1231,9 +1229,7 @@ INTEG_API int integ_sync_logs(integ_session *s, const char *integration_id, cons
     }
     void *tx = NULL;
     if (rc == INTEG_OK && (rc = ig_tx_begin(s->ctx, 0, &tx)) == INTEG_OK) {
-        rc = ig_store_get(s->ctx, tx, INTEG_KIND_INTEGRATION, s->tenant_id, integration_id, &integ);
-        if (rc == INTEG_ENOTFOUND)
-            rc = ig_err(rc, "integration '%s' not found", integration_id);
+        rc = ig_integration_get(s->ctx, tx, s->tenant_id, integration_id, &integ);
         if (rc == INTEG_OK) {
             json_object_object_add(q, "tenant_id", json_object_new_string(s->tenant_id));
             json_object_object_add(q, "integration_id", json_object_new_string(integration_id));

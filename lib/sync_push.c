@@ -513,9 +513,7 @@ INTEG_API int integ_conflicts_list(integ_session *s, const char *integration_id,
     }
     void *tx = NULL;
     if (rc == INTEG_OK && (rc = ig_tx_begin(s->ctx, 0, &tx)) == INTEG_OK) {
-        rc = ig_store_get(s->ctx, tx, INTEG_KIND_INTEGRATION, s->tenant_id, integration_id, &integ);
-        if (rc == INTEG_ENOTFOUND)
-            rc = ig_err(rc, "integration '%s' not found", integration_id);
+        rc = ig_integration_get(s->ctx, tx, s->tenant_id, integration_id, &integ);
         if (rc == INTEG_OK) {
             json_object_object_add(q, "tenant_id", json_object_new_string(s->tenant_id));
             json_object_object_add(q, "integration_id", json_object_new_string(integration_id));

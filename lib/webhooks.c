@@ -112,8 +112,38 @@ static int seal_field(integ_ctx *ctx, json_object *rec, const char *field_purpos
     return rc;
 }
 
+/* The client_secret inside the definition's sealed app credentials, in *out
+ * (caller frees with ig_free_secret). When there is none, returns INTEG_OK
+ * with *missing = 1 (no app credentials) or 2 (no client_secret in them),
+ * so each caller words the error for its own situation. */
+static int app_client_secret(integ_ctx *ctx, json_object *def, char **out, int *missing)
+{
+    *out = NULL;
+    const char *sealed = ig_json_str(def, "app_credentials_sealed");
+    if (!sealed) {
+        *missing = 1;
+        return INTEG_OK;
+    }
+    char *plain = NULL;
+    size_t len = 0;
+    int rc = ig_ctx_open_sealed(ctx, NULL, ig_json_str(def, "id"), "app_credentials", sealed, &plain, &len);
+    if (rc)
+        return rc;
+    json_object *creds = json_tokener_parse(plain);
+    ig_free_secret(plain, len);
+    const char *cs = ig_json_str(creds, "client_secret");
+    if (cs)
+        *out = strdup(cs);
+    ig_json_wipe_put(creds);
+    if (!cs) {
+        *missing = 2;
+        return INTEG_OK;
+    }
+    return *out ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
+}
+
 /* The secret the provider dictates (or we generate) for a new endpoint. */
-static int choose_secret(integ_ctx *ctx, void *tx, json_object *def, const char *source, const char *given,
+static int choose_secret(integ_ctx *ctx, json_object *def, const char *source, const char *given,
                          char **out)
 {
     *out = NULL;
@@ -121,7 +151,6 @@ static int choose_secret(integ_ctx *ctx, void *tx, json_object *def, const char 
         *out = strdup(given);
         return *out ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
     }
-    (void)tx;
     if (!source || !strcmp(source, "generated")) {
         *out = new_generated_secret();
     } else if (!strcmp(source, "client_state")) {
@@ -136,25 +165,15 @@ static int choose_secret(integ_ctx *ctx, void *tx, json_object *def, const char 
             ig_free_secret(pw, strlen(pw));
         }
     } else if (!strcmp(source, "app_secret")) {
-        const char *sealed = ig_json_str(def, "app_credentials_sealed");
-        if (!sealed)
+        int missing = 0, rc = app_client_secret(ctx, def, out, &missing);
+        if (rc || missing == 0)
+            return rc;
+        if (missing == 1)
             return ig_err(INTEG_EINVAL, "request_json.secret: required: %s signs webhooks with the app's client "
                           "secret, and no app credentials are set (integ_definition_set_app_credentials)",
                           ig_json_str(def, "key"));
-        char *plain = NULL;
-        size_t len = 0;
-        int rc = ig_ctx_open_sealed(ctx, NULL, ig_json_str(def, "id"), "app_credentials", sealed, &plain, &len);
-        if (rc)
-            return rc;
-        json_object *creds = json_tokener_parse(plain);
-        ig_free_secret(plain, len);
-        const char *cs = ig_json_str(creds, "client_secret");
-        if (cs)
-            *out = strdup(cs);
-        ig_json_wipe_put(creds);
-        if (!cs)
-            return ig_err(INTEG_EINVAL, "request_json.secret: required: the app credentials of %s have no client_secret",
-                          ig_json_str(def, "key"));
+        return ig_err(INTEG_EINVAL, "request_json.secret: required: the app credentials of %s have no client_secret",
+                      ig_json_str(def, "key"));
     } else {
         return ig_err(INTEG_EINVAL, "request_json.secret: required: the provider dictates this endpoint's secret (%s)",
                       source);
@@ -225,9 +244,7 @@ INTEG_API int integ_webhook_endpoint_create(integ_session *s, const char *integr
     if (rc == INTEG_OK)
         rc = ig_session_require_admin(s);
     if (rc == INTEG_OK && (rc = ig_tx_begin(s->ctx, 1, &tx)) == INTEG_OK) {
-        rc = ig_store_get(s->ctx, tx, INTEG_KIND_INTEGRATION, s->tenant_id, integration_id, &integ);
-        if (rc == INTEG_ENOTFOUND)
-            rc = ig_err(rc, "integration '%s' not found", integration_id);
+        rc = ig_integration_get(s->ctx, tx, s->tenant_id, integration_id, &integ);
         if (rc == INTEG_OK)
             rc = ig_definition_lookup(s->ctx, tx, ig_json_str(integ, "definition_id"), &def);
         json_object *wh = ig_json_get(ig_json_get(def, "manifest"), "webhook");
@@ -238,7 +255,7 @@ INTEG_API int integ_webhook_endpoint_create(integ_session *s, const char *integr
             rc = ig_err(INTEG_EINVAL, "request_json.scheme: %s has no webhook scheme; name one to override",
                         ig_json_str(def, "key"));
         if (rc == INTEG_OK)
-            rc = choose_secret(s->ctx, tx, def, source, given ? json_object_get_string(given) : NULL, &secret);
+            rc = choose_secret(s->ctx, def, source, given ? json_object_get_string(given) : NULL, &secret);
         if (rc == INTEG_OK) {
             unsigned char raw[16];
             char id[33], now[32];
@@ -313,9 +330,7 @@ INTEG_API int integ_webhook_endpoints_list(integ_session *s, const char *integra
     json_object *integ = NULL, *rows = json_object_new_array();
     void *tx = NULL;
     if ((rc = ig_tx_begin(s->ctx, 0, &tx)) == INTEG_OK) {
-        rc = ig_store_get(s->ctx, tx, INTEG_KIND_INTEGRATION, s->tenant_id, integration_id, &integ);
-        if (rc == INTEG_ENOTFOUND)
-            rc = ig_err(rc, "integration '%s' not found", integration_id);
+        rc = ig_integration_get(s->ctx, tx, s->tenant_id, integration_id, &integ);
         if (rc == INTEG_OK) {
             json_object *q = json_object_new_object();
             json_object_object_add(q, "tenant_id", json_object_new_string(s->tenant_id));
@@ -449,7 +464,7 @@ INTEG_API int integ_webhook_endpoint_rotate_secret(integ_session *s, const char 
             rc = ig_err(INTEG_EINVAL, "endpoint '%s': its secret is dictated by the provider (%s); set the new one "
                         "with integ_webhook_endpoint_update {\"secret\"}", endpoint_id, src);
         if (rc == INTEG_OK)
-            rc = choose_secret(s->ctx, tx, NULL, src, NULL, &secret);
+            rc = choose_secret(s->ctx, NULL, src, NULL, &secret);
         if (rc == INTEG_OK)
             rc = replace_secret(s->ctx, rec, secret);
         if (rc == INTEG_OK)
@@ -629,24 +644,12 @@ static int subscribed(json_object *events, json_object *types)
  * follow its rotation through integ_definition_set_app_credentials). */
 static int live_app_secret(integ_ctx *ctx, json_object *def, char **out)
 {
-    *out = NULL;
-    const char *sealed = ig_json_str(def, "app_credentials_sealed");
-    if (!sealed)
-        return ig_err(INTEG_EAUTH, "%s: no app credentials to verify with", ig_json_str(def, "key"));
-    char *plain = NULL;
-    size_t len = 0;
-    int rc = ig_ctx_open_sealed(ctx, NULL, ig_json_str(def, "id"), "app_credentials", sealed, &plain, &len);
-    if (rc)
+    int missing = 0, rc = app_client_secret(ctx, def, out, &missing);
+    if (rc || missing == 0)
         return rc;
-    json_object *creds = json_tokener_parse(plain);
-    ig_free_secret(plain, len);
-    const char *cs = ig_json_str(creds, "client_secret");
-    if (cs)
-        *out = strdup(cs);
-    ig_json_wipe_put(creds);
-    if (!cs)
-        return ig_err(INTEG_EAUTH, "%s: the app credentials have no client_secret", ig_json_str(def, "key"));
-    return *out ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
+    if (missing == 1)
+        return ig_err(INTEG_EAUTH, "%s: no app credentials to verify with", ig_json_str(def, "key"));
+    return ig_err(INTEG_EAUTH, "%s: the app credentials have no client_secret", ig_json_str(def, "key"));
 }
 
 static int open_secrets(integ_ctx *ctx, json_object *ep, json_object *def, char **out)
@@ -859,9 +862,7 @@ static int collect_event(void *payload, const char *json, size_t len, const unsi
     struct collect_ctx *cc = payload;
     if (cc->n == cc->cap)
         return 0;
-    json_tokener *tok = json_tokener_new();
-    json_object *ev = tok ? json_tokener_parse_ex(tok, json, (int)len) : NULL;
-    json_tokener_free(tok);
+    json_object *ev = ig_json_parse_len(json, len);
     if (!ev)
         return INTEG_ESTORE;
     unsigned char *b = malloc(blob_len + 1);
@@ -1190,9 +1191,7 @@ static int collect_public(void *payload, const char *json, size_t len, const uns
 {
     (void)blob;
     (void)blob_len;
-    json_tokener *tok = json_tokener_new();
-    json_object *ev = tok ? json_tokener_parse_ex(tok, json, (int)len) : NULL;
-    json_tokener_free(tok);
+    json_object *ev = ig_json_parse_len(json, len);
     if (!ev)
         return INTEG_ESTORE;
     json_object_array_add(payload, public_event(ev));

@@ -13,44 +13,18 @@
 
 #include "ctx.h"
 #include "engine.h"
+#include "sandbox_proc.h"
 #include "test.h"
 
-#define TOKEN "sandbox-test-token"
+#define TOKEN SANDBOX_TOKEN
 
 static const char *sandbox_bin;
-static char url[128];
-static pid_t sb_pid;
-static int sb_stdin = -1;
+static struct sandbox sb;
 
 static int sandbox_start(void)
 {
-    int out[2], in[2];
-    if (pipe(out) || pipe(in))
-        return -1;
-    sb_pid = fork();
-    if (sb_pid == 0) {
-        dup2(out[1], 1);
-        dup2(in[0], 0);
-        close(out[0]);
-        close(in[1]);
-        execl(sandbox_bin, sandbox_bin, "--records", "hubspot:contacts=30", "--token", TOKEN, "--max-seconds", "300",
-              "--stdin-lifetime", "--unlimited", (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    close(in[0]);
-    sb_stdin = in[1];
-    char line[256] = "";
-    FILE *f = fdopen(out[0], "r");
-    if (!f || !fgets(line, sizeof line, f))
-        return -1;
-    fclose(f);
-    const char *p = strstr(line, "http://");
-    if (!p)
-        return -1;
-    snprintf(url, sizeof url, "%s", p);
-    url[strcspn(url, "\r\n")] = '\0';
-    return 0;
+    const char *args[] = {"--records", "hubspot:contacts=30", "--unlimited", NULL};
+    return sandbox_spawn(&sb, sandbox_bin, args);
 }
 
 static size_t collect(char *p, size_t s, size_t n, void *u)
@@ -68,7 +42,7 @@ static json_object *control(const char *path, const char *json)
     char full[256];
     static char buf[65536];
     buf[0] = 0;
-    snprintf(full, sizeof full, "%s%s", url, path);
+    snprintf(full, sizeof full, "%s%s", sb.url, path);
     CURL *c = curl_easy_init();
     struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
     curl_easy_setopt(c, CURLOPT_URL, full);
@@ -89,7 +63,7 @@ static json_object *remote_contact(const char *id)
     char full[256];
     static char buf[65536];
     buf[0] = 0;
-    snprintf(full, sizeof full, "%s/hubspot/crm/v3/objects/contacts/%s?properties=email,firstname,lastname", url, id);
+    snprintf(full, sizeof full, "%s/hubspot/crm/v3/objects/contacts/%s?properties=email,firstname,lastname", sb.url, id);
     CURL *c = curl_easy_init();
     struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer " TOKEN);
     curl_easy_setopt(c, CURLOPT_URL, full);
@@ -121,7 +95,7 @@ static int env_open(struct env *e, const char *config)
              "{\"store\":\"sqlite::memory:\",\"master_key\":\"" TEST_MASTER_KEY "\","
              "\"http\":{\"allow_private_networks\":true,\"max_retries\":1},"
              "\"base_url_overrides\":{\"hubspot-crm\":\"%s/hubspot\"}}",
-             url);
+             sb.url);
     if (integ_ctx_open(&e->ctx, opts) != INTEG_OK)
         return -1;
     integ_session_open(&e->s, e->ctx, "acme", "alice", "[\"admin\"]");
@@ -552,7 +526,7 @@ static int remote_count_email(const char *email)
     char full[256];
     static char buf[65536];
     buf[0] = 0;
-    snprintf(full, sizeof full, "%s/hubspot/crm/v3/objects/contacts?limit=100&properties=email", url);
+    snprintf(full, sizeof full, "%s/hubspot/crm/v3/objects/contacts?limit=100&properties=email", sb.url);
     CURL *c = curl_easy_init();
     struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer " TOKEN);
     curl_easy_setopt(c, CURLOPT_URL, full);
@@ -594,7 +568,7 @@ static void test_crash_during_push(void)
             char full[256];
             static char sink_buf[65536];
             sink_buf[0] = 0;
-            snprintf(full, sizeof full, "%s/hubspot/crm/v3/objects/contacts", url);
+            snprintf(full, sizeof full, "%s/hubspot/crm/v3/objects/contacts", sb.url);
             CURL *c = curl_easy_init();
             struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer " TOKEN);
             h = curl_slist_append(h, "Content-Type: application/json");
@@ -650,8 +624,6 @@ int main(int argc, char **argv)
     RUN(test_remote_archive);
     RUN(test_local_delete);
     RUN(test_crash_during_push);
-    close(sb_stdin);
-    kill(sb_pid, SIGTERM);
-    waitpid(sb_pid, NULL, 0);
+    sandbox_stop(&sb);
     TEST_END();
 }

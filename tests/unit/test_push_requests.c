@@ -17,63 +17,19 @@
 #include "engine.h"
 #include "manifest.h"
 #include "template.h"
+#include "sandbox_proc.h"
 #include "test.h"
 
-#define TOKEN "sandbox-test-token"
+#define TOKEN SANDBOX_TOKEN
 
 static const char *sandbox_bin;
 
 /* ---- the sandbox ---------------------------------------------------------------- */
 
-struct sandbox {
-    pid_t pid;
-    int stdin_fd;
-    char url[128];
-};
-
 static int sb_start(struct sandbox *sb, const char *records)
 {
-    int out[2], in[2];
-    memset(sb, 0, sizeof *sb);
-    if (pipe(out) || pipe(in))
-        return -1;
-    sb->pid = fork();
-    if (sb->pid == 0) {
-        dup2(out[1], 1);
-        dup2(in[0], 0);
-        close(out[0]);
-        close(in[1]);
-        execl(sandbox_bin, sandbox_bin, "--records", records, "--token", TOKEN, "--max-seconds", "300",
-              "--stdin-lifetime", (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    close(in[0]);
-    sb->stdin_fd = in[1];
-    char line[256] = "";
-    FILE *f = fdopen(out[0], "r");
-    if (!f || !fgets(line, sizeof line, f)) {
-        if (f)
-            fclose(f);
-        return -1;
-    }
-    fclose(f);
-    const char *p = strstr(line, "http://");
-    if (!p)
-        return -1;
-    snprintf(sb->url, sizeof sb->url, "%s", p);
-    sb->url[strcspn(sb->url, "\r\n")] = '\0';
-    return 0;
-}
-
-static void sb_stop(struct sandbox *sb)
-{
-    if (sb->pid > 0) {
-        close(sb->stdin_fd);
-        kill(sb->pid, SIGTERM);
-        waitpid(sb->pid, NULL, 0);
-        sb->pid = 0;
-    }
+    const char *args[] = {"--records", records, NULL};
+    return sandbox_spawn(sb, sandbox_bin, args);
 }
 
 struct buf {
@@ -328,7 +284,7 @@ static void test_crud_all_systems(void)
         k.tail = tails[i];
         crud_one(&sb, &k);
     }
-    sb_stop(&sb);
+    sandbox_stop(&sb);
 }
 
 /* Dataverse without Prefer: return=representation answers 204 and
@@ -343,7 +299,7 @@ static void test_dynamics_entity_id_header(void)
     struct env e;
     if (env_open(&e, &sb, "dynamics-erp", TAIL_DYNAMICS)) {
         CHECK(!"env_open");
-        sb_stop(&sb);
+        sandbox_stop(&sb);
         return;
     }
     /* The connection borrows its manifest: point it at a copy without the
@@ -374,7 +330,7 @@ static void test_dynamics_entity_id_header(void)
     e.c->manifest = orig;
     json_object_put(m);
     env_close(&e);
-    sb_stop(&sb);
+    sandbox_stop(&sb);
 }
 
 /* ---- HubSpot batches ----------------------------------------------------------------------- */
@@ -397,7 +353,7 @@ static void test_hubspot_batch(void)
     struct env e;
     if (env_open(&e, &sb, "hubspot-crm", TAIL_HUBSPOT)) {
         CHECK(!"env_open");
-        sb_stop(&sb);
+        sandbox_stop(&sb);
         return;
     }
     /* 250 creates: three requests (100, 100, 50), results aligned. */
@@ -552,7 +508,7 @@ static void test_hubspot_batch(void)
     json_object_put(results);
     json_object_put(in);
     env_close(&e);
-    sb_stop(&sb);
+    sandbox_stop(&sb);
 }
 
 /* ---- lookup ----------------------------------------------------------------------------------- */
@@ -567,7 +523,7 @@ static void test_lookup(void)
     struct env e;
     if (env_open(&e, &sb, "hubspot-crm", TAIL_HUBSPOT)) {
         CHECK(!"env_open");
-        sb_stop(&sb);
+        sandbox_stop(&sb);
         return;
     }
     json_object *rec = J("{\"properties\":{\"email\":\"Find.Me@push.test\",\"firstname\":\"Fin\"}}"), *out = NULL;
@@ -636,7 +592,7 @@ static void test_lookup(void)
         json_object_put(found);
         env_close(&e);
     }
-    sb_stop(&sb);
+    sandbox_stop(&sb);
 }
 
 /* ---- the retry rule ----------------------------------------------------------------------------- */
@@ -670,7 +626,7 @@ static void test_retry_rule(void)
     struct env e;
     if (env_open(&e, &sb, "hubspot-crm", TAIL_HUBSPOT)) {
         CHECK(!"env_open");
-        sb_stop(&sb);
+        sandbox_stop(&sb);
         return;
     }
     const char *route = "POST /hubspot/crm/v3/objects/contacts";
@@ -740,7 +696,7 @@ static void test_retry_rule(void)
      * sandbox answers late): not sent again; the lookup finds it. */
     if (env_open_opts(&e, &sb, "hubspot-crm", TAIL_HUBSPOT, 400)) {
         CHECK(!"env_open");
-        sb_stop(&sb);
+        sandbox_stop(&sb);
         return;
     }
     ig_ctx_set_clock(e.ctx, NULL);
@@ -769,7 +725,7 @@ static void test_retry_rule(void)
         json_object_put(rec);
     }
     env_close(&e);
-    sb_stop(&sb);
+    sandbox_stop(&sb);
 }
 
 /* ---- 401 and 429 ------------------------------------------------------------------------------- */
@@ -784,7 +740,7 @@ static void test_auth_and_rate_limit(void)
     struct env e;
     if (env_open(&e, &sb, "hubspot-crm", TAIL_HUBSPOT)) {
         CHECK(!"env_open");
-        sb_stop(&sb);
+        sandbox_stop(&sb);
         return;
     }
     const char *route = "POST /hubspot/crm/v3/objects/contacts";
@@ -831,7 +787,7 @@ static void test_auth_and_rate_limit(void)
     CHECK(live_contacts(&e) == 2);
     json_object_put(rec);
     env_close(&e);
-    sb_stop(&sb);
+    sandbox_stop(&sb);
 }
 
 /* ---- the manifest rules for lookup and {value} ---------------------------------------------------- */

@@ -13,61 +13,17 @@
 #include <unistd.h>
 
 #include "ctx.h"
+#include "sandbox_proc.h"
 #include "test.h"
 
-#define TOKEN "sandbox-test-token"
+#define TOKEN SANDBOX_TOKEN
 
 static const char *sandbox_bin;
 
-struct sandbox {
-    pid_t pid;
-    int stdin_fd;
-    char url[128];
-};
-
 static int sb_start(struct sandbox *sb, const char *records, const char *faults)
 {
-    int out[2], in[2];
-    memset(sb, 0, sizeof *sb);
-    if (pipe(out) || pipe(in))
-        return -1;
-    sb->pid = fork();
-    if (sb->pid == 0) {
-        dup2(out[1], 1);
-        dup2(in[0], 0);
-        close(out[0]);
-        close(in[1]);
-        execl(sandbox_bin, sandbox_bin, "--records", records, "--token", TOKEN, "--faults", faults && *faults ? faults : "",
-              "--max-seconds", "300", "--stdin-lifetime", (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    close(in[0]);
-    sb->stdin_fd = in[1];
-    char line[256] = "";
-    FILE *f = fdopen(out[0], "r");
-    if (!f || !fgets(line, sizeof line, f)) {
-        if (f)
-            fclose(f);
-        return -1;
-    }
-    fclose(f);
-    const char *p = strstr(line, "http://");
-    if (!p)
-        return -1;
-    snprintf(sb->url, sizeof sb->url, "%s", p);
-    sb->url[strcspn(sb->url, "\r\n")] = '\0';
-    return 0;
-}
-
-static void sb_stop(struct sandbox *sb)
-{
-    if (sb->pid > 0) {
-        close(sb->stdin_fd);
-        kill(sb->pid, SIGTERM);
-        waitpid(sb->pid, NULL, 0);
-        sb->pid = 0;
-    }
+    const char *args[] = {"--records", records, "--faults", faults && *faults ? faults : "", NULL};
+    return sandbox_spawn(sb, sandbox_bin, args);
 }
 
 static size_t sink(char *p, size_t s, size_t n, void *u)
@@ -257,7 +213,7 @@ static void test_all_systems(void)
         check_fields(&e, "orders", order_fields);
         env_close(&e);
     }
-    sb_stop(&sb);
+    sandbox_stop(&sb);
 }
 
 /* ---- incremental after a remote change ------------------------------------------- */
@@ -293,7 +249,7 @@ static void test_incremental_touch(void)
         json_object_put(r);
         env_close(&e);
     }
-    sb_stop(&sb);
+    sandbox_stop(&sb);
 }
 
 /* ---- faults ------------------------------------------------------------------------ */
@@ -308,7 +264,7 @@ static void fault_run(const char *faults, int first_rc, const char *reset_faults
     struct env e;
     if (env_open(&e, &sb, "hubspot-crm", "\"credentials\":{\"api_key\":\"" TOKEN "\"}")) {
         CHECK(!"env_open");
-        sb_stop(&sb);
+        sandbox_stop(&sb);
         return;
     }
     if (real_clock)
@@ -334,7 +290,7 @@ static void fault_run(const char *faults, int first_rc, const char *reset_faults
     CHECK(created == 1200); /* nothing created twice across the runs */
     json_object_put(logs);
     env_close(&e);
-    sb_stop(&sb);
+    sandbox_stop(&sb);
 }
 
 static void test_fault_rate_limited(void) { fault_run("rate_limit_every=3,retry_after=2", INTEG_OK, NULL, NULL, 0); }

@@ -10,44 +10,18 @@
 #include <unistd.h>
 
 #include "ctx.h"
+#include "sandbox_proc.h"
 #include "test.h"
 
-#define TOKEN "sandbox-test-token"
+#define TOKEN SANDBOX_TOKEN
 
 static const char *sandbox_bin;
-static char sandbox_url[128];
-static pid_t sandbox_pid;
-static int sandbox_stdin = -1;
+static struct sandbox sb;
 
 static int sandbox_start(void)
 {
-    int out[2], in[2];
-    if (pipe(out) || pipe(in))
-        return -1;
-    sandbox_pid = fork();
-    if (sandbox_pid == 0) {
-        dup2(out[1], 1);
-        dup2(in[0], 0);
-        close(out[0]);
-        close(in[1]);
-        execl(sandbox_bin, sandbox_bin, "--records", "hubspot:contacts=120,hubspot:companies=30", "--token", TOKEN,
-              "--max-seconds", "300", "--stdin-lifetime", "--unlimited", (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    close(in[0]);
-    sandbox_stdin = in[1];
-    char line[256] = "";
-    FILE *f = fdopen(out[0], "r");
-    if (!f || !fgets(line, sizeof line, f))
-        return -1;
-    fclose(f);
-    const char *p = strstr(line, "http://");
-    if (!p)
-        return -1;
-    snprintf(sandbox_url, sizeof sandbox_url, "%s", p);
-    sandbox_url[strcspn(sandbox_url, "\r\n")] = '\0';
-    return 0;
+    const char *args[] = {"--records", "hubspot:contacts=120,hubspot:companies=30", "--unlimited", NULL};
+    return sandbox_spawn(&sb, sandbox_bin, args);
 }
 
 static _Atomic int64_t fake_now = 1750000000000;
@@ -101,7 +75,7 @@ static void test_schedules(void)
              "{\"store\":\"sqlite::memory:\",\"master_key\":\"" TEST_MASTER_KEY "\","
              "\"http\":{\"allow_private_networks\":true,\"max_retries\":0},"
              "\"base_url_overrides\":{\"hubspot-crm\":\"%s/hubspot\"}}",
-             sandbox_url);
+             sb.url);
     integ_ctx *ctx = NULL;
     integ_session *s = NULL;
     CHECK_OK(integ_ctx_open(&ctx, opts));
@@ -188,8 +162,6 @@ int main(int argc, char **argv)
     if (sandbox_start())
         return 1;
     RUN(test_schedules);
-    close(sandbox_stdin);
-    kill(sandbox_pid, SIGTERM);
-    waitpid(sandbox_pid, NULL, 0);
+    sandbox_stop(&sb);
     TEST_END();
 }

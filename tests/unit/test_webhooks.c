@@ -14,54 +14,19 @@
 #include <unistd.h>
 
 #include "ctx.h"
+#include "sandbox_proc.h"
 #include "test.h"
 
 #define APP_SECRET "shpss_test_app_secret_123"
-#define TOKEN "sandbox-test-token"
+#define TOKEN SANDBOX_TOKEN
 
 static const char *sandbox_bin;
-static char sandbox_url[128];
-static pid_t sandbox_pid;
-static int sandbox_stdin = -1;
+static struct sandbox sb;
 
 static int sandbox_start(void)
 {
-    int out[2], in[2];
-    if (pipe(out) || pipe(in))
-        return -1;
-    sandbox_pid = fork();
-    if (sandbox_pid == 0) {
-        dup2(out[1], 1);
-        dup2(in[0], 0);
-        close(out[0]);
-        close(in[1]);
-        execl(sandbox_bin, sandbox_bin, "--records", "hubspot:contacts=50", "--token", TOKEN, "--max-seconds", "300",
-              "--stdin-lifetime", "--unlimited", (char *)NULL);
-        _exit(127);
-    }
-    close(out[1]);
-    close(in[0]);
-    sandbox_stdin = in[1];
-    char line[256] = "";
-    FILE *f = fdopen(out[0], "r");
-    if (!f || !fgets(line, sizeof line, f))
-        return -1;
-    fclose(f);
-    const char *p = strstr(line, "http://");
-    if (!p)
-        return -1;
-    snprintf(sandbox_url, sizeof sandbox_url, "%s", p);
-    sandbox_url[strcspn(sandbox_url, "\r\n")] = '\0';
-    return 0;
-}
-
-static void sandbox_stop(void)
-{
-    if (sandbox_pid > 0) {
-        close(sandbox_stdin);
-        kill(sandbox_pid, SIGTERM);
-        waitpid(sandbox_pid, NULL, 0);
-    }
+    const char *args[] = {"--records", "hubspot:contacts=50", "--unlimited", NULL};
+    return sandbox_spawn(&sb, sandbox_bin, args);
 }
 
 /* ---- injected time ------------------------------------------------------------ */
@@ -448,7 +413,7 @@ static void test_process_payload_and_delete(void)
 static void test_process_fetch_mode(void)
 {
     char base[200];
-    snprintf(base, sizeof base, "%s/hubspot", sandbox_url);
+    snprintf(base, sizeof base, "%s/hubspot", sb.url);
     struct env e;
     if (env_open(&e, dbpath, base)) {
         CHECK(!"env_open");
@@ -594,7 +559,7 @@ static const integ_adapter killer = {INTEG_ADAPTER_VERSION, NULL, NULL, die_in_f
 static void test_worker_dies(void)
 {
     char base[200];
-    snprintf(base, sizeof base, "%s/hubspot", sandbox_url);
+    snprintf(base, sizeof base, "%s/hubspot", sb.url);
     struct env e;
     if (env_open(&e, dbpath, base)) {
         CHECK(!"env_open");
@@ -699,6 +664,6 @@ int main(int argc, char **argv)
     RUN(test_worker_dies);
     RUN(test_rotation_grace);
     RUN(test_standard_dedup);
-    sandbox_stop();
+    sandbox_stop(&sb);
     TEST_END();
 }
