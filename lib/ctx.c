@@ -9,6 +9,7 @@
 #include "audit.h"
 #include "crypto.h"
 #include "ctx.h"
+#include "store_schema.h"
 #include "definitions.h"
 #include "engine.h"
 #include "error.h"
@@ -570,10 +571,28 @@ int ig_store_list(integ_ctx *ctx, void *tx, integ_store_kind kind, json_object *
 int ig_store_put(integ_ctx *ctx, void *tx, integ_store_kind kind, json_object *rec,
                  integ_put_mode mode)
 {
-    const char *s = json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    return ig_store_put_blob(ctx, tx, kind, rec, NULL, 0, mode);
+}
+
+int ig_store_put_blob(integ_ctx *ctx, void *tx, integ_store_kind kind, json_object *rec,
+                      const unsigned char *blob, size_t blob_len, integ_put_mode mode)
+{
+    size_t len = 0;
+    const char *s = json_object_to_json_string_length(rec, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
     if (!s)
         return ig_err(INTEG_ENOMEM, "out of memory");
-    return ctx->store->put(tx, kind, s, NULL, 0, mode);
+    const integ_store *st = ctx->store;
+    const table_spec *t = ig_store_spec(kind);
+    if (st->version < 2 || !st->put_fields || !t)
+        return st->put(tx, kind, s, blob, blob_len, mode);
+    /* The record is already parsed here: the store gets its indexed fields
+     * with the text instead of parsing the text again. */
+    integ_store_field f[MAX_COLS];
+    size_t n = 0;
+    int rc = ig_store_fields_from(t, rec, f, &n);
+    if (rc)
+        return rc;
+    return st->put_fields(tx, kind, s, len, f, n, blob, blob_len, mode);
 }
 
 /* ---- sealing ---------------------------------------------------------- */

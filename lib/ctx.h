@@ -101,6 +101,10 @@ int ig_store_list(integ_ctx *ctx, void *tx, integ_store_kind kind, json_object *
 int ig_store_put(integ_ctx *ctx, void *tx, integ_store_kind kind, json_object *rec,
                  integ_put_mode mode);
 
+/* Put a parsed record with its blob (NULL, 0: none). */
+int ig_store_put_blob(integ_ctx *ctx, void *tx, integ_store_kind kind, json_object *rec,
+                      const unsigned char *blob, size_t blob_len, integ_put_mode mode);
+
 /* Seal / open under the context's current master key (see crypto.h). */
 int ig_ctx_seal(integ_ctx *ctx, const char *tenant_id, const char *object_id, const char *purpose,
                 const char *plain, size_t len, char **out);

@@ -2,8 +2,8 @@
  * The built-in SQLite store: the integ_store vtable of store.h over one
  * table per kind.
  *
- * Everything about the schema comes from ig_tables (kind -> table, indexed
- * columns, indexes): the DDL, the migrations and every statement are
+ * Everything about the schema comes from ig_tables (store_schema.c: kind ->
+ * table, indexed columns, indexes): the DDL, the migrations and every statement are
  * generated from it, so a new kind or column is one line there.
  *
  * Threads: a pool of connections (up to IG_SQLITE_MAX_CONNS for a file, one
@@ -28,97 +28,13 @@
 #include "error.h"
 #include "integrations/store.h"
 #include "json.h"
+#include "store_schema.h"
 #include "store_sqlite.h"
 
 /* ------------------------------------------------------------------------ */
 /* Schema                                                                   */
 /* ------------------------------------------------------------------------ */
 
-#define MAX_COLS 12
-#define MAX_INDEXES 6
-
-typedef struct col_spec {
-    const char *name;
-    char type;  /* 's' TEXT, 'i' INTEGER, 'b' INTEGER 0/1 */
-    int since;  /* schema version that added the column; 0 means 1 */
-} col_spec;
-
-typedef struct index_spec {
-    const char *cols; /* comma-separated column names, no spaces */
-    int unique;
-    int since;
-} index_spec;
-
-typedef struct table_spec {
-    const char *table;
-    int since;                         /* schema version that added the table; 0 means 1 */
-    col_spec cols[MAX_COLS];           /* cols[0] is id; ends at name NULL */
-    index_spec indexes[MAX_INDEXES];   /* ends at cols NULL */
-} table_spec;
-
-#define S(n) {n, 's', 0}
-#define I(n) {n, 'i', 0}
-#define B(n) {n, 'b', 0}
-#define IX(c) {c, 0, 0}
-#define UX(c) {c, 1, 0}
-
-/* The table of store.h, plus the indexes the library's queries need. A
- * UNIQUE index over nullable columns lets any number of rows hold a NULL in
- * it, which is the contract's "only bind when all fields are non-NULL". */
-static const table_spec ig_tables[INTEG_KIND_END] = {
-    [INTEG_KIND_DEFINITION] = {"integration_definitions", 0,
-        {S("id"), S("key"), S("category")},
-        {UX("key"), IX("category")}},
-    [INTEG_KIND_INTEGRATION] = {"tenant_integrations", 0,
-        {S("id"), S("tenant_id"), S("definition_id"), S("status"), I("next_run_at_ms")},
-        {IX("tenant_id"), IX("definition_id"), IX("status,next_run_at_ms")}},
-    [INTEG_KIND_MAPPING] = {"integration_mappings", 0,
-        {S("id"), S("tenant_id"), S("integration_id"), S("source_entity"), S("target_entity")},
-        {IX("tenant_id"), IX("integration_id")}},
-    [INTEG_KIND_SYNC_LOG] = {"integration_sync_logs", 0,
-        {S("id"), S("tenant_id"), S("integration_id"), S("entity"), S("status"),
-         I("started_at_ms")},
-        {IX("tenant_id"), IX("integration_id,started_at_ms"), IX("status")}},
-    [INTEG_KIND_WEBHOOK_ENDPOINT] = {"webhook_endpoints", 0,
-        {S("id"), S("tenant_id"), S("integration_id"), B("active")},
-        {IX("tenant_id"), IX("integration_id")}},
-    [INTEG_KIND_WEBHOOK_EVENT] = {"webhook_events", 0,
-        {S("id"), S("tenant_id"), S("endpoint_id"), S("integration_id"), S("event_id"),
-         S("status"), I("next_attempt_at_ms"), I("lease_until_ms")},
-        {UX("endpoint_id,event_id"), IX("tenant_id"), IX("integration_id"),
-         IX("status,next_attempt_at_ms"), IX("lease_until_ms")}},
-    [INTEG_KIND_CONFLICT] = {"sync_conflicts", 0,
-        {S("id"), S("tenant_id"), S("integration_id"), S("entity"), S("status"), S("local_id"),
-         S("external_id")},
-        {IX("tenant_id"), IX("integration_id,status"), IX("integration_id,entity,local_id")}},
-    [INTEG_KIND_OAUTH_STATE] = {"oauth_states", 0,
-        {S("id"), S("tenant_id"), I("expires_at_ms")},
-        {IX("tenant_id"), IX("expires_at_ms")}},
-    [INTEG_KIND_ENTITY_LINK] = {"entity_links", 0,
-        {S("id"), S("tenant_id"), S("integration_id"), S("entity"), S("external_id"),
-         S("local_id"), B("pending")},
-        {UX("integration_id,entity,external_id"), IX("tenant_id"),
-         IX("integration_id,entity,local_id"), IX("integration_id,pending")}},
-    [INTEG_KIND_CHECKPOINT] = {"sync_checkpoints", 0,
-        {S("id"), S("tenant_id"), S("integration_id"), S("entity")},
-        {UX("integration_id,entity"), IX("tenant_id")}},
-    [INTEG_KIND_AUDIT] = {"audit_log", 0,
-        {S("id"), S("tenant_id"), S("user_id"), S("action"), S("object_id"), I("at_ms")},
-        {IX("tenant_id,at_ms"), IX("object_id"), IX("at_ms")}},
-    [INTEG_KIND_ENTITY] = {"entities", 0,
-        {S("id"), S("tenant_id"), S("entity"), B("deleted"), I("updated_at_ms"), I("version")},
-        {IX("tenant_id,entity,updated_at_ms")}},
-    [INTEG_KIND_LEASE] = {"leases", 0,
-        {S("id"), S("holder"), I("expires_at_ms")},
-        {IX("expires_at_ms")}},
-    [INTEG_KIND_SETTING] = {"settings", 0, {S("id")}, {{0}}},
-};
-
-#undef S
-#undef I
-#undef B
-#undef IX
-#undef UX
 
 /* Hand-written SQL a schema version needs beyond the DDL generated from
  * ig_tables (data fix-ups); index = version. A new version appends one
@@ -129,30 +45,6 @@ static const char *const ig_migration_sql[IG_SQLITE_SCHEMA_VERSION + 1] = {
 };
 
 static int since_of(int since) { return since > 0 ? since : 1; }
-
-static const table_spec *spec_of(integ_store_kind kind)
-{
-    int k = (int)kind;
-    if (k < 1 || k >= INTEG_KIND_END || !ig_tables[k].table)
-        return NULL;
-    return &ig_tables[k];
-}
-
-static int col_index(const table_spec *t, const char *name)
-{
-    for (int i = 0; i < MAX_COLS && t->cols[i].name; i++)
-        if (strcmp(t->cols[i].name, name) == 0)
-            return i;
-    return -1;
-}
-
-static int col_count(const table_spec *t)
-{
-    int n = 0;
-    while (n < MAX_COLS && t->cols[n].name)
-        n++;
-    return n;
-}
 
 /* ------------------------------------------------------------------------ */
 /* A growable string for generated SQL                                      */
@@ -563,7 +455,7 @@ static int stmt_dynamic(sq_conn *c, const char *sql, stmt_ref *r, const char *ta
  * columns in spec order, then data, then blob (get/remove: ?2 tenant_id). */
 static void fixed_sql(const table_spec *t, int op, sbuf *b)
 {
-    int n = col_count(t);
+    int n = ig_store_field_count(t);
     switch (op) {
     case OP_INSERT:
     case OP_UPSERT:
@@ -739,27 +631,6 @@ static int migrate(sq_store *s, sq_conn *c)
 
 static int is_null(json_object *v) { return !v || json_object_is_type(v, json_type_null); }
 
-static const char *type_words(char type)
-{
-    return type == 's' ? "a string" : type == 'i' ? "an integer" : "a boolean";
-}
-
-/* 1 if v is a JSON value of the column type (an integer within int64). */
-static int value_fits(json_object *v, char type)
-{
-    switch (type) {
-    case 's':
-        return json_object_is_type(v, json_type_string);
-    case 'b':
-        return json_object_is_type(v, json_type_boolean);
-    default:
-        if (!json_object_is_type(v, json_type_int))
-            return 0;
-        /* json-c keeps integers above INT64_MAX as uint64 and clamps get_int64 */
-        return json_object_get_int64(v) != INT64_MAX || json_object_get_uint64(v) <= INT64_MAX;
-    }
-}
-
 static int bind_value(sqlite3_stmt *st, int idx, json_object *v, char type)
 {
     if (is_null(v))
@@ -812,9 +683,9 @@ static void q_term(query *q, const char *col, const char *rest)
 static int q_param(query *q, const table_spec *t, int col, json_object *v)
 {
     const col_spec *c = &t->cols[col];
-    if (is_null(v) || !value_fits(v, c->type))
+    if (is_null(v) || !ig_store_value_fits(v, c->type))
         return ig_err(INTEG_EINVAL, "%s: query.%s: value must be %s", t->table, c->name,
-                      type_words(c->type));
+                      ig_store_type_words(c->type));
     if (q->nparams == q->cap) {
         size_t cap = q->cap ? q->cap * 2 : 8;
         qparam *p = realloc(q->params, cap * sizeof *p);
@@ -905,7 +776,7 @@ static int query_parse(const table_spec *t, const char *text, query *q)
                 return ig_err(INTEG_EINVAL, "%s: query.order: must be \"field\" or \"-field\"",
                               t->table);
             q->desc = o[0] == '-';
-            q->order_col = col_index(t, o + q->desc);
+            q->order_col = ig_store_field_index(t, o + q->desc);
             if (q->order_col < 0)
                 return ig_err(INTEG_EINVAL, "%s: query.order: \"%s\" is not an indexed field of %s",
                               t->table, o + q->desc, t->table);
@@ -914,7 +785,7 @@ static int query_parse(const table_spec *t, const char *text, query *q)
         } else if (strcmp(key, "offset") == 0) {
             rc = q_nonneg(t, key, v, &q->offset);
         } else {
-            int col = col_index(t, key);
+            int col = ig_store_field_index(t, key);
             if (col < 0)
                 return ig_err(INTEG_EINVAL, "%s: query.%s: not an indexed field of %s", t->table,
                               key, t->table);
@@ -979,7 +850,7 @@ static int tx_check(void *txp, integ_store_kind kind, int writes, const char *st
         return ig_err(INTEG_EINVAL, "sqlite: %s: invalid argument: tx", step);
     if (!(*tx)->active)
         return ig_err(INTEG_EINVAL, "sqlite: %s: the transaction has ended", step);
-    *t = spec_of(kind);
+    *t = ig_store_spec(kind);
     if (!*t)
         return ig_err(INTEG_EINVAL, "sqlite: %s: unknown store kind %d", step, (int)kind);
     if (writes && !(*tx)->write)
@@ -1090,58 +961,62 @@ static int sq_end(void *txp, int commit)
     return rc;
 }
 
-static int sq_put(void *txp, integ_store_kind kind, const char *json, const unsigned char *blob,
-                  size_t blob_len, integ_put_mode mode)
+static const char *step_name(int m)
 {
-    static const char *const step_of[] = {"", "insert", "update", "upsert"};
-    sq_tx *tx;
-    const table_spec *t;
+    static const char *const step_of[] = {"put", "insert", "update", "upsert"};
+    return m >= 1 && m <= 3 ? step_of[m] : step_of[0];
+}
+
+/* The checks put and put_fields share; *tx and *t on success. */
+static int put_check(void *txp, integ_store_kind kind, const char *json, const unsigned char *blob,
+                     size_t blob_len, integ_put_mode mode, sq_tx **tx, const table_spec **t)
+{
     int m = (int)mode;
-    const char *step = m >= 1 && m <= 3 ? step_of[m] : "put";
-    int rc = tx_check(txp, kind, 1, step, &tx, &t);
+    const char *step = step_name(m);
+    int rc = tx_check(txp, kind, 1, step, tx, t);
     if (rc != INTEG_OK)
         return rc;
     if (m < 1 || m > 3)
-        return ig_err(INTEG_EINVAL, "%s: put: unknown put mode %d", t->table, m);
+        return ig_err(INTEG_EINVAL, "%s: put: unknown put mode %d", (*t)->table, m);
     if (!json)
-        return ig_err(INTEG_EINVAL, "%s: %s: invalid argument: json", t->table, step);
+        return ig_err(INTEG_EINVAL, "%s: %s: invalid argument: json", (*t)->table, step);
     if (!blob && blob_len)
-        return ig_err(INTEG_EINVAL, "%s: %s: blob is NULL but blob_len is %zu", t->table, step,
+        return ig_err(INTEG_EINVAL, "%s: %s: blob is NULL but blob_len is %zu", (*t)->table, step,
                       blob_len);
-    json_object *obj = NULL;
-    char what[64];
-    snprintf(what, sizeof what, "%s: %s", t->table, step);
-    rc = ig_json_parse_object(json, what, 0, &obj);
-    if (rc != INTEG_OK)
-        return rc;
-    json_object *id = ig_json_get(obj, "id");
-    if (!id || !json_object_is_type(id, json_type_string) || json_object_get_string_len(id) == 0) {
-        json_object_put(obj);
-        return ig_err(INTEG_EINVAL, "%s.id: %s", t->table,
-                      id ? "must be a non-empty string" : "missing");
-    }
-    int n = col_count(t);
-    for (int i = 1; i < n; i++) {
-        json_object *v = ig_json_get(obj, t->cols[i].name);
-        if (!is_null(v) && !value_fits(v, t->cols[i].type)) {
-            json_object_put(obj);
-            return ig_err(INTEG_EINVAL, "%s.%s: must be %s or null", t->table, t->cols[i].name,
-                          type_words(t->cols[i].type));
-        }
-    }
+    return INTEG_OK;
+}
 
+static int bind_field(sqlite3_stmt *st, int idx, const integ_store_field *f)
+{
+    switch (f->type) {
+    case INTEG_FIELD_STRING:
+        return sqlite3_bind_text64(st, idx, f->str, f->str_len, SQLITE_STATIC, SQLITE_UTF8);
+    case INTEG_FIELD_BOOL:
+        return sqlite3_bind_int(st, idx, f->num ? 1 : 0);
+    case INTEG_FIELD_INT:
+        return sqlite3_bind_int64(st, idx, (sqlite3_int64)f->num);
+    default:
+        return sqlite3_bind_null(st, idx);
+    }
+}
+
+/* The write itself, fields already extracted and checked. */
+static int put_row(sq_tx *tx, const table_spec *t, integ_store_kind kind, const char *json, size_t json_len,
+                   const integ_store_field *f, const unsigned char *blob, size_t blob_len, integ_put_mode mode)
+{
+    int m = (int)mode;
+    const char *step = step_name(m);
     int op = m == INTEG_PUT_INSERT ? OP_INSERT : m == INTEG_PUT_UPDATE ? OP_UPDATE : OP_UPSERT;
     stmt_ref r;
-    rc = stmt_fixed(tx->conn, kind, op, &r, step);
-    if (rc != INTEG_OK) {
-        json_object_put(obj);
+    int rc = stmt_fixed(tx->conn, kind, op, &r, step);
+    if (rc != INTEG_OK)
         return rc;
-    }
+    int n = ig_store_field_count(t);
     int src = SQLITE_OK;
     for (int i = 0; i < n && src == SQLITE_OK; i++)
-        src = bind_value(r.st, i + 1, ig_json_get(obj, t->cols[i].name), t->cols[i].type);
+        src = bind_field(r.st, i + 1, &f[i]);
     if (src == SQLITE_OK)
-        src = sqlite3_bind_text64(r.st, n + 1, json, strlen(json), SQLITE_STATIC, SQLITE_UTF8);
+        src = sqlite3_bind_text64(r.st, n + 1, json, json_len, SQLITE_STATIC, SQLITE_UTF8);
     if (src == SQLITE_OK)
         src = blob ? sqlite3_bind_blob64(r.st, n + 2, blob, blob_len, SQLITE_STATIC)
                    : sqlite3_bind_null(r.st, n + 2);
@@ -1153,18 +1028,67 @@ static int sq_put(void *txp, integ_store_kind kind, const char *json, const unsi
     if (src != SQLITE_OK)
         rc = sql_fail(tx->conn->db, src, t->table, step);
     else if (op == OP_UPDATE && sqlite3_changes(tx->conn->db) == 0)
-        rc = ig_err(INTEG_ENOTFOUND, "%s: update: no record with id \"%s\"", t->table,
-                    json_object_get_string(id));
+        rc = ig_err(INTEG_ENOTFOUND, "%s: update: no record with id \"%s\"", t->table, f[0].str);
     stmt_done(&r);
+    return rc;
+}
+
+static int sq_put(void *txp, integ_store_kind kind, const char *json, const unsigned char *blob,
+                  size_t blob_len, integ_put_mode mode)
+{
+    sq_tx *tx;
+    const table_spec *t;
+    int rc = put_check(txp, kind, json, blob, blob_len, mode, &tx, &t);
+    if (rc != INTEG_OK)
+        return rc;
+    json_object *obj = NULL;
+    char what[64];
+    snprintf(what, sizeof what, "%s: %s", t->table, step_name((int)mode));
+    rc = ig_json_parse_object(json, what, 0, &obj);
+    if (rc != INTEG_OK)
+        return rc;
+    integ_store_field f[MAX_COLS];
+    size_t n = 0;
+    rc = ig_store_fields_from(t, obj, f, &n);
+    if (rc == INTEG_OK)
+        rc = put_row(tx, t, kind, json, strlen(json), f, blob, blob_len, mode);
     json_object_put(obj);
     return rc;
+}
+
+static int sq_put_fields(void *txp, integ_store_kind kind, const char *json, size_t json_len,
+                         const integ_store_field *fields, size_t n_fields, const unsigned char *blob,
+                         size_t blob_len, integ_put_mode mode)
+{
+    sq_tx *tx;
+    const table_spec *t;
+    int rc = put_check(txp, kind, json, blob, blob_len, mode, &tx, &t);
+    if (rc != INTEG_OK)
+        return rc;
+    const char *step = step_name((int)mode);
+    int n = ig_store_field_count(t);
+    if (!fields || n_fields != (size_t)n)
+        return ig_err(INTEG_EINVAL, "%s: %s: %zu indexed fields given, the kind has %d", t->table, step,
+                      n_fields, n);
+    for (int i = 0; i < n; i++) {
+        const integ_store_field *f = &fields[i];
+        int ok = f->type == INTEG_FIELD_NULL ? i > 0
+               : (int)f->type == (int)t->cols[i].type && (f->type != INTEG_FIELD_STRING || f->str);
+        if (i == 0 && ok && !f->str_len)
+            ok = 0;
+        if (!ok)
+            return ig_err(INTEG_EINVAL, "%s.%s: %s: field %d is not %s%s", t->table, t->cols[i].name, step, i,
+                          ig_store_type_words(t->cols[i].type),
+                          i == 0 ? " (non-empty)" : " or null");
+    }
+    return put_row(tx, t, kind, json, json_len, fields, blob, blob_len, mode);
 }
 
 /* get/remove: a non-NULL tenant_id on a table without one is a caller bug
  * (it can never match), so it is refused rather than silently ignored. */
 static int tenant_check(const table_spec *t, const char *tenant_id, const char *step)
 {
-    if (tenant_id && col_index(t, "tenant_id") < 0)
+    if (tenant_id && ig_store_field_index(t, "tenant_id") < 0)
         return ig_err(INTEG_EINVAL, "%s: %s: records are not tenant-scoped (pass tenant_id NULL)",
                       t->table, step);
     return INTEG_OK;
@@ -1371,6 +1295,7 @@ static const integ_store sq_vtable = {
     .count = sq_count,
     .remove = sq_remove,
     .remove_where = sq_remove_where,
+    .put_fields = sq_put_fields,
 };
 
 sqlite3 *ig_sqlite_tx_db(void *tx) { return tx ? ((sq_tx *)tx)->conn->db : NULL; }

@@ -907,8 +907,7 @@ static int claim(integ_ctx *ctx, const char *holder, int max, struct collect_ctx
         json_object_object_add(ev, "lease_until_ms", json_object_new_int64(now + LEASE_MS));
         json_object_object_add(ev, "holder", json_object_new_string(holder));
         json_object_object_add(ev, "attempts", json_object_new_int64(ig_json_int(ev, "attempts", 0) + 1));
-        const char *s = json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-        rc = ctx->store->put(tx, INTEG_KIND_WEBHOOK_EVENT, s, cc->items[i].body, cc->items[i].body_len, INTEG_PUT_UPDATE);
+        rc = ig_store_put_blob(ctx, tx, INTEG_KIND_WEBHOOK_EVENT, ev, cc->items[i].body, cc->items[i].body_len, INTEG_PUT_UPDATE);
     }
     return ig_tx_end(ctx, tx, 1, rc);
 }
@@ -1092,8 +1091,7 @@ static int settle(integ_ctx *ctx, struct claimed *c, const char *holder, int err
                 json_object_object_add(cur, "next_attempt_at_ms", json_object_new_int64(now + delay));
             }
         }
-        const char *s = json_object_to_json_string_ext(cur, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-        rc = ctx->store->put(tx, INTEG_KIND_WEBHOOK_EVENT, s, c->body, c->body_len, INTEG_PUT_UPDATE);
+        rc = ig_store_put_blob(ctx, tx, INTEG_KIND_WEBHOOK_EVENT, cur, c->body, c->body_len, INTEG_PUT_UPDATE);
     }
     rc = ig_tx_end(ctx, tx, 1, rc);
     if (rc == INTEG_OK && *dead) {
@@ -1276,8 +1274,7 @@ INTEG_API int integ_webhook_event_replay(integ_session *s, const char *event_id)
             json_object_object_add(ev, "lease_until_ms", json_object_new_int64(0));
             json_object_object_del(ev, "last_error");
             json_object_object_del(ev, "last_error_code");
-            const char *js = json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-            rc = s->ctx->store->put(tx, INTEG_KIND_WEBHOOK_EVENT, js, cc.items[0].body, cc.items[0].body_len, INTEG_PUT_UPDATE);
+            rc = ig_store_put_blob(s->ctx, tx, INTEG_KIND_WEBHOOK_EVENT, ev, cc.items[0].body, cc.items[0].body_len, INTEG_PUT_UPDATE);
         }
         if (rc == INTEG_OK)
             rc = ig_audit(s->ctx, tx, s->tenant_id, s->user_id, "webhook_event.replay", "webhook_event", event_id, NULL);

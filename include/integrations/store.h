@@ -109,8 +109,12 @@
 extern "C" {
 #endif
 
-/** The vtable layout version this header describes. */
-#define INTEG_STORE_VERSION 1
+/**
+ * The vtable layout version this header describes. 2 added put_fields; a
+ * store written against version 1 keeps working (the library reads the
+ * members a version has and nothing past them).
+ */
+#define INTEG_STORE_VERSION 2
 
 /** The collections a store keeps. Values are fixed; new kinds are appended. */
 typedef enum integ_store_kind {
@@ -147,8 +151,28 @@ typedef enum integ_put_mode {
 typedef int (*integ_store_row_cb)(void *payload, const char *json, size_t json_len,
                                   const unsigned char *blob, size_t blob_len);
 
+/** The type of one extracted indexed field (integ_store_field.type). */
+typedef enum integ_field_type {
+    INTEG_FIELD_NULL = 0,      /* absent from the record, or JSON null */
+    INTEG_FIELD_STRING = 's',  /* str/str_len */
+    INTEG_FIELD_INT = 'i',     /* num */
+    INTEG_FIELD_BOOL = 'b'     /* num: 0 or 1 */
+} integ_field_type;
+
 /**
- * The storage vtable. Fill every member; the struct must outlive the
+ * One indexed field of a record, as the library extracted it for
+ * put_fields. str points into memory lent for the call only; it is
+ * NUL-terminated and str_len excludes the NUL.
+ */
+typedef struct integ_store_field {
+    integ_field_type type;
+    const char *str;
+    size_t str_len;
+    int64_t num;
+} integ_store_field;
+
+/**
+ * The storage vtable. Fill every member of the version you declare; the struct must outlive the
  * context. store_data is the implementation's own state.
  */
 typedef struct integ_store {
@@ -203,6 +227,23 @@ typedef struct integ_store {
     /** Delete every record matching query_json; out_count (may be NULL) gets the number. */
     int (*remove_where)(void *tx, integ_store_kind kind, const char *query_json,
                         int64_t *out_count);
+
+    /* ---- version 2 ---- */
+
+    /**
+     * Optional (NULL: the library calls put). put, with the record's
+     * indexed fields already taken out of json by the library: fields[i]
+     * is the i-th indexed field of the kind in the order of the table
+     * above (fields[0] is id, a non-empty string), n_fields their number,
+     * each already checked against its type. json is the same text put
+     * would get (json_len excludes the NUL), so a store need not parse it.
+     * The library writes records through this member when present; a
+     * store should make it agree with put exactly (the conformance suite
+     * checks both). A wrong n_fields for the kind is INTEG_EINVAL.
+     */
+    int (*put_fields)(void *tx, integ_store_kind kind, const char *json, size_t json_len,
+                      const integ_store_field *fields, size_t n_fields,
+                      const unsigned char *blob, size_t blob_len, integ_put_mode mode);
 } integ_store;
 
 /**
