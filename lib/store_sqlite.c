@@ -161,6 +161,16 @@ struct sq_store {
     int nconns;
     int opening; /* connections being opened outside the lock */
     int writer;  /* a write transaction of this process is running */
+    /* The checkpointer (file stores): commits only signal it, so copying
+     * WAL pages into the database and its fsync run on another thread
+     * instead of inside every thousandth commit. ck_mu guards the rest. */
+    pthread_mutex_t ck_mu;
+    pthread_cond_t ck_cv;
+    pthread_t ck_thread;
+    int ck_running;
+    int ck_wanted;
+    int ck_stop;
+    uint64_t ck_runs;
 };
 
 /* Map a failed SQLite call to a library code with "<what>: <step>: ...". */
@@ -214,6 +224,110 @@ static int journal_cb(void *out, int ncols, char **vals, char **names)
     return 0;
 }
 
+/* After every commit of a file connection (SQLite's wal_hook, which
+ * replaces its inline auto-checkpoint). */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    sq_store *s = arg;
+    if (frames < IG_SQLITE_CHECKPOINT_FRAMES)
+        return SQLITE_OK;
+    pthread_mutex_lock(&s->ck_mu);
+    int running = s->ck_running;
+    if (running && !s->ck_wanted) {
+        s->ck_wanted = 1;
+        pthread_cond_signal(&s->ck_cv);
+    }
+    pthread_mutex_unlock(&s->ck_mu);
+    /* No checkpointer, or one that can't keep up (a long reader pins the
+     * WAL): the committer does it, as SQLite would, so the WAL stays bounded. */
+    if (!running || frames >= IG_SQLITE_CHECKPOINT_FRAMES_MAX)
+        sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return SQLITE_OK;
+}
+
+/* Take / give back the in-process writer slot outside any transaction. */
+static void writer_slot_take(sq_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    while (s->writer)
+        pthread_cond_wait(&s->cv, &s->mu);
+    s->writer = 1;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void writer_slot_give(sq_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->writer = 0;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void *checkpointer_main(void *arg)
+{
+    sq_store *s = arg;
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(db, IG_SQLITE_BUSY_TIMEOUT_MS);
+        sqlite3_exec(db, "PRAGMA synchronous=NORMAL;", NULL, NULL, NULL);
+    }
+    pthread_mutex_lock(&s->ck_mu);
+    for (;;) {
+        while (!s->ck_wanted && !s->ck_stop)
+            pthread_cond_wait(&s->ck_cv, &s->ck_mu);
+        if (s->ck_stop)
+            break;
+        s->ck_wanted = 0;
+        pthread_mutex_unlock(&s->ck_mu);
+        /* 1. The bulk of the copying, next to the writers (PASSIVE never
+         *    waits for anyone). */
+        int n_log = 0, n_done = 0;
+        int rc = db ? sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &n_log, &n_done) : SQLITE_ERROR;
+        /* 2. A writer only rewinds the WAL when it starts with every frame
+         *    copied, which busy writers never see: copy the few frames
+         *    they added meanwhile with this process's writers held back. */
+        if (rc == SQLITE_OK && n_log >= IG_SQLITE_CHECKPOINT_FRAMES) {
+            writer_slot_take(s);
+            rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+            writer_slot_give(s);
+        }
+        pthread_mutex_lock(&s->ck_mu);
+        if (rc == SQLITE_OK)
+            s->ck_runs++;
+    }
+    pthread_mutex_unlock(&s->ck_mu);
+    sqlite3_close_v2(db);
+    return NULL;
+}
+
+static void checkpointer_start(sq_store *s)
+{
+    pthread_mutex_lock(&s->ck_mu);
+    /* Failing to start leaves the committers checkpointing (wal_hook). */
+    s->ck_running = pthread_create(&s->ck_thread, NULL, checkpointer_main, s) == 0;
+    pthread_mutex_unlock(&s->ck_mu);
+}
+
+static void checkpointer_stop(sq_store *s)
+{
+    pthread_mutex_lock(&s->ck_mu);
+    int running = s->ck_running;
+    s->ck_stop = 1;
+    pthread_cond_broadcast(&s->ck_cv);
+    pthread_mutex_unlock(&s->ck_mu);
+    if (running)
+        pthread_join(s->ck_thread, NULL);
+}
+
+uint64_t ig_sqlite_checkpoints(void *store_data)
+{
+    sq_store *s = store_data;
+    pthread_mutex_lock(&s->ck_mu);
+    uint64_t n = s->ck_runs;
+    pthread_mutex_unlock(&s->ck_mu);
+    return n;
+}
+
 /* Open and configure one connection. */
 static int conn_open(sq_store *s, sq_conn **out)
 {
@@ -258,6 +372,8 @@ static int conn_open(sq_store *s, sq_conn **out)
         conn_free(c);
         return err;
     }
+    if (!s->memory)
+        sqlite3_wal_hook(c->db, wal_hook, s);
     *out = c;
     return INTEG_OK;
 }
@@ -895,6 +1011,8 @@ static int sq_open(void *store_data)
         }
         if (rc == INTEG_OK)
             rc = migrate(s, s->conns[0]);
+        if (rc == INTEG_OK && !s->memory)
+            checkpointer_start(s);
         if (rc == INTEG_OK)
             s->opened = 1;
     }
@@ -907,8 +1025,11 @@ static void sq_close(void *store_data)
     sq_store *s = store_data;
     if (!s)
         return;
+    checkpointer_stop(s);
     for (int i = 0; i < s->nconns; i++)
         conn_free(s->conns[i]);
+    pthread_cond_destroy(&s->ck_cv);
+    pthread_mutex_destroy(&s->ck_mu);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     free(s->path);
@@ -1333,6 +1454,16 @@ INTEG_API int integ_store_sqlite_new(const integ_store **out_store, void **out_s
             pthread_mutex_destroy(&s->mu);
             ok = 0;
         }
+    }
+    if (ok && pthread_mutex_init(&s->ck_mu, NULL) != 0) {
+        pthread_cond_destroy(&s->cv);
+        pthread_mutex_destroy(&s->mu);
+        ok = 0;
+    } else if (ok && pthread_cond_init(&s->ck_cv, NULL) != 0) {
+        pthread_mutex_destroy(&s->ck_mu);
+        pthread_cond_destroy(&s->cv);
+        pthread_mutex_destroy(&s->mu);
+        ok = 0;
     }
     if (!ok) {
         free(s->path);

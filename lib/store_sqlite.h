@@ -4,6 +4,7 @@
 #define IG_STORE_SQLITE_H
 
 #include <sqlite3.h>
+#include <stdint.h>
 
 /* The schema version PRAGMA user_version holds after open(). */
 #define IG_SQLITE_SCHEMA_VERSION 1
@@ -14,6 +15,16 @@
 
 /* Pool size for a file database (":memory:" always has exactly one). */
 #define IG_SQLITE_MAX_CONNS 8
+
+/* A commit that leaves this many frames in the WAL (4 KiB pages) wakes
+ * the store's checkpointer thread (SQLite's own default threshold). At
+ * the second figure the committer checkpoints itself, keeping the WAL
+ * bounded when the checkpointer can't keep up. */
+#define IG_SQLITE_CHECKPOINT_FRAMES 1000
+#define IG_SQLITE_CHECKPOINT_FRAMES_MAX 8000
+
+/* Checkpoints the background thread of a file store has completed (tests). */
+uint64_t ig_sqlite_checkpoints(void *store_data);
 
 /* The connection behind a transaction handle from the SQLite store's
  * begin(), lent while the transaction lasts. For tests and diagnostics

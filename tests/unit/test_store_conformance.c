@@ -850,6 +850,51 @@ static void test_ne_null(void)
 }
 
 
+/* Commits don't checkpoint inline: the store's thread does, and the WAL
+ * stays bounded while thousands of transactions go by. */
+static void test_background_checkpoints(void)
+{
+    const char *path = tmp_new();
+    char wal[80];
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    void *d = open_store(path);
+    static char rec[6000];
+    const int n = 3000;
+    int ok = 1;
+    for (int i = 0; i < n && ok; i++) {
+        int k = snprintf(rec, sizeof rec, "{\"id\":\"cp%05d\",\"tenant_id\":\"t1\",\"pad\":\"", i);
+        memset(rec + k, 'a' + i % 26, 5000);
+        snprintf(rec + k + 5000, sizeof rec - (size_t)k - 5000, "\"}");
+        ok = ins1(d, INTEG_KIND_ENTITY, rec) == INTEG_OK;
+    }
+    CHECK(ok);
+    /* ~2 pages a transaction: without checkpoints the WAL would pass 24 MB */
+    for (int waited = 0; ig_sqlite_checkpoints(d) == 0 && waited < 5000; waited += 10)
+        usleep(10000);
+    CHECK(ig_sqlite_checkpoints(d) > 0);
+    struct stat st;
+    CHECK(stat(wal, &st) == 0);
+    CHECK(st.st_size <= (off_t)(IG_SQLITE_CHECKPOINT_FRAMES_MAX + 64) * (4096 + 24));
+    S->close(d);
+    /* reopened: every record is there */
+    d = open_store(path);
+    void *tx = NULL;
+    int64_t count = -1;
+    CHECK_OK(S->begin(d, 0, &tx));
+    if (tx) {
+        CHECK_OK(S->count(tx, INTEG_KIND_ENTITY, NULL, &count));
+        S->end(tx, 0);
+    }
+    CHECK(count == n);
+    S->close(d);
+    /* ":memory:" has no WAL and no thread */
+    d = open_store(":memory:");
+    CHECK(ins1(d, INTEG_KIND_ENTITY, "{\"id\":\"m1\"}") == INTEG_OK);
+    CHECK(ig_sqlite_checkpoints(d) == 0);
+    S->close(d);
+    tmp_remove_all();
+}
+
 /* The single ":memory:" connection held too long: the waiter gives up. */
 static void test_pool_timeout(void)
 {
@@ -1007,6 +1052,7 @@ int main(void)
     RUN(test_pool_timeout);
     RUN(test_sqlite_failures);
     RUN(test_library_put_paths);
+    RUN(test_background_checkpoints);
     tmp_remove_all();
     TEST_END();
 }
