@@ -7,13 +7,24 @@
  * (WAL + synchronous=NORMAL: a commit survives a process crash, and an OS
  * crash may lose the last commits but never corrupts).
  *
- *   bench_ingest DIR EVENTS_PER_REP REPS
- * Output: ingest impl=lib|raw rep=R events=N events_per_s=X p50_us=Y p99_us=Z */
+ *   bench_ingest DIR EVENTS_PER_REP REPS [THREADS]
+ * Output: ingest impl=lib|raw rep=R events=N events_per_s=X p50_us=Y p99_us=Z
+ *
+ * With THREADS, the library's events of each rep are sent by that many
+ * threads at once (each its share), as an HTTP server's threads would, so
+ * concurrent receivers share commits (lib/webhook_ingest.c); the line is
+ * then impl=lib-threadsT and adds batch_mean=B, the mean number of events
+ * per commit (read from the context's internal counters: this benchmark
+ * links the library's objects, as the unit tests do). The raw baseline
+ * stays one thread. */
 #include <json-c/json.h>
+#include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include "bench.h"
+#include "ctx.h"
 #include "integrations/integrations.h"
 
 static void report(const char *impl, int rep, double *lat, size_t n, double secs)
@@ -22,6 +33,89 @@ static void report(const char *impl, int rep, double *lat, size_t n, double secs
     printf("ingest impl=%s rep=%d events=%zu events_per_s=%.0f p50_us=%.1f p99_us=%.1f\n", impl, rep, n,
            (double)n / secs, p50 * 1e6, p99 * 1e6);
     fflush(stdout);
+}
+
+/* One sending thread of the concurrent mode. */
+struct sender {
+    integ_ctx *ctx;
+    const char *ep_id, *url, *body;
+    size_t body_len;
+    const struct bench_delivery *d;
+    atomic_long *seq;
+    pthread_barrier_t *start;
+    double *lat; /* this thread's slice */
+    size_t n;
+    int failed;
+};
+
+static void *send_share(void *arg)
+{
+    struct sender *w = arg;
+    const char *values[4];
+    memcpy(values, w->d->values, sizeof values);
+    pthread_barrier_wait(w->start);
+    for (size_t i = 0; i < w->n; i++) {
+        char wid[64];
+        snprintf(wid, sizeof wid, "b7e1c3a0-%012ld", atomic_fetch_add(w->seq, 1));
+        values[2] = wid;
+        int status = 0;
+        char *ob = NULL;
+        double a = bench_now();
+        int rc = integ_webhook_receive(w->ctx, w->ep_id, "POST", w->url, w->d->names, values, w->d->n,
+                                       (const unsigned char *)w->body, w->body_len, &status, &ob);
+        w->lat[i] = bench_now() - a;
+        integ_free(ob);
+        if (rc || status != 202) {
+            fprintf(stderr, "bench_ingest: receive: rc=%d status=%d %s\n", rc, status, integ_errmsg());
+            w->failed = 1;
+            return NULL;
+        }
+    }
+    return NULL;
+}
+
+/* One rep of the library with `threads` senders; 0 on success. */
+static int lib_threads(integ_ctx *ctx, int threads, int rep, size_t n, const char *ep_id, const char *url,
+                       const char *body, size_t body_len, const struct bench_delivery *d, atomic_long *seq,
+                       double *lat)
+{
+    struct sender *w = calloc((size_t)threads, sizeof *w);
+    pthread_t *tid = calloc((size_t)threads, sizeof *tid);
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, (unsigned)threads + 1);
+    uint64_t b0 = 0, e0 = 0, b1 = 0, e1 = 0;
+    ig_wh_ingest_stats(&ctx->ingest, &b0, &e0, NULL);
+    size_t off = 0;
+    for (int t = 0; t < threads; t++) {
+        size_t share = n / (size_t)threads + ((size_t)t < n % (size_t)threads);
+        w[t] = (struct sender){ctx, ep_id, url, body, body_len, d, seq, &start, lat + off, share, 0};
+        off += share;
+        pthread_create(&tid[t], NULL, send_share, &w[t]);
+    }
+    pthread_barrier_wait(&start);
+    double t0 = bench_now();
+    int failed = 0;
+    for (int t = 0; t < threads; t++) {
+        pthread_join(tid[t], NULL);
+        failed |= w[t].failed;
+    }
+    double secs = bench_now() - t0;
+    ig_wh_ingest_stats(&ctx->ingest, &b1, &e1, NULL);
+    pthread_barrier_destroy(&start);
+    free(tid);
+    free(w);
+    if (failed)
+        return 1;
+    if (rep >= 0) {
+        char impl[32];
+        snprintf(impl, sizeof impl, "lib-threads%d", threads);
+        double p50 = bench_percentile(lat, n, 0.50), p99 = bench_percentile(lat, n, 0.99);
+        printf("ingest impl=%s rep=%d events=%zu events_per_s=%.0f p50_us=%.1f p99_us=%.1f batch_mean=%.2f\n", impl,
+               rep, n, (double)n / secs, p50 * 1e6, p99 * 1e6,
+               b1 > b0 ? (double)(e1 - e0) / (double)(b1 - b0) : 0.0);
+        fflush(stdout);
+    }
+    return 0;
 }
 
 static void rm_db(const char *path)
@@ -46,7 +140,12 @@ static int sql_ok(sqlite3 *db, int rc, const char *what)
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: bench_ingest DIR EVENTS_PER_REP REPS\n");
+        fprintf(stderr, "usage: bench_ingest DIR EVENTS_PER_REP REPS [THREADS]\n");
+        return 2;
+    }
+    int threads = argc > 4 ? atoi(argv[4]) : 0;
+    if (argc > 4 && (threads < 1 || threads > 1024)) {
+        fprintf(stderr, "bench_ingest: THREADS must be 1..1024\n");
         return 2;
     }
     if (sodium_init() < 0)
@@ -115,14 +214,16 @@ int main(int argc, char **argv)
         !sql_ok(db, sqlite3_prepare_v2(db, "COMMIT", -1, &commit, NULL), "prepare"))
         return 1;
 
-    double *lat = malloc(per * sizeof *lat);
-    long seq = 0;
+    double *lat = malloc((per > 200 ? per : 200) * sizeof *lat);
+    atomic_long seq = 0;
     /* Warm-up: 200 of each, untimed. */
     for (int rep = -1; rep < reps; rep++) {
         size_t n = rep < 0 ? 200 : per;
         /* library */
         double t0 = bench_now();
-        for (size_t i = 0; i < n; i++) {
+        if (threads && lib_threads(ctx, threads, rep, n, ep_id, url, body, body_len, &d, &seq, lat))
+            return 1;
+        for (size_t i = 0; !threads && i < n; i++) {
             char wid[64];
             snprintf(wid, sizeof wid, "b7e1c3a0-%012ld", seq++);
             d.values[2] = wid;
@@ -139,7 +240,7 @@ int main(int argc, char **argv)
             }
         }
         double secs = bench_now() - t0;
-        if (rep >= 0)
+        if (rep >= 0 && !threads)
             report("lib", rep, lat, n, secs);
         /* raw */
         t0 = bench_now();

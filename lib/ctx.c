@@ -200,6 +200,7 @@ static void ctx_destroy(integ_ctx *ctx)
     }
     ig_http_free(ctx->http);
     pthread_mutex_destroy(&ctx->http_lock);
+    ig_wh_ingest_destroy(&ctx->ingest);
     if (ctx->store && ctx->store_data)
         ctx->store->close(ctx->store_data);
     if (ctx->mk)
@@ -242,7 +243,7 @@ static int ctx_new(integ_ctx **out, const char *options_json)
     atomic_init(&ctx->refs, 1);
     atomic_init(&ctx->closed, 0);
     atomic_init(&ctx->id_state, 0);
-    if ((rc = load_master_key(ctx))) {
+    if ((rc = ig_wh_ingest_init(&ctx->ingest)) || (rc = load_master_key(ctx))) {
         ctx_destroy(ctx);
         return rc;
     }

@@ -10,6 +10,7 @@
 #include "crypto.h"
 #include "http.h"
 #include "ratelimit.h"
+#include "webhook_ingest.h"
 #include "integrations/adapter.h"
 #include "integrations/integrations.h"
 
@@ -50,6 +51,9 @@ struct integ_ctx {
     /* UUIDv7 generator state: ids made through one context are strictly
      * increasing, so "newest first" holds within a millisecond too. */
     _Atomic uint64_t id_state;
+
+    /* Received webhook events waiting for a shared commit (webhook_ingest.c). */
+    ig_wh_ingest ingest;
 };
 
 struct integ_session {

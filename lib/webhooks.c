@@ -16,6 +16,7 @@
 #include "sync.h"
 #include "template.h"
 #include "util.h"
+#include "webhook_ingest.h"
 #include "webhook_verify.h"
 
 #define DEFAULT_MAX_BODY (1024 * 1024)
@@ -687,19 +688,13 @@ static int open_secrets(integ_ctx *ctx, json_object *ep, json_object *def, char 
     return both ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
 }
 
-INTEG_API int integ_webhook_receive(integ_ctx *ctx, const char *endpoint_id, const char *method, const char *url,
-                                    const char *const *header_names, const char *const *header_values, size_t n_headers,
-                                    const unsigned char *body, size_t body_len, int *out_status, char **out_body)
+/* integ_webhook_receive once its arguments are checked. *preparing is set
+ * to 0 when the event has been handed to the ingest queue. */
+static int receive_delivery(integ_ctx *ctx, const char *endpoint_id, const char *method, const char *url,
+                            const char *const *header_names, const char *const *header_values, size_t n_headers,
+                            const unsigned char *body, size_t body_len, int *out_status, char **out_body,
+                            int *preparing)
 {
-    ig_err_clear();
-    IG_CHECK_ARG(out_status && out_body, "out_status/out_body");
-    *out_status = 0;
-    *out_body = NULL;
-    IG_CHECK_ARG(ctx, "ctx");
-    IG_CHECK_ARG(n_headers == 0 || (header_names && header_values), "header_names/header_values");
-    IG_CHECK_ARG(body || body_len == 0, "body");
-    if (!body)
-        body = (const unsigned char *)"";
     /* Unknown and inactive endpoints answer the same, so ids can't be probed. */
     if (!endpoint_id || !ig_valid_token(endpoint_id, 64)) {
         ig_err(INTEG_ENOTFOUND, "webhook endpoint: malformed id");
@@ -823,11 +818,11 @@ INTEG_API int integ_webhook_receive(integ_ctx *ctx, const char *endpoint_id, con
             json_object_object_add(hdrs, lower, json_object_new_string(header_values[i]));
     }
     json_object_object_add(ev, "headers", hdrs);
-    const char *evs = json_object_to_json_string_ext(ev, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-    /* Committed before the 202: an accepted event survives a crash. */
-    rc = ig_tx_begin(ctx, 1, &tx);
-    if (rc == INTEG_OK)
-        rc = ig_tx_end(ctx, tx, 1, ctx->store->put(tx, INTEG_KIND_WEBHOOK_EVENT, evs, body, body_len, INTEG_PUT_INSERT));
+    /* Committed before the 202: an accepted event survives a crash.
+     * Concurrent receivers share one commit (webhook_ingest.c); the
+     * duplicate check happens inside it. */
+    *preparing = 0;
+    rc = ig_wh_ingest_submit(ctx, ev, body, body_len);
     json_object_put(ev);
     if (rc == INTEG_EEXISTS)
         rc = answer_json(200, "duplicate", NULL, out_status, out_body);
@@ -841,6 +836,29 @@ out:
     json_object_put(ep);
     json_object_put(def);
     json_object_put(integ);
+    return rc;
+}
+
+INTEG_API int integ_webhook_receive(integ_ctx *ctx, const char *endpoint_id, const char *method, const char *url,
+                                    const char *const *header_names, const char *const *header_values, size_t n_headers,
+                                    const unsigned char *body, size_t body_len, int *out_status, char **out_body)
+{
+    ig_err_clear();
+    IG_CHECK_ARG(out_status && out_body, "out_status/out_body");
+    *out_status = 0;
+    *out_body = NULL;
+    IG_CHECK_ARG(ctx, "ctx");
+    IG_CHECK_ARG(n_headers == 0 || (header_names && header_values), "header_names/header_values");
+    IG_CHECK_ARG(body || body_len == 0, "body");
+    /* Until the event is queued (or the answer needs none), a committing
+     * receiver may wait a moment for this one to join its batch: every
+     * way out of receive_delivery must end the wait, hence the wrapper. */
+    int preparing = 1;
+    ig_wh_ingest_enter(ctx);
+    int rc = receive_delivery(ctx, endpoint_id, method, url, header_names, header_values, n_headers,
+                              body ? body : (const unsigned char *)"", body_len, out_status, out_body, &preparing);
+    if (preparing)
+        ig_wh_ingest_leave(ctx);
     return rc;
 }
 

@@ -301,6 +301,16 @@ INTEG_API int integ_webhook_endpoint_delete(integ_session *s, const char *endpoi
  *       webhook.max_body_bytes (default 1 MiB).
  * After a 4xx answer integ_errmsg() says why, for the host's logs only.
  * An error code is returned only when no answer could be made (store down).
+ *
+ * Thread-safe, and meant to be called from many HTTP server threads at
+ * once: concurrent calls share commits (group commit). One of them commits
+ * every event queued by the others in one transaction while they wait
+ * (when the calls outnumber the CPUs, it first waits up to 0.2 ms for the
+ * ones it expects); each call still returns its own answer, and a 202 still means that the transaction
+ * holding its event has committed. If a shared commit fails, each event is
+ * committed alone, so only the call whose event fails returns the error
+ * (its message in this thread's integ_errmsg()). A single caller commits
+ * alone, as without concurrency.
  */
 INTEG_API int integ_webhook_receive(integ_ctx *ctx, const char *endpoint_id, const char *method, const char *url,
                                     const char *const *header_names, const char *const *header_values, size_t n_headers,
