@@ -208,6 +208,7 @@ static void ctx_destroy(integ_ctx *ctx)
     json_object_put(ctx->options);
     pthread_rwlock_destroy(&ctx->key_lock);
     pthread_mutex_destroy(&ctx->cb_lock);
+    sodium_memzero(ctx->id_key, sizeof ctx->id_key);
     free(ctx);
 }
 
@@ -243,6 +244,7 @@ static int ctx_new(integ_ctx **out, const char *options_json)
     atomic_init(&ctx->refs, 1);
     atomic_init(&ctx->closed, 0);
     atomic_init(&ctx->id_state, 0);
+    randombytes_buf(ctx->id_key, sizeof ctx->id_key);
     if ((rc = ig_wh_ingest_init(&ctx->ingest)) || (rc = load_master_key(ctx))) {
         ctx_destroy(ctx);
         return rc;
@@ -392,7 +394,7 @@ INTEG_API int integ_ctx_set_permission_cb(integ_ctx *ctx, integ_permission_cb cb
 
 void ig_ctx_new_id(integ_ctx *ctx, char out[37], int64_t now_ms)
 {
-    ig_uuid7_next(&ctx->id_state, out, now_ms);
+    ig_uuid7_next(&ctx->id_state, ctx->id_key, out, now_ms);
 }
 
 const ig_clock *ig_ctx_clock(integ_ctx *ctx) { return ctx->clock; }

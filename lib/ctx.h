@@ -51,6 +51,7 @@ struct integ_ctx {
     /* UUIDv7 generator state: ids made through one context are strictly
      * increasing, so "newest first" holds within a millisecond too. */
     _Atomic uint64_t id_state;
+    unsigned char id_key[32]; /* random, for ig_uuid7_next */
 
     /* Received webhook events waiting for a shared commit (webhook_ingest.c). */
     ig_wh_ingest ingest;

@@ -16,10 +16,13 @@ int64_t ig_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void uuid7_format(char out[37], int64_t ms, int counter)
+static void uuid7_format(char out[37], int64_t ms, int counter, const unsigned char *rnd10)
 {
     unsigned char b[16];
-    randombytes_buf(b + 6, 10);
+    if (rnd10)
+        memcpy(b + 6, rnd10, 10);
+    else
+        randombytes_buf(b + 6, 10);
     if (counter >= 0) {
         b[6] = (unsigned char)((counter >> 8) & 0x0f);
         b[7] = (unsigned char)(counter & 0xff);
@@ -42,9 +45,9 @@ static void uuid7_format(char out[37], int64_t ms, int counter)
     out[o] = '\0';
 }
 
-void ig_uuid7(char out[37], int64_t ms) { uuid7_format(out, ms, -1); }
+void ig_uuid7(char out[37], int64_t ms) { uuid7_format(out, ms, -1, NULL); }
 
-void ig_uuid7_next(_Atomic uint64_t *state, char out[37], int64_t now_ms)
+void ig_uuid7_next(_Atomic uint64_t *state, const unsigned char key[32], char out[37], int64_t now_ms)
 {
     uint64_t last = atomic_load(state), next;
     do {
@@ -52,7 +55,11 @@ void ig_uuid7_next(_Atomic uint64_t *state, char out[37], int64_t now_ms)
         if (next <= last)
             next = last + 1;
     } while (!atomic_compare_exchange_weak(state, &last, next));
-    uuid7_format(out, (int64_t)(next >> 12), (int)(next & 0xfff));
+    unsigned char nonce[crypto_stream_chacha20_NONCEBYTES], rnd[10];
+    for (int i = 0; i < 8; i++)
+        nonce[i] = (unsigned char)(next >> (8 * i));
+    crypto_stream_chacha20(rnd, sizeof rnd, nonce, key);
+    uuid7_format(out, (int64_t)(next >> 12), (int)(next & 0xfff), rnd);
 }
 
 void ig_rfc3339(char out[32], int64_t ms, int with_ms)

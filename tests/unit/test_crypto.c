@@ -121,17 +121,27 @@ static void test_uuid7(void)
     /* Sequenced ids: strictly increasing within one millisecond and across
      * a counter overflow. */
     _Atomic uint64_t st = 0;
+    unsigned char key[32] = {1, 2, 3};
     char prev[37] = "", cur[37];
     int ordered = 1;
     for (int i = 0; i < 10000; i++) {
-        ig_uuid7_next(&st, cur, 1700000000000);
+        ig_uuid7_next(&st, key, cur, 1700000000000);
         ordered &= strcmp(prev, cur) < 0;
         memcpy(prev, cur, sizeof cur);
     }
     CHECK(ordered);
     /* A clock going backwards never makes an id sort earlier. */
-    ig_uuid7_next(&st, cur, 1600000000000);
+    ig_uuid7_next(&st, key, cur, 1600000000000);
     CHECK(strcmp(prev, cur) < 0);
+    /* The random part differs per id and per key (same time, same counter). */
+    _Atomic uint64_t s1 = 0, s2 = 0;
+    unsigned char key2[32] = {9};
+    char a1[37], a2[37], b1[37];
+    ig_uuid7_next(&s1, key, a1, 1700000000000);
+    ig_uuid7_next(&s2, key2, a2, 1700000000000);
+    ig_uuid7_next(&s1, key, b1, 1700000000000);
+    CHECK(strncmp(a1, a2, 18) == 0 && strcmp(a1 + 19, a2 + 19) != 0);
+    CHECK(strcmp(a1 + 24, b1 + 24) != 0);
 }
 
 static void test_rfc3339(void)
