@@ -660,8 +660,11 @@ void ig_page_free(ig_page *p)
 {
     json_object_put(p->records);
     json_object_put(p->next_state);
+    if (p->prep && p->prep_free)
+        p->prep_free(p->prep);
     p->records = NULL;
     p->next_state = NULL;
+    p->prep = NULL;
 }
 
 int ig_rest_test(ig_conn *c, long *out_status)

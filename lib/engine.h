@@ -48,6 +48,8 @@ typedef struct ig_page {
     long status;
     int attempts;
     size_t bytes;
+    void *prep;                  /* what a prefetch prep made of the page (owned), or NULL */
+    void (*prep_free)(void *prep);
 } ig_page;
 
 int ig_rest_list_page(ig_conn *c, const char *entity, json_object *state, int64_t since_ms,

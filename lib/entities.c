@@ -80,9 +80,8 @@ int ig_entity_load(integ_ctx *ctx, void *tx, const char *tenant_id, const char *
     return rc;
 }
 
-int ig_entity_store_put(integ_ctx *ctx, void *tx, const char *tenant_id, const char *entity,
-                        const char *local_id, json_object *data, int deleted, const char *origin,
-                        json_object **out)
+static int entity_put(integ_ctx *ctx, void *tx, const char *tenant_id, const char *entity, const char *local_id,
+                      json_object *data, int deleted, const char *origin, int fresh, json_object **out)
 {
     if (out)
         *out = NULL;
@@ -111,7 +110,7 @@ int ig_entity_store_put(integ_ctx *ctx, void *tx, const char *tenant_id, const c
         return INTEG_OK;
     }
     json_object *old = NULL;
-    int rc = ig_store_get(ctx, tx, INTEG_KIND_ENTITY, tenant_id, local_id, &old);
+    int rc = fresh ? INTEG_OK : ig_store_get(ctx, tx, INTEG_KIND_ENTITY, tenant_id, local_id, &old);
     if (rc && rc != INTEG_ENOTFOUND)
         return rc;
     if (old && strcmp(ig_json_str(old, "entity") ? ig_json_str(old, "entity") : "", entity) != 0) {
@@ -131,12 +130,25 @@ int ig_entity_store_put(integ_ctx *ctx, void *tx, const char *tenant_id, const c
      * not (it is what the remote already has). */
     json_object_object_add(rec, "origin", json_object_new_string(origin));
     json_object_put(old);
-    rc = ig_store_put(ctx, tx, INTEG_KIND_ENTITY, rec, INTEG_PUT_UPSERT);
+    rc = ig_store_put(ctx, tx, INTEG_KIND_ENTITY, rec, fresh ? INTEG_PUT_INSERT : INTEG_PUT_UPSERT);
     if (rc == INTEG_OK && out)
         *out = rec;
     else
         json_object_put(rec);
     return rc;
+}
+
+int ig_entity_store_put(integ_ctx *ctx, void *tx, const char *tenant_id, const char *entity,
+                        const char *local_id, json_object *data, int deleted, const char *origin,
+                        json_object **out)
+{
+    return entity_put(ctx, tx, tenant_id, entity, local_id, data, deleted, origin, 0, out);
+}
+
+int ig_entity_store_create(integ_ctx *ctx, void *tx, const char *tenant_id, const char *entity,
+                           const char *local_id, json_object *data, const char *origin, json_object **out)
+{
+    return entity_put(ctx, tx, tenant_id, entity, local_id, data, 0, origin, 1, out);
 }
 
 /* ---- public API ------------------------------------------------------------ */

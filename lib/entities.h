@@ -23,6 +23,11 @@ int ig_entity_store_put(integ_ctx *ctx, void *tx, const char *tenant_id, const c
                         const char *local_id, json_object *data, int deleted, const char *origin,
                         json_object **out);
 
+/* The same for a local_id just made (ig_ctx_new_id) and never stored: no
+ * read of an old version; the built-in store inserts version 1. */
+int ig_entity_store_create(integ_ctx *ctx, void *tx, const char *tenant_id, const char *entity,
+                           const char *local_id, json_object *data, const char *origin, json_object **out);
+
 /* A valid local entity name: ^[a-z][a-z0-9_]{0,63}$. */
 int ig_entity_name_ok(const char *entity);
 

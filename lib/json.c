@@ -129,6 +129,19 @@ json_object *ig_json_copy(json_object *obj)
     return dst;
 }
 
+json_object *ig_json_raw(json_object *obj)
+{
+    const char *text = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+    char *copy = text ? strdup(text) : NULL;
+    json_object *raw = copy ? json_object_new_object() : NULL;
+    if (!raw) {
+        free(copy);
+        return NULL;
+    }
+    json_object_set_serializer(raw, json_object_userdata_to_json_string, copy, json_object_free_userdata);
+    return raw;
+}
+
 static void wipe_strings(json_object *o)
 {
     switch (json_object_get_type(o)) {

@@ -45,6 +45,12 @@ size_t ig_json_len(json_object *arr);
 /* Deep copy. */
 json_object *ig_json_copy(json_object *obj);
 
+/* An object that serialises as obj's text at the time of the call (PLAIN,
+ * no slash escapes: the store's form) without serialising obj again: for a
+ * value written inside several records. Only for serialising: it has no
+ * members. NULL when out of memory. */
+json_object *ig_json_raw(json_object *obj);
+
 /* Parse `len` bytes of JSON we (or a host callback) wrote; NULL when they do
  * not hold a value. Sets no error: the caller knows what the text was. */
 json_object *ig_json_parse_len(const char *text, size_t len);

@@ -13,12 +13,14 @@
 #include "error.h"
 #include "json.h"
 #include "mapping.h"
+#include "prefetch.h"
 #include "sync.h"
 #include "util.h"
 
 #define LEASE_TTL_MS 120000
 #define MAX_LOGGED_ERRORS 100
 #define MAX_PAGES_WITHOUT_PROGRESS 3
+#define PREFETCH_DEPTH 2
 
 struct run {
     integ_session *s;
@@ -227,17 +229,80 @@ static void record_error(struct run *r, const char *external_id, int code, const
 
 /* The hash covers the remote payload and the mapping that produced the
  * local data, so a changed mapping re-applies to unchanged records. */
-static void payload_hash(struct run *r, json_object *rec, char out[33])
+static void record_hash(const unsigned char fp[16], json_object *rec, char out[33])
 {
     size_t len = 0;
     const char *s = json_object_to_json_string_length(rec, JSON_C_TO_STRING_PLAIN, &len);
     unsigned char h[16];
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, sizeof h);
-    crypto_generichash_update(&st, (const unsigned char *)r->mapping_fp, sizeof r->mapping_fp);
+    crypto_generichash_update(&st, fp, 16);
     crypto_generichash_update(&st, (const unsigned char *)s, len);
     crypto_generichash_final(&st, h, sizeof h);
     sodium_bin2hex(out, 33, h, sizeof h);
+}
+
+/* What plan_page needs of each record that depends on the record alone:
+ * made on the fetch thread (prep_page) when pages are prefetched. */
+struct rec_facts {
+    int ok;             /* an object with an id */
+    char ext[256];      /* the remote id */
+    int64_t upd;        /* remote updated time, ms, or -1 */
+    char hash[33];
+};
+
+struct page_facts {
+    size_t n;
+    struct rec_facts r[];
+};
+
+/* Shared with the fetch thread, immutable while it runs: the strings
+ * point into the run's entity description (which outlives the thread), and
+ * only their characters are read there, never a json-c object. */
+struct facts_cfg {
+    const char *id_field, *upd_field, *upd_format;
+    unsigned char fp[16];
+};
+
+static void facts_cfg_init(struct run *r, struct facts_cfg *cfg)
+{
+    cfg->id_field = ig_json_str(r->edef, "id_field");
+    cfg->upd_field = ig_json_str(r->edef, "updated_field");
+    cfg->upd_format = ig_json_str(r->edef, "updated_format");
+    memcpy(cfg->fp, r->mapping_fp, sizeof cfg->fp);
+}
+
+static void facts_of(const struct facts_cfg *cfg, json_object *rec, struct rec_facts *f)
+{
+    f->ok = json_object_is_type(rec, json_type_object) &&
+            ig_record_id(rec, cfg->id_field, f->ext, sizeof f->ext) == 0;
+    if (!f->ok)
+        return;
+    f->upd = ig_remote_time_ms(cfg->upd_field ? ig_json_get(rec, cfg->upd_field) : NULL, cfg->upd_format);
+    record_hash(cfg->fp, rec, f->hash);
+}
+
+static struct page_facts *page_facts_new(const struct facts_cfg *cfg, json_object *records)
+{
+    size_t n = ig_json_len(records);
+    struct page_facts *pf = malloc(sizeof *pf + (n ? n : 1) * sizeof pf->r[0]);
+    if (!pf)
+        return NULL;
+    pf->n = n;
+    for (size_t i = 0; i < n; i++)
+        facts_of(cfg, json_object_array_get_idx(records, i), &pf->r[i]);
+    return pf;
+}
+
+/* ig_page_prep_fn: on the fetch thread. */
+static int prep_page(const void *arg, ig_page *page)
+{
+    struct page_facts *pf = page_facts_new(arg, page->records);
+    if (!pf)
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    page->prep = pf;
+    page->prep_free = free;
+    return INTEG_OK;
 }
 
 static int find_link(struct run *r, void *tx, const char *external_id, json_object **out)
@@ -260,6 +325,7 @@ struct pending {
     json_object *link;  /* the link to write (owned) */
     json_object *data;  /* local data to write (owned); NULL: the link only */
     int created;
+    int fresh;          /* the link and its local id were made by this page */
     const char *origin; /* "sync", or "local" when a merge left changes to push */
 };
 
@@ -480,15 +546,13 @@ static int resolve_incoming(struct run *r, void *tx, json_object *link, json_obj
 }
 
 /* The page's links in one query: external id -> link. */
-static int page_links(struct run *r, void *tx, json_object *records, const char *id_field, json_object **out)
+static int page_links(struct run *r, void *tx, const struct page_facts *pf, json_object **out)
 {
     *out = json_object_new_object();
     json_object *ids = json_object_new_array();
-    for (size_t i = 0; i < ig_json_len(records); i++) {
-        char ext[256];
-        if (ig_record_id(json_object_array_get_idx(records, i), id_field, ext, sizeof ext) == 0)
-            json_object_array_add(ids, json_object_new_string(ext));
-    }
+    for (size_t i = 0; i < pf->n; i++)
+        if (pf->r[i].ok)
+            json_object_array_add(ids, json_object_new_string(pf->r[i].ext));
     if (!ig_json_len(ids)) {
         json_object_put(ids);
         return INTEG_OK;
@@ -508,37 +572,47 @@ static int page_links(struct run *r, void *tx, json_object *records, const char 
     return rc;
 }
 
-static int plan_page(struct run *r, void *tx, json_object *records, struct pending *plan, size_t *n_plan)
+/* The page's facts: made on the fetch thread already, or here. */
+static struct page_facts *page_facts_of(struct run *r, json_object *records, const struct page_facts *prepared)
+{
+    if (prepared && prepared->n == ig_json_len(records))
+        return (struct page_facts *)prepared;
+    struct facts_cfg cfg;
+    facts_cfg_init(r, &cfg);
+    return page_facts_new(&cfg, records);
+}
+
+static int plan_page(struct run *r, void *tx, json_object *records, const struct page_facts *prepared,
+                     struct pending *plan, size_t *n_plan)
 {
     const char *id_field = ig_json_str(r->edef, "id_field");
-    const char *upd_field = ig_json_str(r->edef, "updated_field");
-    const char *upd_format = ig_json_str(r->edef, "updated_format");
     size_t n = ig_json_len(records);
     *n_plan = 0;
+    struct page_facts *pf = page_facts_of(r, records, prepared);
+    if (!pf)
+        return ig_err(INTEG_ENOMEM, "out of memory");
     json_object *links = NULL, *seen = json_object_new_object();
-    int prc = page_links(r, tx, records, id_field, &links);
-    if (prc) {
-        json_object_put(links);
-        json_object_put(seen);
-        return prc;
-    }
-    int rc = INTEG_OK;
+    char synced_at[32]; /* one time for the page: its records are written together */
+    ig_rfc3339(synced_at, ig_now_ms(), 0);
+    int rc = page_links(r, tx, pf, &links);
+    if (rc)
+        goto done;
     for (size_t i = 0; i < n; i++) {
         json_object *rec = json_object_array_get_idx(records, i);
-        char ext[256];
+        const struct rec_facts *f = &pf->r[i];
+        const char *ext = f->ext;
         r->processed++;
-        if (!json_object_is_type(rec, json_type_object) || ig_record_id(rec, id_field, ext, sizeof ext) != 0) {
+        if (!f->ok) {
             char msg[160];
             snprintf(msg, sizeof msg, "record %zu of page %lld: id field '%s' missing", i,
                      (long long)r->pages + 1, id_field ? id_field : "id");
             record_error(r, NULL, INTEG_EMAPPING, msg);
             continue;
         }
-        int64_t upd = ig_remote_time_ms(ig_json_get(rec, upd_field), upd_format);
+        int64_t upd = f->upd;
         if (upd > r->hwm_ms)
             r->hwm_ms = upd;
-        char hash[33];
-        payload_hash(r, rec, hash);
+        const char *hash = f->hash;
         json_object *link = json_object_get(ig_json_get(links, ext));
         /* The same record twice in one page (re-anchored queries overlap):
          * the plan already holds it. */
@@ -555,6 +629,7 @@ static int plan_page(struct run *r, void *tx, json_object *records, struct pendi
                 plan[*n_plan].link = link;
                 plan[*n_plan].data = NULL;
                 plan[*n_plan].created = 0;
+                plan[*n_plan].fresh = 0;
                 plan[*n_plan].origin = "sync";
                 (*n_plan)++;
                 continue;
@@ -597,6 +672,7 @@ static int plan_page(struct run *r, void *tx, json_object *records, struct pendi
                 goto done;
             }
         }
+        int fresh = link == NULL;
         if (!link) {
             char id[37], lid[37];
             ig_ctx_new_id(r->s->ctx, id, ig_now_ms());
@@ -616,8 +692,7 @@ static int plan_page(struct run *r, void *tx, json_object *records, struct pendi
             json_object_object_add(link, "remote_updated_at", json_object_new_string(at));
             json_object_object_add(link, "remote_updated_at_ms", json_object_new_int64(upd));
         }
-        ig_rfc3339(at, ig_now_ms(), 0);
-        json_object_object_add(link, "synced_at", json_object_new_string(at));
+        json_object_object_add(link, "synced_at", json_object_new_string(synced_at));
         json_object_object_add(link, "pending", json_object_new_boolean(0));
         if (r->sweep)
             json_object_object_add(link, "seen_run", json_object_new_string(r->log_id));
@@ -627,6 +702,7 @@ static int plan_page(struct run *r, void *tx, json_object *records, struct pendi
         plan[*n_plan].link = link;
         plan[*n_plan].data = data;
         plan[*n_plan].created = created;
+        plan[*n_plan].fresh = fresh;
         plan[*n_plan].origin = origin;
         (*n_plan)++;
     }
@@ -634,6 +710,8 @@ static int plan_page(struct run *r, void *tx, json_object *records, struct pendi
 done:
     json_object_put(links);
     json_object_put(seen);
+    if (pf != prepared)
+        free(pf);
     return rc;
 }
 
@@ -649,7 +727,7 @@ static void plan_free(struct pending *plan, size_t n)
  * links and checkpoint. Host entity store: (1) links marked pending, so a
  * replay after a crash reuses the same local ids; (2) the host's upserts;
  * (3) links final and the checkpoint. */
-static int apply_page(struct run *r, json_object *records, json_object *next_state)
+static int apply_page(struct run *r, json_object *records, json_object *next_state, const struct page_facts *facts)
 {
     integ_ctx *ctx = r->s->ctx;
     size_t n = ig_json_len(records), n_plan = 0;
@@ -661,7 +739,7 @@ static int apply_page(struct run *r, json_object *records, json_object *next_sta
     void *tx = NULL;
     int rc = ig_tx_begin(ctx, 1, &tx);
     if (rc == INTEG_OK)
-        rc = plan_page(r, tx, records, plan, &n_plan);
+        rc = plan_page(r, tx, records, facts, plan, &n_plan);
     if (rc == INTEG_OK && !r->dry_run) {
         if (external) {
             for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++) {
@@ -683,9 +761,23 @@ static int apply_page(struct run *r, json_object *records, json_object *next_sta
             for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++) {
                 if (!plan[i].data)
                     continue; /* local kept (local_wins): the link alone moves on */
+                /* The record and the link's base carry the same data:
+                 * serialised once, for both. */
+                json_object *raw = ig_json_raw(plan[i].data);
+                if (!raw) {
+                    rc = ig_err(INTEG_ENOMEM, "out of memory");
+                    break;
+                }
+                if (ig_json_get(plan[i].link, "base") == plan[i].data)
+                    json_object_object_add(plan[i].link, "base", json_object_get(raw));
+                json_object_put(plan[i].data);
+                plan[i].data = raw;
                 json_object *stored = NULL;
-                rc = ig_entity_store_put(ctx, tx, r->s->tenant_id, r->local_entity,
-                                         ig_json_str(plan[i].link, "local_id"), plan[i].data, 0, plan[i].origin, &stored);
+                const char *lid = ig_json_str(plan[i].link, "local_id");
+                rc = plan[i].fresh ? ig_entity_store_create(ctx, tx, r->s->tenant_id, r->local_entity, lid,
+                                                            plan[i].data, plan[i].origin, &stored)
+                                   : ig_entity_store_put(ctx, tx, r->s->tenant_id, r->local_entity, lid,
+                                                         plan[i].data, 0, plan[i].origin, &stored);
                 /* The local version this sync wrote: a later local edit is
                  * a version past it. A merge that left changes to push
                  * stays "changed". */
@@ -1056,6 +1148,7 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
     r.hwm_ms = -1;
     int64_t modified_since = -1;
     json_object *ck = NULL, *result = NULL;
+    ig_prefetch *prefetch = NULL;
     int leased = 0;
     if ((rc = parse_request(req, &r, &modified_since)) || (rc = ig_session_require_admin(s)) ||
         (rc = ig_conn_open(s->ctx, s->tenant_id, integration_id, &r.c)))
@@ -1117,16 +1210,23 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
     const char *status = "success";
     int stalls = 0;
     int pulling = strcmp(r.direction, "push") != 0;
-    for (; pulling;) {
+    /* The built-in engine's pages come from a second thread, one or two
+     * ahead (a host's C adapter is called on the caller's thread only). */
+    struct facts_cfg facts_cfg; /* read by the fetch thread until ig_prefetch_stop */
+    facts_cfg_init(&r, &facts_cfg);
+    if (pulling && !r.c->adapter)
+        rc = ig_prefetch_start(&prefetch, s->ctx, s->tenant_id, integration_id, r.entity, r.state, r.since_ms,
+                               PREFETCH_DEPTH, prep_page, &facts_cfg);
+    for (; pulling && rc == INTEG_OK;) {
         if (leased && now_ms(&r) > r.lease_until_ms - LEASE_TTL_MS / 2 && (rc = lease_take(&r, 1)))
             break;
         ig_page page;
-        rc = ig_rest_list_page(r.c, r.entity, r.state, r.since_ms, &page);
+        rc = prefetch ? ig_prefetch_next(prefetch, &page) : ig_rest_list_page(r.c, r.entity, r.state, r.since_ms, &page);
         if (rc)
             break;
         r.pages++;
         r.bytes += (int64_t)page.bytes;
-        rc = apply_page(&r, page.records, page.next_state);
+        rc = apply_page(&r, page.records, page.next_state, page.prep);
         emit_conflicts(&r);
         /* A server that hands back the cursor it was given would loop forever. */
         if (rc == INTEG_OK && page.next_state && r.state && json_object_equal(page.next_state, r.state))
@@ -1149,6 +1249,10 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
         if (!r.state)
             break;
     }
+    /* Before anything else writes: the fetch thread may hold a page or a
+     * request in flight that this run no longer wants. */
+    ig_prefetch_stop(prefetch);
+    prefetch = NULL;
     if (rc == INTEG_OK && pulling)
         rc = detect_remote_deletes(&r);
     if (rc == INTEG_OK && pulling) {
@@ -1184,6 +1288,7 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
             rc = src;
     }
 out:
+    ig_prefetch_stop(prefetch);
     if (leased)
         lease_release(&r);
     json_object_put(result);
@@ -1308,7 +1413,7 @@ int ig_sync_apply(ig_conn *c, const char *tenant_id, const char *user_id, const 
     if (rc == INTEG_OK)
         rc = load_mapping(&r);
     if (rc == INTEG_OK && ig_json_len(records)) {
-        rc = apply_page(&r, records, NULL);
+        rc = apply_page(&r, records, NULL, NULL);
         emit_conflicts(&r);
     }
     /* Remote deletions soft-delete the linked local records. */

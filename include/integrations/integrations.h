@@ -439,7 +439,8 @@ typedef int (*integ_progress_cb)(void *payload, const char *progress_json);
 
 /**
  * Run a sync of one entity now, on the calling thread (it blocks on the
- * network). Needs integration:admin.
+ * network; the built-in engine fetches up to two pages ahead on a helper
+ * thread it joins before returning). Needs integration:admin.
  * @param request_json {"entity": "contacts", "direction": "pull",
  *   "filter": {"modified_since": RFC3339}, "full": false, "dry_run": false}.
  *   Incremental by default from the last completed run's high-water mark;
