@@ -1,4 +1,6 @@
 /* json-c helpers: parsing with located errors, field access, serialising. */
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,11 +131,163 @@ json_object *ig_json_copy(json_object *obj)
     return dst;
 }
 
+void ig_jbuf_free(ig_jbuf *b)
+{
+    if (b->heap)
+        free(b->p);
+    b->p = NULL;
+    b->n = b->cap = 0;
+    b->heap = 0;
+}
+
+/* Room for `more` bytes plus the NUL. */
+static int jb_reserve(ig_jbuf *b, size_t more)
+{
+    if (b->n + more + 1 <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->n + more + 1)
+        cap *= 2;
+    char *p = b->heap ? realloc(b->p, cap) : malloc(cap);
+    if (!p)
+        return -1;
+    if (!b->heap && b->n)
+        memcpy(p, b->p, b->n);
+    b->p = p;
+    b->cap = cap;
+    b->heap = 1;
+    return 0;
+}
+
+static int jb_put(ig_jbuf *b, const char *s, size_t n)
+{
+    if (jb_reserve(b, n))
+        return -1;
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+    return 0;
+}
+
+/* json-c's escaping (json_escape_str) without the slash. */
+static int jb_string(ig_jbuf *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (jb_reserve(b, len + 2))
+        return -1;
+    b->p[b->n++] = '"';
+    size_t start = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        if (jb_put(b, s + start, i - start))
+            return -1;
+        char esc[6] = {'\\', 0};
+        size_t n = 2;
+        switch (c) {
+        case '\b': esc[1] = 'b'; break;
+        case '\n': esc[1] = 'n'; break;
+        case '\r': esc[1] = 'r'; break;
+        case '\t': esc[1] = 't'; break;
+        case '\f': esc[1] = 'f'; break;
+        case '"': esc[1] = '"'; break;
+        case '\\': esc[1] = '\\'; break;
+        default:
+            memcpy(esc, "\\u00", 4);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            n = 6;
+        }
+        if (jb_put(b, esc, n))
+            return -1;
+        start = i + 1;
+    }
+    if (jb_put(b, s + start, len - start) || jb_put(b, "\"", 1))
+        return -1;
+    return 0;
+}
+
+/* Decimal digits of an unsigned value, right-aligned in buf[20]; returns the start. */
+static char *jb_digits(uint64_t v, char buf[20])
+{
+    char *p = buf + 20;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return p;
+}
+
+static int jb_value(json_object *o, ig_jbuf *b)
+{
+    if (!o)
+        return jb_put(b, "null", 4);
+    /* Doubles keep their parsed text, raw values their text, as userdata:
+     * json-c knows how to print those. */
+    if (json_object_get_userdata(o) || json_object_is_type(o, json_type_double)) {
+        size_t n = 0;
+        const char *t = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+        return t ? jb_put(b, t, n) : -1;
+    }
+    switch (json_object_get_type(o)) {
+    case json_type_string:
+        return jb_string(b, json_object_get_string(o), (size_t)json_object_get_string_len(o));
+    case json_type_int: {
+        char num[21];
+        int64_t v = json_object_get_int64(o);
+        /* json-c keeps integers above INT64_MAX as uint64 and clamps get_int64 */
+        uint64_t u = v == INT64_MAX ? json_object_get_uint64(o)
+                   : v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+        if (v == INT64_MAX && u < (uint64_t)INT64_MAX)
+            u = (uint64_t)INT64_MAX;
+        char *d = jb_digits(u, num + 1);
+        if (v < 0)
+            *--d = '-';
+        return jb_put(b, d, (size_t)(num + 21 - d));
+    }
+    case json_type_boolean:
+        return json_object_get_boolean(o) ? jb_put(b, "true", 4) : jb_put(b, "false", 5);
+    case json_type_array: {
+        size_t n = json_object_array_length(o);
+        if (jb_put(b, "[", 1))
+            return -1;
+        for (size_t i = 0; i < n; i++)
+            if ((i && jb_put(b, ",", 1)) || jb_value(json_object_array_get_idx(o, i), b))
+                return -1;
+        return jb_put(b, "]", 1);
+    }
+    case json_type_object: {
+        int first = 1;
+        if (jb_put(b, "{", 1))
+            return -1;
+        json_object_object_foreach(o, k, v) {
+            if ((!first && jb_put(b, ",", 1)) || jb_string(b, k, strlen(k)) || jb_put(b, ":", 1) ||
+                jb_value(v, b))
+                return -1;
+            first = 0;
+        }
+        return jb_put(b, "}", 1);
+    }
+    default:
+        return jb_put(b, "null", 4);
+    }
+}
+
+int ig_json_write(json_object *obj, ig_jbuf *b)
+{
+    return jb_value(obj, b);
+}
+
 json_object *ig_json_raw(json_object *obj)
 {
-    const char *text = json_object_to_json_string_ext(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
-    char *copy = text ? strdup(text) : NULL;
-    json_object *raw = copy ? json_object_new_object() : NULL;
+    ig_jbuf b = {NULL, 0, 0, 0};
+    if (ig_json_write(obj, &b) || !b.p) {
+        ig_jbuf_free(&b);
+        return NULL;
+    }
+    char *copy = b.p; /* heap: owned by the raw object from here */
+    json_object *raw = json_object_new_object();
     if (!raw) {
         free(copy);
         return NULL;

@@ -45,6 +45,25 @@ size_t ig_json_len(json_object *arr);
 /* Deep copy. */
 json_object *ig_json_copy(json_object *obj);
 
+/* A growing text buffer for ig_json_write. Start it as {stack, 0,
+ * sizeof stack, 0} (or all zero) and release with ig_jbuf_free. */
+typedef struct ig_jbuf {
+    char *p;
+    size_t n, cap;
+    int heap; /* p was malloc'd here */
+} ig_jbuf;
+
+void ig_jbuf_free(ig_jbuf *b);
+
+/* Append obj's compact text to b, NUL-terminated: the same bytes as
+ * json_object_to_json_string_ext(obj, PLAIN | NOSLASHESCAPE) (the store's
+ * form; tests/unit/test_json_write.c holds them equal), several times
+ * faster, and without caching text in the objects, so it may run on a
+ * tree another thread also serialises. Numbers with a text of their own
+ * (doubles) and ig_json_raw values come from json-c. -1 when out of
+ * memory. */
+int ig_json_write(json_object *obj, ig_jbuf *b);
+
 /* An object that serialises as obj's text at the time of the call (PLAIN,
  * no slash escapes: the store's form) without serialising obj again: for a
  * value written inside several records. Only for serialising: it has no
