@@ -71,6 +71,19 @@ static void *fetch_main(void *arg)
     return NULL;
 }
 
+/* Release what start made (the thread is not running). */
+static void prefetch_free(ig_prefetch *p, int sync_objects)
+{
+    if (sync_objects) {
+        pthread_mutex_destroy(&p->mu);
+        pthread_cond_destroy(&p->cv);
+    }
+    json_object_put(p->state);
+    ig_conn_close(p->c);
+    free(p->entity);
+    free(p);
+}
+
 int ig_prefetch_start(ig_prefetch **out, integ_ctx *ctx, const char *tenant_id, const char *integration_id,
                       const char *entity, json_object *state, int64_t since_ms, int depth, ig_page_prep_fn prep,
                       const void *prep_arg)
@@ -83,8 +96,7 @@ int ig_prefetch_start(ig_prefetch **out, integ_ctx *ctx, const char *tenant_id, 
     }
     int rc = ig_conn_open(ctx, tenant_id, integration_id, &p->c);
     if (rc) {
-        free(p->entity);
-        free(p);
+        prefetch_free(p, 0);
         return rc;
     }
     p->state = state ? ig_json_copy(state) : NULL;
@@ -95,12 +107,7 @@ int ig_prefetch_start(ig_prefetch **out, integ_ctx *ctx, const char *tenant_id, 
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     if (pthread_create(&p->thread, NULL, fetch_main, p) != 0) {
-        pthread_mutex_destroy(&p->mu);
-        pthread_cond_destroy(&p->cv);
-        json_object_put(p->state);
-        ig_conn_close(p->c);
-        free(p->entity);
-        free(p);
+        prefetch_free(p, 1);
         return ig_err(INTEG_EINTERNAL, "could not start the page fetch thread");
     }
     *out = p;
@@ -137,10 +144,5 @@ void ig_prefetch_stop(ig_prefetch *p)
         ig_page_free(&p->q[p->head].page);
         p->head = (p->head + 1) % MAX_DEPTH;
     }
-    pthread_mutex_destroy(&p->mu);
-    pthread_cond_destroy(&p->cv);
-    json_object_put(p->state);
-    ig_conn_close(p->c);
-    free(p->entity);
-    free(p);
+    prefetch_free(p, 1);
 }

@@ -254,19 +254,28 @@ static void test_incremental_touch(void)
 
 /* ---- faults ------------------------------------------------------------------------ */
 
+/* A sandbox with 1,200 HubSpot contacts (and `faults`) and a HubSpot
+ * integration on it; -1 (a failed check) when either fails. */
+static int hubspot_1200(struct sandbox *sb, struct env *e, const char *faults)
+{
+    if (sb_start(sb, "hubspot:contacts=1200", faults)) {
+        CHECK(!"sandbox start");
+        return -1;
+    }
+    if (env_open(e, sb, "hubspot-crm", "\"credentials\":{\"api_key\":\"" TOKEN "\"}")) {
+        CHECK(!"env_open");
+        sandbox_stop(sb);
+        return -1;
+    }
+    return 0;
+}
+
 static void fault_run(const char *faults, int first_rc, const char *reset_faults, const char *first_msg, int real_clock)
 {
     struct sandbox sb;
-    if (sb_start(&sb, "hubspot:contacts=1200", faults)) {
-        CHECK(!"sandbox start");
-        return;
-    }
     struct env e;
-    if (env_open(&e, &sb, "hubspot-crm", "\"credentials\":{\"api_key\":\"" TOKEN "\"}")) {
-        CHECK(!"env_open");
-        sandbox_stop(&sb);
+    if (hubspot_1200(&sb, &e, faults))
         return;
-    }
     if (real_clock)
         ig_ctx_set_clock(e.ctx, NULL);
     json_object *r = sync_entity(&e, "contacts", NULL, first_rc);
@@ -356,16 +365,9 @@ static int cancel_after_two(void *payload, const char *progress_json)
 static void test_prefetch_cancel_and_resume(void)
 {
     struct sandbox sb;
-    if (sb_start(&sb, "hubspot:contacts=1200", "")) {
-        CHECK(!"sandbox start");
-        return;
-    }
     struct env e;
-    if (env_open(&e, &sb, "hubspot-crm", "\"credentials\":{\"api_key\":\"" TOKEN "\"}")) {
-        CHECK(!"env_open");
-        sandbox_stop(&sb);
+    if (hubspot_1200(&sb, &e, ""))
         return;
-    }
     CHECK(sb_control(&sb, "/_sandbox/reset", "{}") == 0);
     int calls = 0;
     char *out = NULL;
