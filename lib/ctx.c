@@ -66,7 +66,7 @@ static int validate_options(json_object *o)
     static const char *const http[] = {"timeout_ms", "connect_timeout_ms", "max_retries", "ca_file",
                                        "proxy", "user_agent", "allow_private_networks", NULL};
     static const char *const webhook[] = {"base_url", "tolerance_s", "max_body_bytes", "max_attempts",
-                                          "rotation_grace_s", NULL};
+                                          "rotation_grace_s", "endpoint_cache_ms", NULL};
     static const char *const ovr[] = {"api", "authorize_url", "token_url", NULL};
     int rc = check_known_keys(o, top, "options");
     if (rc)
@@ -102,7 +102,8 @@ static int validate_options(json_object *o)
         if ((rc = check_nonneg_int(w, "tolerance_s", "webhook")) ||
             (rc = check_nonneg_int(w, "max_body_bytes", "webhook")) ||
             (rc = check_nonneg_int(w, "max_attempts", "webhook")) ||
-            (rc = check_nonneg_int(w, "rotation_grace_s", "webhook")))
+            (rc = check_nonneg_int(w, "rotation_grace_s", "webhook")) ||
+            (rc = check_nonneg_int(w, "endpoint_cache_ms", "webhook")))
             return rc;
         json_object *bu = ig_json_get(w, "base_url");
         if (bu && (!json_object_is_type(bu, json_type_string) ||
@@ -201,6 +202,7 @@ static void ctx_destroy(integ_ctx *ctx)
     ig_http_free(ctx->http);
     pthread_mutex_destroy(&ctx->http_lock);
     ig_wh_ingest_destroy(&ctx->ingest);
+    ig_ep_cache_free(ctx->ep_cache);
     if (ctx->store && ctx->store_data)
         ctx->store->close(ctx->store_data);
     if (ctx->mk)
@@ -245,7 +247,8 @@ static int ctx_new(integ_ctx **out, const char *options_json)
     atomic_init(&ctx->closed, 0);
     atomic_init(&ctx->id_state, 0);
     randombytes_buf(ctx->id_key, sizeof ctx->id_key);
-    if ((rc = ig_wh_ingest_init(&ctx->ingest)) || (rc = load_master_key(ctx))) {
+    if ((rc = ig_wh_ingest_init(&ctx->ingest)) || (rc = ig_ep_cache_new(&ctx->ep_cache)) ||
+        (rc = load_master_key(ctx))) {
         ctx_destroy(ctx);
         return rc;
     }
@@ -723,5 +726,7 @@ INTEG_API int integ_ctx_rotate_master_key(integ_ctx *ctx, const char *new_key_b6
         sodium_free(nk);
     }
     pthread_rwlock_unlock(&ctx->key_lock);
+    if (rc == INTEG_OK)
+        ig_ep_cache_changed(ctx->ep_cache); /* cached endpoints hold secrets sealed under the old key */
     return rc;
 }

@@ -10,6 +10,7 @@
 #include "crypto.h"
 #include "http.h"
 #include "ratelimit.h"
+#include "endpoint_cache.h"
 #include "webhook_ingest.h"
 #include "integrations/adapter.h"
 #include "integrations/integrations.h"
@@ -55,6 +56,8 @@ struct integ_ctx {
 
     /* Received webhook events waiting for a shared commit (webhook_ingest.c). */
     ig_wh_ingest ingest;
+    /* Endpoint snapshots for receiving (endpoint_cache.c). */
+    struct ig_ep_cache *ep_cache;
 };
 
 struct integ_session {

@@ -392,6 +392,8 @@ INTEG_API int integ_definition_set_app_credentials(integ_ctx *ctx, const char *k
         json_object_put(d);
     }
     rc = ig_tx_end(ctx, tx, 1, rc);
+    if (rc == INTEG_OK)
+        ig_ep_cache_changed(ctx->ep_cache); /* receivers reread it */
     json_object_put(rec);
     ig_json_wipe_put(creds);
     return rc;

@@ -575,6 +575,8 @@ INTEG_API int integ_integration_delete(integ_session *s, const char *id)
     }
 out:
     rc = ig_tx_end(s->ctx, tx, 1, rc);
+    if (rc == INTEG_OK)
+        ig_ep_cache_changed(s->ctx->ep_cache); /* receivers reread it */
     json_object_put(d);
     json_object_put(rec);
     return rc;

@@ -20,6 +20,7 @@
 #include "webhook_verify.h"
 
 #define DEFAULT_MAX_BODY (1024 * 1024)
+#define DEFAULT_ENDPOINT_CACHE_MS 1000
 #define DEFAULT_MAX_ATTEMPTS 8
 #define DEFAULT_GRACE_S 86400
 #define LEASE_MS 60000
@@ -432,6 +433,8 @@ INTEG_API int integ_webhook_endpoint_update(integ_session *s, const char *endpoi
             rc = ig_audit(s->ctx, tx, s->tenant_id, s->user_id, "webhook_endpoint.update", "webhook_endpoint",
                           endpoint_id, NULL);
         rc = ig_tx_end(s->ctx, tx, 1, rc);
+        if (rc == INTEG_OK)
+            ig_ep_cache_changed(s->ctx->ep_cache); /* receivers reread it */
     }
     if (rc == INTEG_OK && out_json) {
         json_object *pub = public_endpoint(s->ctx, rec, NULL);
@@ -474,6 +477,8 @@ INTEG_API int integ_webhook_endpoint_rotate_secret(integ_session *s, const char 
             rc = ig_audit(s->ctx, tx, s->tenant_id, s->user_id, "webhook_endpoint.rotate_secret",
                           "webhook_endpoint", endpoint_id, NULL);
         rc = ig_tx_end(s->ctx, tx, 1, rc);
+        if (rc == INTEG_OK)
+            ig_ep_cache_changed(s->ctx->ep_cache); /* receivers reread it */
     }
     if (rc == INTEG_OK) {
         json_object *pub = public_endpoint(s->ctx, rec, secret);
@@ -513,6 +518,8 @@ INTEG_API int integ_webhook_endpoint_delete(integ_session *s, const char *endpoi
             rc = ig_audit(s->ctx, tx, s->tenant_id, s->user_id, "webhook_endpoint.delete", "webhook_endpoint",
                           endpoint_id, NULL);
         rc = ig_tx_end(s->ctx, tx, 1, rc);
+        if (rc == INTEG_OK)
+            ig_ep_cache_changed(s->ctx->ep_cache); /* receivers reread it */
     }
     json_object_put(rec);
     return rc;
@@ -635,7 +642,10 @@ static int subscribed(json_object *events, json_object *types)
         return 1;
     for (size_t i = 0; i < ig_json_len(types); i++)
         for (size_t j = 0; j < ig_json_len(events); j++)
-            if (topic_match(json_object_get_string(json_object_array_get_idx(events, j)),
+            /* events belongs to a shared endpoint: only strings are read
+             * (get_string of anything else would serialise into it) */
+            if (json_object_is_type(json_object_array_get_idx(events, j), json_type_string) &&
+                topic_match(json_object_get_string(json_object_array_get_idx(events, j)),
                             json_object_get_string(json_object_array_get_idx(types, i))))
                 return 1;
     return 0;
@@ -688,6 +698,33 @@ static int open_secrets(integ_ctx *ctx, json_object *ep, json_object *def, char 
     return both ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
 }
 
+/* ig_ep_loader: the endpoint and, when receiving needs it, its definition. */
+static int load_for_receive(integ_ctx *ctx, const char *endpoint_id, json_object **ep, json_object **def)
+{
+    json_object *integ = NULL;
+    void *tx = NULL;
+    int rc = ig_tx_begin(ctx, 0, &tx);
+    if (rc == INTEG_OK) {
+        rc = ig_store_get(ctx, tx, INTEG_KIND_WEBHOOK_ENDPOINT, NULL, endpoint_id, ep);
+        /* The definition is read only for what the endpoint doesn't carry:
+         * the app's secret, or locators of an endpoint made before they
+         * were kept on it. */
+        const char *src = ig_json_str(*ep, "secret_source");
+        int need_def = rc == INTEG_OK && (!ig_json_get(*ep, "locators") || (src && !strcmp(src, "app_secret")));
+        if (need_def && ig_json_str(*ep, "definition_id")) {
+            rc = ig_definition_lookup(ctx, tx, ig_json_str(*ep, "definition_id"), def);
+        } else if (need_def) {
+            rc = ig_store_get(ctx, tx, INTEG_KIND_INTEGRATION, ig_json_str(*ep, "tenant_id"),
+                              ig_json_str(*ep, "integration_id"), &integ);
+            if (rc == INTEG_OK)
+                rc = ig_definition_lookup(ctx, tx, ig_json_str(integ, "definition_id"), def);
+        }
+        rc = ig_tx_end(ctx, tx, 1, rc);
+    }
+    json_object_put(integ);
+    return rc;
+}
+
 /* integ_webhook_receive once its arguments are checked. *preparing is set
  * to 0 when the event has been handed to the ingest queue. */
 static int receive_delivery(integ_ctx *ctx, const char *endpoint_id, const char *method, const char *url,
@@ -700,27 +737,13 @@ static int receive_delivery(integ_ctx *ctx, const char *endpoint_id, const char 
         ig_err(INTEG_ENOTFOUND, "webhook endpoint: malformed id");
         return answer_json(404, "not_found", NULL, out_status, out_body);
     }
-    json_object *ep = NULL, *def = NULL, *integ = NULL, *doc = NULL, *types = NULL;
+    json_object *doc = NULL, *types = NULL;
     char *secrets = NULL;
-    void *tx = NULL;
-    int rc = ig_tx_begin(ctx, 0, &tx);
-    if (rc == INTEG_OK) {
-        rc = ig_store_get(ctx, tx, INTEG_KIND_WEBHOOK_ENDPOINT, NULL, endpoint_id, &ep);
-        /* The definition is read only for what the endpoint doesn't carry:
-         * the app's secret, or locators of an endpoint made before they
-         * were kept on it. */
-        const char *src = ig_json_str(ep, "secret_source");
-        int need_def = rc == INTEG_OK && (!ig_json_get(ep, "locators") || (src && !strcmp(src, "app_secret")));
-        if (need_def && ig_json_str(ep, "definition_id")) {
-            rc = ig_definition_lookup(ctx, tx, ig_json_str(ep, "definition_id"), &def);
-        } else if (need_def) {
-            rc = ig_store_get(ctx, tx, INTEG_KIND_INTEGRATION, ig_json_str(ep, "tenant_id"),
-                              ig_json_str(ep, "integration_id"), &integ);
-            if (rc == INTEG_OK)
-                rc = ig_definition_lookup(ctx, tx, ig_json_str(integ, "definition_id"), &def);
-        }
-        rc = ig_tx_end(ctx, tx, 1, rc);
-    }
+    /* Shared with other receivers: ep and def are only read below. */
+    const ig_ep_snap *snap = NULL;
+    int rc = ig_ep_cache_get(ctx, ctx->ep_cache, endpoint_id, ctx_now(ctx),
+                             webhook_opt(ctx, "endpoint_cache_ms", DEFAULT_ENDPOINT_CACHE_MS), load_for_receive, &snap);
+    json_object *ep = snap ? snap->ep : NULL, *def = snap ? snap->def : NULL;
     if (rc == INTEG_ENOTFOUND || (rc == INTEG_OK && !ig_json_bool(ep, "active", 1))) {
         ig_err(INTEG_ENOTFOUND, "webhook endpoint '%s': unknown or inactive", endpoint_id);
         rc = answer_json(404, "not_found", NULL, out_status, out_body);
@@ -794,9 +817,11 @@ static int receive_delivery(integ_ctx *ctx, const char *endpoint_id, const char 
     ig_rfc3339(at, now, 1);
     json_object *ev = json_object_new_object();
     json_object_object_add(ev, "id", json_object_new_string(id));
-    json_object_object_add(ev, "tenant_id", json_object_get(ig_json_get(ep, "tenant_id")));
+    /* Copies: ep is shared (endpoint_cache.h). */
+    const char *tenant = ig_json_str(ep, "tenant_id"), *integration = ig_json_str(ep, "integration_id");
+    json_object_object_add(ev, "tenant_id", tenant ? json_object_new_string(tenant) : NULL);
     json_object_object_add(ev, "endpoint_id", json_object_new_string(endpoint_id));
-    json_object_object_add(ev, "integration_id", json_object_get(ig_json_get(ep, "integration_id")));
+    json_object_object_add(ev, "integration_id", integration ? json_object_new_string(integration) : NULL);
     json_object_object_add(ev, "event_id", json_object_new_string(event_id));
     json_object_object_add(ev, "event_type", type_text[0] ? json_object_new_string(type_text) : NULL);
     json_object_object_add(ev, "status", json_object_new_string("queued"));
@@ -833,9 +858,7 @@ out:
         ig_free_secret(secrets, strlen(secrets));
     json_object_put(types);
     json_object_put(doc);
-    json_object_put(ep);
-    json_object_put(def);
-    json_object_put(integ);
+    ig_ep_snap_release(snap);
     return rc;
 }
 

@@ -86,7 +86,10 @@ INTEG_API int integ_generate_master_key(char **out_b64);
  *                      "allow_private_networks": false}
  *   "base_url_overrides": {"<definition key>": URL or {"api", "authorize_url",
  *                      "token_url"}} (host-level, trusted)
- *   "webhook":         {"base_url", "tolerance_s": 300, "max_body_bytes": 1048576}
+ *   "webhook":         {"base_url", "tolerance_s": 300, "max_body_bytes": 1048576,
+ *                      "max_attempts": 8, "rotation_grace_s": 86400,
+ *                      "endpoint_cache_ms": 1000 (changes made through another
+ *                      context or process reach receiving within this time)}
  * Without "master_key"/"master_key_file" the key comes from the environment
  * variable INTEG_MASTER_KEY. With none at all opening fails with INTEG_EINVAL:
  * there is never a built-in key.
