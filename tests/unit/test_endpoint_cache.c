@@ -110,16 +110,27 @@ static void rm_db(void)
     }
 }
 
-static void test_own_changes_at_once(void)
+/* A fresh file, a context with the default cache, and the endpoint. */
+static integ_ctx *fresh_env(integ_session **s)
 {
     fresh_db();
     integ_ctx *a = open_ctx(NULL);
-    integ_session *s = NULL;
-    if (!a || setup(a, &s)) {
+    if (!a || setup(a, s)) {
         CHECK(!"setup");
+        integ_session_close(*s);
         integ_ctx_close(a);
-        return;
+        rm_db();
+        return NULL;
     }
+    return a;
+}
+
+static void test_own_changes_at_once(void)
+{
+    integ_session *s = NULL;
+    integ_ctx *a = fresh_env(&s);
+    if (!a)
+        return;
     CHECK(deliver(a, SECRET) == 202); /* cached from here on */
     set_active(s, 0);
     CHECK(deliver(a, SECRET) == 404);
@@ -197,14 +208,10 @@ static void *receiver(void *arg)
 /* Snapshots are shared and replaced while receivers use them (ASan in CI). */
 static void test_threads_share_snapshots(void)
 {
-    fresh_db();
-    integ_ctx *a = open_ctx(NULL);
     integ_session *s = NULL;
-    if (!a || setup(a, &s)) {
-        CHECK(!"setup");
-        integ_ctx_close(a);
+    integ_ctx *a = fresh_env(&s);
+    if (!a)
         return;
-    }
     enum { T = 4 };
     struct worker w[T];
     pthread_t th[T];
