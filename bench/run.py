@@ -346,8 +346,8 @@ NOTES = """## What is measured
    `synchronous=NORMAL` (a 202 survives a process crash; an OS crash or power loss can lose the last
    commits, never corrupt). Raw: a prepared `INSERT` of a row of the same rough shape (ids, status,
    JSON text, body blob, the same unique and status indexes) in its own `BEGIN IMMEDIATE`/`COMMIT`,
-   same pragmas, same directory. The library's queue table carries three more indexes than the raw
-   one (tenant, integration, lease expiry), so each of its commits writes more pages. The
+   same pragmas, same directory. The library's queue table carries one more index than the raw one
+   (tenant and integration), so each of its commits writes more pages. The
    concurrent rows send the same deliveries from 8 threads at once, as an HTTP server's threads
    would: concurrent receivers share one commit (`lib/webhook_ingest.c`), and a 202 still means
    committed.

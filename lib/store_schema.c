@@ -11,8 +11,10 @@
 #define S(n) {n, 's', 0}
 #define I(n) {n, 'i', 0}
 #define B(n) {n, 'b', 0}
-#define IX(c) {c, 0, 0}
-#define UX(c) {c, 1, 0}
+#define IX(c) {c, 0, 0, 0}
+#define UX(c) {c, 1, 0, 0}
+#define IX_SINCE(c, v) {c, 0, v, 0}
+#define IX_UNTIL(c, v) {c, 0, 0, v}
 
 /* The table of store.h, plus the indexes the library's queries need. A
  * UNIQUE index over nullable columns lets any number of rows hold a NULL in
@@ -37,8 +39,12 @@ const table_spec ig_tables[INTEG_KIND_END] = {
     [INTEG_KIND_WEBHOOK_EVENT] = {"webhook_events", 0,
         {S("id"), S("tenant_id"), S("endpoint_id"), S("integration_id"), S("event_id"),
          S("status"), I("next_attempt_at_ms"), I("lease_until_ms")},
-        {UX("endpoint_id,event_id"), IX("tenant_id"), IX("integration_id"),
-         IX("status,next_attempt_at_ms"), IX("lease_until_ms")}},
+        /* Version 2: every B-tree here is written by each received event's
+         * commit, so three single-column indexes became one: tenant and
+         * integration queries use its prefix, the few leased events are
+         * found through (status, ...) (issue 8). */
+        {UX("endpoint_id,event_id"), IX_UNTIL("tenant_id", 2), IX_UNTIL("integration_id", 2),
+         IX("status,next_attempt_at_ms"), IX_UNTIL("lease_until_ms", 2), IX_SINCE("tenant_id,integration_id", 2)}},
     [INTEG_KIND_CONFLICT] = {"sync_conflicts", 0,
         {S("id"), S("tenant_id"), S("integration_id"), S("entity"), S("status"), S("local_id"),
          S("external_id")},
@@ -71,6 +77,8 @@ const table_spec ig_tables[INTEG_KIND_END] = {
 #undef B
 #undef IX
 #undef UX
+#undef IX_SINCE
+#undef IX_UNTIL
 
 const table_spec *ig_store_spec(integ_store_kind kind)
 {

@@ -13,7 +13,7 @@
 #include "integrations/store.h"
 
 #define MAX_COLS 12
-#define MAX_INDEXES 6
+#define MAX_INDEXES 8
 
 typedef struct col_spec {
     const char *name;
@@ -24,7 +24,8 @@ typedef struct col_spec {
 typedef struct index_spec {
     const char *cols; /* comma-separated column names, no spaces */
     int unique;
-    int since;
+    int since;        /* schema version that added the index; 0 means 1 */
+    int until;        /* schema version that dropped it; 0: still in use */
 } index_spec;
 
 typedef struct table_spec {

@@ -42,6 +42,7 @@
  * IG_SQLITE_SCHEMA_VERSION. */
 static const char *const ig_migration_sql[IG_SQLITE_SCHEMA_VERSION + 1] = {
     [1] = NULL,
+    [2] = NULL, /* webhook_events: three indexes replaced by one (store_schema.c) */
 };
 
 static int since_of(int since) { return since > 0 ? since : 1; }
@@ -645,7 +646,7 @@ static int stmt_fixed(sq_conn *c, integ_store_kind kind, int op, stmt_ref *r, co
 static const char *sql_type(char type) { return type == 's' ? "TEXT" : "INTEGER"; }
 
 /* The DDL of schema version v: tables and columns and indexes whose `since`
- * is v. A column added to an existing table is filled from the records'
+ * is v, and DROPs of the indexes whose `until` is v. A column added to an existing table is filled from the records'
  * JSON, since indexed fields always mirror it. */
 static void migration_ddl(int v, sbuf *b)
 {
@@ -672,6 +673,12 @@ static void migration_ddl(int v, sbuf *b)
         }
         for (int i = 0; i < MAX_INDEXES && t->indexes[i].cols; i++) {
             const index_spec *ix = &t->indexes[i];
+            if (ix->until == v) {
+                sb_addf(b, "DROP INDEX IF EXISTS %s_%s_", ix->unique ? "ux" : "ix", t->table);
+                sb_add_cols(b, ix->cols, "_");
+                sb_add(b, ";\n");
+                continue;
+            }
             if (since_of(ix->since) != v)
                 continue;
             sb_addf(b, "CREATE %sINDEX %s_%s_", ix->unique ? "UNIQUE " : "",

@@ -321,6 +321,85 @@ static void test_schema_and_migrations(void)
     tmp_remove_all();
 }
 
+
+/* Version 2 replaced webhook_events' tenant_id, integration_id and
+ * lease_until_ms indexes with one on (tenant_id, integration_id). A file
+ * made by version 1 is migrated at open, its rows kept; the queue's
+ * queries still search an index. */
+static int idx_exists(sqlite3 *db, const char *name)
+{
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM sqlite_master WHERE type='index' AND name='%s'", name);
+    return pragma_int(db, sql);
+}
+
+/* 1 if the plan of `sql` searches with an index whose detail contains
+ * `ix` and scans no table. */
+static int plan_searches(sqlite3 *db, const char *sql, const char *ix)
+{
+    char q[600], detail[200] = "";
+    snprintf(q, sizeof q, "EXPLAIN QUERY PLAN %s", sql);
+    sqlite3_stmt *st = NULL;
+    int uses = 0, scans = 0;
+    if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK)
+        return 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(detail, sizeof detail, "%s", (const char *)sqlite3_column_text(st, 3));
+        uses |= strstr(detail, ix) != NULL && strncmp(detail, "SEARCH", 6) == 0;
+        scans |= strncmp(detail, "SCAN webhook_events", 19) == 0;
+    }
+    sqlite3_finalize(st);
+    if (!uses || scans)
+        fprintf(stderr, "  plan of %s: last step \"%s\"\n", sql, detail);
+    return uses && !scans;
+}
+
+static void test_migration_v1_to_v2(void)
+{
+    const char *path = tmp_new();
+    void *d = open_store(path);
+    CHECK_OK(put1(d, INTEG_KIND_WEBHOOK_EVENT,
+                  "{\"id\":\"e1\",\"tenant_id\":\"t1\",\"endpoint_id\":\"p\",\"integration_id\":\"i1\","
+                  "\"event_id\":\"d1\",\"status\":\"processing\",\"next_attempt_at_ms\":5,\"lease_until_ms\":9}",
+                  (const unsigned char *)"body", 4, INTEG_PUT_INSERT));
+    S->close(d);
+    /* Put the file back the way version 1 left it. */
+    sqlite3 *db = ext_open(path);
+    CHECK(db && sqlite3_exec(db,
+                             "DROP INDEX ix_webhook_events_tenant_id_integration_id;"
+                             "CREATE INDEX ix_webhook_events_tenant_id ON webhook_events (tenant_id);"
+                             "CREATE INDEX ix_webhook_events_integration_id ON webhook_events (integration_id);"
+                             "CREATE INDEX ix_webhook_events_lease_until_ms ON webhook_events (lease_until_ms);"
+                             "PRAGMA user_version = 1;",
+                             NULL, NULL, NULL) == SQLITE_OK);
+    CHECK(pragma_int(db, "PRAGMA user_version") == 1);
+    sqlite3_close(db);
+    d = open_store(path);
+    db = ext_open(path);
+    CHECK(pragma_int(db, "PRAGMA user_version") == IG_SQLITE_SCHEMA_VERSION);
+    CHECK(idx_exists(db, "ix_webhook_events_tenant_id_integration_id") == 1);
+    CHECK(idx_exists(db, "ix_webhook_events_tenant_id") == 0);
+    CHECK(idx_exists(db, "ix_webhook_events_integration_id") == 0);
+    CHECK(idx_exists(db, "ix_webhook_events_lease_until_ms") == 0);
+    CHECK(idx_exists(db, "ux_webhook_events_endpoint_id_event_id") == 1);
+    CHECK(idx_exists(db, "ix_webhook_events_status_next_attempt_at_ms") == 1);
+    /* the row survived, blob included, and is found by every query shape the queue uses */
+    CHECK_OK(get1(d, INTEG_KIND_WEBHOOK_EVENT, "e1"));
+    CHECK(count1(d, INTEG_KIND_WEBHOOK_EVENT, "{\"status\":\"processing\",\"lease_until_ms\":{\"lt\":10}}") == 1);
+    CHECK(count1(d, INTEG_KIND_WEBHOOK_EVENT, "{\"tenant_id\":\"t1\",\"integration_id\":\"i1\"}") == 1);
+    CHECK(count1(d, INTEG_KIND_WEBHOOK_EVENT, "{\"endpoint_id\":\"p\",\"event_id\":{\"in\":[\"d1\",\"d2\"]}}") == 1);
+    CHECK(plan_searches(db, "SELECT id FROM webhook_events WHERE status IN ('queued','retry') AND next_attempt_at_ms <= 9"
+                            " ORDER BY next_attempt_at_ms LIMIT 10", "ix_webhook_events_status_next_attempt_at_ms"));
+    CHECK(plan_searches(db, "SELECT id FROM webhook_events WHERE status = 'processing' AND lease_until_ms < 9"
+                            " ORDER BY lease_until_ms LIMIT 10", "ix_webhook_events_status_next_attempt_at_ms"));
+    CHECK(plan_searches(db, "SELECT id FROM webhook_events WHERE tenant_id = 't1' AND integration_id = 'i1'",
+                        "ix_webhook_events_tenant_id_integration_id"));
+    CHECK(plan_searches(db, "SELECT id FROM webhook_events WHERE tenant_id = 't1' AND endpoint_id = 'p'", "INDEX"));
+    sqlite3_close(db);
+    S->close(d);
+    tmp_remove_all();
+}
+
 static void test_newer_schema_refused(void)
 {
     const char *path = tmp_new();
@@ -1035,6 +1114,7 @@ int main(void)
     RUN(test_new_arguments);
     RUN(test_schema_and_migrations);
     RUN(test_newer_schema_refused);
+    RUN(test_migration_v1_to_v2);
     RUN(test_pragmas);
     RUN(test_secure_delete);
     RUN(test_many_threads);
