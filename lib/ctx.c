@@ -42,21 +42,6 @@ static int check_nonneg_int(json_object *parent, const char *key, const char *pa
     return INTEG_OK;
 }
 
-static int check_known_keys(json_object *obj, const char *const *known, const char *path)
-{
-    ig_json_foreach(obj, k, v)
-    {
-        (void)v;
-        int ok = 0;
-        for (const char *const *p = known; *p; p++)
-            if (strcmp(*p, k) == 0)
-                ok = 1;
-        if (!ok)
-            return ig_err(INTEG_EINVAL, "%s.%s: unknown option", path, k);
-    }
-    return INTEG_OK;
-}
-
 /* Validate the options object (types and known keys) so a typo fails at
  * open instead of being silently ignored. */
 static int validate_options(json_object *o)
@@ -68,7 +53,7 @@ static int validate_options(json_object *o)
     static const char *const webhook[] = {"base_url", "tolerance_s", "max_body_bytes", "max_attempts",
                                           "rotation_grace_s", "endpoint_cache_ms", NULL};
     static const char *const ovr[] = {"api", "authorize_url", "token_url", NULL};
-    int rc = check_known_keys(o, top, "options");
+    int rc = ig_json_check_keys(o, top, "options", "option");
     if (rc)
         return rc;
     const char *strs[] = {"store", "master_key", "master_key_file", "adapters_dir"};
@@ -79,7 +64,7 @@ static int validate_options(json_object *o)
     if ((rc = check_type(h, json_type_object, "http", "an object")))
         return rc;
     if (h) {
-        if ((rc = check_known_keys(h, http, "options.http")))
+        if ((rc = ig_json_check_keys(h, http, "options.http", "option")))
             return rc;
         const char *ints[] = {"timeout_ms", "connect_timeout_ms", "max_retries"};
         for (size_t i = 0; i < 3; i++)
@@ -97,7 +82,7 @@ static int validate_options(json_object *o)
     if ((rc = check_type(w, json_type_object, "webhook", "an object")))
         return rc;
     if (w) {
-        if ((rc = check_known_keys(w, webhook, "options.webhook")))
+        if ((rc = ig_json_check_keys(w, webhook, "options.webhook", "option")))
             return rc;
         if ((rc = check_nonneg_int(w, "tolerance_s", "webhook")) ||
             (rc = check_nonneg_int(w, "max_body_bytes", "webhook")) ||
@@ -123,7 +108,7 @@ static int validate_options(json_object *o)
                 continue;
             if (!json_object_is_type(v, json_type_object))
                 return ig_err(INTEG_EINVAL, "%s: must be a URL string or an object", path);
-            if ((rc = check_known_keys(v, ovr, path)))
+            if ((rc = ig_json_check_keys(v, ovr, path, "option")))
                 return rc;
             ig_json_foreach(v, k2, v2)
             {

@@ -15,14 +15,6 @@
 
 static const char *const STATUSES[] = {"active", "paused", "error", "needs_reauth", NULL};
 
-static int in_list(const char *s, const char *const *list)
-{
-    for (; s && *list; list++)
-        if (!strcmp(s, *list))
-            return 1;
-    return 0;
-}
-
 /* The public shape of a stored integration record. */
 static json_object *public_integration(json_object *rec)
 {
@@ -53,17 +45,6 @@ static int reply(json_object *rec, char **out_json)
     int rc = ig_json_to_string(pub, out_json);
     json_object_put(pub);
     return rc;
-}
-
-static int check_keys(json_object *obj, const char *const *known, const char *what)
-{
-    ig_json_foreach(obj, k, v)
-    {
-        (void)v;
-        if (!in_list(k, known))
-            return ig_err(INTEG_EINVAL, "%s.%s: unknown field", what, k);
-    }
-    return INTEG_OK;
 }
 
 static int check_name(json_object *v, const char *what)
@@ -174,7 +155,7 @@ INTEG_API int integ_integration_create(integ_session *s, const char *request_jso
     const char *def_id = ig_json_str(req, "integration_definition_id");
     const char *auth_type = NULL;
     void *tx = NULL;
-    if ((rc = ig_session_require_admin(s)) || (rc = check_keys(req, known, "request_json")))
+    if ((rc = ig_session_require_admin(s)) || (rc = ig_json_check_keys(req, known, "request_json", "field")))
         goto out;
     if (!def_id || !*def_id) {
         rc = ig_err(INTEG_EINVAL, "request_json.integration_definition_id: required (a definition key or id)");
@@ -300,13 +281,13 @@ INTEG_API int integ_integrations_list(integ_session *s, const char *filter_json,
     json_object *q = json_object_new_object();
     json_object *rows = json_object_new_array();
     void *tx = NULL;
-    if ((rc = check_keys(filter, known, "filter_json")) ||
+    if ((rc = ig_json_check_keys(filter, known, "filter_json", "field")) ||
         (rc = ig_json_limit_offset(filter, "filter_json", &limit, &offset)))
         goto out;
     json_object_object_add(q, "tenant_id", json_object_new_string(s->tenant_id));
     json_object *st = ig_json_get(filter, "status");
     if (st) {
-        if (!in_list(json_object_get_string(st), STATUSES) || !json_object_is_type(st, json_type_string)) {
+        if (!ig_in_list(json_object_get_string(st), STATUSES) || !json_object_is_type(st, json_type_string)) {
             rc = ig_err(INTEG_EINVAL, "filter_json.status: must be one of active, paused, error, needs_reauth");
             goto out;
         }
@@ -397,7 +378,7 @@ INTEG_API int integ_integration_update(integ_session *s, const char *id, const c
     static const char *const known[] = {"name", "config", "status", NULL};
     json_object *rec = NULL, *def = NULL, *config = NULL;
     void *tx = NULL;
-    if ((rc = ig_session_require_admin(s)) || (rc = check_keys(patch, known, "patch_json")))
+    if ((rc = ig_session_require_admin(s)) || (rc = ig_json_check_keys(patch, known, "patch_json", "field")))
         goto out;
     json_object *name = ig_json_get(patch, "name");
     if (name && (rc = check_name(name, "patch_json.name")))

@@ -6,6 +6,7 @@
 
 #include "error.h"
 #include "json.h"
+#include "util.h"
 
 int ig_json_parse(const char *text, const char *what, int allow_null, json_object **out)
 {
@@ -117,6 +118,17 @@ int ig_json_limit_offset(json_object *filter, const char *what, int64_t *limit, 
         if (!json_object_is_type(o, json_type_int) || json_object_get_int64(o) < 0)
             return ig_err(INTEG_EINVAL, "%s.offset: must be a non-negative integer", what);
         *offset = json_object_get_int64(o);
+    }
+    return INTEG_OK;
+}
+
+int ig_json_check_keys(json_object *obj, const char *const *known, const char *what, const char *noun)
+{
+    ig_json_foreach(obj, k, v)
+    {
+        (void)v;
+        if (!ig_in_list(k, known))
+            return ig_err(INTEG_EINVAL, "%s.%s: unknown %s", what, k, noun);
     }
     return INTEG_OK;
 }

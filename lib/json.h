@@ -42,6 +42,11 @@ int ig_json_limit_offset(json_object *filter, const char *what, int64_t *limit, 
 /* Length of an array; 0 for NULL or a non-array (json-c asserts instead). */
 size_t ig_json_len(json_object *arr);
 
+/* INTEG_EINVAL "<what>.<key>: unknown <noun>" ("field", "option") for the
+ * first key of obj that is not in `known` (NULL-terminated); a typo must not
+ * pass silently. INTEG_OK for NULL or a non-object. */
+int ig_json_check_keys(json_object *obj, const char *const *known, const char *what, const char *noun);
+
 /* Deep copy. */
 json_object *ig_json_copy(json_object *obj);
 

@@ -7,6 +7,7 @@
 
 #include "error.h"
 #include "json.h"
+#include "util.h"
 #include "manifest.h"
 #include "mapping.h"
 #include "schema.h"
@@ -89,14 +90,6 @@ static const char *const k_top_fields[] = {
 
 /* ------------------------------------------------------------------ helpers */
 
-static int in_list(const char *s, const char *const *list)
-{
-    for (size_t i = 0; s && list[i]; i++)
-        if (strcmp(s, list[i]) == 0)
-            return 1;
-    return 0;
-}
-
 static int word_in(const char *word, const char *space_separated)
 {
     size_t n = strlen(word);
@@ -143,7 +136,7 @@ static int check_fields(json_object *obj, const char *path, const char *const *a
 {
     json_object_object_foreach(obj, key, val) {
         (void)val;
-        if (strncmp(key, "x-", 2) == 0 || in_list(key, a) || (b && in_list(key, b)))
+        if (strncmp(key, "x-", 2) == 0 || ig_in_list(key, a) || (b && ig_in_list(key, b)))
             continue;
         return ig_err(INTEG_EINVAL, "%s.%s: unknown field", path, key);
     }
@@ -189,7 +182,7 @@ static int need_enum(json_object *obj, const char *key, const char *path, int re
         return required ? ig_err(INTEG_EINVAL, "%s.%s: required", path, key) : INTEG_OK;
     if (!is_str(v))
         return ig_err(INTEG_EINVAL, "%s.%s: must be a string", path, key);
-    if (!in_list(json_object_get_string(v), allowed))
+    if (!ig_in_list(json_object_get_string(v), allowed))
         return ig_err(INTEG_EINVAL, "%s.%s: unknown %s '%s'", path, key, what,
                       json_object_get_string(v));
     return INTEG_OK;
@@ -683,7 +676,7 @@ static int check_auth_method(const vctx *v, const char *type, json_object *mdef,
     static const char *const f_login[] = {"method", "path", "query", "body", "form", "headers",
                                           NULL};
 
-    if (!in_list(type, k_auth_types))
+    if (!ig_in_list(type, k_auth_types))
         return ig_err(INTEG_EINVAL, "%s: unknown auth type '%s'", path, type);
     if (!is_obj(mdef))
         return ig_err(INTEG_EINVAL, "%s: must be an object", path);
@@ -1378,7 +1371,7 @@ static int check_key(json_object *m)
     const char *cat = ig_json_str(m, "category");
     if (!cat)
         return ig_err(INTEG_EINVAL, "manifest.category: must be a string");
-    if (!in_list(cat, k_categories))
+    if (!ig_in_list(cat, k_categories))
         return ig_err(INTEG_EINVAL, "manifest.category: unknown category '%s'", cat);
     size_t kl = strlen(key), cl = strlen(cat);
     if (kl < cl + 2 || key[kl - cl - 1] != '-' || strcmp(key + kl - cl, cat) != 0)
@@ -1423,7 +1416,7 @@ int ig_manifest_validate(json_object *manifest)
 
     json_object_object_foreach(manifest, key, val) {
         (void)val;
-        if (!in_list(key, k_top_fields) && strncmp(key, "x-", 2) != 0)
+        if (!ig_in_list(key, k_top_fields) && strncmp(key, "x-", 2) != 0)
             return ig_err(INTEG_EINVAL, "manifest.%s: unknown top-level key (extensions start with 'x-')",
                           key);
     }

@@ -37,17 +37,7 @@ INTEG_API int integ_mapping_put(integ_session *s, const char *integration_id, co
     json_object *integ = NULL, *def = NULL, *rec = NULL, *rows = json_object_new_array();
     ig_mapping *compiled = NULL;
     void *tx = NULL;
-    ig_json_foreach(spec, k, v)
-    {
-        (void)v;
-        int ok = 0;
-        for (const char *const *p = known; *p; p++)
-            ok |= !strcmp(*p, k);
-        if (!ok) {
-            rc = ig_err(INTEG_EINVAL, "mapping.%s: unknown field", k);
-            break;
-        }
-    }
+    rc = ig_json_check_keys(spec, known, "mapping", "field");
     const char *source = ig_json_str(spec, "source_entity");
     const char *target = ig_json_str(spec, "target_entity");
     if (rc == INTEG_OK && (!source || !*source))

@@ -536,20 +536,6 @@ static int check_redirect_uri(const char *uri)
     return rc ? ig_err_prefix(rc, "request_json.redirect_uri") : INTEG_OK;
 }
 
-static int check_known(json_object *obj, const char *const *known, const char *what)
-{
-    json_object_object_foreach(obj, k, v)
-    {
-        (void)v;
-        int ok = 0;
-        for (const char *const *p = known; *p; p++)
-            ok |= !strcmp(k, *p);
-        if (!ok)
-            return ig_err(INTEG_EINVAL, "%s.%s: unknown field", what, k);
-    }
-    return INTEG_OK;
-}
-
 INTEG_API int integ_oauth_begin(integ_session *s, const char *request_json, char **out_json)
 {
     ig_err_clear();
@@ -573,7 +559,7 @@ INTEG_API int integ_oauth_begin(integ_session *s, const char *request_json, char
     const char *integration_id = ig_json_str(req, "integration_id");
     json_object *name = ig_json_get(req, "name"), *cfg_in = ig_json_get(req, "config"),
                 *scopes = ig_json_get(req, "scopes");
-    if ((rc = ig_session_require_admin(s)) || (rc = check_known(req, known, "request_json")))
+    if ((rc = ig_session_require_admin(s)) || (rc = ig_json_check_keys(req, known, "request_json", "field")))
         goto out;
     if (!def_id || !*def_id) {
         rc = ig_err(INTEG_EINVAL, "request_json.integration_definition_id: required (a definition key or id)");

@@ -994,15 +994,9 @@ static int parse_request(json_object *req, struct run *r, int64_t *modified_sinc
 {
     static const char *const known[] = {"entity", "direction", "filter", "full", "dry_run", "conflict_strategy", NULL};
     *modified_since = -1;
-    ig_json_foreach(req, k, v)
-    {
-        (void)v;
-        int ok = 0;
-        for (const char *const *p = known; *p; p++)
-            ok |= !strcmp(*p, k);
-        if (!ok)
-            return ig_err(INTEG_EINVAL, "request_json.%s: unknown field", k);
-    }
+    int rc = ig_json_check_keys(req, known, "request_json", "field");
+    if (rc)
+        return rc;
     r->entity = ig_json_str(req, "entity");
     if (!r->entity || !*r->entity)
         return ig_err(INTEG_EINVAL, "request_json.entity: required (an entity of the integration's definition)");

@@ -45,6 +45,14 @@ static void uuid7_format(char out[37], int64_t ms, int counter, const unsigned c
     out[o] = '\0';
 }
 
+int ig_in_list(const char *s, const char *const *list)
+{
+    for (; s && *list; list++)
+        if (!strcmp(s, *list))
+            return 1;
+    return 0;
+}
+
 void ig_uuid7(char out[37], int64_t ms) { uuid7_format(out, ms, -1, NULL); }
 
 void ig_uuid7_next(_Atomic uint64_t *state, const unsigned char key[32], char out[37], int64_t now_ms)

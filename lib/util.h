@@ -6,6 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* 1 if s (may be NULL: 0) equals a string of the NULL-terminated list. */
+int ig_in_list(const char *s, const char *const *list);
+
 /* Current wall-clock time in unix milliseconds. */
 int64_t ig_now_ms(void);
 

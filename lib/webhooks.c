@@ -37,14 +37,6 @@ static int64_t webhook_opt(integ_ctx *ctx, const char *key, int64_t dflt)
     return ig_json_int(ig_json_get(ctx->options, "webhook"), key, dflt);
 }
 
-static int in_list(const char *s, const char *const *list)
-{
-    for (; s && *list; list++)
-        if (!strcmp(*list, s))
-            return 1;
-    return 0;
-}
-
 /* ---- endpoints ------------------------------------------------------------ */
 
 static char *new_generated_secret(void)
@@ -224,16 +216,10 @@ INTEG_API int integ_webhook_endpoint_create(integ_session *s, const char *integr
     json_object *integ = NULL, *def = NULL, *rec = NULL;
     char *secret = NULL;
     void *tx = NULL;
-    ig_json_foreach(req, k, v)
-    {
-        (void)v;
-        if (!in_list(k, known)) {
-            rc = ig_err(INTEG_EINVAL, "request_json.%s: unknown field", k);
-            break;
-        }
-    }
+    if (rc == INTEG_OK)
+        rc = ig_json_check_keys(req, known, "request_json", "field");
     const char *scheme = ig_json_str(req, "scheme");
-    if (rc == INTEG_OK && ig_json_get(req, "scheme") && !in_list(scheme, SCHEMES))
+    if (rc == INTEG_OK && ig_json_get(req, "scheme") && !ig_in_list(scheme, SCHEMES))
         rc = ig_err(INTEG_EINVAL, "request_json.scheme: unknown webhook scheme");
     if (rc == INTEG_OK)
         rc = check_events(ig_json_get(req, "events"), "request_json");
@@ -391,15 +377,9 @@ INTEG_API int integ_webhook_endpoint_update(integ_session *s, const char *endpoi
     if ((rc = ig_json_parse_object(patch_json, "patch_json", 0, &patch)))
         return rc;
     static const char *const known[] = {"scheme", "events", "active", "description", "secret", NULL};
-    ig_json_foreach(patch, k, v)
-    {
-        (void)v;
-        if (!in_list(k, known)) {
-            rc = ig_err(INTEG_EINVAL, "patch_json.%s: unknown field", k);
-            break;
-        }
-    }
-    if (rc == INTEG_OK && ig_json_get(patch, "scheme") && !in_list(ig_json_str(patch, "scheme"), SCHEMES))
+    if (rc == INTEG_OK)
+        rc = ig_json_check_keys(patch, known, "patch_json", "field");
+    if (rc == INTEG_OK && ig_json_get(patch, "scheme") && !ig_in_list(ig_json_str(patch, "scheme"), SCHEMES))
         rc = ig_err(INTEG_EINVAL, "patch_json.scheme: unknown webhook scheme");
     if (rc == INTEG_OK)
         rc = check_events(ig_json_get(patch, "events"), "patch_json");
@@ -1261,9 +1241,9 @@ INTEG_API int integ_webhook_events_list(integ_session *s, const char *filter_jso
             break;
         if (!strcmp(k, "limit") || !strcmp(k, "offset"))
             continue;
-        if (!in_list(k, fields) || !json_object_is_type(v, json_type_string))
+        if (!ig_in_list(k, fields) || !json_object_is_type(v, json_type_string))
             rc = ig_err(INTEG_EINVAL, "filter_json.%s: unknown filter or not a string (use endpoint_id, integration_id, status)", k);
-        else if (!strcmp(k, "status") && !in_list(json_object_get_string(v), statuses))
+        else if (!strcmp(k, "status") && !ig_in_list(json_object_get_string(v), statuses))
             rc = ig_err(INTEG_EINVAL, "filter_json.status: must be one of queued, processing, retry, processed, dead");
         else
             json_object_object_add(q, k, json_object_get(v));
