@@ -538,6 +538,26 @@ int ig_integration_get(integ_ctx *ctx, void *tx, const char *tenant_id, const ch
     return rc;
 }
 
+int ig_integration_records(integ_ctx *ctx, const char *tenant_id, const char *integration_id,
+                           integ_store_kind kind, json_object *q, json_object *rows)
+{
+    json_object *query = q ? json_object_get(q) : json_object_new_object(), *integ = NULL;
+    void *tx = NULL;
+    int rc = ig_tx_begin(ctx, 0, &tx);
+    if (rc == INTEG_OK) {
+        rc = ig_integration_get(ctx, tx, tenant_id, integration_id, &integ);
+        if (rc == INTEG_OK) {
+            json_object_object_add(query, "tenant_id", json_object_new_string(tenant_id));
+            json_object_object_add(query, "integration_id", json_object_new_string(integration_id));
+            rc = ig_store_list(ctx, tx, kind, query, rows);
+        }
+        rc = ig_tx_end(ctx, tx, 1, rc);
+    }
+    json_object_put(integ);
+    json_object_put(query);
+    return rc;
+}
+
 static int collect_many(void *payload, const char *json, size_t len, const unsigned char *blob,
                         size_t blob_len)
 {

@@ -101,6 +101,13 @@ int ig_store_get(integ_ctx *ctx, void *tx, integ_store_kind kind, const char *te
 int ig_integration_get(integ_ctx *ctx, void *tx, const char *tenant_id, const char *id,
                        json_object **out);
 
+/* Append to `rows` the records of `kind` hanging off the tenant's
+ * integration `integration_id` that match q (may be NULL; tenant_id and
+ * integration_id are added to it), in one read transaction that first
+ * checks the integration is the tenant's (INTEG_ENOTFOUND names it). */
+int ig_integration_records(integ_ctx *ctx, const char *tenant_id, const char *integration_id,
+                           integ_store_kind kind, json_object *q, json_object *rows);
+
 /* Append every matching record (parsed) to the array `arr`. */
 int ig_store_list(integ_ctx *ctx, void *tx, integ_store_kind kind, json_object *query,
                   json_object *arr);

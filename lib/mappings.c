@@ -136,19 +136,8 @@ INTEG_API int integ_mappings_list(integ_session *s, const char *integration_id, 
         return rc;
     IG_CHECK_ARG(integration_id && *integration_id, "integration_id");
     IG_CHECK_ARG(out_json, "out_json");
-    json_object *integ = NULL, *rows = json_object_new_array();
-    void *tx = NULL;
-    if ((rc = ig_tx_begin(s->ctx, 0, &tx)) == INTEG_OK) {
-        rc = ig_integration_get(s->ctx, tx, s->tenant_id, integration_id, &integ);
-        if (rc == INTEG_OK) {
-            json_object *q = json_object_new_object();
-            json_object_object_add(q, "tenant_id", json_object_new_string(s->tenant_id));
-            json_object_object_add(q, "integration_id", json_object_new_string(integration_id));
-            rc = ig_store_list(s->ctx, tx, INTEG_KIND_MAPPING, q, rows);
-            json_object_put(q);
-        }
-        rc = ig_tx_end(s->ctx, tx, 1, rc);
-    }
+    json_object *rows = json_object_new_array();
+    rc = ig_integration_records(s->ctx, s->tenant_id, integration_id, INTEG_KIND_MAPPING, NULL, rows);
     if (rc == INTEG_OK) {
         json_object *out = json_object_new_array();
         for (size_t i = 0; i < ig_json_len(rows); i++)
@@ -157,7 +146,6 @@ INTEG_API int integ_mappings_list(integ_session *s, const char *integration_id, 
         json_object_put(out);
     }
     json_object_put(rows);
-    json_object_put(integ);
     return rc;
 }
 

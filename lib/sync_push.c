@@ -496,7 +496,7 @@ INTEG_API int integ_conflicts_list(integ_session *s, const char *integration_id,
     if ((rc = ig_json_parse_object(filter_json, "filter_json", 1, &filter)))
         return rc;
     int64_t limit, offset;
-    json_object *q = json_object_new_object(), *rows = json_object_new_array(), *integ = NULL;
+    json_object *q = json_object_new_object(), *rows = json_object_new_array();
     rc = ig_json_limit_offset(filter, "filter_json", &limit, &offset);
     ig_json_foreach(filter, k, v)
     {
@@ -511,17 +511,10 @@ INTEG_API int integ_conflicts_list(integ_session *s, const char *integration_id,
         else
             json_object_object_add(q, k, json_object_get(v));
     }
-    void *tx = NULL;
-    if (rc == INTEG_OK && (rc = ig_tx_begin(s->ctx, 0, &tx)) == INTEG_OK) {
-        rc = ig_integration_get(s->ctx, tx, s->tenant_id, integration_id, &integ);
-        if (rc == INTEG_OK) {
-            json_object_object_add(q, "tenant_id", json_object_new_string(s->tenant_id));
-            json_object_object_add(q, "integration_id", json_object_new_string(integration_id));
-            json_object_object_add(q, "limit", json_object_new_int64(limit));
-            json_object_object_add(q, "offset", json_object_new_int64(offset));
-            rc = ig_store_list(s->ctx, tx, INTEG_KIND_CONFLICT, q, rows);
-        }
-        rc = ig_tx_end(s->ctx, tx, 1, rc);
+    if (rc == INTEG_OK) {
+        json_object_object_add(q, "limit", json_object_new_int64(limit));
+        json_object_object_add(q, "offset", json_object_new_int64(offset));
+        rc = ig_integration_records(s->ctx, s->tenant_id, integration_id, INTEG_KIND_CONFLICT, q, rows);
     }
     if (rc == INTEG_OK) {
         json_object *out = json_object_new_array();
@@ -530,7 +523,6 @@ INTEG_API int integ_conflicts_list(integ_session *s, const char *integration_id,
         rc = ig_json_to_string(out, out_json);
         json_object_put(out);
     }
-    json_object_put(integ);
     json_object_put(rows);
     json_object_put(q);
     json_object_put(filter);
