@@ -133,4 +133,9 @@ int ig_session_require_admin(integ_session *s);
 /* Common entry check for session calls: non-NULL session whose context is open. */
 int ig_session_check(integ_session *s);
 
+/* The start of a public session call: clear the thread's message, set
+ * *out_json (when out_json is given) to NULL so it is NULL on every
+ * failure, then ig_session_check. */
+int ig_session_enter(integ_session *s, char **out_json);
+
 #endif

@@ -195,10 +195,7 @@ static int links_of(integ_ctx *ctx, void *tx, const char *tenant_id, const char 
 
 INTEG_API int integ_entity_get(integ_session *s, const char *entity, const char *local_id, char **out_json)
 {
-    ig_err_clear();
-    if (out_json)
-        *out_json = NULL;
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, out_json);
     if (rc || (rc = check_entity_arg(entity)))
         return rc;
     IG_CHECK_ARG(local_id && *local_id, "local_id");
@@ -222,10 +219,7 @@ INTEG_API int integ_entity_get(integ_session *s, const char *entity, const char 
 
 INTEG_API int integ_entity_put(integ_session *s, const char *entity, const char *record_json, char **out_json)
 {
-    ig_err_clear();
-    if (out_json)
-        *out_json = NULL;
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, out_json);
     if (rc || (rc = check_entity_arg(entity)))
         return rc;
     json_object *req = NULL;
@@ -277,8 +271,7 @@ INTEG_API int integ_entity_put(integ_session *s, const char *entity, const char 
 
 INTEG_API int integ_entity_delete(integ_session *s, const char *entity, const char *local_id)
 {
-    ig_err_clear();
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, NULL);
     if (rc || (rc = check_entity_arg(entity)))
         return rc;
     IG_CHECK_ARG(local_id && *local_id, "local_id");
@@ -306,10 +299,7 @@ INTEG_API int integ_entity_delete(integ_session *s, const char *entity, const ch
 
 INTEG_API int integ_entities_list(integ_session *s, const char *entity, const char *filter_json, char **out_json)
 {
-    ig_err_clear();
-    if (out_json)
-        *out_json = NULL;
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, out_json);
     if (rc || (rc = check_entity_arg(entity)))
         return rc;
     IG_CHECK_ARG(out_json, "out_json");

@@ -138,10 +138,7 @@ static void touch(json_object *rec, const char *field)
 
 INTEG_API int integ_integration_create(integ_session *s, const char *request_json, char **out_json)
 {
-    ig_err_clear();
-    if (out_json)
-        *out_json = NULL;
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, out_json);
     if (rc)
         return rc;
     IG_CHECK_ARG(out_json, "out_json");
@@ -245,10 +242,7 @@ out:
 
 INTEG_API int integ_integration_get(integ_session *s, const char *id, char **out_json)
 {
-    ig_err_clear();
-    if (out_json)
-        *out_json = NULL;
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, out_json);
     if (rc)
         return rc;
     IG_CHECK_ARG(out_json, "out_json");
@@ -265,10 +259,7 @@ INTEG_API int integ_integration_get(integ_session *s, const char *id, char **out
 
 INTEG_API int integ_integrations_list(integ_session *s, const char *filter_json, char **out_json)
 {
-    ig_err_clear();
-    if (out_json)
-        *out_json = NULL;
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, out_json);
     if (rc)
         return rc;
     IG_CHECK_ARG(out_json, "out_json");
@@ -365,10 +356,7 @@ out:
 INTEG_API int integ_integration_update(integ_session *s, const char *id, const char *patch_json,
                                        char **out_json)
 {
-    ig_err_clear();
-    if (out_json)
-        *out_json = NULL;
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, out_json);
     if (rc)
         return rc;
     IG_CHECK_ARG(id && *id, "id");
@@ -461,8 +449,7 @@ out:
 INTEG_API int integ_integration_set_credentials(integ_session *s, const char *id,
                                                 const char *creds_json)
 {
-    ig_err_clear();
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, NULL);
     if (rc)
         return rc;
     IG_CHECK_ARG(id && *id, "id");
@@ -519,8 +506,7 @@ out:
 
 INTEG_API int integ_integration_delete(integ_session *s, const char *id)
 {
-    ig_err_clear();
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, NULL);
     if (rc)
         return rc;
     IG_CHECK_ARG(id && *id, "id");

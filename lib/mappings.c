@@ -22,10 +22,7 @@ static json_object *public_mapping(json_object *rec)
 INTEG_API int integ_mapping_put(integ_session *s, const char *integration_id, const char *mapping_json,
                                 char **out_json)
 {
-    ig_err_clear();
-    if (out_json)
-        *out_json = NULL;
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, out_json);
     if (rc)
         return rc;
     IG_CHECK_ARG(integration_id && *integration_id, "integration_id");
@@ -128,10 +125,7 @@ INTEG_API int integ_mapping_put(integ_session *s, const char *integration_id, co
 
 INTEG_API int integ_mappings_list(integ_session *s, const char *integration_id, char **out_json)
 {
-    ig_err_clear();
-    if (out_json)
-        *out_json = NULL;
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, out_json);
     if (rc)
         return rc;
     IG_CHECK_ARG(integration_id && *integration_id, "integration_id");
@@ -159,8 +153,7 @@ static int load_mapping(integ_session *s, void *tx, const char *id, json_object 
 
 INTEG_API int integ_mapping_delete(integ_session *s, const char *mapping_id)
 {
-    ig_err_clear();
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, NULL);
     if (rc)
         return rc;
     IG_CHECK_ARG(mapping_id && *mapping_id, "mapping_id");
@@ -188,10 +181,7 @@ INTEG_API int integ_mapping_delete(integ_session *s, const char *mapping_id)
 INTEG_API int integ_mapping_apply(integ_session *s, const char *mapping_id, const char *direction,
                                   const char *record_json, char **out_json)
 {
-    ig_err_clear();
-    if (out_json)
-        *out_json = NULL;
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, out_json);
     if (rc)
         return rc;
     IG_CHECK_ARG(mapping_id && *mapping_id, "mapping_id");

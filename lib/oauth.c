@@ -538,10 +538,7 @@ static int check_redirect_uri(const char *uri)
 
 INTEG_API int integ_oauth_begin(integ_session *s, const char *request_json, char **out_json)
 {
-    ig_err_clear();
-    if (out_json)
-        *out_json = NULL;
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, out_json);
     if (rc)
         return rc;
     IG_CHECK_ARG(out_json, "out_json");
@@ -1028,8 +1025,7 @@ out:
 
 INTEG_API int integ_oauth_refresh(integ_session *s, const char *integration_id)
 {
-    ig_err_clear();
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, NULL);
     if (rc)
         return rc;
     IG_CHECK_ARG(integration_id && *integration_id, "integration_id");

@@ -76,6 +76,14 @@ int ig_session_check(integ_session *s)
     return INTEG_OK;
 }
 
+int ig_session_enter(integ_session *s, char **out_json)
+{
+    ig_err_clear();
+    if (out_json)
+        *out_json = NULL;
+    return ig_session_check(s);
+}
+
 static int has_role(integ_session *s, const char *role)
 {
     for (size_t i = 0; i < json_object_array_length(s->roles); i++)

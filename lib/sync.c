@@ -1301,10 +1301,7 @@ out:
 INTEG_API int integ_sync_logs(integ_session *s, const char *integration_id, const char *filter_json,
                               char **out_json)
 {
-    ig_err_clear();
-    if (out_json)
-        *out_json = NULL;
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, out_json);
     if (rc)
         return rc;
     IG_CHECK_ARG(integration_id && *integration_id, "integration_id");
@@ -1348,10 +1345,7 @@ INTEG_API int integ_sync_logs(integ_session *s, const char *integration_id, cons
 
 INTEG_API int integ_integration_test(integ_session *s, const char *id, char **out_json)
 {
-    ig_err_clear();
-    if (out_json)
-        *out_json = NULL;
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, out_json);
     if (rc)
         return rc;
     IG_CHECK_ARG(id && *id, "id");

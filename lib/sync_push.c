@@ -484,10 +484,7 @@ static json_object *public_conflict(json_object *rec)
 INTEG_API int integ_conflicts_list(integ_session *s, const char *integration_id, const char *filter_json,
                                    char **out_json)
 {
-    ig_err_clear();
-    if (out_json)
-        *out_json = NULL;
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, out_json);
     if (rc)
         return rc;
     IG_CHECK_ARG(integration_id && *integration_id, "integration_id");
@@ -531,8 +528,7 @@ INTEG_API int integ_conflicts_list(integ_session *s, const char *integration_id,
 
 INTEG_API int integ_conflict_resolve(integ_session *s, const char *conflict_id, const char *resolution_json)
 {
-    ig_err_clear();
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, NULL);
     if (rc)
         return rc;
     IG_CHECK_ARG(conflict_id && *conflict_id, "conflict_id");

@@ -201,10 +201,7 @@ static int load_endpoint(integ_session *s, void *tx, const char *id, json_object
 INTEG_API int integ_webhook_endpoint_create(integ_session *s, const char *integration_id, const char *request_json,
                                             char **out_json)
 {
-    ig_err_clear();
-    if (out_json)
-        *out_json = NULL;
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, out_json);
     if (rc)
         return rc;
     IG_CHECK_ARG(integration_id && *integration_id, "integration_id");
@@ -307,10 +304,7 @@ INTEG_API int integ_webhook_endpoint_create(integ_session *s, const char *integr
 
 INTEG_API int integ_webhook_endpoints_list(integ_session *s, const char *integration_id, char **out_json)
 {
-    ig_err_clear();
-    if (out_json)
-        *out_json = NULL;
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, out_json);
     if (rc)
         return rc;
     IG_CHECK_ARG(integration_id && *integration_id, "integration_id");
@@ -354,10 +348,7 @@ static int replace_secret(integ_ctx *ctx, json_object *rec, const char *secret)
 INTEG_API int integ_webhook_endpoint_update(integ_session *s, const char *endpoint_id, const char *patch_json,
                                             char **out_json)
 {
-    ig_err_clear();
-    if (out_json)
-        *out_json = NULL;
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, out_json);
     if (rc)
         return rc;
     IG_CHECK_ARG(endpoint_id && *endpoint_id, "endpoint_id");
@@ -416,10 +407,7 @@ INTEG_API int integ_webhook_endpoint_update(integ_session *s, const char *endpoi
 
 INTEG_API int integ_webhook_endpoint_rotate_secret(integ_session *s, const char *endpoint_id, char **out_json)
 {
-    ig_err_clear();
-    if (out_json)
-        *out_json = NULL;
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, out_json);
     if (rc)
         return rc;
     IG_CHECK_ARG(endpoint_id && *endpoint_id, "endpoint_id");
@@ -461,8 +449,7 @@ INTEG_API int integ_webhook_endpoint_rotate_secret(integ_session *s, const char 
 
 INTEG_API int integ_webhook_endpoint_delete(integ_session *s, const char *endpoint_id)
 {
-    ig_err_clear();
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, NULL);
     if (rc)
         return rc;
     IG_CHECK_ARG(endpoint_id && *endpoint_id, "endpoint_id");
@@ -1208,10 +1195,7 @@ static int collect_public(void *payload, const char *json, size_t len, const uns
 
 INTEG_API int integ_webhook_events_list(integ_session *s, const char *filter_json, char **out_json)
 {
-    ig_err_clear();
-    if (out_json)
-        *out_json = NULL;
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, out_json);
     if (rc)
         return rc;
     IG_CHECK_ARG(out_json, "out_json");
@@ -1257,8 +1241,7 @@ INTEG_API int integ_webhook_events_list(integ_session *s, const char *filter_jso
 
 INTEG_API int integ_webhook_event_replay(integ_session *s, const char *event_id)
 {
-    ig_err_clear();
-    int rc = ig_session_check(s);
+    int rc = ig_session_enter(s, NULL);
     if (rc)
         return rc;
     IG_CHECK_ARG(event_id && *event_id, "event_id");
