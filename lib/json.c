@@ -122,6 +122,35 @@ int ig_json_limit_offset(json_object *filter, const char *what, int64_t *limit, 
     return INTEG_OK;
 }
 
+int ig_json_filter_query(json_object *filter, const char *const *fields, const char *const *statuses,
+                         const char *status_rule, json_object *q)
+{
+    int64_t limit, offset;
+    int rc = ig_json_limit_offset(filter, "filter_json", &limit, &offset);
+    ig_json_foreach(filter, k, v)
+    {
+        if (rc)
+            break;
+        if (!strcmp(k, "limit") || !strcmp(k, "offset"))
+            continue;
+        if (!ig_in_list(k, fields) || !json_object_is_type(v, json_type_string)) {
+            char use[256] = "";
+            for (const char *const *f = fields; *f; f++)
+                snprintf(use + strlen(use), sizeof use - strlen(use), "%s%s", f == fields ? "" : ", ", *f);
+            rc = ig_err(INTEG_EINVAL, "filter_json.%s: unknown filter or not a string (use %s)", k, use);
+        } else if (statuses && !strcmp(k, "status") && !ig_in_list(json_object_get_string(v), statuses)) {
+            rc = ig_err(INTEG_EINVAL, "filter_json.status: %s", status_rule);
+        } else {
+            json_object_object_add(q, k, json_object_get(v));
+        }
+    }
+    if (rc == INTEG_OK) {
+        json_object_object_add(q, "limit", json_object_new_int64(limit));
+        json_object_object_add(q, "offset", json_object_new_int64(offset));
+    }
+    return rc;
+}
+
 int ig_json_check_keys(json_object *obj, const char *const *known, const char *what, const char *noun)
 {
     ig_json_foreach(obj, k, v)

@@ -42,6 +42,15 @@ int ig_json_limit_offset(json_object *filter, const char *what, int64_t *limit, 
 /* Length of an array; 0 for NULL or a non-array (json-c asserts instead). */
 size_t ig_json_len(json_object *arr);
 
+/* A list call's filter_json of string equalities into a store query q:
+ * each key but limit/offset must be one of `fields` with a string value
+ * (INTEG_EINVAL "filter_json.<key>: unknown filter or not a string (use
+ * <fields>)"); a "status" must be one of `statuses` when given (its error
+ * says `status_rule`, e.g. "must be \"open\" or \"resolved\""). Adds the
+ * equalities, limit and offset (ig_json_limit_offset) to q. */
+int ig_json_filter_query(json_object *filter, const char *const *fields, const char *const *statuses,
+                         const char *status_rule, json_object *q);
+
 /* INTEG_EINVAL "<what>.<key>: unknown <noun>" ("field", "option") for the
  * first key of obj that is not in `known` (NULL-terminated); a typo must not
  * pass silently. INTEG_OK for NULL or a non-object. */

@@ -492,27 +492,12 @@ INTEG_API int integ_conflicts_list(integ_session *s, const char *integration_id,
     json_object *filter = NULL;
     if ((rc = ig_json_parse_object(filter_json, "filter_json", 1, &filter)))
         return rc;
-    int64_t limit, offset;
+    static const char *const fields[] = {"status", "entity", NULL};
+    static const char *const statuses[] = {"open", "resolved", NULL};
     json_object *q = json_object_new_object(), *rows = json_object_new_array();
-    rc = ig_json_limit_offset(filter, "filter_json", &limit, &offset);
-    ig_json_foreach(filter, k, v)
-    {
-        if (rc)
-            break;
-        if (!strcmp(k, "limit") || !strcmp(k, "offset"))
-            continue;
-        if ((strcmp(k, "status") && strcmp(k, "entity")) || !json_object_is_type(v, json_type_string))
-            rc = ig_err(INTEG_EINVAL, "filter_json.%s: unknown filter or not a string (use status, entity)", k);
-        else if (!strcmp(k, "status") && strcmp(json_object_get_string(v), "open") && strcmp(json_object_get_string(v), "resolved"))
-            rc = ig_err(INTEG_EINVAL, "filter_json.status: must be \"open\" or \"resolved\"");
-        else
-            json_object_object_add(q, k, json_object_get(v));
-    }
-    if (rc == INTEG_OK) {
-        json_object_object_add(q, "limit", json_object_new_int64(limit));
-        json_object_object_add(q, "offset", json_object_new_int64(offset));
+    rc = ig_json_filter_query(filter, fields, statuses, "must be \"open\" or \"resolved\"", q);
+    if (rc == INTEG_OK)
         rc = ig_integration_records(s->ctx, s->tenant_id, integration_id, INTEG_KIND_CONFLICT, q, rows);
-    }
     if (rc == INTEG_OK) {
         json_object *out = json_object_new_array();
         for (size_t i = 0; i < ig_json_len(rows); i++)

@@ -1202,28 +1202,12 @@ INTEG_API int integ_webhook_events_list(integ_session *s, const char *filter_jso
     json_object *filter = NULL;
     if ((rc = ig_json_parse_object(filter_json, "filter_json", 1, &filter)))
         return rc;
-    int64_t limit, offset;
     json_object *q = json_object_new_object(), *rows = json_object_new_array();
-    rc = ig_json_limit_offset(filter, "filter_json", &limit, &offset);
     static const char *const fields[] = {"endpoint_id", "integration_id", "status", NULL};
     static const char *const statuses[] = {"queued", "processing", "retry", "processed", "dead", NULL};
-    ig_json_foreach(filter, k, v)
-    {
-        if (rc)
-            break;
-        if (!strcmp(k, "limit") || !strcmp(k, "offset"))
-            continue;
-        if (!ig_in_list(k, fields) || !json_object_is_type(v, json_type_string))
-            rc = ig_err(INTEG_EINVAL, "filter_json.%s: unknown filter or not a string (use endpoint_id, integration_id, status)", k);
-        else if (!strcmp(k, "status") && !ig_in_list(json_object_get_string(v), statuses))
-            rc = ig_err(INTEG_EINVAL, "filter_json.status: must be one of queued, processing, retry, processed, dead");
-        else
-            json_object_object_add(q, k, json_object_get(v));
-    }
+    rc = ig_json_filter_query(filter, fields, statuses, "must be one of queued, processing, retry, processed, dead", q);
     if (rc == INTEG_OK) {
         json_object_object_add(q, "tenant_id", json_object_new_string(s->tenant_id));
-        json_object_object_add(q, "limit", json_object_new_int64(limit));
-        json_object_object_add(q, "offset", json_object_new_int64(offset));
         void *tx = NULL;
         if ((rc = ig_tx_begin(s->ctx, 0, &tx)) == INTEG_OK)
             rc = ig_tx_end(s->ctx, tx, 1,
