@@ -244,12 +244,7 @@ static int token_object(ig_conn *c, json_object *resp, json_object **out)
     json_object_object_add(t, "access_token", json_object_new_string(at));
     if (ig_json_str(resp, "token_type"))
         json_object_object_add(t, "token_type", json_object_new_string(ig_json_str(resp, "token_type")));
-    json_object *ei = ig_json_get(resp, "expires_in");
-    double secs = -1;
-    if (json_object_is_type(ei, json_type_int) || json_object_is_type(ei, json_type_double))
-        secs = json_object_get_double(ei);
-    else if (json_object_is_type(ei, json_type_string))
-        secs = strtod(json_object_get_string(ei), NULL);
+    double secs = ig_oauth_expires_in(resp);
     json_object_object_add(t, "obtained_at_ms", json_object_new_int64(now));
     if (secs > 0)
         json_object_object_add(t, "expires_at_ms", json_object_new_int64(now + (int64_t)(secs * 1000.0)));

@@ -25,6 +25,16 @@
 
 /* ---- small helpers --------------------------------------------------------- */
 
+double ig_oauth_expires_in(json_object *resp)
+{
+    json_object *ei = ig_json_get(resp, "expires_in");
+    if (json_object_is_type(ei, json_type_int) || json_object_is_type(ei, json_type_double))
+        return json_object_get_double(ei);
+    if (json_object_is_type(ei, json_type_string)) /* some servers send "3600" */
+        return strtod(json_object_get_string(ei), NULL);
+    return -1;
+}
+
 int64_t ig_oauth_now(integ_ctx *ctx)
 {
     const ig_clock *k = ig_ctx_clock(ctx);
@@ -436,12 +446,7 @@ int ig_oauth_token_creds(integ_ctx *ctx, json_object *method, json_object *resp,
     const char *tt = ig_json_str(resp, "token_type") ? ig_json_str(resp, "token_type") : ig_json_str(prev, "token_type");
     if (tt)
         json_object_object_add(c, "token_type", json_object_new_string(tt));
-    json_object *ei = ig_json_get(resp, "expires_in");
-    double secs = -1;
-    if (json_object_is_type(ei, json_type_int) || json_object_is_type(ei, json_type_double))
-        secs = json_object_get_double(ei);
-    else if (json_object_is_type(ei, json_type_string))
-        secs = strtod(json_object_get_string(ei), NULL);
+    double secs = ig_oauth_expires_in(resp);
     if (secs > 0) {
         char at_s[32];
         ig_rfc3339(at_s, ig_oauth_now(ctx) + (int64_t)(secs * 1000.0), 0);

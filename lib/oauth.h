@@ -85,6 +85,10 @@ int ig_oauth_token_creds(integ_ctx *ctx, json_object *method, json_object *resp,
 /* The clock's now in unix ms. */
 int64_t ig_oauth_now(integ_ctx *ctx);
 
+/* A token response's expires_in in seconds (a number, or a numeric
+ * string), or -1 when it has none. */
+double ig_oauth_expires_in(json_object *resp);
+
 /* Seal a JSON object into rec[field] ("credentials_sealed", "token_sealed")
  * under the purpose that field names. */
 int ig_oauth_seal_into(integ_ctx *ctx, json_object *rec, const char *field, json_object *value);
