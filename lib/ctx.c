@@ -591,7 +591,7 @@ int ig_store_put_blob(integ_ctx *ctx, void *tx, integ_store_kind kind, json_obje
     /* Most records fit the stack; ig_json_write prints what json-c would,
      * a few times faster (a pull writes two records per remote record). */
     char stack[4096];
-    ig_jbuf text = {stack, 0, sizeof stack, 0};
+    ig_jbuf text = {stack, 0, sizeof stack, 0, 0};
     if (ig_json_write(rec, &text)) {
         ig_jbuf_free(&text);
         return ig_err(INTEG_ENOMEM, "out of memory");

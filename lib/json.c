@@ -210,7 +210,7 @@ static int jb_put(ig_jbuf *b, const char *s, size_t n)
     return 0;
 }
 
-/* json-c's escaping (json_escape_str) without the slash. */
+/* json-c's escaping (json_escape_str); the slash only when asked. */
 static int jb_string(ig_jbuf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
@@ -220,7 +220,7 @@ static int jb_string(ig_jbuf *b, const char *s, size_t len)
     size_t start = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
+        if (c >= 0x20 && c != '"' && c != '\\' && (c != '/' || !b->escape_slash))
             continue;
         if (jb_put(b, s + start, i - start))
             return -1;
@@ -234,6 +234,7 @@ static int jb_string(ig_jbuf *b, const char *s, size_t len)
         case '\f': esc[1] = 'f'; break;
         case '"': esc[1] = '"'; break;
         case '\\': esc[1] = '\\'; break;
+        case '/': esc[1] = '/'; break;
         default:
             memcpy(esc, "\\u00", 4);
             esc[4] = hex[c >> 4];
@@ -268,7 +269,8 @@ static int jb_value(json_object *o, ig_jbuf *b)
      * json-c knows how to print those. */
     if (json_object_get_userdata(o) || json_object_is_type(o, json_type_double)) {
         size_t n = 0;
-        const char *t = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+        int flags = JSON_C_TO_STRING_PLAIN | (b->escape_slash ? 0 : JSON_C_TO_STRING_NOSLASHESCAPE);
+        const char *t = json_object_to_json_string_length(o, flags, &n);
         return t ? jb_put(b, t, n) : -1;
     }
     switch (json_object_get_type(o)) {
@@ -322,7 +324,7 @@ int ig_json_write(json_object *obj, ig_jbuf *b)
 
 json_object *ig_json_raw(json_object *obj)
 {
-    ig_jbuf b = {NULL, 0, 0, 0};
+    ig_jbuf b = {NULL, 0, 0, 0, 0};
     if (ig_json_write(obj, &b) || !b.p) {
         ig_jbuf_free(&b);
         return NULL;

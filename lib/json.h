@@ -60,11 +60,13 @@ int ig_json_check_keys(json_object *obj, const char *const *known, const char *w
 json_object *ig_json_copy(json_object *obj);
 
 /* A growing text buffer for ig_json_write. Start it as {stack, 0,
- * sizeof stack, 0} (or all zero) and release with ig_jbuf_free. */
+ * sizeof stack, 0, 0} (or all zero) and release with ig_jbuf_free. */
 typedef struct ig_jbuf {
     char *p;
     size_t n, cap;
-    int heap; /* p was malloc'd here */
+    int heap;         /* p was malloc'd here */
+    int escape_slash; /* set: '/' written as "\/", json-c's PLAIN form
+                       * without NOSLASHESCAPE (record hashes use it) */
 } ig_jbuf;
 
 void ig_jbuf_free(ig_jbuf *b);

@@ -30,7 +30,22 @@ struct ig_prefetch {
     struct slot q[MAX_DEPTH]; /* ring: head, count */
     int head, count;
     int stop;
+    ig_page done[MAX_DEPTH + 2]; /* given back, to free here */
+    int n_done;
 };
+
+/* Free the pages given back (under mu: taken out first, freed outside). */
+static void free_done(ig_prefetch *p)
+{
+    ig_page done[MAX_DEPTH + 2];
+    pthread_mutex_lock(&p->mu);
+    int n = p->n_done;
+    memcpy(done, p->done, (size_t)n * sizeof done[0]);
+    p->n_done = 0;
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < n; i++)
+        ig_page_free(&done[i]);
+}
 
 static void *fetch_main(void *arg)
 {
@@ -43,6 +58,7 @@ static void *fetch_main(void *arg)
         pthread_mutex_unlock(&p->mu);
         if (stop)
             break;
+        free_done(p);
         struct slot s;
         memset(&s, 0, sizeof s);
         s.rc = ig_rest_list_page(p->c, p->entity, p->state, p->since_ms, &s.page);
@@ -131,6 +147,20 @@ int ig_prefetch_next(ig_prefetch *p, ig_page *out)
     return INTEG_OK;
 }
 
+void ig_prefetch_release(ig_prefetch *p, ig_page *page)
+{
+    pthread_mutex_lock(&p->mu);
+    /* The thread frees them before each request and stops after the last
+     * page; a full list (it has ended) is freed here. */
+    int here = p->n_done == (int)(sizeof p->done / sizeof p->done[0]);
+    if (!here)
+        p->done[p->n_done++] = *page;
+    pthread_mutex_unlock(&p->mu);
+    if (here)
+        ig_page_free(page);
+    memset(page, 0, sizeof *page);
+}
+
 void ig_prefetch_stop(ig_prefetch *p)
 {
     if (!p)
@@ -140,6 +170,7 @@ void ig_prefetch_stop(ig_prefetch *p)
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     pthread_join(p->thread, NULL);
+    free_done(p);
     for (; p->count > 0; p->count--) {
         ig_page_free(&p->q[p->head].page);
         p->head = (p->head + 1) % MAX_DEPTH;

@@ -37,6 +37,12 @@ int ig_prefetch_start(ig_prefetch **out, integ_ctx *ctx, const char *tenant_id, 
  * with a next_state. */
 int ig_prefetch_next(ig_prefetch *p, ig_page *out);
 
+/* Give a page taken with ig_prefetch_next back, to be freed on the fetch
+ * thread before its next request (a page's memory came from that thread's
+ * malloc arena; freeing it there keeps the two threads off each other's
+ * arena lock). The caller must hold no reference into it any more. */
+void ig_prefetch_release(ig_prefetch *p, ig_page *page);
+
 /* Stop the thread (after its request in flight, if any), free the pages
  * not taken, close its connection. NULL is fine. */
 void ig_prefetch_stop(ig_prefetch *p);

@@ -231,14 +231,19 @@ static void record_error(struct run *r, const char *external_id, int code, const
  * local data, so a changed mapping re-applies to unchanged records. */
 static void record_hash(const unsigned char fp[16], json_object *rec, char out[33])
 {
-    size_t len = 0;
-    const char *s = json_object_to_json_string_length(rec, JSON_C_TO_STRING_PLAIN, &len);
+    /* json-c's PLAIN text (slashes escaped), which the stored hashes were
+     * made of; written without json-c caching it in the record. */
+    char stack[4096];
+    ig_jbuf text = {stack, 0, sizeof stack, 0, 1};
+    int failed = ig_json_write(rec, &text);
     unsigned char h[16];
     crypto_generichash_state st;
     crypto_generichash_init(&st, NULL, 0, sizeof h);
     crypto_generichash_update(&st, fp, 16);
-    crypto_generichash_update(&st, (const unsigned char *)s, len);
+    if (!failed)
+        crypto_generichash_update(&st, (const unsigned char *)text.p, text.n);
     crypto_generichash_final(&st, h, sizeof h);
+    ig_jbuf_free(&text);
     sodium_bin2hex(out, 33, h, sizeof h);
 }
 
@@ -1228,8 +1233,15 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
         else
             stalls = 0;
         json_object_put(r.state);
-        r.state = page.next_state ? json_object_get(page.next_state) : NULL;
-        ig_page_free(&page);
+        /* A copy: a prefetched page is freed on the fetch thread. */
+        json_object *next = page.next_state;
+        r.state = next ? (prefetch ? ig_json_copy(next) : json_object_get(next)) : NULL;
+        if (next && !r.state && rc == INTEG_OK)
+            rc = ig_err(INTEG_ENOMEM, "out of memory");
+        if (prefetch)
+            ig_prefetch_release(prefetch, &page);
+        else
+            ig_page_free(&page);
         if (rc)
             break;
         if (stalls >= MAX_PAGES_WITHOUT_PROGRESS) {
