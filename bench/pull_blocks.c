@@ -113,10 +113,7 @@ int main(int argc, char **argv)
                      " entity TEXT, external_id TEXT, local_id TEXT, pending INTEGER, data TEXT NOT NULL, blob BLOB);"
                      "CREATE UNIQUE INDEX ux_entity_links_integration_id_entity_external_id ON entity_links"
                      " (integration_id, entity, external_id);"
-                     "CREATE INDEX ix_entity_links_tenant_id ON entity_links (tenant_id);"
-                     "CREATE INDEX ix_entity_links_integration_id_entity_local_id ON entity_links"
-                     " (integration_id, entity, local_id);"
-                     "CREATE INDEX ix_entity_links_integration_id_pending ON entity_links (integration_id, pending);",
+                     "CREATE INDEX ix_entity_links_local_id ON entity_links (local_id);",
                      NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db2, "INSERT INTO entities VALUES (?,'t-bench','contacts',0,?,1,?,NULL)", -1, &ins_e,
                            NULL) != SQLITE_OK ||

@@ -55,8 +55,14 @@ const table_spec ig_tables[INTEG_KIND_END] = {
     [INTEG_KIND_ENTITY_LINK] = {"entity_links", 0,
         {S("id"), S("tenant_id"), S("integration_id"), S("entity"), S("external_id"),
          S("local_id"), B("pending")},
-        {UX("integration_id,entity,external_id"), IX("tenant_id"),
-         IX("integration_id,entity,local_id"), IX("integration_id,pending")}},
+        /* Version 3: a pull writes a link per record, and each of its
+         * B-trees. The library's link queries are by remote id (the unique
+         * index), by integration (its prefix) and by local id; none by
+         * tenant alone or by pending, and a local id is a UUID, so
+         * (integration_id, entity, local_id) became (local_id) (issue 8). */
+        {UX("integration_id,entity,external_id"), IX_UNTIL("tenant_id", 3),
+         IX_UNTIL("integration_id,entity,local_id", 3), IX_UNTIL("integration_id,pending", 3),
+         IX_SINCE("local_id", 3)}},
     [INTEG_KIND_CHECKPOINT] = {"sync_checkpoints", 0,
         {S("id"), S("tenant_id"), S("integration_id"), S("entity")},
         {UX("integration_id,entity"), IX("tenant_id")}},

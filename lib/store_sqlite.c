@@ -43,6 +43,7 @@
 static const char *const ig_migration_sql[IG_SQLITE_SCHEMA_VERSION + 1] = {
     [1] = NULL,
     [2] = NULL, /* webhook_events: three indexes replaced by one (store_schema.c) */
+    [3] = NULL, /* entity_links: three indexes replaced by one on local_id (store_schema.c) */
 };
 
 static int since_of(int since) { return since > 0 ? since : 1; }

@@ -7,7 +7,7 @@
 #include <stdint.h>
 
 /* The schema version PRAGMA user_version holds after open(). */
-#define IG_SQLITE_SCHEMA_VERSION 2
+#define IG_SQLITE_SCHEMA_VERSION 3
 
 /* How long a transaction waits for the database or a pooled connection
  * before giving up with INTEG_ECONFLICT ("database is busy"). */

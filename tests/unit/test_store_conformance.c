@@ -333,12 +333,12 @@ static int idx_exists(sqlite3 *db, const char *name)
     return pragma_int(db, sql);
 }
 
-/* 1 if the plan of `sql` searches with an index whose detail contains
- * `ix` and scans no table. */
-static int plan_searches(sqlite3 *db, const char *sql, const char *ix)
+/* The same for any table. */
+static int plan_searches_in(sqlite3 *db, const char *table, const char *sql, const char *ix)
 {
-    char q[600], detail[200] = "";
+    char q[600], detail[200] = "", scan[80];
     snprintf(q, sizeof q, "EXPLAIN QUERY PLAN %s", sql);
+    snprintf(scan, sizeof scan, "SCAN %s", table);
     sqlite3_stmt *st = NULL;
     int uses = 0, scans = 0;
     if (sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK)
@@ -346,12 +346,19 @@ static int plan_searches(sqlite3 *db, const char *sql, const char *ix)
     while (sqlite3_step(st) == SQLITE_ROW) {
         snprintf(detail, sizeof detail, "%s", (const char *)sqlite3_column_text(st, 3));
         uses |= strstr(detail, ix) != NULL && strncmp(detail, "SEARCH", 6) == 0;
-        scans |= strncmp(detail, "SCAN webhook_events", 19) == 0;
+        scans |= strncmp(detail, scan, strlen(scan)) == 0;
     }
     sqlite3_finalize(st);
     if (!uses || scans)
         fprintf(stderr, "  plan of %s: last step \"%s\"\n", sql, detail);
     return uses && !scans;
+}
+
+/* 1 if the plan of `sql` searches with an index whose detail contains
+ * `ix` and scans no table. */
+static int plan_searches(sqlite3 *db, const char *sql, const char *ix)
+{
+    return plan_searches_in(db, "webhook_events", sql, ix);
 }
 
 static void test_migration_v1_to_v2(void)
@@ -370,6 +377,12 @@ static void test_migration_v1_to_v2(void)
                              "CREATE INDEX ix_webhook_events_tenant_id ON webhook_events (tenant_id);"
                              "CREATE INDEX ix_webhook_events_integration_id ON webhook_events (integration_id);"
                              "CREATE INDEX ix_webhook_events_lease_until_ms ON webhook_events (lease_until_ms);"
+                             /* and entity_links as versions 1 and 2 had it */
+                             "DROP INDEX ix_entity_links_local_id;"
+                             "CREATE INDEX ix_entity_links_tenant_id ON entity_links (tenant_id);"
+                             "CREATE INDEX ix_entity_links_integration_id_entity_local_id ON entity_links"
+                             " (integration_id, entity, local_id);"
+                             "CREATE INDEX ix_entity_links_integration_id_pending ON entity_links (integration_id, pending);"
                              "PRAGMA user_version = 1;",
                              NULL, NULL, NULL) == SQLITE_OK);
     CHECK(pragma_int(db, "PRAGMA user_version") == 1);
@@ -395,6 +408,67 @@ static void test_migration_v1_to_v2(void)
     CHECK(plan_searches(db, "SELECT id FROM webhook_events WHERE tenant_id = 't1' AND integration_id = 'i1'",
                         "ix_webhook_events_tenant_id_integration_id"));
     CHECK(plan_searches(db, "SELECT id FROM webhook_events WHERE tenant_id = 't1' AND endpoint_id = 'p'", "INDEX"));
+    sqlite3_close(db);
+    S->close(d);
+    tmp_remove_all();
+}
+
+/* Version 3 replaced entity_links' tenant_id, (integration_id, entity,
+ * local_id) and (integration_id, pending) indexes with one on local_id. A
+ * version-2 file keeps its links, and every query shape the library makes
+ * of links still searches an index. */
+static void test_migration_v2_to_v3(void)
+{
+    const char *path = tmp_new();
+    void *d = open_store(path);
+    CHECK_OK(put1(d, INTEG_KIND_ENTITY_LINK,
+                  "{\"id\":\"l1\",\"tenant_id\":\"t1\",\"integration_id\":\"i1\",\"entity\":\"contacts\","
+                  "\"external_id\":\"x1\",\"local_id\":\"u1\",\"pending\":false}",
+                  NULL, 0, INTEG_PUT_INSERT));
+    S->close(d);
+    sqlite3 *db = ext_open(path);
+    CHECK(db && sqlite3_exec(db,
+                             "DROP INDEX ix_entity_links_local_id;"
+                             "CREATE INDEX ix_entity_links_tenant_id ON entity_links (tenant_id);"
+                             "CREATE INDEX ix_entity_links_integration_id_entity_local_id ON entity_links"
+                             " (integration_id, entity, local_id);"
+                             "CREATE INDEX ix_entity_links_integration_id_pending ON entity_links (integration_id, pending);"
+                             "PRAGMA user_version = 2;",
+                             NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    d = open_store(path);
+    db = ext_open(path);
+    CHECK(pragma_int(db, "PRAGMA user_version") == IG_SQLITE_SCHEMA_VERSION);
+    CHECK(idx_exists(db, "ix_entity_links_local_id") == 1);
+    CHECK(idx_exists(db, "ix_entity_links_tenant_id") == 0);
+    CHECK(idx_exists(db, "ix_entity_links_integration_id_entity_local_id") == 0);
+    CHECK(idx_exists(db, "ix_entity_links_integration_id_pending") == 0);
+    CHECK(idx_exists(db, "ux_entity_links_integration_id_entity_external_id") == 1);
+    CHECK_OK(get1(d, INTEG_KIND_ENTITY_LINK, "l1"));
+    CHECK(count1(d, INTEG_KIND_ENTITY_LINK,
+                 "{\"integration_id\":\"i1\",\"entity\":\"contacts\",\"external_id\":{\"in\":[\"x1\",\"x2\"]}}") == 1);
+    CHECK(count1(d, INTEG_KIND_ENTITY_LINK, "{\"tenant_id\":\"t1\",\"local_id\":\"u1\"}") == 1);
+    CHECK(count1(d, INTEG_KIND_ENTITY_LINK, "{\"integration_id\":\"i1\",\"entity\":\"contacts\",\"local_id\":\"u1\"}") == 1);
+    CHECK(count1(d, INTEG_KIND_ENTITY_LINK, "{\"tenant_id\":\"t1\",\"integration_id\":\"i1\"}") == 1);
+    CHECK(count1(d, INTEG_KIND_ENTITY_LINK, "{\"integration_id\":\"i1\",\"pending\":false}") == 1);
+    /* a second link for the same remote record is still refused */
+    CHECK_RC(put1(d, INTEG_KIND_ENTITY_LINK,
+                  "{\"id\":\"l2\",\"tenant_id\":\"t1\",\"integration_id\":\"i1\",\"entity\":\"contacts\","
+                  "\"external_id\":\"x1\",\"local_id\":\"u2\"}",
+                  NULL, 0, INTEG_PUT_INSERT),
+             INTEG_EEXISTS);
+    CHECK(plan_searches_in(db, "entity_links",
+                           "SELECT id FROM entity_links WHERE integration_id = 'i1' AND entity = 'contacts'"
+                           " AND external_id IN ('x1','x2')",
+                           "ux_entity_links_integration_id_entity_external_id"));
+    CHECK(plan_searches_in(db, "entity_links", "SELECT id FROM entity_links WHERE tenant_id = 't1' AND local_id = 'u1'",
+                           "ix_entity_links_local_id"));
+    CHECK(plan_searches_in(db, "entity_links",
+                           "SELECT id FROM entity_links WHERE integration_id = 'i1' AND entity = 'contacts'"
+                           " AND local_id = 'u1'",
+                           "INDEX"));
+    CHECK(plan_searches_in(db, "entity_links", "SELECT id FROM entity_links WHERE tenant_id = 't1' AND integration_id = 'i1'",
+                           "ux_entity_links_integration_id_entity_external_id"));
     sqlite3_close(db);
     S->close(d);
     tmp_remove_all();
@@ -1115,6 +1189,7 @@ int main(void)
     RUN(test_schema_and_migrations);
     RUN(test_newer_schema_refused);
     RUN(test_migration_v1_to_v2);
+    RUN(test_migration_v2_to_v3);
     RUN(test_pragmas);
     RUN(test_secure_delete);
     RUN(test_many_threads);
