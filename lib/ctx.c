@@ -614,6 +614,135 @@ int ig_store_put_blob(integ_ctx *ctx, void *tx, integ_store_kind kind, json_obje
     return rc;
 }
 
+/* ---- put batches ------------------------------------------------------ */
+
+struct batch_field {
+    integ_field_type type;
+    int64_t num;
+    size_t off, len; /* a string's bytes in the buffer */
+};
+
+struct batch_put {
+    integ_store_kind kind;
+    integ_put_mode mode;
+    size_t off, len;  /* the text in the buffer, NUL-terminated */
+    size_t field0, n_fields;
+};
+
+struct ig_put_batch {
+    ig_jbuf text;                 /* every text and string, on the heap */
+    struct batch_put *puts;
+    size_t n_puts, cap_puts;
+    struct batch_field *fields;
+    size_t n_fields, cap_fields;
+};
+
+ig_put_batch *ig_put_batch_new(void)
+{
+    return calloc(1, sizeof(ig_put_batch));
+}
+
+void ig_put_batch_reset(ig_put_batch *b)
+{
+    b->text.n = 0;
+    b->n_puts = 0;
+    b->n_fields = 0;
+}
+
+void ig_put_batch_free(ig_put_batch *b)
+{
+    if (!b)
+        return;
+    ig_jbuf_free(&b->text);
+    free(b->puts);
+    free(b->fields);
+    free(b);
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+    if (need <= *cap)
+        return 0;
+    size_t cap2 = *cap ? *cap * 2 : 64;
+    while (cap2 < need)
+        cap2 *= 2;
+    void *q = realloc(*p, cap2 * size);
+    if (!q)
+        return -1;
+    *p = q;
+    *cap = cap2;
+    return 0;
+}
+
+int ig_put_batch_add(integ_ctx *ctx, ig_put_batch *b, integ_store_kind kind, json_object *rec, integ_put_mode mode)
+{
+    const table_spec *t = ig_store_spec(kind);
+    int fielded = t && ctx->store->version >= 2 && ctx->store->put_fields;
+    integ_store_field f[MAX_COLS];
+    size_t n = 0;
+    if (fielded) {
+        int rc = ig_store_fields_from(t, rec, f, &n);
+        if (rc)
+            return rc;
+    }
+    if (grow((void **)&b->puts, &b->cap_puts, b->n_puts + 1, sizeof *b->puts) ||
+        grow((void **)&b->fields, &b->cap_fields, b->n_fields + n, sizeof *b->fields))
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    struct batch_put *p = &b->puts[b->n_puts];
+    p->kind = kind;
+    p->mode = mode;
+    p->off = b->text.n;
+    if (ig_json_write(rec, &b->text))
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    p->len = b->text.n - p->off;
+    b->text.n++; /* past its NUL */
+    p->field0 = b->n_fields;
+    p->n_fields = n;
+    for (size_t i = 0; i < n; i++) {
+        struct batch_field *bf = &b->fields[b->n_fields + i];
+        bf->type = f[i].type;
+        bf->num = f[i].num;
+        bf->off = b->text.n;
+        bf->len = f[i].str_len;
+        if (f[i].type == INTEG_FIELD_STRING) {
+            /* the string and a NUL: ig_json_write's growth, no escaping */
+            if (grow((void **)&b->text.p, &b->text.cap, b->text.n + f[i].str_len + 1, 1))
+                return ig_err(INTEG_ENOMEM, "out of memory");
+            b->text.heap = 1;
+            memcpy(b->text.p + b->text.n, f[i].str, f[i].str_len);
+            b->text.n += f[i].str_len;
+            b->text.p[b->text.n++] = '\0';
+        }
+    }
+    b->n_fields += n;
+    b->n_puts++;
+    return INTEG_OK;
+}
+
+int ig_put_batch_run(integ_ctx *ctx, void *tx, const ig_put_batch *b)
+{
+    const integ_store *st = ctx->store;
+    int rc = INTEG_OK;
+    for (size_t i = 0; rc == INTEG_OK && i < b->n_puts; i++) {
+        const struct batch_put *p = &b->puts[i];
+        const char *text = b->text.p + p->off;
+        if (!p->n_fields) {
+            rc = st->put(tx, p->kind, text, NULL, 0, p->mode);
+            continue;
+        }
+        integ_store_field f[MAX_COLS];
+        for (size_t k = 0; k < p->n_fields; k++) {
+            const struct batch_field *bf = &b->fields[p->field0 + k];
+            f[k].type = bf->type;
+            f[k].num = bf->num;
+            f[k].str = bf->type == INTEG_FIELD_STRING ? b->text.p + bf->off : NULL;
+            f[k].str_len = bf->len;
+        }
+        rc = st->put_fields(tx, p->kind, text, p->len, f, p->n_fields, NULL, 0, p->mode);
+    }
+    return rc;
+}
+
 /* ---- sealing ---------------------------------------------------------- */
 
 int ig_ctx_seal(integ_ctx *ctx, const char *tenant_id, const char *object_id, const char *purpose,

@@ -58,6 +58,10 @@ struct integ_ctx {
     ig_wh_ingest ingest;
     /* Endpoint snapshots for receiving (endpoint_cache.c). */
     struct ig_ep_cache *ep_cache;
+    /* Pull pages committed by the writer thread, and those of them that
+     * met a link made meanwhile and were applied again (sync.c; read by
+     * tests through ig_sync_writer_stats). */
+    _Atomic uint64_t writer_pages, writer_retries;
 };
 
 struct integ_session {
@@ -119,6 +123,23 @@ int ig_store_put(integ_ctx *ctx, void *tx, integ_store_kind kind, json_object *r
 /* Put a parsed record with its blob (NULL, 0: none). */
 int ig_store_put_blob(integ_ctx *ctx, void *tx, integ_store_kind kind, json_object *rec,
                       const unsigned char *blob, size_t blob_len, integ_put_mode mode);
+
+/* Puts made ready on one thread and run on another (a pull's writer):
+ * each record's text and indexed fields are copied into one buffer, so
+ * the running thread reads plain bytes and no json-c object. Reset and
+ * refill a batch to reuse its memory. */
+typedef struct ig_put_batch ig_put_batch;
+
+ig_put_batch *ig_put_batch_new(void);
+void ig_put_batch_reset(ig_put_batch *b);
+void ig_put_batch_free(ig_put_batch *b);
+
+/* Append a put of rec (read now, not kept). INTEG_EINVAL as ig_store_put
+ * would say it, INTEG_ENOMEM. */
+int ig_put_batch_add(integ_ctx *ctx, ig_put_batch *b, integ_store_kind kind, json_object *rec, integ_put_mode mode);
+
+/* Run the batch's puts in order in tx; the first failure stops it. */
+int ig_put_batch_run(integ_ctx *ctx, void *tx, const ig_put_batch *b);
 
 /* Seal / open under the context's current master key (see crypto.h). */
 int ig_ctx_seal(integ_ctx *ctx, const char *tenant_id, const char *object_id, const char *purpose,

@@ -80,6 +80,52 @@ int ig_entity_load(integ_ctx *ctx, void *tx, const char *tenant_id, const char *
     return rc;
 }
 
+json_object *ig_entity_row(const char *tenant_id, const char *entity, const char *local_id, json_object *data,
+                           int deleted, const char *origin, int64_t version)
+{
+    int64_t now = ig_now_ms();
+    char at[32];
+    ig_rfc3339(at, now, 1);
+    json_object *rec = json_object_new_object();
+    json_object_object_add(rec, "id", json_object_new_string(local_id));
+    json_object_object_add(rec, "tenant_id", json_object_new_string(tenant_id));
+    json_object_object_add(rec, "entity", json_object_new_string(entity));
+    json_object_object_add(rec, "data", json_object_get(data));
+    json_object_object_add(rec, "updated_at", json_object_new_string(at));
+    json_object_object_add(rec, "updated_at_ms", json_object_new_int64(now));
+    json_object_object_add(rec, "deleted", json_object_new_boolean(deleted));
+    json_object_object_add(rec, "version", json_object_new_int64(version));
+    /* A local change is remembered for the next push; a synced write is
+     * not (it is what the remote already has). */
+    json_object_object_add(rec, "origin", json_object_new_string(origin));
+    return rec;
+}
+
+/* Into the built-in store. */
+static int builtin_put(integ_ctx *ctx, void *tx, const char *tenant_id, const char *entity, const char *local_id,
+                       json_object *data, int deleted, const char *origin, int fresh, json_object **out)
+{
+    if (out)
+        *out = NULL;
+    json_object *old = NULL;
+    int rc = fresh ? INTEG_OK : ig_store_get(ctx, tx, INTEG_KIND_ENTITY, tenant_id, local_id, &old);
+    if (rc && rc != INTEG_ENOTFOUND)
+        return rc;
+    if (old && strcmp(ig_json_str(old, "entity") ? ig_json_str(old, "entity") : "", entity) != 0) {
+        json_object_put(old);
+        return ig_err(INTEG_EEXISTS, "id '%s' belongs to another entity", local_id);
+    }
+    json_object *rec = ig_entity_row(tenant_id, entity, local_id, data, deleted, origin,
+                                     ig_json_int(old, "version", 0) + 1);
+    json_object_put(old);
+    rc = ig_store_put(ctx, tx, INTEG_KIND_ENTITY, rec, fresh ? INTEG_PUT_INSERT : INTEG_PUT_UPSERT);
+    if (rc == INTEG_OK && out)
+        *out = rec;
+    else
+        json_object_put(rec);
+    return rc;
+}
+
 static int entity_put(integ_ctx *ctx, void *tx, const char *tenant_id, const char *entity, const char *local_id,
                       json_object *data, int deleted, const char *origin, int fresh, json_object **out)
 {
@@ -88,9 +134,6 @@ static int entity_put(integ_ctx *ctx, void *tx, const char *tenant_id, const cha
     const integ_entity_store *es;
     void *payload;
     host_store(ctx, &es, &payload);
-    int64_t now = ig_now_ms();
-    char at[32];
-    ig_rfc3339(at, now, 1);
     if (es) {
         json_object *req = json_object_new_object();
         json_object_object_add(req, "id", json_object_new_string(local_id));
@@ -109,33 +152,7 @@ static int entity_put(integ_ctx *ctx, void *tx, const char *tenant_id, const cha
             json_object_put(stored);
         return INTEG_OK;
     }
-    json_object *old = NULL;
-    int rc = fresh ? INTEG_OK : ig_store_get(ctx, tx, INTEG_KIND_ENTITY, tenant_id, local_id, &old);
-    if (rc && rc != INTEG_ENOTFOUND)
-        return rc;
-    if (old && strcmp(ig_json_str(old, "entity") ? ig_json_str(old, "entity") : "", entity) != 0) {
-        json_object_put(old);
-        return ig_err(INTEG_EEXISTS, "id '%s' belongs to another entity", local_id);
-    }
-    json_object *rec = json_object_new_object();
-    json_object_object_add(rec, "id", json_object_new_string(local_id));
-    json_object_object_add(rec, "tenant_id", json_object_new_string(tenant_id));
-    json_object_object_add(rec, "entity", json_object_new_string(entity));
-    json_object_object_add(rec, "data", json_object_get(data));
-    json_object_object_add(rec, "updated_at", json_object_new_string(at));
-    json_object_object_add(rec, "updated_at_ms", json_object_new_int64(now));
-    json_object_object_add(rec, "deleted", json_object_new_boolean(deleted));
-    json_object_object_add(rec, "version", json_object_new_int64(ig_json_int(old, "version", 0) + 1));
-    /* A local change is remembered for the next push; a synced write is
-     * not (it is what the remote already has). */
-    json_object_object_add(rec, "origin", json_object_new_string(origin));
-    json_object_put(old);
-    rc = ig_store_put(ctx, tx, INTEG_KIND_ENTITY, rec, fresh ? INTEG_PUT_INSERT : INTEG_PUT_UPSERT);
-    if (rc == INTEG_OK && out)
-        *out = rec;
-    else
-        json_object_put(rec);
-    return rc;
+    return builtin_put(ctx, tx, tenant_id, entity, local_id, data, deleted, origin, fresh, out);
 }
 
 int ig_entity_store_put(integ_ctx *ctx, void *tx, const char *tenant_id, const char *entity,

@@ -28,6 +28,11 @@ int ig_entity_store_put(integ_ctx *ctx, void *tx, const char *tenant_id, const c
 int ig_entity_store_create(integ_ctx *ctx, void *tx, const char *tenant_id, const char *entity,
                            const char *local_id, json_object *data, const char *origin, json_object **out);
 
+/* The built-in store's record of a local entity (data is referenced,
+ * not copied): what a put writes, for a caller that writes it itself. */
+json_object *ig_entity_row(const char *tenant_id, const char *entity, const char *local_id, json_object *data,
+                           int deleted, const char *origin, int64_t version);
+
 /* A valid local entity name: ^[a-z][a-z0-9_]{0,63}$. */
 int ig_entity_name_ok(const char *entity);
 

@@ -149,6 +149,8 @@ int ig_prefetch_next(ig_prefetch *p, ig_page *out)
 
 void ig_prefetch_release(ig_prefetch *p, ig_page *page)
 {
+    if (!page->records && !page->next_state && !page->prep)
+        return; /* handed on whole, or empty */
     pthread_mutex_lock(&p->mu);
     /* The thread frees them before each request and stops after the last
      * page; a full list (it has ended) is freed here. */

@@ -3,6 +3,7 @@
  * sync killed at any point resumes from its checkpoint with nothing lost or
  * duplicated. Also the sync logs and the connection test. */
 #include <sodium.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "prefetch.h"
 #include "sync.h"
 #include "util.h"
+#include "worker.h"
 
 #define LEASE_TTL_MS 120000
 #define MAX_LOGGED_ERRORS 100
@@ -47,6 +49,7 @@ struct run {
     int64_t conflicts, pushed, deleted;
     const char *strategy;          /* conflict strategy of this run */
     int sweep;                     /* full read from the start: stamp links, then sweep the unseen */
+    int assume_new;                /* the writer's pages are planned without reading links */
     json_object *field_policies;   /* {local field: policy} from the mapping (owned ref) */
     json_object *conflict_events;  /* emitted after their page commits */
     json_object *errors;
@@ -132,20 +135,27 @@ static int checkpoint_load(struct run *r, json_object **out)
     return rc;
 }
 
-static int checkpoint_put(struct run *r, void *tx, json_object *state, int64_t hwm_ms)
+/* The checkpoint record, made of its own objects (state is taken over). */
+static json_object *checkpoint_rec(struct run *r, json_object *state, int64_t hwm_ms)
 {
     json_object *ck = json_object_new_object();
     json_object_object_add(ck, "id", json_object_new_string(r->checkpoint_id));
     json_object_object_add(ck, "tenant_id", json_object_new_string(r->s->tenant_id));
-    json_object_object_add(ck, "integration_id", json_object_get(ig_json_get(r->c->integration, "id")));
+    json_object_object_add(ck, "integration_id", json_object_new_string(ig_json_str(r->c->integration, "id")));
     json_object_object_add(ck, "entity", json_object_new_string(r->entity));
-    json_object_object_add(ck, "state", json_object_get(state));
+    json_object_object_add(ck, "state", state);
     json_object_object_add(ck, "run_since_ms", json_object_new_int64(r->since_ms));
     json_object_object_add(ck, "run_max_ms", json_object_new_int64(r->hwm_ms));
     json_object_object_add(ck, "hwm_ms", json_object_new_int64(hwm_ms));
     char at[32];
     ig_rfc3339(at, ig_now_ms(), 0);
     json_object_object_add(ck, "updated_at", json_object_new_string(at));
+    return ck;
+}
+
+static int checkpoint_put(struct run *r, void *tx, json_object *state, int64_t hwm_ms)
+{
+    json_object *ck = checkpoint_rec(r, json_object_get(state), hwm_ms);
     int rc = ig_store_put(r->s->ctx, tx, INTEG_KIND_CHECKPOINT, ck, INTEG_PUT_UPSERT);
     json_object_put(ck);
     return rc;
@@ -587,9 +597,26 @@ static struct page_facts *page_facts_of(struct run *r, json_object *records, con
     return page_facts_new(&cfg, records);
 }
 
+/* How plan_page plans. */
+enum plan_mode {
+    PLAN_IN_TX,     /* inside the write transaction that applies the page */
+    PLAN_FRESH,     /* outside it, for the writer: creates only; a record
+                     * with a link stops the plan with PLAN_NOT_FRESH */
+    PLAN_ASSUMED,   /* the same without reading links: the run found none
+                     * (an initial load); a link met on writing fails the
+                     * write, and the page is planned again in it */
+};
+
+/* plan_page's answer, outside a transaction, for a page with a record that
+ * is already linked (and would be updated or stamped). */
+#define PLAN_NOT_FRESH 1
+
+/* Work out what to write for the page's records (tx: NULL for
+ * PLAN_ASSUMED). */
 static int plan_page(struct run *r, void *tx, json_object *records, const struct page_facts *prepared,
-                     struct pending *plan, size_t *n_plan)
+                     enum plan_mode mode, struct pending *plan, size_t *n_plan)
 {
+    int fresh_only = mode != PLAN_IN_TX;
     const char *id_field = ig_json_str(r->edef, "id_field");
     size_t n = ig_json_len(records);
     *n_plan = 0;
@@ -599,8 +626,10 @@ static int plan_page(struct run *r, void *tx, json_object *records, const struct
     json_object *links = NULL, *seen = json_object_new_object();
     char synced_at[32]; /* one time for the page: its records are written together */
     ig_rfc3339(synced_at, ig_now_ms(), 0);
-    int rc = page_links(r, tx, pf, &links);
-    if (rc)
+    int rc = INTEG_OK;
+    if (mode == PLAN_ASSUMED)
+        links = json_object_new_object();
+    else if ((rc = page_links(r, tx, pf, &links)))
         goto done;
     for (size_t i = 0; i < n; i++) {
         json_object *rec = json_object_array_get_idx(records, i);
@@ -629,6 +658,11 @@ static int plan_page(struct run *r, void *tx, json_object *records, const struct
         if (dup || (link && !pending && !strcmp(ig_json_str(link, "hash") ? ig_json_str(link, "hash") : "", hash))) {
             r->skipped++;
             if (r->sweep && link && !dup) {
+                if (fresh_only) {
+                    json_object_put(link);
+                    rc = PLAN_NOT_FRESH;
+                    goto done;
+                }
                 /* Seen in this full read: not a remote deletion. */
                 json_object_object_add(link, "seen_run", json_object_new_string(r->log_id));
                 plan[*n_plan].link = link;
@@ -641,6 +675,11 @@ static int plan_page(struct run *r, void *tx, json_object *records, const struct
             }
             json_object_put(link);
             continue;
+        }
+        if (fresh_only && link) {
+            json_object_put(link);
+            rc = PLAN_NOT_FRESH;
+            goto done;
         }
         json_object *data = NULL;
         if (r->mapping) {
@@ -685,7 +724,8 @@ static int plan_page(struct run *r, void *tx, json_object *records, const struct
             link = json_object_new_object();
             json_object_object_add(link, "id", json_object_new_string(id));
             json_object_object_add(link, "tenant_id", json_object_new_string(r->s->tenant_id));
-            json_object_object_add(link, "integration_id", json_object_get(ig_json_get(r->c->integration, "id")));
+            /* Its own strings: the link may be written on the writer thread. */
+            json_object_object_add(link, "integration_id", json_object_new_string(ig_json_str(r->c->integration, "id")));
             json_object_object_add(link, "entity", json_object_new_string(r->entity));
             json_object_object_add(link, "local_entity", json_object_new_string(r->local_entity));
             json_object_object_add(link, "external_id", json_object_new_string(ext));
@@ -728,6 +768,45 @@ static void plan_free(struct pending *plan, size_t n)
     }
 }
 
+/* Write a plan's records and links into the built-in entity store. A
+ * fresh link is inserted: one made meanwhile for the same remote record
+ * fails the write with INTEG_EEXISTS. */
+static int write_plan(integ_ctx *ctx, void *tx, const char *tenant_id, const char *local_entity,
+                      struct pending *plan, size_t n_plan)
+{
+    int rc = INTEG_OK;
+    for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++) {
+        if (!plan[i].data)
+            continue; /* local kept (local_wins): the link alone moves on */
+        /* The record and the link's base carry the same data:
+         * serialised once, for both. */
+        json_object *raw = ig_json_raw(plan[i].data);
+        if (!raw)
+            return ig_err(INTEG_ENOMEM, "out of memory");
+        if (ig_json_get(plan[i].link, "base") == plan[i].data)
+            json_object_object_add(plan[i].link, "base", json_object_get(raw));
+        json_object_put(plan[i].data);
+        plan[i].data = raw;
+        json_object *stored = NULL;
+        const char *lid = ig_json_str(plan[i].link, "local_id");
+        rc = plan[i].fresh ? ig_entity_store_create(ctx, tx, tenant_id, local_entity, lid, plan[i].data,
+                                                    plan[i].origin, &stored)
+                           : ig_entity_store_put(ctx, tx, tenant_id, local_entity, lid, plan[i].data, 0,
+                                                 plan[i].origin, &stored);
+        /* The local version this sync wrote: a later local edit is
+         * a version past it. A merge that left changes to push
+         * stays "changed". */
+        if (rc == INTEG_OK && !strcmp(plan[i].origin, "sync"))
+            json_object_object_add(plan[i].link, "local_version",
+                                   json_object_new_int64(ig_json_int(stored, "version", 0)));
+        json_object_put(stored);
+    }
+    for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++)
+        rc = ig_store_put(ctx, tx, INTEG_KIND_ENTITY_LINK, plan[i].link,
+                          plan[i].fresh ? INTEG_PUT_INSERT : INTEG_PUT_UPSERT);
+    return rc;
+}
+
 /* Apply one page. Built-in entity store: one transaction for records,
  * links and checkpoint. Host entity store: (1) links marked pending, so a
  * replay after a crash reuses the same local ids; (2) the host's upserts;
@@ -744,7 +823,7 @@ static int apply_page(struct run *r, json_object *records, json_object *next_sta
     void *tx = NULL;
     int rc = ig_tx_begin(ctx, 1, &tx);
     if (rc == INTEG_OK)
-        rc = plan_page(r, tx, records, facts, plan, &n_plan);
+        rc = plan_page(r, tx, records, facts, PLAN_IN_TX, plan, &n_plan);
     if (rc == INTEG_OK && !r->dry_run) {
         if (external) {
             for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++) {
@@ -762,38 +841,11 @@ static int apply_page(struct run *r, json_object *records, json_object *next_sta
                                              ig_json_str(plan[i].link, "local_id"), plan[i].data, 0, plan[i].origin, NULL);
             if (rc == INTEG_OK)
                 rc = ig_tx_begin(ctx, 1, &tx);
+            for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++)
+                rc = write_link(r, tx, plan[i].link);
         } else {
-            for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++) {
-                if (!plan[i].data)
-                    continue; /* local kept (local_wins): the link alone moves on */
-                /* The record and the link's base carry the same data:
-                 * serialised once, for both. */
-                json_object *raw = ig_json_raw(plan[i].data);
-                if (!raw) {
-                    rc = ig_err(INTEG_ENOMEM, "out of memory");
-                    break;
-                }
-                if (ig_json_get(plan[i].link, "base") == plan[i].data)
-                    json_object_object_add(plan[i].link, "base", json_object_get(raw));
-                json_object_put(plan[i].data);
-                plan[i].data = raw;
-                json_object *stored = NULL;
-                const char *lid = ig_json_str(plan[i].link, "local_id");
-                rc = plan[i].fresh ? ig_entity_store_create(ctx, tx, r->s->tenant_id, r->local_entity, lid,
-                                                            plan[i].data, plan[i].origin, &stored)
-                                   : ig_entity_store_put(ctx, tx, r->s->tenant_id, r->local_entity, lid,
-                                                         plan[i].data, 0, plan[i].origin, &stored);
-                /* The local version this sync wrote: a later local edit is
-                 * a version past it. A merge that left changes to push
-                 * stays "changed". */
-                if (rc == INTEG_OK && !strcmp(plan[i].origin, "sync"))
-                    json_object_object_add(plan[i].link, "local_version",
-                                           json_object_new_int64(ig_json_int(stored, "version", 0)));
-                json_object_put(stored);
-            }
+            rc = write_plan(ctx, tx, r->s->tenant_id, r->local_entity, plan, n_plan);
         }
-        for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++)
-            rc = write_link(r, tx, plan[i].link);
         /* Webhook deliveries apply records outside any paged run. */
         if (rc == INTEG_OK && r->checkpoint_id[0])
             rc = checkpoint_put(r, tx, next_state, r->prev_hwm_ms);
@@ -936,20 +988,58 @@ static void emit_conflicts(struct run *r)
 
 /* ---- the run --------------------------------------------------------------- */
 
-static int progress(struct run *r)
+/* The run's counts at one point: what a page added can be taken back, or
+ * left out of a progress report. */
+struct tally {
+    int64_t processed, created, updated, skipped, failed, pages, hwm_ms;
+    size_t n_errors;
+};
+
+static struct tally tally_of(const struct run *r)
+{
+    struct tally t = {r->processed, r->created, r->updated, r->skipped, r->failed, r->pages, r->hwm_ms,
+                      ig_json_len(r->errors)};
+    return t;
+}
+
+/* Back to t: the counts, and the errors logged since. */
+static void tally_restore(struct run *r, const struct tally *t)
+{
+    r->processed = t->processed;
+    r->created = t->created;
+    r->updated = t->updated;
+    r->skipped = t->skipped;
+    r->failed = t->failed;
+    r->pages = t->pages;
+    r->hwm_ms = t->hwm_ms;
+    size_t n = ig_json_len(r->errors);
+    if (n > t->n_errors)
+        json_object_array_del_idx(r->errors, t->n_errors, n - t->n_errors);
+}
+
+/* Report the counts in t (NULL: the run's own). Non-zero: cancel. */
+static int progress_at(struct run *r, const struct tally *t)
 {
     if (!r->cb)
         return 0;
+    struct tally now = tally_of(r);
+    if (!t)
+        t = &now;
     double secs = (double)(now_ms(r) - r->started_ms) / 1000.0;
     char buf[512];
     snprintf(buf, sizeof buf,
              "{\"integration_id\":\"%s\",\"entity\":\"%s\",\"pages\":%lld,\"records_processed\":%lld,"
              "\"records_created\":%lld,\"records_updated\":%lld,\"records_skipped\":%lld,"
              "\"records_failed\":%lld,\"elapsed_ms\":%lld,\"records_per_second\":%.1f}",
-             ig_json_str(r->c->integration, "id"), r->entity, (long long)r->pages, (long long)r->processed,
-             (long long)r->created, (long long)r->updated, (long long)r->skipped, (long long)r->failed,
-             (long long)(now_ms(r) - r->started_ms), secs > 0 ? (double)r->processed / secs : 0.0);
+             ig_json_str(r->c->integration, "id"), r->entity, (long long)t->pages, (long long)t->processed,
+             (long long)t->created, (long long)t->updated, (long long)t->skipped, (long long)t->failed,
+             (long long)(now_ms(r) - r->started_ms), secs > 0 ? (double)t->processed / secs : 0.0);
     return r->cb(r->cb_payload, buf);
+}
+
+static int progress(struct run *r)
+{
+    return progress_at(r, NULL);
 }
 
 /* Choose the mapping: the integration's own for this entity, else the
@@ -1123,6 +1213,253 @@ INTEG_API int integ_sync(integ_session *s, const char *integration_id, const cha
     return ig_sync_run(s, integration_id, request_json, cb, payload, "manual", out_json);
 }
 
+/* ---- the writer stage ------------------------------------------------------- */
+
+/* A pull's pages can be committed on a second thread while the caller plans
+ * the next one. Only pages that create records go there: their plan reads
+ * (which links exist) and writes nothing, so it can be made outside the
+ * writing transaction, and a link made meanwhile for the same remote record
+ * (a webhook delivery) fails the write's insert, after which the page is
+ * planned again inside its own write transaction. A page that updates or
+ * stamps records, or shares a record with the page being written, is
+ * applied as before, after that page has landed. */
+
+/* The external ids of the page being written: the next page's plan cannot
+ * see its links yet. Strings point into the page's facts. */
+struct ext_set {
+    size_t cap; /* a power of two, at least twice the count */
+    const char **slot;
+};
+
+static uint64_t ext_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static int ext_set_fill(struct ext_set *set, const struct page_facts *pf)
+{
+    size_t cap = 16;
+    while (cap < 2 * pf->n)
+        cap *= 2;
+    set->slot = calloc(cap, sizeof *set->slot);
+    if (!set->slot)
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    set->cap = cap;
+    for (size_t i = 0; i < pf->n; i++) {
+        if (!pf->r[i].ok)
+            continue;
+        size_t k = ext_hash(pf->r[i].ext) & (cap - 1);
+        while (set->slot[k] && strcmp(set->slot[k], pf->r[i].ext) != 0)
+            k = (k + 1) & (cap - 1);
+        set->slot[k] = pf->r[i].ext;
+    }
+    return INTEG_OK;
+}
+
+/* Does the page of these facts hold a record of the set? */
+static int ext_set_meets(const struct ext_set *set, const struct page_facts *pf)
+{
+    if (!set->slot)
+        return 0;
+    for (size_t i = 0; i < pf->n; i++) {
+        if (!pf->r[i].ok)
+            continue;
+        for (size_t k = ext_hash(pf->r[i].ext) & (set->cap - 1); set->slot[k]; k = (k + 1) & (set->cap - 1))
+            if (strcmp(set->slot[k], pf->r[i].ext) == 0)
+                return 1;
+    }
+    return 0;
+}
+
+static void ext_set_free(struct ext_set *set)
+{
+    free(set->slot);
+    set->slot = NULL;
+    set->cap = 0;
+}
+
+/* What the writer thread gets: the page's puts as plain bytes (json-c's
+ * reference counts are not atomic, and objects built on one core and read
+ * on the other cost more than they save: measured, issue 8). */
+struct write_job {
+    integ_ctx *ctx;
+    ig_put_batch *batch;
+};
+
+/* ig_job_fn: on the writer thread. */
+static int write_job_run(void *arg)
+{
+    struct write_job *j = arg;
+    void *tx = NULL;
+    int rc = ig_tx_begin(j->ctx, 1, &tx);
+    if (rc == INTEG_OK)
+        rc = ig_put_batch_run(j->ctx, tx, j->batch);
+    return ig_tx_end(j->ctx, tx, 1, rc);
+}
+
+/* The page with the writer. */
+struct inflight {
+    int active;
+    ig_page page;         /* kept until it lands: a lost race applies it again */
+    int64_t created;      /* records it creates */
+    struct write_job job;
+    struct tally before;  /* the run's counts before it was fetched */
+    struct ext_set ids;
+};
+
+/* Plan a page for the writer: in a read transaction, or without reading
+ * links (assumed). PLAN_NOT_FRESH when it has to be applied the usual way
+ * (the counts it made are the caller's to take back). */
+static int plan_ahead(struct run *r, ig_page *page, int assumed, struct pending **out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    size_t n = ig_json_len(page->records);
+    struct pending *plan = calloc(n ? n : 1, sizeof *plan);
+    if (!plan)
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    void *tx = NULL;
+    size_t n_plan = 0;
+    int rc = assumed ? INTEG_OK : ig_tx_begin(r->s->ctx, 0, &tx);
+    if (rc == INTEG_OK)
+        rc = plan_page(r, tx, page->records, page->prep, assumed ? PLAN_ASSUMED : PLAN_FRESH, plan, &n_plan);
+    rc = ig_tx_end(r->s->ctx, tx, 0, rc);
+    if (rc) {
+        plan_free(plan, n_plan);
+        free(plan);
+        return rc;
+    }
+    *out = plan;
+    *n_out = n_plan;
+    return INTEG_OK;
+}
+
+/* The puts of a fresh-only plan, as write_plan and apply_page would make
+ * them (records, then links, then the checkpoint), into b. */
+static int batch_plan(struct run *r, struct pending *plan, size_t n_plan, json_object *next_state,
+                      ig_put_batch *b, int64_t *created)
+{
+    integ_ctx *ctx = r->s->ctx;
+    *created = 0;
+    ig_put_batch_reset(b);
+    int rc = INTEG_OK;
+    for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++) {
+        if (!plan[i].data)
+            continue;
+        json_object *raw = ig_json_raw(plan[i].data);
+        if (!raw)
+            return ig_err(INTEG_ENOMEM, "out of memory");
+        if (ig_json_get(plan[i].link, "base") == plan[i].data)
+            json_object_object_add(plan[i].link, "base", json_object_get(raw));
+        json_object_put(plan[i].data);
+        plan[i].data = raw;
+        json_object *rec = ig_entity_row(r->s->tenant_id, r->local_entity, ig_json_str(plan[i].link, "local_id"),
+                                         raw, 0, plan[i].origin, 1);
+        rc = ig_put_batch_add(ctx, b, INTEG_KIND_ENTITY, rec, INTEG_PUT_INSERT);
+        json_object_put(rec);
+        if (!strcmp(plan[i].origin, "sync"))
+            json_object_object_add(plan[i].link, "local_version", json_object_new_int64(1));
+        (*created)++;
+    }
+    for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++)
+        rc = ig_put_batch_add(ctx, b, INTEG_KIND_ENTITY_LINK, plan[i].link, INTEG_PUT_INSERT);
+    if (rc == INTEG_OK) {
+        json_object *ck = checkpoint_rec(r, json_object_get(next_state), r->prev_hwm_ms);
+        rc = ig_put_batch_add(ctx, b, INTEG_KIND_CHECKPOINT, ck, INTEG_PUT_UPSERT);
+        json_object_put(ck);
+    }
+    return rc;
+}
+
+static void inflight_clear(struct inflight *fl, ig_prefetch *prefetch)
+{
+    ext_set_free(&fl->ids);
+    ig_prefetch_release(prefetch, &fl->page);
+    memset(fl, 0, sizeof *fl);
+}
+
+/* Hand a page and its batch to the writer (taken over only when this
+ * returns INTEG_OK). */
+static int submit(struct run *r, ig_worker *writer, struct inflight *fl, ig_page *page, ig_put_batch *batch,
+                  int64_t created, const struct tally *before)
+{
+    memset(fl, 0, sizeof *fl);
+    int rc = ext_set_fill(&fl->ids, page->prep);
+    if (rc)
+        return rc;
+    fl->job.ctx = r->s->ctx;
+    fl->job.batch = batch;
+    fl->page = *page;
+    memset(page, 0, sizeof *page);
+    fl->created = created;
+    fl->before = *before;
+    fl->active = 1;
+    ig_worker_submit(writer, write_job_run, &fl->job);
+    return INTEG_OK;
+}
+
+/* Wait for the page with the writer, count it and report progress. `next`
+ * (NULL after the last page) holds the counts from before the page fetched
+ * since; the report leaves that page out, and a cancel takes it back. When
+ * the page with the writer has to be applied again, the next page's batch
+ * (*batched set) is dropped and that page goes the usual way after it.
+ * INTEG_ECANCELED when the progress callback cancels. */
+static int land(struct run *r, struct inflight *fl, ig_worker *writer, ig_prefetch *prefetch, struct tally *next,
+                int *batched)
+{
+    if (!fl->active)
+        return INTEG_OK;
+    int rc = ig_worker_wait(writer);
+    if (rc == INTEG_EEXISTS) {
+        /* A link for one of its records was made after it was planned (a
+         * webhook delivery): plan it again, in the transaction that writes
+         * it. The next page's batch counted on this one's, so it goes too. */
+        if (batched)
+            *batched = 0;
+        atomic_fetch_add(&r->s->ctx->writer_retries, 1);
+        tally_restore(r, &fl->before);
+        r->assume_new = 0;
+        r->pages++;
+        rc = apply_page(r, fl->page.records, fl->page.next_state, fl->page.prep);
+        emit_conflicts(r);
+        inflight_clear(fl, prefetch);
+        if (rc == INTEG_OK && progress(r) != 0)
+            rc = ig_err(INTEG_ECANCELED, "canceled by the progress callback after %lld pages", (long long)r->pages);
+        if (rc == INTEG_OK && next) {
+            *next = tally_of(r);
+            r->pages++; /* the page fetched since, not planned yet */
+        }
+        return rc;
+    }
+    if (rc) {
+        /* The run ends with this error; what is not committed does not count. */
+        tally_restore(r, &fl->before);
+        inflight_clear(fl, prefetch);
+        return rc;
+    }
+    atomic_fetch_add(&r->s->ctx->writer_pages, 1);
+    int64_t created = fl->created;
+    inflight_clear(fl, prefetch);
+    r->created += created;
+    if (next)
+        next->created += created;
+    if (progress_at(r, next) != 0) {
+        if (next)
+            tally_restore(r, next);
+        return ig_err(INTEG_ECANCELED, "canceled by the progress callback after %lld pages", (long long)r->pages);
+    }
+    return INTEG_OK;
+}
+
+void ig_sync_writer_stats(integ_ctx *ctx, uint64_t *pages, uint64_t *retries)
+{
+    *pages = atomic_load(&ctx->writer_pages);
+    *retries = atomic_load(&ctx->writer_retries);
+}
+
 int ig_sync_run(integ_session *s, const char *integration_id, const char *request_json, integ_progress_cb cb,
                 void *payload, const char *trigger, char **out_json)
 {
@@ -1216,6 +1553,34 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
     if (pulling && !r.c->adapter)
         rc = ig_prefetch_start(&prefetch, s->ctx, s->tenant_id, integration_id, r.entity, r.state, r.since_ms,
                                PREFETCH_DEPTH, prep_page, &facts_cfg);
+    /* The writer stage (see above): with the built-in engine and entity
+     * store, when the run writes. Without its thread the run goes on
+     * without it. Two batches: one with the writer, one being filled. */
+    ig_worker *writer = NULL;
+    ig_put_batch *batches[2] = {NULL, NULL};
+    int spare = 0;
+    struct inflight fl;
+    memset(&fl, 0, sizeof fl);
+    if (prefetch && !r.dry_run && !ig_entities_external(s->ctx)) {
+        batches[0] = ig_put_batch_new();
+        batches[1] = ig_put_batch_new();
+        if (!batches[0] || !batches[1] || ig_worker_start(&writer) != INTEG_OK) {
+            writer = NULL;
+            ig_err_clear();
+        }
+        /* No link for this entity yet (an initial load): pages go to the
+         * writer without reading links first. */
+        json_object *q = json_object_new_object(), *rows = json_object_new_array();
+        json_object_object_add(q, "integration_id", json_object_new_string(integration_id));
+        json_object_object_add(q, "entity", json_object_new_string(r.entity));
+        json_object_object_add(q, "limit", json_object_new_int(1));
+        void *tx = NULL;
+        if (writer && (rc = ig_tx_begin(s->ctx, 0, &tx)) == INTEG_OK)
+            rc = ig_tx_end(s->ctx, tx, 0, ig_store_list(s->ctx, tx, INTEG_KIND_ENTITY_LINK, q, rows));
+        r.assume_new = rc == INTEG_OK && writer && ig_json_len(rows) == 0;
+        json_object_put(q);
+        json_object_put(rows);
+    }
     for (; pulling && rc == INTEG_OK;) {
         if (leased && now_ms(&r) > r.lease_until_ms - LEASE_TTL_MS / 2 && (rc = lease_take(&r, 1)))
             break;
@@ -1223,18 +1588,51 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
         rc = prefetch ? ig_prefetch_next(prefetch, &page) : ig_rest_list_page(r.c, r.entity, r.state, r.since_ms, &page);
         if (rc)
             break;
+        struct tally before = tally_of(&r);
         r.pages++;
         r.bytes += (int64_t)page.bytes;
-        rc = apply_page(&r, page.records, page.next_state, page.prep);
-        emit_conflicts(&r);
+        /* Planned and made into bytes while the page before is written,
+         * unless it shares a record with it. */
+        int batched = 0;
+        int64_t created = 0;
+        if (writer && page.prep && !ext_set_meets(&fl.ids, page.prep)) {
+            struct pending *plan = NULL;
+            size_t n_plan = 0;
+            rc = plan_ahead(&r, &page, r.assume_new, &plan, &n_plan);
+            if (rc == INTEG_OK) {
+                rc = batch_plan(&r, plan, n_plan, page.next_state, batches[spare], &created);
+                batched = rc == INTEG_OK;
+            } else if (rc == PLAN_NOT_FRESH) {
+                tally_restore(&r, &before);
+                r.pages++;
+                rc = INTEG_OK;
+            }
+            plan_free(plan, n_plan);
+            free(plan);
+        }
+        /* The page with the writer lands first: its commit comes before
+         * anything of this one. */
+        int lrc = land(&r, &fl, writer, prefetch, &before, &batched);
+        if (rc == INTEG_OK)
+            rc = lrc;
+        json_object *next = page.next_state;
+        if (rc == INTEG_OK && batched) {
+            rc = submit(&r, writer, &fl, &page, batches[spare], created, &before);
+            if (rc == INTEG_OK) {
+                next = fl.page.next_state;
+                spare = !spare;
+            }
+        } else if (rc == INTEG_OK) {
+            rc = apply_page(&r, page.records, page.next_state, page.prep);
+            emit_conflicts(&r);
+        }
         /* A server that hands back the cursor it was given would loop forever. */
-        if (rc == INTEG_OK && page.next_state && r.state && json_object_equal(page.next_state, r.state))
+        if (rc == INTEG_OK && next && r.state && json_object_equal(next, r.state))
             stalls++;
         else
             stalls = 0;
         json_object_put(r.state);
         /* A copy: a prefetched page is freed on the fetch thread. */
-        json_object *next = page.next_state;
         r.state = next ? (prefetch ? ig_json_copy(next) : json_object_get(next)) : NULL;
         if (next && !r.state && rc == INTEG_OK)
             rc = ig_err(INTEG_ENOMEM, "out of memory");
@@ -1248,13 +1646,23 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
             rc = ig_err(INTEG_EREMOTE, "the remote returned the same next page %d times; stopping", stalls);
             break;
         }
-        if (progress(&r) != 0) {
+        /* A page with the writer is reported when it lands. */
+        if (!fl.active && progress(&r) != 0) {
             rc = ig_err(INTEG_ECANCELED, "canceled by the progress callback after %lld pages", (long long)r.pages);
             break;
         }
         if (!r.state)
             break;
     }
+    /* The last page with the writer, whatever ended the loop. */
+    if (fl.active) {
+        int lrc = land(&r, &fl, writer, prefetch, NULL, NULL);
+        if (rc == INTEG_OK)
+            rc = lrc;
+    }
+    ig_worker_stop(writer);
+    ig_put_batch_free(batches[0]);
+    ig_put_batch_free(batches[1]);
     /* Before anything else writes: the fetch thread may hold a page or a
      * request in flight that this run no longer wants. */
     ig_prefetch_stop(prefetch);

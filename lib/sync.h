@@ -40,4 +40,9 @@ int64_t ig_schedule_next(integ_ctx *ctx, json_object *config, int64_t from_ms);
 int ig_sync_run(integ_session *s, const char *integration_id, const char *request_json, integ_progress_cb cb,
                 void *payload, const char *trigger, char **out_json);
 
+/* Pull pages the context's runs have committed on the writer thread, and
+ * how many of those were applied again because a link appeared after they
+ * were planned (for tests). */
+void ig_sync_writer_stats(integ_ctx *ctx, uint64_t *pages, uint64_t *retries);
+
 #endif
