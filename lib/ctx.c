@@ -674,27 +674,21 @@ static int grow(void **p, size_t *cap, size_t need, size_t size)
     return 0;
 }
 
-int ig_put_batch_add(integ_ctx *ctx, ig_put_batch *b, integ_store_kind kind, json_object *rec, integ_put_mode mode)
+/* Append a put entry whose text is already in the buffer from `off`, and
+ * copies of its fields' strings. */
+static int batch_entry(ig_put_batch *b, integ_store_kind kind, integ_put_mode mode, size_t off,
+                       const integ_store_field *f, size_t n)
 {
-    const table_spec *t = ig_store_spec(kind);
-    int fielded = t && ctx->store->version >= 2 && ctx->store->put_fields;
-    integ_store_field f[MAX_COLS];
-    size_t n = 0;
-    if (fielded) {
-        int rc = ig_store_fields_from(t, rec, f, &n);
-        if (rc)
-            return rc;
-    }
     if (grow((void **)&b->puts, &b->cap_puts, b->n_puts + 1, sizeof *b->puts) ||
         grow((void **)&b->fields, &b->cap_fields, b->n_fields + n, sizeof *b->fields))
         return ig_err(INTEG_ENOMEM, "out of memory");
     struct batch_put *p = &b->puts[b->n_puts];
     p->kind = kind;
     p->mode = mode;
-    p->off = b->text.n;
-    if (ig_json_write(rec, &b->text))
+    p->off = off;
+    p->len = b->text.n - off;
+    if (ig_jbuf_put(&b->text, "", 0)) /* NUL-terminated (jb_put writes one) */
         return ig_err(INTEG_ENOMEM, "out of memory");
-    p->len = b->text.n - p->off;
     b->text.n++; /* past its NUL */
     p->field0 = b->n_fields;
     p->n_fields = n;
@@ -705,18 +699,43 @@ int ig_put_batch_add(integ_ctx *ctx, ig_put_batch *b, integ_store_kind kind, jso
         bf->off = b->text.n;
         bf->len = f[i].str_len;
         if (f[i].type == INTEG_FIELD_STRING) {
-            /* the string and a NUL: ig_json_write's growth, no escaping */
-            if (grow((void **)&b->text.p, &b->text.cap, b->text.n + f[i].str_len + 1, 1))
+            if (ig_jbuf_put(&b->text, f[i].str, f[i].str_len))
                 return ig_err(INTEG_ENOMEM, "out of memory");
-            b->text.heap = 1;
-            memcpy(b->text.p + b->text.n, f[i].str, f[i].str_len);
-            b->text.n += f[i].str_len;
-            b->text.p[b->text.n++] = '\0';
+            b->text.n++; /* past its NUL */
         }
     }
     b->n_fields += n;
     b->n_puts++;
     return INTEG_OK;
+}
+
+static int batch_fielded(integ_ctx *ctx, integ_store_kind kind)
+{
+    return ig_store_spec(kind) && ctx->store->version >= 2 && ctx->store->put_fields;
+}
+
+int ig_put_batch_add(integ_ctx *ctx, ig_put_batch *b, integ_store_kind kind, json_object *rec, integ_put_mode mode)
+{
+    integ_store_field f[MAX_COLS];
+    size_t n = 0;
+    if (batch_fielded(ctx, kind)) {
+        int rc = ig_store_fields_from(ig_store_spec(kind), rec, f, &n);
+        if (rc)
+            return rc;
+    }
+    size_t off = b->text.n;
+    if (ig_json_write(rec, &b->text))
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    return batch_entry(b, kind, mode, off, f, n);
+}
+
+int ig_put_batch_add_text(integ_ctx *ctx, ig_put_batch *b, integ_store_kind kind, const char *text, size_t len,
+                          const integ_store_field *f, size_t n, integ_put_mode mode)
+{
+    size_t off = b->text.n;
+    if (ig_jbuf_put(&b->text, text, len))
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    return batch_entry(b, kind, mode, off, f, batch_fielded(ctx, kind) ? n : 0);
 }
 
 int ig_put_batch_run(integ_ctx *ctx, void *tx, const ig_put_batch *b)

@@ -138,6 +138,12 @@ void ig_put_batch_free(ig_put_batch *b);
  * would say it, INTEG_ENOMEM. */
 int ig_put_batch_add(integ_ctx *ctx, ig_put_batch *b, integ_store_kind kind, json_object *rec, integ_put_mode mode);
 
+/* Append a put of a record the caller wrote itself: its text and its
+ * indexed fields as ig_store_fields_from gives them (one per column of
+ * the kind's table, in order). */
+int ig_put_batch_add_text(integ_ctx *ctx, ig_put_batch *b, integ_store_kind kind, const char *text, size_t len,
+                          const integ_store_field *f, size_t n, integ_put_mode mode);
+
 /* Run the batch's puts in order in tx; the first failure stops it. */
 int ig_put_batch_run(integ_ctx *ctx, void *tx, const ig_put_batch *b);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "entities.h"
+#include "store_schema.h"
 #include "error.h"
 #include "json.h"
 #include "util.h"
@@ -81,9 +82,8 @@ int ig_entity_load(integ_ctx *ctx, void *tx, const char *tenant_id, const char *
 }
 
 json_object *ig_entity_row(const char *tenant_id, const char *entity, const char *local_id, json_object *data,
-                           int deleted, const char *origin, int64_t version)
+                           int deleted, const char *origin, int64_t version, int64_t now)
 {
-    int64_t now = ig_now_ms();
     char at[32];
     ig_rfc3339(at, now, 1);
     json_object *rec = json_object_new_object();
@@ -101,6 +101,50 @@ json_object *ig_entity_row(const char *tenant_id, const char *entity, const char
     return rec;
 }
 
+int ig_entity_row_text(ig_jbuf *b, const char *tenant_id, const char *entity, const char *local_id,
+                       json_object *data, int deleted, const char *origin, int64_t version, int64_t now,
+                       integ_store_field f[MAX_COLS], size_t *n_fields)
+{
+    char at[32], num[48];
+    ig_rfc3339(at, now, 1);
+    /* ig_entity_row's keys in its order, written as ig_json_write would */
+    int e = ig_jbuf_put(b, "{\"id\":", 6) || ig_json_write_string(b, local_id, strlen(local_id)) ||
+            ig_jbuf_put(b, ",\"tenant_id\":", 13) || ig_json_write_string(b, tenant_id, strlen(tenant_id)) ||
+            ig_jbuf_put(b, ",\"entity\":", 10) || ig_json_write_string(b, entity, strlen(entity)) ||
+            ig_jbuf_put(b, ",\"data\":", 8) || ig_json_write(data, b) ||
+            ig_jbuf_put(b, ",\"updated_at\":", 14) || ig_json_write_string(b, at, strlen(at));
+    int k = snprintf(num, sizeof num, ",\"updated_at_ms\":%lld", (long long)now);
+    e = e || ig_jbuf_put(b, num, (size_t)k) ||
+        ig_jbuf_put(b, deleted ? ",\"deleted\":true" : ",\"deleted\":false", deleted ? 15 : 16);
+    k = snprintf(num, sizeof num, ",\"version\":%lld", (long long)version);
+    e = e || ig_jbuf_put(b, num, (size_t)k) || ig_jbuf_put(b, ",\"origin\":", 10) ||
+        ig_json_write_string(b, origin, strlen(origin)) || ig_jbuf_put(b, "}", 1);
+    if (e)
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    /* the indexed fields, by column */
+    const table_spec *t = ig_store_spec(INTEG_KIND_ENTITY);
+    size_t n = (size_t)ig_store_field_count(t);
+    memset(f, 0, n * sizeof *f);
+    const struct {
+        const char *col, *str;
+        int64_t num;
+        integ_field_type type;
+    } v[] = {{"id", local_id, 0, INTEG_FIELD_STRING},       {"tenant_id", tenant_id, 0, INTEG_FIELD_STRING},
+             {"entity", entity, 0, INTEG_FIELD_STRING},     {"deleted", NULL, deleted != 0, INTEG_FIELD_BOOL},
+             {"updated_at_ms", NULL, now, INTEG_FIELD_INT}, {"version", NULL, version, INTEG_FIELD_INT}};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        int c = ig_store_field_index(t, v[i].col);
+        if (c < 0)
+            continue;
+        f[c].type = v[i].type;
+        f[c].str = v[i].str;
+        f[c].str_len = v[i].str ? strlen(v[i].str) : 0;
+        f[c].num = v[i].num;
+    }
+    *n_fields = n;
+    return INTEG_OK;
+}
+
 /* Into the built-in store. */
 static int builtin_put(integ_ctx *ctx, void *tx, const char *tenant_id, const char *entity, const char *local_id,
                        json_object *data, int deleted, const char *origin, int fresh, json_object **out)
@@ -116,7 +160,7 @@ static int builtin_put(integ_ctx *ctx, void *tx, const char *tenant_id, const ch
         return ig_err(INTEG_EEXISTS, "id '%s' belongs to another entity", local_id);
     }
     json_object *rec = ig_entity_row(tenant_id, entity, local_id, data, deleted, origin,
-                                     ig_json_int(old, "version", 0) + 1);
+                                     ig_json_int(old, "version", 0) + 1, ig_now_ms());
     json_object_put(old);
     rc = ig_store_put(ctx, tx, INTEG_KIND_ENTITY, rec, fresh ? INTEG_PUT_INSERT : INTEG_PUT_UPSERT);
     if (rc == INTEG_OK && out)

@@ -6,6 +6,8 @@
 #include <json-c/json.h>
 
 #include "ctx.h"
+#include "json.h"
+#include "store_schema.h"
 
 /* 1 when a host entity store is installed (writes then leave the store
  * transaction: see sync.c for the ordering that keeps replays idempotent). */
@@ -29,9 +31,16 @@ int ig_entity_store_create(integ_ctx *ctx, void *tx, const char *tenant_id, cons
                            const char *local_id, json_object *data, const char *origin, json_object **out);
 
 /* The built-in store's record of a local entity (data is referenced,
- * not copied): what a put writes, for a caller that writes it itself. */
+ * not copied), as a put made at `now` writes it. */
 json_object *ig_entity_row(const char *tenant_id, const char *entity, const char *local_id, json_object *data,
-                           int deleted, const char *origin, int64_t version);
+                           int deleted, const char *origin, int64_t version, int64_t now);
+
+/* The same record's text appended to b without building it (the bytes
+ * ig_json_write writes for ig_entity_row's object), and its indexed fields
+ * (strings lent from the arguments): what a pull's writer batch takes. */
+int ig_entity_row_text(ig_jbuf *b, const char *tenant_id, const char *entity, const char *local_id,
+                       json_object *data, int deleted, const char *origin, int64_t version, int64_t now,
+                       integ_store_field f[MAX_COLS], size_t *n_fields);
 
 /* A valid local entity name: ^[a-z][a-z0-9_]{0,63}$. */
 int ig_entity_name_ok(const char *entity);

@@ -317,6 +317,16 @@ static int jb_value(json_object *o, ig_jbuf *b)
     }
 }
 
+int ig_jbuf_put(ig_jbuf *b, const char *s, size_t n)
+{
+    return jb_put(b, s, n);
+}
+
+int ig_json_write_string(ig_jbuf *b, const char *s, size_t len)
+{
+    return jb_string(b, s, len);
+}
+
 int ig_json_write(json_object *obj, ig_jbuf *b)
 {
     return jb_value(obj, b);

@@ -80,6 +80,12 @@ void ig_jbuf_free(ig_jbuf *b);
  * memory. */
 int ig_json_write(json_object *obj, ig_jbuf *b);
 
+/* Append n bytes, or a string as ig_json_write writes one (quoted and
+ * escaped): for records written without building their objects. -1 when
+ * out of memory. */
+int ig_jbuf_put(ig_jbuf *b, const char *s, size_t n);
+int ig_json_write_string(ig_jbuf *b, const char *s, size_t len);
+
 /* An object that serialises as obj's text at the time of the call (PLAIN,
  * no slash escapes: the store's form) without serialising obj again: for a
  * value written inside several records. Only for serialising: it has no

@@ -14,6 +14,7 @@
 #include "error.h"
 #include "json.h"
 #include "mapping.h"
+#include "store_schema.h"
 #include "prefetch.h"
 #include "sync.h"
 #include "util.h"
@@ -1356,10 +1357,15 @@ static int batch_plan(struct run *r, struct pending *plan, size_t n_plan, json_o
             json_object_object_add(plan[i].link, "base", json_object_get(raw));
         json_object_put(plan[i].data);
         plan[i].data = raw;
-        json_object *rec = ig_entity_row(r->s->tenant_id, r->local_entity, ig_json_str(plan[i].link, "local_id"),
-                                         raw, 0, plan[i].origin, 1);
-        rc = ig_put_batch_add(ctx, b, INTEG_KIND_ENTITY, rec, INTEG_PUT_INSERT);
-        json_object_put(rec);
+        char stack[4096];
+        ig_jbuf text = {stack, 0, sizeof stack, 0, 0};
+        integ_store_field f[MAX_COLS];
+        size_t n = 0;
+        rc = ig_entity_row_text(&text, r->s->tenant_id, r->local_entity, ig_json_str(plan[i].link, "local_id"), raw,
+                                0, plan[i].origin, 1, ig_now_ms(), f, &n);
+        if (rc == INTEG_OK)
+            rc = ig_put_batch_add_text(ctx, b, INTEG_KIND_ENTITY, text.p, text.n, f, n, INTEG_PUT_INSERT);
+        ig_jbuf_free(&text);
         if (!strcmp(plan[i].origin, "sync"))
             json_object_object_add(plan[i].link, "local_version", json_object_new_int64(1));
         (*created)++;
