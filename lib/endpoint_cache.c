@@ -39,13 +39,20 @@ int ig_ep_cache_new(ig_ep_cache **out)
     return INTEG_OK;
 }
 
+static void snap_clear(ig_ep_snap *p)
+{
+    json_object_put(p->ep);
+    json_object_put(p->def);
+    if (p->derived_free)
+        p->derived_free(p->derived);
+}
+
 void ig_ep_snap_release(const ig_ep_snap *p)
 {
     struct snap *s = (struct snap *)p;
     if (!s || atomic_fetch_sub(&s->refs, 1) != 1)
         return;
-    json_object_put(s->pub.ep);
-    json_object_put(s->pub.def);
+    snap_clear(&s->pub);
     free(s);
 }
 
@@ -96,10 +103,9 @@ int ig_ep_cache_get(integ_ctx *ctx, ig_ep_cache *c, const char *endpoint_id, int
     struct snap *s = calloc(1, sizeof *s);
     if (!s)
         return ig_err(INTEG_ENOMEM, "out of memory");
-    int rc = load(ctx, endpoint_id, &s->pub.ep, &s->pub.def);
+    int rc = load(ctx, endpoint_id, &s->pub);
     if (rc) {
-        json_object_put(s->pub.ep);
-        json_object_put(s->pub.def);
+        snap_clear(&s->pub);
         free(s);
         return rc;
     }

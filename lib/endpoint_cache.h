@@ -23,15 +23,20 @@
 
 typedef struct ig_ep_cache ig_ep_cache;
 
-/* An endpoint as receiving sees it. ep and def (may be NULL) are read-only. */
+/* An endpoint as receiving sees it. ep and def (may be NULL) are read-only;
+ * so is `derived`, what the loader worked out once for every delivery
+ * (the opened secrets), released with the snapshot by derived_free. */
 typedef struct ig_ep_snap {
     json_object *ep;
     json_object *def;
+    void *derived;
+    void (*derived_free)(void *derived);
 } ig_ep_snap;
 
-/* Loads the endpoint (and, when needed, its definition) from the store;
+/* Loads the endpoint (and, when needed, its definition) from the store
+ * into out (zeroed; whatever it set is released on failure too);
  * INTEG_ENOTFOUND when there is none (never cached). */
-typedef int (*ig_ep_loader)(integ_ctx *ctx, const char *endpoint_id, json_object **ep, json_object **def);
+typedef int (*ig_ep_loader)(integ_ctx *ctx, const char *endpoint_id, ig_ep_snap *out);
 
 int ig_ep_cache_new(ig_ep_cache **out);
 void ig_ep_cache_free(ig_ep_cache *c);

@@ -618,45 +618,79 @@ static int live_app_secret(integ_ctx *ctx, json_object *def, char **out)
     return ig_err(INTEG_EAUTH, "%s: the app credentials have no client_secret", ig_json_str(def, "key"));
 }
 
-static int open_secrets(integ_ctx *ctx, json_object *ep, json_object *def, char **out)
+/* An endpoint's secrets, opened once per cached snapshot (opening a sealed
+ * secret is a key derivation and a decryption: a sixth of a delivery's own
+ * work when done per delivery). Wiped when the snapshot goes. */
+struct ep_secrets {
+    int rc;                  /* not INTEG_OK: no usable secret, for this reason */
+    char msg[256];
+    char *cur;               /* the secret(s) to verify with */
+    size_t cur_len;
+    char *both;              /* "current previous", while the previous is honoured */
+    size_t both_len;
+    int64_t prev_expires_ms;
+};
+
+static void ep_secrets_free(void *p)
 {
-    *out = NULL;
-    const char *src = ig_json_str(ep, "secret_source");
-    if (src && !strcmp(src, "app_secret"))
-        return live_app_secret(ctx, def, out);
-    char *cur = NULL, *prev = NULL;
-    size_t lc = 0, lp = 0;
-    const char *tenant = ig_json_str(ep, "tenant_id"), *id = ig_json_str(ep, "id");
-    int rc = ig_ctx_open_sealed(ctx, tenant, id, "webhook_secret", ig_json_str(ep, "webhook_secret_sealed"), &cur, &lc);
-    if (rc)
-        return rc;
-    if (ig_json_str(ep, "previous_webhook_secret_sealed") &&
-        ig_json_int(ep, "previous_expires_at_ms", 0) > ctx_now(ctx)) {
-        rc = ig_ctx_open_sealed(ctx, tenant, id, "previous_webhook_secret",
-                                ig_json_str(ep, "previous_webhook_secret_sealed"), &prev, &lp);
-        if (rc) {
-            ig_free_secret(cur, lc);
-            return rc;
-        }
-    }
-    if (!prev) {
-        *out = cur;
-        return INTEG_OK;
-    }
-    size_t n = lc + 1 + lp + 1;
-    char *both = malloc(n);
-    if (both)
-        snprintf(both, n, "%s %s", cur, prev);
-    ig_free_secret(cur, lc);
-    ig_free_secret(prev, lp);
-    *out = both;
-    return both ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
+    struct ep_secrets *x = p;
+    if (!x)
+        return;
+    ig_free_secret(x->cur, x->cur_len);
+    ig_free_secret(x->both, x->both_len);
+    free(x);
 }
 
-/* ig_ep_loader: the endpoint and, when receiving needs it, its definition. */
-static int load_for_receive(integ_ctx *ctx, const char *endpoint_id, json_object **ep, json_object **def)
+/* Open the endpoint's secrets into x (x->rc says whether it worked). The
+ * previous secret is opened while it has not expired at `now`; whether it
+ * is still honoured is decided per delivery. */
+static void open_secrets(integ_ctx *ctx, json_object *ep, json_object *def, int64_t now, struct ep_secrets *x)
 {
-    json_object *integ = NULL;
+    const char *src = ig_json_str(ep, "secret_source");
+    if (src && !strcmp(src, "app_secret")) {
+        x->rc = live_app_secret(ctx, def, &x->cur);
+        x->cur_len = x->cur ? strlen(x->cur) : 0;
+    } else {
+        const char *tenant = ig_json_str(ep, "tenant_id"), *id = ig_json_str(ep, "id");
+        x->rc = ig_ctx_open_sealed(ctx, tenant, id, "webhook_secret", ig_json_str(ep, "webhook_secret_sealed"), &x->cur,
+                                   &x->cur_len);
+        x->prev_expires_ms = ig_json_int(ep, "previous_expires_at_ms", 0);
+        if (x->rc == INTEG_OK && ig_json_str(ep, "previous_webhook_secret_sealed") && x->prev_expires_ms > now) {
+            char *prev = NULL;
+            size_t lp = 0;
+            x->rc = ig_ctx_open_sealed(ctx, tenant, id, "previous_webhook_secret",
+                                       ig_json_str(ep, "previous_webhook_secret_sealed"), &prev, &lp);
+            if (x->rc == INTEG_OK) {
+                x->both_len = x->cur_len + 1 + lp;
+                x->both = malloc(x->both_len + 1);
+                if (x->both)
+                    snprintf(x->both, x->both_len + 1, "%s %s", x->cur, prev);
+                else
+                    x->rc = ig_err(INTEG_ENOMEM, "out of memory");
+            }
+            ig_free_secret(prev, lp);
+        }
+    }
+    if (x->rc)
+        snprintf(x->msg, sizeof x->msg, "%s", ig_errmsg());
+}
+
+/* The secrets a delivery at `now` is verified with, or NULL with the
+ * reason set. */
+static const char *secrets_at(const struct ep_secrets *x, int64_t now)
+{
+    if (!x || x->rc) {
+        ig_err(x ? x->rc : INTEG_ENOMEM, "%s", x ? x->msg : "out of memory");
+        return NULL;
+    }
+    return x->both && x->prev_expires_ms > now ? x->both : x->cur;
+}
+
+/* ig_ep_loader: the endpoint and, when receiving needs it, its definition,
+ * and its opened secrets. */
+static int load_for_receive(integ_ctx *ctx, const char *endpoint_id, ig_ep_snap *out)
+{
+    json_object *integ = NULL, **ep = &out->ep, **def = &out->def;
     void *tx = NULL;
     int rc = ig_tx_begin(ctx, 0, &tx);
     if (rc == INTEG_OK) {
@@ -677,6 +711,15 @@ static int load_for_receive(integ_ctx *ctx, const char *endpoint_id, json_object
         rc = ig_tx_end(ctx, tx, 1, rc);
     }
     json_object_put(integ);
+    if (rc == INTEG_OK) {
+        struct ep_secrets *x = calloc(1, sizeof *x);
+        if (!x)
+            return ig_err(INTEG_ENOMEM, "out of memory");
+        out->derived = x;
+        out->derived_free = ep_secrets_free;
+        open_secrets(ctx, *ep, *def, ctx_now(ctx), x);
+        ig_err_clear(); /* a secret that cannot be opened is each delivery's 401 */
+    }
     return rc;
 }
 
@@ -693,8 +736,7 @@ static int receive_delivery(integ_ctx *ctx, const char *endpoint_id, const char 
         return answer_json(404, "not_found", NULL, out_status, out_body);
     }
     json_object *doc = NULL, *types = NULL;
-    char *secrets = NULL;
-    /* Shared with other receivers: ep and def are only read below. */
+    /* Shared with other receivers: ep, def and the secrets are only read below. */
     const ig_ep_snap *snap = NULL;
     int rc = ig_ep_cache_get(ctx, ctx->ep_cache, endpoint_id, ctx_now(ctx),
                              webhook_opt(ctx, "endpoint_cache_ms", DEFAULT_ENDPOINT_CACHE_MS), load_for_receive, &snap);
@@ -730,7 +772,8 @@ static int receive_delivery(integ_ctx *ctx, const char *endpoint_id, const char 
         rc = answer_json(200, "ping", NULL, out_status, out_body);
         goto out;
     }
-    if ((rc = open_secrets(ctx, ep, def, &secrets))) {
+    const char *secrets = secrets_at(snap->derived, ctx_now(ctx));
+    if (!secrets) {
         /* No usable secret: nothing can be verified. */
         rc = answer_json(401, "unauthorized", NULL, out_status, out_body);
         goto out;
@@ -739,20 +782,24 @@ static int receive_delivery(integ_ctx *ctx, const char *endpoint_id, const char 
     int64_t now_s = ctx_now(ctx) / 1000;
     int vrc = integ_webhook_verify(scheme, secrets, method ? method : "POST", url ? url : "", header_names,
                                    header_values, n_headers, body, body_len, now_s, tol);
-    ig_free_secret(secrets, strlen(secrets));
-    secrets = NULL;
     if (vrc != INTEG_OK) {
         /* Never queued. integ_errmsg() keeps the reason for the host's logs. */
         rc = answer_json(401, "unauthorized", NULL, out_status, out_body);
         goto out;
     }
-    json_tokener *tok = json_tokener_new();
-    doc = tok ? json_tokener_parse_ex(tok, (const char *)body, (int)body_len) : NULL;
-    if (tok && json_tokener_get_error(tok) != json_tokener_success) {
-        json_object_put(doc);
-        doc = NULL;
+    /* The body is parsed only when something is read from it (Slack's
+     * handshake, a json_path locator): most providers name the event and
+     * its id in headers, and the body is stored as received either way. */
+    if (!strcmp(scheme, "slack") || ig_json_str(ig_json_get(wh, "event_type"), "json_path") ||
+        ig_json_str(ig_json_get(wh, "event_id"), "json_path")) {
+        json_tokener *tok = json_tokener_new();
+        doc = tok ? json_tokener_parse_ex(tok, (const char *)body, (int)body_len) : NULL;
+        if (tok && json_tokener_get_error(tok) != json_tokener_success) {
+            json_object_put(doc);
+            doc = NULL;
+        }
+        json_tokener_free(tok);
     }
-    json_tokener_free(tok);
     if (!strcmp(scheme, "slack") && doc && !strcmp(ig_json_str(doc, "type") ? ig_json_str(doc, "type") : "", "url_verification")) {
         rc = answer(200, ig_json_str(doc, "challenge") ? ig_json_str(doc, "challenge") : "", out_status, out_body);
         goto out;
@@ -809,8 +856,6 @@ static int receive_delivery(integ_ctx *ctx, const char *endpoint_id, const char 
     else if (rc == INTEG_OK)
         rc = answer_json(202, "accepted", id, out_status, out_body);
 out:
-    if (secrets)
-        ig_free_secret(secrets, strlen(secrets));
     json_object_put(types);
     json_object_put(doc);
     ig_ep_snap_release(snap);

@@ -185,6 +185,37 @@ static void test_other_context_within_ttl(void)
     rm_db();
 }
 
+/* The snapshot keeps the endpoint's secrets opened, but whether the
+ * previous one still verifies is decided per delivery: its grace period
+ * ends on time even while the snapshot is cached. */
+static void test_grace_ends_within_ttl(void)
+{
+    fresh_db();
+    integ_ctx *a = open_ctx("{\"endpoint_cache_ms\":3600000,\"rotation_grace_s\":60}");
+    integ_session *s = NULL;
+    if (!a || setup(a, &s)) {
+        CHECK(!"setup");
+        integ_session_close(s);
+        integ_ctx_close(a);
+        rm_db();
+        return;
+    }
+    char *out = NULL;
+    CHECK_OK(integ_webhook_endpoint_update(s, ep_id, "{\"secret\":\"shpss_the_next_secret\"}", &out));
+    integ_free(out);
+    CHECK(deliver(a, SECRET) == 202); /* loaded and cached here, both secrets opened */
+    CHECK(deliver(a, "shpss_the_next_secret") == 202);
+    atomic_fetch_add(&fake_now, 59000);
+    CHECK(deliver(a, SECRET) == 202); /* 59 s into the 60 s grace */
+    atomic_fetch_add(&fake_now, 2000);
+    CHECK(deliver(a, SECRET) == 401); /* past it, same snapshot */
+    CHECK_MSG("signature");
+    CHECK(deliver(a, "shpss_the_next_secret") == 202);
+    integ_session_close(s);
+    integ_ctx_close(a);
+    rm_db();
+}
+
 struct worker {
     integ_ctx *ctx;
     int n, ok, gone, other;
@@ -259,6 +290,7 @@ int main(void)
 {
     RUN(test_own_changes_at_once);
     RUN(test_other_context_within_ttl);
+    RUN(test_grace_ends_within_ttl);
     RUN(test_threads_share_snapshots);
     RUN(test_option_checked);
     TEST_END();
