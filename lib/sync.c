@@ -769,6 +769,20 @@ static void plan_free(struct pending *plan, size_t n)
     }
 }
 
+/* The record and the link's base carry the same data: serialised once,
+ * for both (p->data becomes its ig_json_raw text). -1 when out of memory. */
+static int share_data_text(struct pending *p)
+{
+    json_object *raw = ig_json_raw(p->data);
+    if (!raw)
+        return -1;
+    if (ig_json_get(p->link, "base") == p->data)
+        json_object_object_add(p->link, "base", json_object_get(raw));
+    json_object_put(p->data);
+    p->data = raw;
+    return 0;
+}
+
 /* Write a plan's records and links into the built-in entity store. A
  * fresh link is inserted: one made meanwhile for the same remote record
  * fails the write with INTEG_EEXISTS. */
@@ -779,15 +793,8 @@ static int write_plan(integ_ctx *ctx, void *tx, const char *tenant_id, const cha
     for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++) {
         if (!plan[i].data)
             continue; /* local kept (local_wins): the link alone moves on */
-        /* The record and the link's base carry the same data:
-         * serialised once, for both. */
-        json_object *raw = ig_json_raw(plan[i].data);
-        if (!raw)
+        if (share_data_text(&plan[i]))
             return ig_err(INTEG_ENOMEM, "out of memory");
-        if (ig_json_get(plan[i].link, "base") == plan[i].data)
-            json_object_object_add(plan[i].link, "base", json_object_get(raw));
-        json_object_put(plan[i].data);
-        plan[i].data = raw;
         json_object *stored = NULL;
         const char *lid = ig_json_str(plan[i].link, "local_id");
         rc = plan[i].fresh ? ig_entity_store_create(ctx, tx, tenant_id, local_entity, lid, plan[i].data,
@@ -1350,13 +1357,9 @@ static int batch_plan(struct run *r, struct pending *plan, size_t n_plan, json_o
     for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++) {
         if (!plan[i].data)
             continue;
-        json_object *raw = ig_json_raw(plan[i].data);
-        if (!raw)
+        if (share_data_text(&plan[i]))
             return ig_err(INTEG_ENOMEM, "out of memory");
-        if (ig_json_get(plan[i].link, "base") == plan[i].data)
-            json_object_object_add(plan[i].link, "base", json_object_get(raw));
-        json_object_put(plan[i].data);
-        plan[i].data = raw;
+        json_object *raw = plan[i].data;
         char stack[4096];
         ig_jbuf text = {stack, 0, sizeof stack, 0, 0};
         integ_store_field f[MAX_COLS];
