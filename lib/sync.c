@@ -337,12 +337,21 @@ static int find_link(struct run *r, void *tx, const char *external_id, json_obje
     return rc;
 }
 
+/* A link made by a page planned for the writer: its parts, from which
+ * the writer batch writes its text (no object built; fresh_link_text). */
+struct fresh_link {
+    char id[37], local_id[37];
+    char external_id[256], hash[33]; /* as in struct rec_facts */
+    int64_t upd;                     /* remote update time, ms, or -1 */
+};
+
 struct pending {
-    json_object *link;  /* the link to write (owned) */
+    json_object *link;  /* the link to write (owned); NULL: `made` holds it */
     json_object *data;  /* local data to write (owned); NULL: the link only */
     int created;
     int fresh;          /* the link and its local id were made by this page */
     const char *origin; /* "sync", or "local" when a merge left changes to push */
+    struct fresh_link made;
 };
 
 static int write_link(struct run *r, void *tx, json_object *link)
@@ -718,6 +727,22 @@ static int plan_page(struct run *r, void *tx, json_object *records, const struct
             }
         }
         int fresh = link == NULL;
+        if (!link && fresh_only) {
+            /* For the writer: the link's parts only (fresh_link_text). */
+            struct fresh_link *m = &plan[*n_plan].made;
+            ig_ctx_new_id(r->s->ctx, m->id, ig_now_ms());
+            ig_ctx_new_id(r->s->ctx, m->local_id, ig_now_ms());
+            snprintf(m->external_id, sizeof m->external_id, "%s", ext);
+            snprintf(m->hash, sizeof m->hash, "%s", hash);
+            m->upd = upd;
+            plan[*n_plan].link = NULL;
+            plan[*n_plan].data = data;
+            plan[*n_plan].created = 1;
+            plan[*n_plan].fresh = 1;
+            plan[*n_plan].origin = origin;
+            (*n_plan)++;
+            continue;
+        }
         if (!link) {
             char id[37], lid[37];
             ig_ctx_new_id(r->s->ctx, id, ig_now_ms());
@@ -1345,6 +1370,72 @@ static int plan_ahead(struct run *r, ig_page *page, int assumed, struct pending 
     return INTEG_OK;
 }
 
+/* Point field `col` of the kind's table at a value (for a record written
+ * as text: the fields ig_store_fields_from would extract). */
+static void field_set(const table_spec *t, integ_store_field *f, const char *col, integ_field_type type,
+                      const char *str, int64_t num)
+{
+    int c = ig_store_field_index(t, col);
+    if (c < 0)
+        return;
+    f[c].type = type;
+    f[c].str = str;
+    f[c].str_len = str ? strlen(str) : 0;
+    f[c].num = num;
+}
+
+/* A writer page's fresh link as text: the bytes ig_json_write writes for
+ * the object plan_page builds for a fresh link, with the base (`base`, the
+ * record's data) and the local_version 1 that writing adds, and its
+ * indexed fields (strings lent from r and m). test_writer_links_as_built
+ * holds the two paths' links equal. */
+static int fresh_link_text(struct run *r, const struct fresh_link *m, const char *synced_at, json_object *base,
+                           ig_jbuf *b, integ_store_field f[MAX_COLS], size_t *n_fields)
+{
+    const char *integration_id = ig_json_str(r->c->integration, "id");
+    char num[64], at[32];
+    struct {
+        const char *key, *val;
+    } strs[] = {{"{\"id\":", m->id},
+                {",\"tenant_id\":", r->s->tenant_id},
+                {",\"integration_id\":", integration_id},
+                {",\"entity\":", r->entity},
+                {",\"local_entity\":", r->local_entity},
+                {",\"external_id\":", m->external_id},
+                {",\"local_id\":", m->local_id},
+                {",\"hash\":", m->hash}};
+    int e = 0;
+    for (size_t i = 0; !e && i < sizeof strs / sizeof strs[0]; i++)
+        e = ig_jbuf_put(b, strs[i].key, strlen(strs[i].key)) || ig_json_write_string(b, strs[i].val, strlen(strs[i].val));
+    if (!e && m->upd >= 0) {
+        ig_rfc3339(at, m->upd, 1);
+        int k = snprintf(num, sizeof num, ",\"remote_updated_at_ms\":%lld", (long long)m->upd);
+        e = ig_jbuf_put(b, ",\"remote_updated_at\":", 21) || ig_json_write_string(b, at, strlen(at)) ||
+            ig_jbuf_put(b, num, (size_t)k);
+    }
+    e = e || ig_jbuf_put(b, ",\"synced_at\":", 13) || ig_json_write_string(b, synced_at, strlen(synced_at)) ||
+        ig_jbuf_put(b, ",\"pending\":false", 16);
+    if (!e && r->sweep)
+        e = ig_jbuf_put(b, ",\"seen_run\":", 12) || ig_json_write_string(b, r->log_id, strlen(r->log_id));
+    if (!e && base)
+        e = ig_jbuf_put(b, ",\"base\":", 8) || ig_json_write(base, b);
+    e = e || ig_jbuf_put(b, ",\"local_version\":1}", 19);
+    if (e)
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    const table_spec *t = ig_store_spec(INTEG_KIND_ENTITY_LINK);
+    size_t n = (size_t)ig_store_field_count(t);
+    memset(f, 0, n * sizeof *f);
+    field_set(t, f, "id", INTEG_FIELD_STRING, m->id, 0);
+    field_set(t, f, "tenant_id", INTEG_FIELD_STRING, r->s->tenant_id, 0);
+    field_set(t, f, "integration_id", INTEG_FIELD_STRING, integration_id, 0);
+    field_set(t, f, "entity", INTEG_FIELD_STRING, r->entity, 0);
+    field_set(t, f, "external_id", INTEG_FIELD_STRING, m->external_id, 0);
+    field_set(t, f, "local_id", INTEG_FIELD_STRING, m->local_id, 0);
+    field_set(t, f, "pending", INTEG_FIELD_BOOL, NULL, 0);
+    *n_fields = n;
+    return INTEG_OK;
+}
+
 /* The puts of a fresh-only plan, as write_plan and apply_page would make
  * them (records, then links, then the checkpoint), into b. */
 static int batch_plan(struct run *r, struct pending *plan, size_t n_plan, json_object *next_state,
@@ -1353,28 +1444,41 @@ static int batch_plan(struct run *r, struct pending *plan, size_t n_plan, json_o
     integ_ctx *ctx = r->s->ctx;
     *created = 0;
     ig_put_batch_reset(b);
+    char synced_at[32]; /* one time for the page, as plan_page's */
+    ig_rfc3339(synced_at, ig_now_ms(), 0);
+    char stack[4096];
+    ig_jbuf text = {stack, 0, sizeof stack, 0, 0};
+    integ_store_field f[MAX_COLS];
+    size_t n = 0;
     int rc = INTEG_OK;
     for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++) {
         if (!plan[i].data)
             continue;
-        if (share_data_text(&plan[i]))
-            return ig_err(INTEG_ENOMEM, "out of memory");
-        json_object *raw = plan[i].data;
-        char stack[4096];
-        ig_jbuf text = {stack, 0, sizeof stack, 0, 0};
-        integ_store_field f[MAX_COLS];
-        size_t n = 0;
-        rc = ig_entity_row_text(&text, r->s->tenant_id, r->local_entity, ig_json_str(plan[i].link, "local_id"), raw,
-                                0, plan[i].origin, 1, ig_now_ms(), f, &n);
+        if (share_data_text(&plan[i])) {
+            rc = ig_err(INTEG_ENOMEM, "out of memory");
+            break;
+        }
+        const char *lid = plan[i].link ? ig_json_str(plan[i].link, "local_id") : plan[i].made.local_id;
+        text.n = 0;
+        rc = ig_entity_row_text(&text, r->s->tenant_id, r->local_entity, lid, plan[i].data, 0, plan[i].origin, 1,
+                                ig_now_ms(), f, &n);
         if (rc == INTEG_OK)
             rc = ig_put_batch_add_text(ctx, b, INTEG_KIND_ENTITY, text.p, text.n, f, n, INTEG_PUT_INSERT);
-        ig_jbuf_free(&text);
-        if (!strcmp(plan[i].origin, "sync"))
+        if (plan[i].link && !strcmp(plan[i].origin, "sync"))
             json_object_object_add(plan[i].link, "local_version", json_object_new_int64(1));
         (*created)++;
     }
-    for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++)
-        rc = ig_put_batch_add(ctx, b, INTEG_KIND_ENTITY_LINK, plan[i].link, INTEG_PUT_INSERT);
+    for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++) {
+        if (plan[i].link) {
+            rc = ig_put_batch_add(ctx, b, INTEG_KIND_ENTITY_LINK, plan[i].link, INTEG_PUT_INSERT);
+            continue;
+        }
+        text.n = 0;
+        rc = fresh_link_text(r, &plan[i].made, synced_at, plan[i].data, &text, f, &n);
+        if (rc == INTEG_OK)
+            rc = ig_put_batch_add_text(ctx, b, INTEG_KIND_ENTITY_LINK, text.p, text.n, f, n, INTEG_PUT_INSERT);
+    }
+    ig_jbuf_free(&text);
     if (rc == INTEG_OK) {
         json_object *ck = checkpoint_rec(r, json_object_get(next_state), r->prev_hwm_ms);
         rc = ig_put_batch_add(ctx, b, INTEG_KIND_CHECKPOINT, ck, INTEG_PUT_UPSERT);
