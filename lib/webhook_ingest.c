@@ -6,11 +6,13 @@
  * about as much as a commit for one. A 202 still means "committed": every
  * submitter waits until the transaction holding its event has returned OK.
  *
- * Duplicates are decided before inserting, never by letting an INSERT fail
- * inside the batch: on PostgreSQL a failed statement aborts the whole
- * transaction, so a failed put can only be answered by rolling back. When
- * anything in a batch fails, it is rolled back and every item is committed
- * alone (the pre-batch path), so one bad event fails only its own caller. */
+ * A batch is inserted first and checked only if that fails: a delivery the
+ * store already holds (a provider's retry) fails its insert on the unique
+ * (endpoint_id, event_id); the batch is then rolled back (on PostgreSQL a
+ * failed statement aborts the whole transaction anyway) and inserted again
+ * after one query that decides its duplicates. When anything else in a
+ * batch fails, it is rolled back and every item is committed alone (the
+ * pre-batch path), so one bad event fails only its own caller. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,9 +182,11 @@ out:
     return rc;
 }
 
-/* Decide the batch's duplicates (within it, then against the store) and
- * insert the rest, all in transaction tx. */
-static int insert_batch(integ_ctx *ctx, void *tx, ig_wh_ingest_item **v, size_t n)
+/* Decide the batch's duplicates (within it, then, when `check`, against
+ * the store) and insert the rest, all in transaction tx. Unchecked, a
+ * delivery the store already holds fails its insert with INTEG_EEXISTS
+ * and the transaction must be rolled back. */
+static int insert_batch(integ_ctx *ctx, void *tx, ig_wh_ingest_item **v, size_t n, int check)
 {
     ig_wh_ingest_item *s[IG_WH_INGEST_MAX_BATCH];
     for (size_t i = 0; i < n; i++) {
@@ -196,7 +200,7 @@ static int insert_batch(integ_ctx *ctx, void *tx, ig_wh_ingest_item **v, size_t 
         if (has_key(s[i]) && key_cmp(s[i - 1], s[i]) == 0)
             s[i]->duplicate = 1;
     int rc = INTEG_OK;
-    for (size_t i = 0; rc == INTEG_OK && i < n;) {
+    for (size_t i = 0; check && rc == INTEG_OK && i < n;) {
         if (!has_key(s[i])) {
             i++;
             continue;
@@ -234,7 +238,12 @@ static void commit_batch(integ_ctx *ctx, ig_wh_ingest_item **v, size_t n)
             settle(v[i], rc);
         return;
     }
-    rc = ig_tx_end(ctx, tx, 1, insert_batch(ctx, tx, v, n));
+    /* A provider's retry is rare: insert first, and only when the store
+     * already holds one of the deliveries (the unique index says so) roll
+     * back and decide with a query. */
+    rc = ig_tx_end(ctx, tx, 1, insert_batch(ctx, tx, v, n, 0));
+    if (rc == INTEG_EEXISTS && (rc = ig_tx_begin(ctx, 1, &tx)) == INTEG_OK)
+        rc = ig_tx_end(ctx, tx, 1, insert_batch(ctx, tx, v, n, 1));
     if (rc == INTEG_OK) {
         for (size_t i = 0; i < n; i++)
             settle(v[i], v[i]->duplicate ? INTEG_EEXISTS : INTEG_OK);
