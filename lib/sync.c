@@ -1351,7 +1351,9 @@ static int plan_ahead(struct run *r, ig_page *page, int assumed, struct pending 
     *out = NULL;
     *n_out = 0;
     size_t n = ig_json_len(page->records);
-    struct pending *plan = calloc(n ? n : 1, sizeof *plan);
+    /* Not zeroed (a page's entries are a few hundred bytes each, and
+     * plan_page sets every member of each entry it makes). */
+    struct pending *plan = malloc((n ? n : 1) * sizeof *plan);
     if (!plan)
         return ig_err(INTEG_ENOMEM, "out of memory");
     void *tx = NULL;
