@@ -340,13 +340,8 @@ INTEG_API int integ_integrations_list(integ_session *s, const char *filter_json,
     rc = ig_store_list(s->ctx, tx, INTEG_KIND_INTEGRATION, q, rows);
 out:
     rc = ig_tx_end(s->ctx, tx, 1, rc);
-    if (rc == INTEG_OK) {
-        json_object *out = json_object_new_array();
-        for (size_t i = 0; i < ig_json_len(rows); i++)
-            json_object_array_add(out, public_integration(json_object_array_get_idx(rows, i)));
-        rc = ig_json_to_string(out, out_json);
-        json_object_put(out);
-    }
+    if (rc == INTEG_OK)
+        rc = ig_json_public_list(rows, public_integration, out_json);
     json_object_put(rows);
     json_object_put(q);
     json_object_put(filter);

@@ -75,6 +75,16 @@ int ig_json_to_string(json_object *obj, char **out)
     return INTEG_OK;
 }
 
+int ig_json_public_list(json_object *rows, json_object *(*pub)(json_object *rec), char **out)
+{
+    json_object *arr = json_object_new_array();
+    for (size_t i = 0; i < ig_json_len(rows); i++)
+        json_object_array_add(arr, pub(json_object_array_get_idx(rows, i)));
+    int rc = ig_json_to_string(arr, out);
+    json_object_put(arr);
+    return rc;
+}
+
 json_object *ig_json_get(json_object *obj, const char *key)
 {
     json_object *v = NULL;

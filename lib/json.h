@@ -16,6 +16,10 @@ int ig_json_parse_object(const char *text, const char *what, int allow_null, jso
 /* Serialise compactly into a malloc'd string (freed with integ_free/free). */
 int ig_json_to_string(json_object *obj, char **out);
 
+/* The records of `rows` as the API shows them, pub(row) each (a new
+ * object), as one JSON array text in *out (ig_json_to_string). */
+int ig_json_public_list(json_object *rows, json_object *(*pub)(json_object *rec), char **out);
+
 /* Field accessors: NULL / default when absent or of another type. */
 const char *ig_json_str(json_object *obj, const char *key);
 int64_t ig_json_int(json_object *obj, const char *key, int64_t dflt);

@@ -132,13 +132,8 @@ INTEG_API int integ_mappings_list(integ_session *s, const char *integration_id, 
     IG_CHECK_ARG(out_json, "out_json");
     json_object *rows = json_object_new_array();
     rc = ig_integration_records(s->ctx, s->tenant_id, integration_id, INTEG_KIND_MAPPING, NULL, rows);
-    if (rc == INTEG_OK) {
-        json_object *out = json_object_new_array();
-        for (size_t i = 0; i < ig_json_len(rows); i++)
-            json_object_array_add(out, public_mapping(json_object_array_get_idx(rows, i)));
-        rc = ig_json_to_string(out, out_json);
-        json_object_put(out);
-    }
+    if (rc == INTEG_OK)
+        rc = ig_json_public_list(rows, public_mapping, out_json);
     json_object_put(rows);
     return rc;
 }
