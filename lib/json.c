@@ -62,16 +62,14 @@ int ig_json_parse_object(const char *text, const char *what, int allow_null, jso
 
 int ig_json_to_string(json_object *obj, char **out)
 {
-    size_t len = 0;
-    const char *s = json_object_to_json_string_length(
-        obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-    if (!s)
+    /* Written straight into the buffer handed out: no second copy, and no
+     * text cached in the objects (ig_json_write prints what json-c would). */
+    ig_jbuf b = {NULL, 0, 0, 0, 0};
+    if (ig_json_write(obj, &b) || !b.p) {
+        ig_jbuf_free(&b);
         return ig_err(INTEG_ENOMEM, "out of memory serialising JSON");
-    char *copy = malloc(len + 1);
-    if (!copy)
-        return ig_err(INTEG_ENOMEM, "out of memory serialising JSON");
-    memcpy(copy, s, len + 1);
-    *out = copy;
+    }
+    *out = b.p;
     return INTEG_OK;
 }
 
