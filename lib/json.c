@@ -273,9 +273,14 @@ static int jb_value(json_object *o, ig_jbuf *b)
 {
     if (!o)
         return jb_put(b, "null", 4);
-    /* Doubles keep their parsed text, raw values their text, as userdata:
-     * json-c knows how to print those. */
-    if (json_object_get_userdata(o) || json_object_is_type(o, json_type_double)) {
+    /* Raw values (ig_json_raw) and parsed doubles keep their text as
+     * userdata, which json-c prints unchanged: copy it, without json-c's
+     * print buffer in the object. A double built without text is
+     * formatted by json-c. */
+    const char *text = json_object_get_userdata(o);
+    if (text)
+        return jb_put(b, text, strlen(text));
+    if (json_object_is_type(o, json_type_double)) {
         size_t n = 0;
         int flags = JSON_C_TO_STRING_PLAIN | (b->escape_slash ? 0 : JSON_C_TO_STRING_NOSLASHESCAPE);
         const char *t = json_object_to_json_string_length(o, flags, &n);
@@ -290,8 +295,6 @@ static int jb_value(json_object *o, ig_jbuf *b)
         /* json-c keeps integers above INT64_MAX as uint64 and clamps get_int64 */
         uint64_t u = v == INT64_MAX ? json_object_get_uint64(o)
                    : v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-        if (v == INT64_MAX && u < (uint64_t)INT64_MAX)
-            u = (uint64_t)INT64_MAX;
         char *d = jb_digits(u, num + 1);
         if (v < 0)
             *--d = '-';

@@ -79,9 +79,9 @@ void ig_jbuf_free(ig_jbuf *b);
  * json_object_to_json_string_ext(obj, PLAIN | NOSLASHESCAPE) (the store's
  * form; tests/unit/test_json_write.c holds them equal), several times
  * faster, and without caching text in the objects, so it may run on a
- * tree another thread also serialises. Numbers with a text of their own
- * (doubles) and ig_json_raw values come from json-c. -1 when out of
- * memory. */
+ * tree another thread also serialises (parsed doubles and ig_json_raw
+ * values print their own text; only a double built without text is
+ * formatted, and cached, by json-c). -1 when out of memory. */
 int ig_json_write(json_object *obj, ig_jbuf *b);
 
 /* Append n bytes, or a string as ig_json_write writes one (quoted and
