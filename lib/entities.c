@@ -125,22 +125,12 @@ int ig_entity_row_text(ig_jbuf *b, const char *tenant_id, const char *entity, co
     const table_spec *t = ig_store_spec(INTEG_KIND_ENTITY);
     size_t n = (size_t)ig_store_field_count(t);
     memset(f, 0, n * sizeof *f);
-    const struct {
-        const char *col, *str;
-        int64_t num;
-        integ_field_type type;
-    } v[] = {{"id", local_id, 0, INTEG_FIELD_STRING},       {"tenant_id", tenant_id, 0, INTEG_FIELD_STRING},
-             {"entity", entity, 0, INTEG_FIELD_STRING},     {"deleted", NULL, deleted != 0, INTEG_FIELD_BOOL},
-             {"updated_at_ms", NULL, now, INTEG_FIELD_INT}, {"version", NULL, version, INTEG_FIELD_INT}};
-    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
-        int c = ig_store_field_index(t, v[i].col);
-        if (c < 0)
-            continue;
-        f[c].type = v[i].type;
-        f[c].str = v[i].str;
-        f[c].str_len = v[i].str ? strlen(v[i].str) : 0;
-        f[c].num = v[i].num;
-    }
+    ig_store_field_set(t, f, "id", INTEG_FIELD_STRING, local_id, 0);
+    ig_store_field_set(t, f, "tenant_id", INTEG_FIELD_STRING, tenant_id, 0);
+    ig_store_field_set(t, f, "entity", INTEG_FIELD_STRING, entity, 0);
+    ig_store_field_set(t, f, "deleted", INTEG_FIELD_BOOL, NULL, deleted != 0);
+    ig_store_field_set(t, f, "updated_at_ms", INTEG_FIELD_INT, NULL, now);
+    ig_store_field_set(t, f, "version", INTEG_FIELD_INT, NULL, version);
     *n_fields = n;
     return INTEG_OK;
 }

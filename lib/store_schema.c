@@ -102,6 +102,18 @@ int ig_store_field_index(const table_spec *t, const char *name)
     return -1;
 }
 
+void ig_store_field_set(const table_spec *t, integ_store_field *f, const char *col, integ_field_type type,
+                        const char *str, int64_t num)
+{
+    int c = ig_store_field_index(t, col);
+    if (c < 0)
+        return;
+    f[c].type = type;
+    f[c].str = str;
+    f[c].str_len = str ? strlen(str) : 0;
+    f[c].num = num;
+}
+
 int ig_store_field_count(const table_spec *t)
 {
     int n = 0;

@@ -47,6 +47,12 @@ int ig_store_field_count(const table_spec *t);
 /* Position of an indexed field, -1 if the kind has none of that name. */
 int ig_store_field_index(const table_spec *t, const char *name);
 
+/* Set field `col` of t in f (one slot per column, as ig_store_fields_from
+ * fills them) for a record written as text; str is lent. A column t does
+ * not have is skipped. */
+void ig_store_field_set(const table_spec *t, integ_store_field *f, const char *col, integ_field_type type,
+                        const char *str, int64_t num);
+
 /* "a string", "an integer", "a boolean" for a field type. */
 const char *ig_store_type_words(char type);
 

@@ -1372,20 +1372,6 @@ static int plan_ahead(struct run *r, ig_page *page, int assumed, struct pending 
     return INTEG_OK;
 }
 
-/* Point field `col` of the kind's table at a value (for a record written
- * as text: the fields ig_store_fields_from would extract). */
-static void field_set(const table_spec *t, integ_store_field *f, const char *col, integ_field_type type,
-                      const char *str, int64_t num)
-{
-    int c = ig_store_field_index(t, col);
-    if (c < 0)
-        return;
-    f[c].type = type;
-    f[c].str = str;
-    f[c].str_len = str ? strlen(str) : 0;
-    f[c].num = num;
-}
-
 /* A writer page's fresh link as text: the bytes ig_json_write writes for
  * the object plan_page builds for a fresh link, with the base (`base`, the
  * record's data) and the local_version 1 that writing adds, and its
@@ -1427,13 +1413,13 @@ static int fresh_link_text(struct run *r, const struct fresh_link *m, const char
     const table_spec *t = ig_store_spec(INTEG_KIND_ENTITY_LINK);
     size_t n = (size_t)ig_store_field_count(t);
     memset(f, 0, n * sizeof *f);
-    field_set(t, f, "id", INTEG_FIELD_STRING, m->id, 0);
-    field_set(t, f, "tenant_id", INTEG_FIELD_STRING, r->s->tenant_id, 0);
-    field_set(t, f, "integration_id", INTEG_FIELD_STRING, integration_id, 0);
-    field_set(t, f, "entity", INTEG_FIELD_STRING, r->entity, 0);
-    field_set(t, f, "external_id", INTEG_FIELD_STRING, m->external_id, 0);
-    field_set(t, f, "local_id", INTEG_FIELD_STRING, m->local_id, 0);
-    field_set(t, f, "pending", INTEG_FIELD_BOOL, NULL, 0);
+    ig_store_field_set(t, f, "id", INTEG_FIELD_STRING, m->id, 0);
+    ig_store_field_set(t, f, "tenant_id", INTEG_FIELD_STRING, r->s->tenant_id, 0);
+    ig_store_field_set(t, f, "integration_id", INTEG_FIELD_STRING, integration_id, 0);
+    ig_store_field_set(t, f, "entity", INTEG_FIELD_STRING, r->entity, 0);
+    ig_store_field_set(t, f, "external_id", INTEG_FIELD_STRING, m->external_id, 0);
+    ig_store_field_set(t, f, "local_id", INTEG_FIELD_STRING, m->local_id, 0);
+    ig_store_field_set(t, f, "pending", INTEG_FIELD_BOOL, NULL, 0);
     *n_fields = n;
     return INTEG_OK;
 }
