@@ -729,13 +729,16 @@ int ig_put_batch_add(integ_ctx *ctx, ig_put_batch *b, integ_store_kind kind, jso
     return batch_entry(b, kind, mode, off, f, n);
 }
 
-int ig_put_batch_add_text(integ_ctx *ctx, ig_put_batch *b, integ_store_kind kind, const char *text, size_t len,
-                          const integ_store_field *f, size_t n, integ_put_mode mode)
+ig_jbuf *ig_put_batch_text(ig_put_batch *b, size_t *start)
 {
-    size_t off = b->text.n;
-    if (ig_jbuf_put(&b->text, text, len))
-        return ig_err(INTEG_ENOMEM, "out of memory");
-    return batch_entry(b, kind, mode, off, f, batch_fielded(ctx, kind) ? n : 0);
+    *start = b->text.n;
+    return &b->text;
+}
+
+int ig_put_batch_add_written(integ_ctx *ctx, ig_put_batch *b, integ_store_kind kind, size_t start,
+                             const integ_store_field *f, size_t n, integ_put_mode mode)
+{
+    return batch_entry(b, kind, mode, start, f, batch_fielded(ctx, kind) ? n : 0);
 }
 
 int ig_put_batch_run(integ_ctx *ctx, void *tx, const ig_put_batch *b)

@@ -9,6 +9,7 @@
 
 #include "crypto.h"
 #include "http.h"
+#include "json.h"
 #include "ratelimit.h"
 #include "endpoint_cache.h"
 #include "webhook_ingest.h"
@@ -138,11 +139,13 @@ void ig_put_batch_free(ig_put_batch *b);
  * would say it, INTEG_ENOMEM. */
 int ig_put_batch_add(integ_ctx *ctx, ig_put_batch *b, integ_store_kind kind, json_object *rec, integ_put_mode mode);
 
-/* Append a put of a record the caller wrote itself: its text and its
- * indexed fields as ig_store_fields_from gives them (one per column of
- * the kind's table, in order). */
-int ig_put_batch_add_text(integ_ctx *ctx, ig_put_batch *b, integ_store_kind kind, const char *text, size_t len,
-                          const integ_store_field *f, size_t n, integ_put_mode mode);
+/* For a record the caller writes itself: append its compact JSON to the
+ * batch's buffer (ig_put_batch_text; *start is where it begins), then add
+ * the put with its indexed fields as ig_store_fields_from gives them (one
+ * per column of the kind's table; their strings are copied). */
+ig_jbuf *ig_put_batch_text(ig_put_batch *b, size_t *start);
+int ig_put_batch_add_written(integ_ctx *ctx, ig_put_batch *b, integ_store_kind kind, size_t start,
+                             const integ_store_field *f, size_t n, integ_put_mode mode);
 
 /* Run the batch's puts in order in tx; the first failure stops it. */
 int ig_put_batch_run(integ_ctx *ctx, void *tx, const ig_put_batch *b);

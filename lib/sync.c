@@ -136,13 +136,13 @@ static int checkpoint_load(struct run *r, json_object **out)
     return rc;
 }
 
-/* The checkpoint record, made of its own objects (state is taken over). */
+/* The checkpoint record (state is taken over). */
 static json_object *checkpoint_rec(struct run *r, json_object *state, int64_t hwm_ms)
 {
     json_object *ck = json_object_new_object();
     json_object_object_add(ck, "id", json_object_new_string(r->checkpoint_id));
     json_object_object_add(ck, "tenant_id", json_object_new_string(r->s->tenant_id));
-    json_object_object_add(ck, "integration_id", json_object_new_string(ig_json_str(r->c->integration, "id")));
+    json_object_object_add(ck, "integration_id", json_object_get(ig_json_get(r->c->integration, "id")));
     json_object_object_add(ck, "entity", json_object_new_string(r->entity));
     json_object_object_add(ck, "state", state);
     json_object_object_add(ck, "run_since_ms", json_object_new_int64(r->since_ms));
@@ -750,8 +750,7 @@ static int plan_page(struct run *r, void *tx, json_object *records, const struct
             link = json_object_new_object();
             json_object_object_add(link, "id", json_object_new_string(id));
             json_object_object_add(link, "tenant_id", json_object_new_string(r->s->tenant_id));
-            /* Its own strings: the link may be written on the writer thread. */
-            json_object_object_add(link, "integration_id", json_object_new_string(ig_json_str(r->c->integration, "id")));
+            json_object_object_add(link, "integration_id", json_object_get(ig_json_get(r->c->integration, "id")));
             json_object_object_add(link, "entity", json_object_new_string(r->entity));
             json_object_object_add(link, "local_entity", json_object_new_string(r->local_entity));
             json_object_object_add(link, "external_id", json_object_new_string(ext));
@@ -1434,39 +1433,27 @@ static int batch_plan(struct run *r, struct pending *plan, size_t n_plan, json_o
     ig_put_batch_reset(b);
     char synced_at[32]; /* one time for the page, as plan_page's */
     ig_rfc3339(synced_at, ig_now_ms(), 0);
-    char stack[4096];
-    ig_jbuf text = {stack, 0, sizeof stack, 0, 0};
     integ_store_field f[MAX_COLS];
-    size_t n = 0;
+    size_t n = 0, start = 0;
     int rc = INTEG_OK;
+    /* Every entry of a fresh plan is a made link with its data (NULL only
+     * when copying a record ran out of memory). */
     for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++) {
-        if (!plan[i].data)
-            continue;
-        if (share_data_text(&plan[i])) {
-            rc = ig_err(INTEG_ENOMEM, "out of memory");
-            break;
-        }
-        const char *lid = plan[i].link ? ig_json_str(plan[i].link, "local_id") : plan[i].made.local_id;
-        text.n = 0;
-        rc = ig_entity_row_text(&text, r->s->tenant_id, r->local_entity, lid, plan[i].data, 0, plan[i].origin, 1,
-                                ig_now_ms(), f, &n);
+        if (!plan[i].data || share_data_text(&plan[i]))
+            return ig_err(INTEG_ENOMEM, "out of memory");
+        ig_jbuf *text = ig_put_batch_text(b, &start);
+        rc = ig_entity_row_text(text, r->s->tenant_id, r->local_entity, plan[i].made.local_id, plan[i].data, 0,
+                                plan[i].origin, 1, ig_now_ms(), f, &n);
         if (rc == INTEG_OK)
-            rc = ig_put_batch_add_text(ctx, b, INTEG_KIND_ENTITY, text.p, text.n, f, n, INTEG_PUT_INSERT);
-        if (plan[i].link && !strcmp(plan[i].origin, "sync"))
-            json_object_object_add(plan[i].link, "local_version", json_object_new_int64(1));
+            rc = ig_put_batch_add_written(ctx, b, INTEG_KIND_ENTITY, start, f, n, INTEG_PUT_INSERT);
         (*created)++;
     }
     for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++) {
-        if (plan[i].link) {
-            rc = ig_put_batch_add(ctx, b, INTEG_KIND_ENTITY_LINK, plan[i].link, INTEG_PUT_INSERT);
-            continue;
-        }
-        text.n = 0;
-        rc = fresh_link_text(r, &plan[i].made, synced_at, plan[i].data, &text, f, &n);
+        ig_jbuf *text = ig_put_batch_text(b, &start);
+        rc = fresh_link_text(r, &plan[i].made, synced_at, plan[i].data, text, f, &n);
         if (rc == INTEG_OK)
-            rc = ig_put_batch_add_text(ctx, b, INTEG_KIND_ENTITY_LINK, text.p, text.n, f, n, INTEG_PUT_INSERT);
+            rc = ig_put_batch_add_written(ctx, b, INTEG_KIND_ENTITY_LINK, start, f, n, INTEG_PUT_INSERT);
     }
-    ig_jbuf_free(&text);
     if (rc == INTEG_OK) {
         json_object *ck = checkpoint_rec(r, json_object_get(next_state), r->prev_hwm_ms);
         rc = ig_put_batch_add(ctx, b, INTEG_KIND_CHECKPOINT, ck, INTEG_PUT_UPSERT);
