@@ -607,6 +607,75 @@ static struct page_facts *page_facts_of(struct run *r, json_object *records, con
     return page_facts_new(&cfg, records);
 }
 
+/* A set of external ids (strings lent, from a page's facts): a page's
+ * repeats, and the ids of the page being written, whose links the next
+ * page's plan cannot see yet. */
+struct ext_set {
+    size_t cap; /* a power of two, at least twice the count */
+    const char **slot;
+};
+
+static uint64_t ext_hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+/* An empty set with room for n ids. */
+static int ext_set_init(struct ext_set *set, size_t n)
+{
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    set->slot = calloc(cap, sizeof *set->slot);
+    set->cap = set->slot ? cap : 0;
+    return set->slot ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
+}
+
+/* Add id (lent: it must outlive the set); 1 if it was there already. */
+static int ext_set_add(struct ext_set *set, const char *id)
+{
+    size_t k = ext_hash(id) & (set->cap - 1);
+    for (; set->slot[k]; k = (k + 1) & (set->cap - 1))
+        if (strcmp(set->slot[k], id) == 0)
+            return 1;
+    set->slot[k] = id;
+    return 0;
+}
+
+static int ext_set_fill(struct ext_set *set, const struct page_facts *pf)
+{
+    int rc = ext_set_init(set, pf->n);
+    for (size_t i = 0; rc == INTEG_OK && i < pf->n; i++)
+        if (pf->r[i].ok)
+            ext_set_add(set, pf->r[i].ext);
+    return rc;
+}
+
+/* Does the page of these facts hold a record of the set? */
+static int ext_set_meets(const struct ext_set *set, const struct page_facts *pf)
+{
+    if (!set->slot)
+        return 0;
+    for (size_t i = 0; i < pf->n; i++) {
+        if (!pf->r[i].ok)
+            continue;
+        for (size_t k = ext_hash(pf->r[i].ext) & (set->cap - 1); set->slot[k]; k = (k + 1) & (set->cap - 1))
+            if (strcmp(set->slot[k], pf->r[i].ext) == 0)
+                return 1;
+    }
+    return 0;
+}
+
+static void ext_set_free(struct ext_set *set)
+{
+    free(set->slot);
+    set->slot = NULL;
+    set->cap = 0;
+}
+
 /* How plan_page plans. */
 enum plan_mode {
     PLAN_IN_TX,     /* inside the write transaction that applies the page */
@@ -633,14 +702,28 @@ static int plan_page(struct run *r, void *tx, json_object *records, const struct
     struct page_facts *pf = page_facts_of(r, records, prepared);
     if (!pf)
         return ig_err(INTEG_ENOMEM, "out of memory");
-    json_object *links = NULL, *seen = json_object_new_object();
+    json_object *links = NULL;
+    struct ext_set seen = {0, NULL};
     char synced_at[32]; /* one time for the page: its records are written together */
     ig_rfc3339(synced_at, ig_now_ms(), 0);
-    int rc = INTEG_OK;
+    int rc = ext_set_init(&seen, n);
+    if (rc)
+        goto done;
     if (mode == PLAN_ASSUMED)
         links = json_object_new_object();
     else if ((rc = page_links(r, tx, pf, &links)))
         goto done;
+    /* Outside the writing transaction only creates are planned: a record
+     * that would be updated or stamped sends the page the usual way, found
+     * before anything is mapped. */
+    for (size_t i = 0; fresh_only && i < n; i++) {
+        json_object *l = pf->r[i].ok ? ig_json_get(links, pf->r[i].ext) : NULL;
+        if (l && (r->sweep || ig_json_bool(l, "pending", 0) ||
+                  strcmp(ig_json_str(l, "hash") ? ig_json_str(l, "hash") : "", pf->r[i].hash) != 0)) {
+            rc = PLAN_NOT_FRESH;
+            goto done;
+        }
+    }
     for (size_t i = 0; i < n; i++) {
         json_object *rec = json_object_array_get_idx(records, i);
         const struct rec_facts *f = &pf->r[i];
@@ -660,19 +743,13 @@ static int plan_page(struct run *r, void *tx, json_object *records, const struct
         json_object *link = json_object_get(ig_json_get(links, ext));
         /* The same record twice in one page (re-anchored queries overlap):
          * the plan already holds it. */
-        int dup = ig_json_get(seen, ext) != NULL;
-        json_object_object_add(seen, ext, json_object_new_boolean(1));
+        int dup = ext_set_add(&seen, ext);
         /* A pending link (host entity store, a page interrupted between
          * its steps) is not proof that the record reached the host. */
         int pending = link && ig_json_bool(link, "pending", 0);
         if (dup || (link && !pending && !strcmp(ig_json_str(link, "hash") ? ig_json_str(link, "hash") : "", hash))) {
             r->skipped++;
             if (r->sweep && link && !dup) {
-                if (fresh_only) {
-                    json_object_put(link);
-                    rc = PLAN_NOT_FRESH;
-                    goto done;
-                }
                 /* Seen in this full read: not a remote deletion. */
                 json_object_object_add(link, "seen_run", json_object_new_string(r->log_id));
                 plan[*n_plan].link = link;
@@ -685,11 +762,6 @@ static int plan_page(struct run *r, void *tx, json_object *records, const struct
             }
             json_object_put(link);
             continue;
-        }
-        if (fresh_only && link) {
-            json_object_put(link);
-            rc = PLAN_NOT_FRESH;
-            goto done;
         }
         json_object *data = NULL;
         if (r->mapping) {
@@ -779,7 +851,7 @@ static int plan_page(struct run *r, void *tx, json_object *records, const struct
     rc = INTEG_OK; /* per-record outcomes (mapping errors, held conflicts) don't fail the page */
 done:
     json_object_put(links);
-    json_object_put(seen);
+    ext_set_free(&seen);
     if (pf != prepared)
         free(pf);
     return rc;
@@ -1255,63 +1327,6 @@ INTEG_API int integ_sync(integ_session *s, const char *integration_id, const cha
  * planned again inside its own write transaction. A page that updates or
  * stamps records, or shares a record with the page being written, is
  * applied as before, after that page has landed. */
-
-/* The external ids of the page being written: the next page's plan cannot
- * see its links yet. Strings point into the page's facts. */
-struct ext_set {
-    size_t cap; /* a power of two, at least twice the count */
-    const char **slot;
-};
-
-static uint64_t ext_hash(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
-static int ext_set_fill(struct ext_set *set, const struct page_facts *pf)
-{
-    size_t cap = 16;
-    while (cap < 2 * pf->n)
-        cap *= 2;
-    set->slot = calloc(cap, sizeof *set->slot);
-    if (!set->slot)
-        return ig_err(INTEG_ENOMEM, "out of memory");
-    set->cap = cap;
-    for (size_t i = 0; i < pf->n; i++) {
-        if (!pf->r[i].ok)
-            continue;
-        size_t k = ext_hash(pf->r[i].ext) & (cap - 1);
-        while (set->slot[k] && strcmp(set->slot[k], pf->r[i].ext) != 0)
-            k = (k + 1) & (cap - 1);
-        set->slot[k] = pf->r[i].ext;
-    }
-    return INTEG_OK;
-}
-
-/* Does the page of these facts hold a record of the set? */
-static int ext_set_meets(const struct ext_set *set, const struct page_facts *pf)
-{
-    if (!set->slot)
-        return 0;
-    for (size_t i = 0; i < pf->n; i++) {
-        if (!pf->r[i].ok)
-            continue;
-        for (size_t k = ext_hash(pf->r[i].ext) & (set->cap - 1); set->slot[k]; k = (k + 1) & (set->cap - 1))
-            if (strcmp(set->slot[k], pf->r[i].ext) == 0)
-                return 1;
-    }
-    return 0;
-}
-
-static void ext_set_free(struct ext_set *set)
-{
-    free(set->slot);
-    set->slot = NULL;
-    set->cap = 0;
-}
 
 /* What the writer thread gets: the page's puts as plain bytes (json-c's
  * reference counts are not atomic, and objects built on one core and read
