@@ -139,8 +139,6 @@ int ig_entity_row_text(ig_jbuf *b, const char *tenant_id, const char *entity, co
 static int builtin_put(integ_ctx *ctx, void *tx, const char *tenant_id, const char *entity, const char *local_id,
                        json_object *data, int deleted, const char *origin, int fresh, json_object **out)
 {
-    if (out)
-        *out = NULL;
     json_object *old = NULL;
     int rc = fresh ? INTEG_OK : ig_store_get(ctx, tx, INTEG_KIND_ENTITY, tenant_id, local_id, &old);
     if (rc && rc != INTEG_ENOTFOUND)
@@ -301,12 +299,13 @@ INTEG_API int integ_entity_put(integ_session *s, const char *entity, const char 
             /* Updating needs the record to be this tenant's. */
             rc = ig_entity_load(s->ctx, tx, s->tenant_id, entity, id, &old);
             json_object_put(old);
+            if (rc == INTEG_OK)
+                rc = ig_entity_store_put(s->ctx, tx, s->tenant_id, entity, id, data, 0, "local", &stored);
         } else {
+            /* A new id: nothing to read first. */
             ig_ctx_new_id(s->ctx, newid, ig_now_ms());
-            id = newid;
+            rc = ig_entity_store_create(s->ctx, tx, s->tenant_id, entity, newid, data, "local", &stored);
         }
-        if (rc == INTEG_OK)
-            rc = ig_entity_store_put(s->ctx, tx, s->tenant_id, entity, id, data, 0, "local", &stored);
         rc = ig_tx_end(s->ctx, tx, 1, rc);
     }
     if (rc == INTEG_OK && out_json) {
