@@ -17,6 +17,7 @@
 #include "template.h"
 #include "util.h"
 #include "webhook_ingest.h"
+#include "sha256.h"
 #include "webhook_verify.h"
 
 #define DEFAULT_MAX_BODY (1024 * 1024)
@@ -25,10 +26,6 @@
 #define DEFAULT_GRACE_S 86400
 #define LEASE_MS 60000
 #define MAX_HEADER_STORE 64
-
-static const char *const SCHEMES[] = {"standard", "standard-ed25519", "github", "github-sha1", "slack",
-                                      "stripe", "shopify", "woocommerce", "hubspot-v1", "hubspot-v2",
-                                      "hubspot-v3", "sendgrid", "twilio", "basic", "msgraph", NULL};
 
 static int64_t ctx_now(integ_ctx *ctx) { return ig_ctx_clock(ctx)->now_ms(ig_ctx_clock(ctx)->payload); }
 
@@ -216,7 +213,7 @@ INTEG_API int integ_webhook_endpoint_create(integ_session *s, const char *integr
     if (rc == INTEG_OK)
         rc = ig_json_check_keys(req, known, "request_json", "field");
     const char *scheme = ig_json_str(req, "scheme");
-    if (rc == INTEG_OK && ig_json_get(req, "scheme") && !ig_in_list(scheme, SCHEMES))
+    if (rc == INTEG_OK && ig_json_get(req, "scheme") && !ig_wh_scheme_known(scheme))
         rc = ig_err(INTEG_EINVAL, "request_json.scheme: unknown webhook scheme");
     if (rc == INTEG_OK)
         rc = check_events(ig_json_get(req, "events"), "request_json");
@@ -358,7 +355,7 @@ INTEG_API int integ_webhook_endpoint_update(integ_session *s, const char *endpoi
     static const char *const known[] = {"scheme", "events", "active", "description", "secret", NULL};
     if (rc == INTEG_OK)
         rc = ig_json_check_keys(patch, known, "patch_json", "field");
-    if (rc == INTEG_OK && ig_json_get(patch, "scheme") && !ig_in_list(ig_json_str(patch, "scheme"), SCHEMES))
+    if (rc == INTEG_OK && ig_json_get(patch, "scheme") && !ig_wh_scheme_known(ig_json_str(patch, "scheme")))
         rc = ig_err(INTEG_EINVAL, "patch_json.scheme: unknown webhook scheme");
     if (rc == INTEG_OK)
         rc = check_events(ig_json_get(patch, "events"), "patch_json");
@@ -482,14 +479,6 @@ INTEG_API int integ_webhook_endpoint_delete(integ_session *s, const char *endpoi
 
 /* ---- receiving ---------------------------------------------------------------- */
 
-static const char *header_of(const char *const *names, const char *const *values, size_t n, const char *name)
-{
-    for (size_t i = 0; i < n; i++)
-        if (names[i] && values[i] && !strcasecmp(names[i], name))
-            return values[i];
-    return NULL;
-}
-
 static int answer(int status, const char *body, int *out_status, char **out_body)
 {
     char *b = strdup(body);
@@ -516,7 +505,7 @@ static void locate(json_object *loc, json_object *doc, const char *const *names,
 {
     const char *h = ig_json_str(loc, "header");
     if (h) {
-        const char *v = header_of(names, values, n, h);
+        const char *v = ig_wh_header(names, values, n, h);
         if (v)
             json_object_array_add(out, json_object_new_string(v));
         return;
@@ -568,14 +557,14 @@ static void delivery_id(const char *scheme, json_object *wh, json_object *doc, c
         } else {
             unsigned char d[32];
             char hex[65];
-            crypto_hash_sha256(d, (const unsigned char *)buf, strlen(buf));
+            ig_sha256(buf, strlen(buf), d);
             sodium_bin2hex(hex, sizeof hex, d, sizeof d);
             snprintf(out, cap, "ids:%s", hex);
         }
     } else {
         unsigned char d[32];
         char hex[65];
-        crypto_hash_sha256(d, body, len);
+        ig_sha256(body, len, d);
         sodium_bin2hex(hex, sizeof hex, d, sizeof d);
         snprintf(out, cap, "sha256:%s", hex);
     }
@@ -792,13 +781,7 @@ static int receive_delivery(integ_ctx *ctx, const char *endpoint_id, const char 
      * its id in headers, and the body is stored as received either way. */
     if (!strcmp(scheme, "slack") || ig_json_str(ig_json_get(wh, "event_type"), "json_path") ||
         ig_json_str(ig_json_get(wh, "event_id"), "json_path")) {
-        json_tokener *tok = json_tokener_new();
-        doc = tok ? json_tokener_parse_ex(tok, (const char *)body, (int)body_len) : NULL;
-        if (tok && json_tokener_get_error(tok) != json_tokener_success) {
-            json_object_put(doc);
-            doc = NULL;
-        }
-        json_tokener_free(tok);
+        doc = ig_json_parse_len((const char *)body, body_len);
     }
     if (!strcmp(scheme, "slack") && doc && !strcmp(ig_json_str(doc, "type") ? ig_json_str(doc, "type") : "", "url_verification")) {
         rc = answer(200, ig_json_str(doc, "challenge") ? ig_json_str(doc, "challenge") : "", out_status, out_body);
