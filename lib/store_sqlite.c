@@ -170,6 +170,7 @@ struct sq_store {
     pthread_cond_t ck_cv;
     pthread_t ck_thread;
     int ck_running;
+    int ck_failed; /* the thread could not open its connection: committers checkpoint */
     int ck_wanted;
     int ck_stop;
     uint64_t ck_runs;
@@ -234,7 +235,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
     if (frames < IG_SQLITE_CHECKPOINT_FRAMES)
         return SQLITE_OK;
     pthread_mutex_lock(&s->ck_mu);
-    int running = s->ck_running;
+    int running = s->ck_running && !s->ck_failed;
     if (running && !s->ck_wanted) {
         s->ck_wanted = 1;
         pthread_cond_signal(&s->ck_cv);
@@ -269,10 +270,19 @@ static void *checkpointer_main(void *arg)
 {
     sq_store *s = arg;
     sqlite3 *db = NULL;
-    if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK) {
-        sqlite3_busy_timeout(db, IG_SQLITE_BUSY_TIMEOUT_MS);
-        sqlite3_exec(db, "PRAGMA synchronous=NORMAL;", NULL, NULL, NULL);
+    if (sqlite3_open_v2(s->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        /* No connection: the committers go on checkpointing themselves
+         * (wal_hook); wait to be joined. */
+        sqlite3_close_v2(db);
+        pthread_mutex_lock(&s->ck_mu);
+        s->ck_failed = 1;
+        while (!s->ck_stop)
+            pthread_cond_wait(&s->ck_cv, &s->ck_mu);
+        pthread_mutex_unlock(&s->ck_mu);
+        return NULL;
     }
+    sqlite3_busy_timeout(db, IG_SQLITE_BUSY_TIMEOUT_MS);
+    sqlite3_exec(db, "PRAGMA synchronous=NORMAL;", NULL, NULL, NULL);
     pthread_mutex_lock(&s->ck_mu);
     for (;;) {
         while (!s->ck_wanted && !s->ck_stop)
@@ -284,7 +294,7 @@ static void *checkpointer_main(void *arg)
         /* 1. The bulk of the copying, next to the writers (PASSIVE never
          *    waits for anyone). */
         int n_log = 0, n_done = 0;
-        int rc = db ? sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &n_log, &n_done) : SQLITE_ERROR;
+        int rc = sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, &n_log, &n_done);
         /* 2. A writer only rewinds the WAL when it starts with every frame
          *    copied, which busy writers never see: copy the few frames
          *    they added meanwhile with this process's writers held back. */
