@@ -558,7 +558,8 @@ static int v_standard(const wh_req *r)
     }
     rc = no_match(r, sig_name, "no v1 signature matches");
 out:
-    sodium_memzero(keys, sizeof keys);
+    /* Only the rows of the secrets given ever held key bytes. */
+    sodium_memzero(keys, r->n_secrets * sizeof keys[0]);
     return rc;
 }
 
