@@ -52,10 +52,7 @@ INTEG_API int integ_audit_list(integ_session *s, const char *filter_json, char *
             break;
         if (!strcmp(k, "limit") || !strcmp(k, "offset"))
             continue;
-        int known = 0;
-        for (const char *const *f = fields; *f; f++)
-            known |= !strcmp(*f, k);
-        if (!known)
+        if (!ig_in_list(k, fields))
             rc = ig_err(INTEG_EINVAL, "filter_json.%s: unknown filter (use action, object_id, user_id)", k);
         else if (!json_object_is_type(v, json_type_string))
             rc = ig_err(INTEG_EINVAL, "filter_json.%s: must be a string", k);

@@ -258,10 +258,7 @@ INTEG_API int integ_definitions_list(integ_ctx *ctx, const char *filter_json, ch
             break;
         }
         const char *c = json_object_is_type(v, json_type_string) ? json_object_get_string(v) : NULL;
-        int known = 0;
-        for (const char *const *p = CATEGORIES; c && *p; p++)
-            known |= !strcmp(*p, c);
-        if (!known)
+        if (!ig_in_list(c, CATEGORIES))
             rc = ig_err(INTEG_EINVAL,
                         "filter_json.category: must be one of erp, crm, accounting, ecommerce, "
                         "email, storage, communication");

@@ -53,10 +53,7 @@ INTEG_API int integ_mapping_put(integ_session *s, const char *integration_id, co
         {
             if (rc)
                 break;
-            int ok = 0;
-            for (const char *const *p = policies; json_object_is_type(pv, json_type_string) && *p; p++)
-                ok |= !strcmp(*p, json_object_get_string(pv));
-            if (!ok)
+            if (!json_object_is_type(pv, json_type_string) || !ig_in_list(json_object_get_string(pv), policies))
                 rc = ig_err(INTEG_EINVAL, "mapping.field_policies.%s: must be one of prefer_remote_unless_blank, "
                             "always_remote, always_local, two_way, dont_sync", f);
         }

@@ -1200,9 +1200,8 @@ static int parse_request(json_object *req, struct run *r, int64_t *modified_sinc
     if (!r->entity || !*r->entity)
         return ig_err(INTEG_EINVAL, "request_json.entity: required (an entity of the integration's definition)");
     const char *dir = ig_json_str(req, "direction");
-    if (ig_json_get(req, "direction") && !dir)
-        return ig_err(INTEG_EINVAL, "request_json.direction: must be \"pull\", \"push\" or \"bidirectional\"");
-    if (dir && strcmp(dir, "pull") && strcmp(dir, "push") && strcmp(dir, "bidirectional"))
+    static const char *const directions[] = {"pull", "push", "bidirectional", NULL};
+    if (ig_json_get(req, "direction") && !ig_in_list(dir, directions))
         return ig_err(INTEG_EINVAL, "request_json.direction: must be \"pull\", \"push\" or \"bidirectional\"");
     r->direction = dir ? dir : "pull";
     json_object *full = ig_json_get(req, "full"), *dry = ig_json_get(req, "dry_run");
@@ -1227,10 +1226,7 @@ static int parse_request(json_object *req, struct run *r, int64_t *modified_sinc
     const char *cs = ig_json_str(req, "conflict_strategy");
     if (ig_json_get(req, "conflict_strategy")) {
         static const char *const strategies[] = {"last_write_wins", "remote_wins", "local_wins", "manual", "merge_fields", NULL};
-        int ok = 0;
-        for (const char *const *p = strategies; cs && *p; p++)
-            ok |= !strcmp(*p, cs);
-        if (!ok)
+        if (!ig_in_list(cs, strategies))
             return ig_err(INTEG_EINVAL, "request_json.conflict_strategy: must be one of last_write_wins, "
                           "remote_wins, local_wins, manual, merge_fields");
     }

@@ -517,14 +517,8 @@ INTEG_API int integ_conflict_resolve(integ_session *s, const char *conflict_id, 
         return rc;
     const char *choose = ig_json_str(res, "choose");
     json_object *data = ig_json_get(res, "data");
-    ig_json_foreach(res, k, v)
-    {
-        (void)v;
-        if (strcmp(k, "choose") && strcmp(k, "data")) {
-            rc = ig_err(INTEG_EINVAL, "resolution_json.%s: unknown field (use choose or data)", k);
-            break;
-        }
-    }
+    static const char *const known[] = {"choose", "data", NULL};
+    rc = ig_json_check_keys(res, known, "resolution_json", "field (use choose or data)");
     if (rc == INTEG_OK && !!choose == !!data)
         rc = ig_err(INTEG_EINVAL, "resolution_json: give exactly one of {\"choose\": \"local\"|\"remote\"} or {\"data\": {...}}");
     if (rc == INTEG_OK && choose && strcmp(choose, "local") && strcmp(choose, "remote"))
