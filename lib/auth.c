@@ -239,7 +239,7 @@ static int token_object(ig_conn *c, json_object *resp, json_object **out)
     const char *at = ig_json_str(resp, "access_token");
     if (!at || !*at)
         return ig_err(INTEG_EREMOTE, "%s token response: no access_token", key_of(c));
-    int64_t now = ig_oauth_now(c->ctx);
+    int64_t now = ig_ctx_now_ms(c->ctx);
     json_object *t = json_object_new_object();
     json_object_object_add(t, "access_token", json_object_new_string(at));
     if (ig_json_str(resp, "token_type"))
@@ -363,7 +363,7 @@ static int fetch_jwt_bearer(ig_conn *c, json_object **out)
         unsigned char jti[16];
         randombytes_buf(jti, sizeof jti);
         char *jti64 = ig_b64url(jti, sizeof jti);
-        int64_t now_s = ig_oauth_now(c->ctx) / 1000;
+        int64_t now_s = ig_ctx_now_ms(c->ctx) / 1000;
         json_object_object_add(claims, "aud", json_object_new_string(aud ? aud : url));
         if (scope)
             json_object_object_add(claims, "scope", json_object_new_string(scope));
@@ -404,7 +404,7 @@ static int fetch_session(ig_conn *c, json_object **out)
 {
     json_object *m = c->method, *login = ig_json_get(m, "login");
     integ_ctx *ctx = c->ctx;
-    int64_t now = ig_oauth_now(ctx);
+    int64_t now = ig_ctx_now_ms(ctx);
     int64_t lifetime_ms = ig_json_int(m, "lifetime_s", 0) * 1000;
     char date[32], what[160];
     ig_rfc3339(date, now + (lifetime_ms > 0 ? lifetime_ms : 86400000), 0);
@@ -637,7 +637,7 @@ static int renew_locked(ig_conn *c, const char *failed, int force)
 {
     integ_ctx *ctx = c->ctx;
     json_object *rec = NULL, *creds = NULL, *tok = NULL;
-    int64_t now = ig_oauth_now(ctx);
+    int64_t now = ig_ctx_now_ms(ctx);
     void *tx = NULL;
     int rc = ig_tx_begin(ctx, 0, &tx);
     if (rc == INTEG_OK)
@@ -743,7 +743,7 @@ static int renew(ig_conn *c, const char *failed, int force)
 int ig_auth_prepare(ig_conn *c)
 {
     const char *t = type_of(c);
-    int64_t now = ig_oauth_now(c->ctx);
+    int64_t now = ig_ctx_now_ms(c->ctx);
     if (!strcmp(t, "oauth2")) {
         if (!ig_json_str(c->credentials, "access_token"))
             return ig_err(INTEG_EAUTH, "integration %s has no access token: connect it (integ_oauth_begin)", id_of(c));

@@ -387,6 +387,8 @@ void ig_ctx_new_id(integ_ctx *ctx, char out[37], int64_t now_ms)
 
 const ig_clock *ig_ctx_clock(integ_ctx *ctx) { return ctx->clock; }
 
+int64_t ig_ctx_now_ms(integ_ctx *ctx) { return ctx->clock->now_ms(ctx->clock->payload); }
+
 void ig_ctx_set_clock(integ_ctx *ctx, const ig_clock *clock)
 {
     ctx->clock = clock ? clock : &ig_clock_system;

@@ -86,6 +86,9 @@ int ig_ctx_bucket(integ_ctx *ctx, const char *integration_id, json_object *rate_
 const ig_clock *ig_ctx_clock(integ_ctx *ctx);
 void ig_ctx_set_clock(integ_ctx *ctx, const ig_clock *clock);
 
+/* That clock's now, in unix ms. */
+int64_t ig_ctx_now_ms(integ_ctx *ctx);
+
 /* Emit a notification {"type", "at", ...fields of `fields` (borrowed)}. */
 void ig_emit(integ_ctx *ctx, const char *type, json_object *fields);
 

@@ -214,7 +214,7 @@ INTEG_API int integ_integration_create(integ_session *s, const char *request_jso
     json_object_object_add(rec, "last_sync_at", NULL);
     /* auto_sync: due at once (integ_run_due), then every sync_interval. */
     json_object_object_add(rec, "next_run_at_ms", ig_json_bool(config, "auto_sync", 0)
-                                                      ? json_object_new_int64(ig_ctx_clock(s->ctx)->now_ms(ig_ctx_clock(s->ctx)->payload))
+                                                      ? json_object_new_int64(ig_ctx_now_ms(s->ctx))
                                                       : NULL);
     touch(rec, "created_at");
     touch(rec, "updated_at");
@@ -409,7 +409,7 @@ INTEG_API int integ_integration_update(integ_session *s, const char *id, const c
             json_object_object_add(rec, "next_run_at_ms", NULL);
         else if (!ig_json_get(rec, "next_run_at_ms"))
             json_object_object_add(rec, "next_run_at_ms",
-                                   json_object_new_int64(ig_ctx_clock(s->ctx)->now_ms(ig_ctx_clock(s->ctx)->payload)));
+                                   json_object_new_int64(ig_ctx_now_ms(s->ctx)));
     }
     if (name) {
         json_object_object_add(rec, "name", json_object_get(name));

@@ -35,12 +35,6 @@ double ig_oauth_expires_in(json_object *resp)
     return -1;
 }
 
-int64_t ig_oauth_now(integ_ctx *ctx)
-{
-    const ig_clock *k = ig_ctx_clock(ctx);
-    return k->now_ms(k->payload);
-}
-
 static int is_unreserved(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
@@ -299,7 +293,7 @@ static int client_assertion(integ_ctx *ctx, const ig_token_call *call, char **ou
     unsigned char jti[16];
     randombytes_buf(jti, sizeof jti);
     char *jti64 = ig_b64url(jti, sizeof jti);
-    int64_t now_s = ig_oauth_now(ctx) / 1000;
+    int64_t now_s = ig_ctx_now_ms(ctx) / 1000;
     json_object *claims = json_object_new_object();
     json_object_object_add(claims, "iss", json_object_new_string(call->client_id));
     json_object_object_add(claims, "sub", json_object_new_string(call->client_id));
@@ -449,7 +443,7 @@ int ig_oauth_token_creds(integ_ctx *ctx, json_object *method, json_object *resp,
     double secs = ig_oauth_expires_in(resp);
     if (secs > 0) {
         char at_s[32];
-        ig_rfc3339(at_s, ig_oauth_now(ctx) + (int64_t)(secs * 1000.0), 0);
+        ig_rfc3339(at_s, ig_ctx_now_ms(ctx) + (int64_t)(secs * 1000.0), 0);
         json_object_object_add(c, "expires_at", json_object_new_string(at_s));
     }
     const char *sc = ig_json_str(resp, "scope") ? ig_json_str(resp, "scope") : ig_json_str(prev, "scope");
@@ -685,7 +679,7 @@ INTEG_API int integ_oauth_begin(integ_session *s, const char *request_json, char
         goto state_out;
 
     /* The state record: its id is a hash of the state, never the state. */
-    int64_t now = ig_oauth_now(s->ctx);
+    int64_t now = ig_ctx_now_ms(s->ctx);
     char sid[65], at[32], exp[32];
     state_id(state, sid);
     ig_rfc3339(at, now, 0);
@@ -919,7 +913,7 @@ INTEG_API int integ_oauth_complete(integ_ctx *ctx, const char *callback_json, ch
     }
     if ((rc = take_state(ctx, state, &st)))
         goto out;
-    if (ig_json_int(st, "expires_at_ms", 0) <= ig_oauth_now(ctx)) {
+    if (ig_json_int(st, "expires_at_ms", 0) <= ig_ctx_now_ms(ctx)) {
         char exp[32];
         ig_rfc3339(exp, ig_json_int(st, "expires_at_ms", 0), 0);
         rc = ig_err(INTEG_EAUTH, "oauth callback: the state expired at %s (it lives 10 minutes): start again", exp);

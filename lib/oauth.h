@@ -82,8 +82,6 @@ int ig_oauth_token_post(integ_ctx *ctx, const ig_token_call *call, ig_form *form
 int ig_oauth_token_creds(integ_ctx *ctx, json_object *method, json_object *resp, json_object *prev,
                          json_object **out);
 
-/* The clock's now in unix ms. */
-int64_t ig_oauth_now(integ_ctx *ctx);
 
 /* A token response's expires_in in seconds (a number, or a numeric
  * string), or -1 when it has none. */

@@ -12,7 +12,6 @@
 #include "ctx.h"
 #include "util.h"
 
-static int64_t ctx_now(integ_ctx *ctx) { return ig_ctx_clock(ctx)->now_ms(ig_ctx_clock(ctx)->payload); }
 
 /* The next run: one interval on, give or take 10%, so integrations created
  * together don't all hit their providers in the same second forever. */
@@ -48,7 +47,7 @@ static json_object *scheduled_entities(json_object *config, json_object *manifes
  * in the same transaction, so another process's run_due skips them. */
 static int claim_due(integ_ctx *ctx, int max, json_object *claimed)
 {
-    int64_t now = ctx_now(ctx);
+    int64_t now = ig_ctx_now_ms(ctx);
     void *tx = NULL;
     json_object *rows = json_object_new_array();
     char q[200];

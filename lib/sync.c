@@ -58,7 +58,7 @@ struct run {
     void *cb_payload;
 };
 
-static int64_t now_ms(struct run *r) { return ig_ctx_clock(r->s->ctx)->now_ms(ig_ctx_clock(r->s->ctx)->payload); }
+static int64_t now_ms(struct run *r) { return ig_ctx_now_ms(r->s->ctx); }
 
 /* ---- lease: one sync per integration and entity set --------------------- */
 

@@ -17,7 +17,6 @@
 #include "sync.h"
 #include "util.h"
 
-static int64_t clock_now(integ_ctx *ctx) { return ig_ctx_clock(ctx)->now_ms(ig_ctx_clock(ctx)->payload); }
 
 static int load_links(integ_ctx *ctx, void *tx, const char *integration_id, const char *entity, const char *local_id,
                       json_object **out)
@@ -598,7 +597,7 @@ INTEG_API int integ_conflict_resolve(integ_session *s, const char *conflict_id, 
         json_object_object_add(link, "hash", json_object_new_string(choose && !strcmp(choose, "remote")
                                                                         ? ig_json_str(conf, "remote_hash") : ""));
         char at[32];
-        ig_rfc3339(at, clock_now(s->ctx), 0);
+        ig_rfc3339(at, ig_ctx_now_ms(s->ctx), 0);
         json_object_object_add(conf, "status", json_object_new_string("resolved"));
         json_object_object_add(conf, "resolution", json_object_new_string(data ? "data" : choose));
         json_object_object_add(conf, "resolved_data", json_object_get(final));

@@ -27,7 +27,6 @@
 #define LEASE_MS 60000
 #define MAX_HEADER_STORE 64
 
-static int64_t ctx_now(integ_ctx *ctx) { return ig_ctx_clock(ctx)->now_ms(ig_ctx_clock(ctx)->payload); }
 
 static int64_t webhook_opt(integ_ctx *ctx, const char *key, int64_t dflt)
 {
@@ -333,11 +332,11 @@ static int replace_secret(integ_ctx *ctx, json_object *rec, const char *secret)
         ig_free_secret(old, len);
     if (rc == INTEG_OK) {
         int64_t grace = webhook_opt(ctx, "rotation_grace_s", DEFAULT_GRACE_S);
-        json_object_object_add(rec, "previous_expires_at_ms", json_object_new_int64(ctx_now(ctx) + grace * 1000));
+        json_object_object_add(rec, "previous_expires_at_ms", json_object_new_int64(ig_ctx_now_ms(ctx) + grace * 1000));
         rc = seal_field(ctx, rec, "webhook_secret", secret);
     }
     char now[32];
-    ig_rfc3339(now, ctx_now(ctx), 0);
+    ig_rfc3339(now, ig_ctx_now_ms(ctx), 0);
     json_object_object_add(rec, "secret_rotated_at", json_object_new_string(now));
     return rc;
 }
@@ -706,7 +705,7 @@ static int load_for_receive(integ_ctx *ctx, const char *endpoint_id, ig_ep_snap 
             return ig_err(INTEG_ENOMEM, "out of memory");
         out->derived = x;
         out->derived_free = ep_secrets_free;
-        open_secrets(ctx, *ep, *def, ctx_now(ctx), x);
+        open_secrets(ctx, *ep, *def, ig_ctx_now_ms(ctx), x);
         ig_err_clear(); /* a secret that cannot be opened is each delivery's 401 */
     }
     return rc;
@@ -727,7 +726,7 @@ static int receive_delivery(integ_ctx *ctx, const char *endpoint_id, const char 
     json_object *doc = NULL, *types = NULL;
     /* Shared with other receivers: ep, def and the secrets are only read below. */
     const ig_ep_snap *snap = NULL;
-    int rc = ig_ep_cache_get(ctx, ctx->ep_cache, endpoint_id, ctx_now(ctx),
+    int rc = ig_ep_cache_get(ctx, ctx->ep_cache, endpoint_id, ig_ctx_now_ms(ctx),
                              webhook_opt(ctx, "endpoint_cache_ms", DEFAULT_ENDPOINT_CACHE_MS), load_for_receive, &snap);
     json_object *ep = snap ? snap->ep : NULL, *def = snap ? snap->def : NULL;
     if (rc == INTEG_ENOTFOUND || (rc == INTEG_OK && !ig_json_bool(ep, "active", 1))) {
@@ -761,14 +760,14 @@ static int receive_delivery(integ_ctx *ctx, const char *endpoint_id, const char 
         rc = answer_json(200, "ping", NULL, out_status, out_body);
         goto out;
     }
-    const char *secrets = secrets_at(snap->derived, ctx_now(ctx));
+    const char *secrets = secrets_at(snap->derived, ig_ctx_now_ms(ctx));
     if (!secrets) {
         /* No usable secret: nothing can be verified. */
         rc = answer_json(401, "unauthorized", NULL, out_status, out_body);
         goto out;
     }
     int tol = (int)webhook_opt(ctx, "tolerance_s", 0);
-    int64_t now_s = ctx_now(ctx) / 1000;
+    int64_t now_s = ig_ctx_now_ms(ctx) / 1000;
     int vrc = integ_webhook_verify(scheme, secrets, method ? method : "POST", url ? url : "", header_names,
                                    header_values, n_headers, body, body_len, now_s, tol);
     if (vrc != INTEG_OK) {
@@ -797,7 +796,7 @@ static int receive_delivery(integ_ctx *ctx, const char *endpoint_id, const char 
     char event_id[256], id[37], at[32], type_text[512];
     delivery_id(scheme, wh, doc, header_names, header_values, n_headers, body, body_len, event_id, sizeof event_id);
     join_values(types, type_text, sizeof type_text);
-    int64_t now = ctx_now(ctx);
+    int64_t now = ig_ctx_now_ms(ctx);
     ig_ctx_new_id(ctx, id, now);
     ig_rfc3339(at, now, 1);
     json_object *ev = json_object_new_object();
@@ -908,7 +907,7 @@ static int collect_event(void *payload, const char *json, size_t len, const unsi
  * come, and processing ones whose worker's lease ran out (it died). */
 static int claim(integ_ctx *ctx, const char *holder, int max, struct collect_ctx *cc)
 {
-    int64_t now = ctx_now(ctx);
+    int64_t now = ig_ctx_now_ms(ctx);
     void *tx = NULL;
     int rc = ig_tx_begin(ctx, 1, &tx);
     char q[256];
@@ -1086,7 +1085,7 @@ static int settle(integ_ctx *ctx, struct claimed *c, const char *holder, int err
         json_object_put(cur);
         return rc;
     }
-    int64_t now = ctx_now(ctx);
+    int64_t now = ig_ctx_now_ms(ctx);
     char at[32];
     ig_rfc3339(at, now, 0);
     if (rc == INTEG_OK) {
@@ -1274,7 +1273,7 @@ INTEG_API int integ_webhook_event_replay(integ_session *s, const char *event_id)
             json_object *ev = cc.items[0].ev;
             json_object_object_add(ev, "status", json_object_new_string("queued"));
             json_object_object_add(ev, "attempts", json_object_new_int(0));
-            json_object_object_add(ev, "next_attempt_at_ms", json_object_new_int64(ctx_now(s->ctx)));
+            json_object_object_add(ev, "next_attempt_at_ms", json_object_new_int64(ig_ctx_now_ms(s->ctx)));
             json_object_object_add(ev, "lease_until_ms", json_object_new_int64(0));
             json_object_object_del(ev, "last_error");
             json_object_object_del(ev, "last_error_code");
