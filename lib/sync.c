@@ -47,7 +47,7 @@ struct run {
     int64_t started_ms;
     int64_t lease_until_ms;
     int64_t processed, created, updated, skipped, failed, pages, bytes;
-    int64_t conflicts, pushed, deleted;
+    int64_t conflicts, deleted;
     const char *strategy;          /* conflict strategy of this run */
     int sweep;                     /* full read from the start: stamp links, then sweep the unseen */
     int assume_new;                /* the writer's pages are planned without reading links */
