@@ -218,7 +218,10 @@ int ig_sync_push(ig_conn *c, const char *tenant_id, const char *entity, json_obj
                 json_object_put(link);
                 continue;
             }
-            json_object *data = ig_json_copy(ig_json_get(rec, "data"));
+            /* A copy only where it is changed: by the field policies, or
+             * as the remote record itself when there is no mapping. */
+            json_object *data = policies || !mapping ? ig_json_copy(ig_json_get(rec, "data"))
+                                                     : json_object_get(ig_json_get(rec, "data"));
             push_policies(policies, data);
             json_object *remote = NULL;
             int mrc = mapping ? ig_mapping_apply(mapping, IG_PUSH, data, &remote) : INTEG_OK;
