@@ -766,7 +766,6 @@ static void audit_failure(integ_ctx *ctx, json_object *st, const char *reason)
 {
     char saved[1024];
     snprintf(saved, sizeof saved, "%s", ig_errmsg());
-    int code = 0;
     void *tx = NULL;
     if (ig_tx_begin(ctx, 1, &tx) == INTEG_OK) {
         json_object *d = json_object_new_object();
@@ -779,7 +778,7 @@ static void audit_failure(integ_ctx *ctx, json_object *st, const char *reason)
         json_object_put(d);
         ig_tx_end(ctx, tx, 1, rc);
     }
-    integ_error_set(code, saved);
+    integ_error_set(0, saved); /* the failure's message, whatever the audit write set */
 }
 
 /* Take the state: read and remove it in one write transaction, before any
@@ -900,9 +899,8 @@ INTEG_API int integ_oauth_complete(integ_ctx *ctx, const char *callback_json, ch
     int rc = ig_json_parse_object(callback_json, "callback_json", 0, &cb);
     if (rc)
         return rc;
-    json_object *st = NULL, *def = NULL, *app = NULL, *ver = NULL, *resp = NULL, *creds = NULL, *check = NULL,
-                *params = NULL;
-    char *token_url = NULL, *scope = NULL;
+    json_object *st = NULL, *def = NULL, *app = NULL, *ver = NULL, *resp = NULL, *creds = NULL, *check = NULL;
+    char *token_url = NULL;
     ig_form form = {0};
     const char *state = ig_json_str(cb, "state");
     const char *code = ig_json_str(cb, "code");
@@ -1007,13 +1005,11 @@ fail : {
 out:
     ig_form_free(&form);
     free(token_url);
-    free(scope);
     ig_json_wipe_put(check);
     ig_json_wipe_put(creds);
     ig_json_wipe_put(resp);
     ig_json_wipe_put(ver);
     ig_json_wipe_put(app);
-    json_object_put(params);
     json_object_put(def);
     json_object_put(st);
     ig_json_wipe_put(cb);
