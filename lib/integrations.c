@@ -7,6 +7,7 @@
 #include "definitions.h"
 #include "error.h"
 #include "json.h"
+#include "oauth.h"
 #include "manifest.h"
 #include "schema.h"
 #include "util.h"
@@ -115,20 +116,6 @@ static int resolve_auth(json_object *manifest, const char *requested, json_objec
     return INTEG_OK;
 }
 
-static int seal_credentials(integ_ctx *ctx, json_object *rec, json_object *creds)
-{
-    size_t len = 0;
-    const char *plain = json_object_to_json_string_length(creds, JSON_C_TO_STRING_PLAIN, &len);
-    char *sealed = NULL;
-    int rc = ig_ctx_seal(ctx, ig_json_str(rec, "tenant_id"), ig_json_str(rec, "id"), "credentials",
-                         plain, len, &sealed);
-    if (rc == INTEG_OK) {
-        json_object_object_add(rec, "credentials_sealed", json_object_new_string(sealed));
-        free(sealed);
-    }
-    return rc;
-}
-
 static void touch(json_object *rec, const char *field)
 {
     char now[32];
@@ -218,7 +205,7 @@ INTEG_API int integ_integration_create(integ_session *s, const char *request_jso
                                                       : NULL);
     touch(rec, "created_at");
     touch(rec, "updated_at");
-    if (creds && (rc = seal_credentials(s->ctx, rec, creds)))
+    if (creds && (rc = ig_oauth_seal_into(s->ctx, rec, "credentials_sealed", creds)))
         goto out;
     if ((rc = ig_store_put(s->ctx, tx, INTEG_KIND_INTEGRATION, rec, INTEG_PUT_INSERT)))
         goto out;
@@ -479,7 +466,7 @@ INTEG_API int integ_integration_set_credentials(integ_session *s, const char *id
             goto out;
     }
     json_object_object_add(rec, "auth_type", json_object_new_string(type));
-    if ((rc = seal_credentials(s->ctx, rec, creds)))
+    if ((rc = ig_oauth_seal_into(s->ctx, rec, "credentials_sealed", creds)))
         goto out;
     if (!strcmp(ig_json_str(rec, "status"), "needs_reauth"))
         json_object_object_add(rec, "status", json_object_new_string("active"));
