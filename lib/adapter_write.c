@@ -67,23 +67,8 @@ static json_object *w_lookup(void *payload, const char *ns, const char *name)
  * cannot add path segments, a query or a fragment. */
 static json_object *pct_encode(const char *s)
 {
-    size_t n = strlen(s);
-    char *buf = malloc(n * 3 + 1);
-    if (!buf)
-        return NULL;
-    size_t k = 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~') {
-            buf[k++] = (char)*p;
-        } else {
-            static const char hex[] = "0123456789ABCDEF";
-            buf[k++] = '%';
-            buf[k++] = hex[*p >> 4];
-            buf[k++] = hex[*p & 15];
-        }
-    }
-    buf[k] = '\0';
-    json_object *o = json_object_new_string(buf);
+    char *buf = ig_pct_encode(s);
+    json_object *o = buf ? json_object_new_string(buf) : NULL;
     free(buf);
     return o;
 }

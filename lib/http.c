@@ -383,13 +383,12 @@ static size_t query_decode(const char *s, size_t n, char *out, size_t cap)
     return o;
 }
 
-static int is_unreserved(int c)
+int ig_url_unreserved(int c)
 {
-    return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';
+    return c < 0x80 && (isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~');
 }
 
-/* Percent-encode everything but RFC 3986 unreserved characters. */
-static char *pct_encode(const char *s)
+char *ig_pct_encode(const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t n = strlen(s);
@@ -398,7 +397,7 @@ static char *pct_encode(const char *s)
         return NULL;
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        if (c < 0x80 && is_unreserved(c)) {
+        if (ig_url_unreserved(c)) {
             *o++ = (char)c;
         } else {
             *o++ = '%';
@@ -1758,7 +1757,7 @@ int ig_url_resolve(ig_url *u, const char *relative)
  * (RFC 3986 pchar) and '/'. */
 static int path_char_ok(unsigned char c)
 {
-    return c < 0x80 && (is_unreserved(c) || strchr("!$&'()*+,;=:@/", c));
+    return ig_url_unreserved(c) || (c < 0x80 && strchr("!$&'()*+,;=:@/", c));
 }
 
 int ig_url_append_path(ig_url *u, const char *path)
@@ -1818,7 +1817,7 @@ int ig_url_append_path(ig_url *u, const char *path)
  * unencoded, which would split a name that contains one. */
 static char *encode_pair(const char *name, const char *value)
 {
-    char *n = pct_encode(name), *v = value ? pct_encode(value) : NULL;
+    char *n = ig_pct_encode(name), *v = value ? ig_pct_encode(value) : NULL;
     char *pair = NULL;
     if (n && (v || !value)) {
         size_t len = strlen(n) + (v ? strlen(v) + 1 : 0) + 1;

@@ -142,6 +142,11 @@ int ig_url_append_path(ig_url *u, const char *path);                 /* joins wi
 int ig_url_set_query(ig_url *u, const char *name, const char *value); /* replaces, URL-encoded */
 int ig_url_add_query(ig_url *u, const char *name, const char *value); /* appends, URL-encoded */
 int ig_url_get(ig_url *u, char **out);                               /* malloc'd */
+/* RFC 3986 unreserved (ALPHA DIGIT - . _ ~), the characters percent-
+ * encoding keeps; and s with every other byte as %XX (malloc'd, NULL when
+ * out of memory): a value that cannot add path segments or a query. */
+int ig_url_unreserved(int c);
+char *ig_pct_encode(const char *s);
 /* Decoded value of the first parameter `name` in buf; NULL when absent or
  * when it does not fit in cap bytes. append_path keeps existing %XX escapes
  * and refuses "." and ".." segments. */

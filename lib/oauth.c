@@ -35,12 +35,6 @@ double ig_oauth_expires_in(json_object *resp)
     return -1;
 }
 
-static int is_unreserved(unsigned char c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '.' || c == '_' || c == '~';
-}
-
 static void form_put(ig_form *f, const char *s, size_t n)
 {
     if (f->oom)
@@ -70,7 +64,7 @@ static void form_escape(ig_form *f, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (is_unreserved(*p)) {
+        if (ig_url_unreserved(*p)) {
             form_put(f, (const char *)p, 1);
         } else {
             char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
