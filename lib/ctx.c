@@ -560,22 +560,35 @@ int ig_integration_records(integ_ctx *ctx, const char *tenant_id, const char *in
     return rc;
 }
 
+/* A list's rows, parsed with one tokener (reset per row) into arr. */
+struct row_sink {
+    json_object *arr;
+    json_tokener *tok;
+};
+
 static int collect_many(void *payload, const char *json, size_t len, const unsigned char *blob,
                         size_t blob_len)
 {
-    json_object *one = NULL;
-    int rc = collect_one(&one, json, len, blob, blob_len);
-    if (rc)
-        return rc;
-    json_object_array_add(payload, one);
+    (void)blob;
+    (void)blob_len;
+    struct row_sink *sink = payload;
+    json_tokener_reset(sink->tok);
+    json_object *one = json_tokener_parse_ex(sink->tok, json, (int)len);
+    if (!one)
+        return INTEG_ESTORE;
+    json_object_array_add(sink->arr, one);
     return 0;
 }
 
 int ig_store_list(integ_ctx *ctx, void *tx, integ_store_kind kind, json_object *query,
                   json_object *arr)
 {
+    struct row_sink sink = {arr, json_tokener_new()};
+    if (!sink.tok)
+        return ig_err(INTEG_ENOMEM, "out of memory");
     const char *q = query ? json_object_to_json_string_ext(query, JSON_C_TO_STRING_PLAIN) : NULL;
-    int rc = ctx->store->list(tx, kind, q, collect_many, arr);
+    int rc = ctx->store->list(tx, kind, q, collect_many, &sink);
+    json_tokener_free(sink.tok);
     if (rc == INTEG_ESTORE && !*ig_errmsg())
         return ig_err(INTEG_ESTORE, "store: a stored record is not valid JSON");
     return rc;
