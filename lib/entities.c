@@ -135,22 +135,25 @@ int ig_entity_row_text(ig_jbuf *b, const char *tenant_id, const char *entity, co
     return INTEG_OK;
 }
 
-/* Into the built-in store. */
+/* Into the built-in store. version: the record's current version when the
+ * caller read it in this transaction (0: a new id, inserted), or -1 to
+ * read it here. */
 static int builtin_put(integ_ctx *ctx, void *tx, const char *tenant_id, const char *entity, const char *local_id,
-                       json_object *data, int deleted, const char *origin, int fresh, json_object **out)
+                       json_object *data, int deleted, const char *origin, int64_t version, json_object **out)
 {
     json_object *old = NULL;
-    int rc = fresh ? INTEG_OK : ig_store_get(ctx, tx, INTEG_KIND_ENTITY, tenant_id, local_id, &old);
+    int rc = version >= 0 ? INTEG_OK : ig_store_get(ctx, tx, INTEG_KIND_ENTITY, tenant_id, local_id, &old);
     if (rc && rc != INTEG_ENOTFOUND)
         return rc;
     if (old && strcmp(ig_json_str(old, "entity") ? ig_json_str(old, "entity") : "", entity) != 0) {
         json_object_put(old);
         return ig_err(INTEG_EEXISTS, "id '%s' belongs to another entity", local_id);
     }
-    json_object *rec = ig_entity_row(tenant_id, entity, local_id, data, deleted, origin,
-                                     ig_json_int(old, "version", 0) + 1, ig_now_ms());
+    if (version < 0)
+        version = ig_json_int(old, "version", 0);
     json_object_put(old);
-    rc = ig_store_put(ctx, tx, INTEG_KIND_ENTITY, rec, fresh ? INTEG_PUT_INSERT : INTEG_PUT_UPSERT);
+    json_object *rec = ig_entity_row(tenant_id, entity, local_id, data, deleted, origin, version + 1, ig_now_ms());
+    rc = ig_store_put(ctx, tx, INTEG_KIND_ENTITY, rec, version == 0 ? INTEG_PUT_INSERT : INTEG_PUT_UPSERT);
     if (rc == INTEG_OK && out)
         *out = rec;
     else
@@ -159,7 +162,7 @@ static int builtin_put(integ_ctx *ctx, void *tx, const char *tenant_id, const ch
 }
 
 static int entity_put(integ_ctx *ctx, void *tx, const char *tenant_id, const char *entity, const char *local_id,
-                      json_object *data, int deleted, const char *origin, int fresh, json_object **out)
+                      json_object *data, int deleted, const char *origin, int64_t version, json_object **out)
 {
     if (out)
         *out = NULL;
@@ -184,20 +187,27 @@ static int entity_put(integ_ctx *ctx, void *tx, const char *tenant_id, const cha
             json_object_put(stored);
         return INTEG_OK;
     }
-    return builtin_put(ctx, tx, tenant_id, entity, local_id, data, deleted, origin, fresh, out);
+    return builtin_put(ctx, tx, tenant_id, entity, local_id, data, deleted, origin, version, out);
 }
 
 int ig_entity_store_put(integ_ctx *ctx, void *tx, const char *tenant_id, const char *entity,
                         const char *local_id, json_object *data, int deleted, const char *origin,
                         json_object **out)
 {
-    return entity_put(ctx, tx, tenant_id, entity, local_id, data, deleted, origin, 0, out);
+    return entity_put(ctx, tx, tenant_id, entity, local_id, data, deleted, origin, -1, out);
+}
+
+int ig_entity_store_replace(integ_ctx *ctx, void *tx, const char *tenant_id, const char *entity,
+                            const char *local_id, json_object *data, const char *origin, int64_t version,
+                            json_object **out)
+{
+    return entity_put(ctx, tx, tenant_id, entity, local_id, data, 0, origin, version, out);
 }
 
 int ig_entity_store_create(integ_ctx *ctx, void *tx, const char *tenant_id, const char *entity,
                            const char *local_id, json_object *data, const char *origin, json_object **out)
 {
-    return entity_put(ctx, tx, tenant_id, entity, local_id, data, 0, origin, 1, out);
+    return entity_put(ctx, tx, tenant_id, entity, local_id, data, 0, origin, 0, out);
 }
 
 /* ---- public API ------------------------------------------------------------ */

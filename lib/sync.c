@@ -351,6 +351,7 @@ struct pending {
     int created;
     int fresh;          /* the link and its local id were made by this page */
     const char *origin; /* "sync", or "local" when a merge left changes to push */
+    int64_t version;    /* the local record's version this plan read, or -1 */
     struct fresh_link made;
 };
 
@@ -508,10 +509,11 @@ static int record_conflict(struct run *r, void *tx, json_object *link, json_obje
  * changed too since the last sync, resolve by the run's strategy. Sets
  * *data (what to write locally; NULL: nothing) and *origin. */
 static int resolve_incoming(struct run *r, void *tx, json_object *link, json_object *mapped, const char *hash,
-                            int64_t remote_upd, json_object **data, const char **origin)
+                            int64_t remote_upd, json_object **data, const char **origin, int64_t *version)
 {
     *data = NULL;
     *origin = "sync";
+    *version = -1;
     json_object *local = NULL;
     int rc = ig_entity_load(r->s->ctx, tx, r->s->tenant_id, r->local_entity, ig_json_str(link, "local_id"), &local);
     if (rc == INTEG_ENOTFOUND) {
@@ -520,6 +522,7 @@ static int resolve_incoming(struct run *r, void *tx, json_object *link, json_obj
     }
     if (rc)
         return rc;
+    *version = ig_json_int(local, "version", 0);
     int local_changed = !strcmp(ig_json_str(local, "origin") ? ig_json_str(local, "origin") : "sync", "local") &&
                         ig_json_int(local, "version", 0) > ig_json_int(link, "local_version", 0);
     pull_policies(r, mapped, ig_json_get(local, "data"));
@@ -757,6 +760,7 @@ static int plan_page(struct run *r, void *tx, json_object *records, const struct
                 plan[*n_plan].created = 0;
                 plan[*n_plan].fresh = 0;
                 plan[*n_plan].origin = "sync";
+                plan[*n_plan].version = -1;
                 (*n_plan)++;
                 continue;
             }
@@ -781,9 +785,10 @@ static int plan_page(struct run *r, void *tx, json_object *records, const struct
         char at[32];
         int created = link == NULL || pending;
         const char *origin = "sync";
+        int64_t version = -1;
         if (!created) {
             json_object *to_write = NULL;
-            rc = resolve_incoming(r, tx, link, data, hash, upd, &to_write, &origin);
+            rc = resolve_incoming(r, tx, link, data, hash, upd, &to_write, &origin, &version);
             json_object_put(data);
             data = to_write;
             if (rc == 1) {
@@ -812,6 +817,7 @@ static int plan_page(struct run *r, void *tx, json_object *records, const struct
             plan[*n_plan].created = 1;
             plan[*n_plan].fresh = 1;
             plan[*n_plan].origin = origin;
+            plan[*n_plan].version = 0;
             (*n_plan)++;
             continue;
         }
@@ -846,6 +852,7 @@ static int plan_page(struct run *r, void *tx, json_object *records, const struct
         plan[*n_plan].created = created;
         plan[*n_plan].fresh = fresh;
         plan[*n_plan].origin = origin;
+        plan[*n_plan].version = version;
         (*n_plan)++;
     }
     rc = INTEG_OK; /* per-record outcomes (mapping errors, held conflicts) don't fail the page */
@@ -885,18 +892,27 @@ static int share_data_text(struct pending *p)
 static int write_plan(integ_ctx *ctx, void *tx, const char *tenant_id, const char *local_entity,
                       struct pending *plan, size_t n_plan)
 {
-    int rc = INTEG_OK;
+    /* A local record the plan read is written over without reading it
+     * again, unless two entries of the page write it. */
+    struct ext_set written = {0, NULL};
+    int rc = ext_set_init(&written, n_plan);
     for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++) {
         if (!plan[i].data)
             continue; /* local kept (local_wins): the link alone moves on */
-        if (share_data_text(&plan[i]))
-            return ig_err(INTEG_ENOMEM, "out of memory");
+        if (share_data_text(&plan[i])) {
+            rc = ig_err(INTEG_ENOMEM, "out of memory");
+            break;
+        }
         json_object *stored = NULL;
         const char *lid = ig_json_str(plan[i].link, "local_id");
-        rc = plan[i].fresh ? ig_entity_store_create(ctx, tx, tenant_id, local_entity, lid, plan[i].data,
-                                                    plan[i].origin, &stored)
-                           : ig_entity_store_put(ctx, tx, tenant_id, local_entity, lid, plan[i].data, 0,
-                                                 plan[i].origin, &stored);
+        int again = ext_set_add(&written, lid);
+        if (plan[i].fresh)
+            rc = ig_entity_store_create(ctx, tx, tenant_id, local_entity, lid, plan[i].data, plan[i].origin, &stored);
+        else if (plan[i].version > 0 && !again)
+            rc = ig_entity_store_replace(ctx, tx, tenant_id, local_entity, lid, plan[i].data, plan[i].origin,
+                                         plan[i].version, &stored);
+        else
+            rc = ig_entity_store_put(ctx, tx, tenant_id, local_entity, lid, plan[i].data, 0, plan[i].origin, &stored);
         /* The local version this sync wrote: a later local edit is
          * a version past it. A merge that left changes to push
          * stays "changed". */
@@ -908,6 +924,7 @@ static int write_plan(integ_ctx *ctx, void *tx, const char *tenant_id, const cha
     for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++)
         rc = ig_store_put(ctx, tx, INTEG_KIND_ENTITY_LINK, plan[i].link,
                           plan[i].fresh ? INTEG_PUT_INSERT : INTEG_PUT_UPSERT);
+    ext_set_free(&written);
     return rc;
 }
 
