@@ -195,6 +195,18 @@ int ig_adapter_test(ig_conn *c)
     return rc;
 }
 
+/* A reply that must be a record (fetch_one, create, update). */
+static int adapter_record(const char *key, const char *what, int rc, json_object **out)
+{
+    if (rc == INTEG_OK && !json_object_is_type(*out, json_type_object))
+        rc = ig_err(INTEG_EREMOTE, "the %s adapter's %s reply is not a record", key, what);
+    if (rc) {
+        json_object_put(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 int ig_adapter_fetch_one(ig_conn *c, const char *entity, const char *external_id, json_object **out)
 {
     const char *key = ig_json_str(c->definition, "key");
@@ -208,28 +220,8 @@ int ig_adapter_fetch_one(ig_conn *c, const char *entity, const char *external_id
         if (rc)
             ig_err_prefix(rc, key);
     }
-    if (rc == INTEG_OK && !json_object_is_type(*out, json_type_object)) {
-        json_object_put(*out);
-        *out = NULL;
-        rc = ig_err(INTEG_EREMOTE, "the %s adapter's fetch_one reply is not a record", key);
-    }
-    if (rc) {
-        json_object_put(*out);
-        *out = NULL;
-    }
+    rc = adapter_record(key, "fetch_one", rc, out);
     call_free(&call);
-    return rc;
-}
-
-/* A reply that must be a record (create, update). */
-static int adapter_record(const char *key, const char *what, int rc, json_object **out)
-{
-    if (rc == INTEG_OK && !json_object_is_type(*out, json_type_object))
-        rc = ig_err(INTEG_EREMOTE, "the %s adapter's %s reply is not a record", key, what);
-    if (rc) {
-        json_object_put(*out);
-        *out = NULL;
-    }
     return rc;
 }
 
