@@ -224,16 +224,21 @@ static int log_put(struct run *r, void *tx, json_object *result, integ_put_mode 
     return rc;
 }
 
-static void record_error(struct run *r, const char *external_id, int code, const char *message)
+void ig_sync_log_error(json_object *errors, int64_t *failed, const char *record, int code, const char *message)
 {
-    r->failed++;
-    if (ig_json_len(r->errors) >= MAX_LOGGED_ERRORS)
+    (*failed)++;
+    if (ig_json_len(errors) >= MAX_LOGGED_ERRORS)
         return;
     json_object *e = json_object_new_object();
-    json_object_object_add(e, "record", external_id ? json_object_new_string(external_id) : NULL);
+    json_object_object_add(e, "record", record ? json_object_new_string(record) : NULL);
     json_object_object_add(e, "code", json_object_new_int(code));
     json_object_object_add(e, "message", json_object_new_string(message));
-    json_object_array_add(r->errors, e);
+    json_object_array_add(errors, e);
+}
+
+static void record_error(struct run *r, const char *external_id, int code, const char *message)
+{
+    ig_sync_log_error(r->errors, &r->failed, external_id, code, message);
 }
 
 /* ---- one page -------------------------------------------------------------- */

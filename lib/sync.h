@@ -16,6 +16,10 @@ int ig_sync_apply(ig_conn *c, const char *tenant_id, const char *user_id, const 
                   json_object *records, json_object *deleted_ids, const char *trigger, json_object **out_result);
 
 /* What a push did. */
+/* Count a record that failed in *failed and, among the first 100, log
+ * {record (may be NULL), code, message} in errors: a run's error list. */
+void ig_sync_log_error(json_object *errors, int64_t *failed, const char *record, int code, const char *message);
+
 struct ig_push_counts {
     int64_t processed, created, updated, deleted, adopted, skipped, failed;
     json_object *errors; /* [{record, code, message}] (owned) */

@@ -300,14 +300,7 @@ int ig_sync_push(ig_conn *c, const char *tenant_id, const char *entity, json_obj
 
 static void ig_push_error(struct ig_push_counts *out, const char *record, int code)
 {
-    out->failed++;
-    if (ig_json_len(out->errors) >= 100)
-        return;
-    json_object *e = json_object_new_object();
-    json_object_object_add(e, "record", record ? json_object_new_string(record) : NULL);
-    json_object_object_add(e, "code", json_object_new_int(code));
-    json_object_object_add(e, "message", json_object_new_string(integ_errmsg()));
-    json_object_array_add(out->errors, e);
+    ig_sync_log_error(out->errors, &out->failed, record, code, integ_errmsg());
 }
 
 /* Transport-level failures end the run; per-record ones are logged. */
