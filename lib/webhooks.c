@@ -959,14 +959,28 @@ struct plan_entity {
 };
 
 /* Work out what an event asks for, fetch what needs fetching, apply it. */
-static int handle_event(integ_ctx *ctx, struct claimed *c, json_object *summary)
+/* The connection for an event's integration: *conn when it is that one
+ * already (claimed events come in runs of one integration), else a new
+ * one in its place. Opening reads the integration and its definition and
+ * opens the credentials. */
+static int conn_for(integ_ctx *ctx, const char *tenant, const char *integration_id, ig_conn **conn)
+{
+    if (*conn && tenant && integration_id && !strcmp((*conn)->tenant_id, tenant) &&
+        !strcmp(ig_json_str((*conn)->integration, "id") ? ig_json_str((*conn)->integration, "id") : "", integration_id))
+        return INTEG_OK;
+    ig_conn_close(*conn);
+    *conn = NULL;
+    return ig_conn_open(ctx, tenant, integration_id, conn);
+}
+
+static int handle_event(integ_ctx *ctx, struct claimed *c, ig_conn **conn_cache, json_object *summary)
 {
     json_object *ev = c->ev;
     const char *tenant = ig_json_str(ev, "tenant_id");
-    ig_conn *conn = NULL;
-    int rc = ig_conn_open(ctx, tenant, ig_json_str(ev, "integration_id"), &conn);
+    int rc = conn_for(ctx, tenant, ig_json_str(ev, "integration_id"), conn_cache);
     if (rc)
         return rc;
+    ig_conn *conn = *conn_cache;
     json_object *wh = ig_json_get(conn->manifest, "webhook");
     json_object *topics = ig_json_get(wh, "topics");
     json_object *doc = json_tokener_parse((const char *)c->body);
@@ -1064,7 +1078,6 @@ static int handle_event(integ_ctx *ctx, struct claimed *c, json_object *summary)
     json_object_put(types);
     json_object_put(objects);
     json_object_put(doc);
-    ig_conn_close(conn);
     return rc;
 }
 
@@ -1148,9 +1161,16 @@ INTEG_API int integ_webhook_process(integ_ctx *ctx, int max_events, char **out_j
     int rc = claim(ctx, holder, max_events, &cc);
     json_object *list = json_object_new_array();
     int64_t ok = 0, failed = 0, dead = 0;
+    ig_conn *conn = NULL; /* kept while events are of one integration */
     for (size_t i = 0; rc == INTEG_OK && i < cc.n; i++) {
         json_object *summary = json_object_new_object();
-        int err = handle_event(ctx, &cc.items[i], summary);
+        int err = handle_event(ctx, &cc.items[i], &conn, summary);
+        if (err) {
+            /* A failure may have changed the integration (a token
+             * refresh refused): the next event opens it afresh. */
+            ig_conn_close(conn);
+            conn = NULL;
+        }
         int is_dead = 0;
         rc = settle(ctx, &cc.items[i], holder, err, summary, &is_dead);
         json_object *o = json_object_new_object();
@@ -1170,6 +1190,7 @@ INTEG_API int integ_webhook_process(integ_ctx *ctx, int max_events, char **out_j
             ok++;
         }
     }
+    ig_conn_close(conn);
     for (size_t i = 0; i < cc.n; i++) {
         json_object_put(cc.items[i].ev);
         free(cc.items[i].body);
