@@ -35,12 +35,16 @@ static int load_links(integ_ctx *ctx, void *tx, const char *integration_id, cons
     return rc;
 }
 
-static int has_open_conflict(integ_ctx *ctx, void *tx, const char *integration_id, const char *local_id)
+/* *held: the record has an open conflict. A store error is returned, never
+ * read as "no conflict": that would push over an unresolved conflict. */
+static int has_open_conflict(integ_ctx *ctx, void *tx, const char *integration_id, const char *local_id, int *held)
 {
     char q[400];
     int64_t n = 0;
     snprintf(q, sizeof q, "{\"integration_id\":\"%s\",\"local_id\":\"%s\",\"status\":\"open\"}", integration_id, local_id);
-    return ctx->store->count(tx, INTEG_KIND_CONFLICT, q, &n) == INTEG_OK && n > 0;
+    int rc = ctx->store->count(tx, INTEG_KIND_CONFLICT, q, &n);
+    *held = rc == INTEG_OK && n > 0;
+    return rc;
 }
 
 /* Fields the remote must not receive. */
@@ -185,11 +189,14 @@ int ig_sync_push(ig_conn *c, const char *tenant_id, const char *entity, json_obj
             int held = 0;
             if (rc == INTEG_OK) {
                 rc = load_links(ctx, tx, iid, entity, lid, &link);
-                held = has_open_conflict(ctx, tx, iid, lid);
+                if (rc == INTEG_OK)
+                    rc = has_open_conflict(ctx, tx, iid, lid, &held);
                 rc = ig_tx_end(ctx, tx, 1, rc);
             }
-            if (rc)
+            if (rc) {
+                json_object_put(link);
                 break;
+            }
             int pending = link && ig_json_bool(link, "pending", 0);
             if (held || (link && !pending && ig_json_int(rec, "version", 0) <= ig_json_int(link, "local_version", 0))) {
                 json_object_put(link);

@@ -87,16 +87,18 @@ struct env {
     char id[64];
 };
 
-static int env_open(struct env *e, const char *config)
+/* With a host store (store_data is then the context's) or, store NULL, the
+ * built-in in-memory SQLite. */
+static int env_open_store(struct env *e, const char *config, const integ_store *store, void *store_data)
 {
     memset(e, 0, sizeof *e);
     char opts[512], req[512], *out = NULL;
     snprintf(opts, sizeof opts,
-             "{\"store\":\"sqlite::memory:\",\"master_key\":\"" TEST_MASTER_KEY "\","
+             "{%s\"master_key\":\"" TEST_MASTER_KEY "\","
              "\"http\":{\"allow_private_networks\":true,\"max_retries\":1},"
              "\"base_url_overrides\":{\"hubspot-crm\":\"%s/hubspot\"}}",
-             sb.url);
-    if (integ_ctx_open(&e->ctx, opts) != INTEG_OK)
+             store ? "" : "\"store\":\"sqlite::memory:\",", sb.url);
+    if ((store ? integ_ctx_open_with_store(&e->ctx, store, store_data, opts) : integ_ctx_open(&e->ctx, opts)) != INTEG_OK)
         return -1;
     integ_session_open(&e->s, e->ctx, "acme", "alice", "[\"admin\"]");
     snprintf(req, sizeof req, "{\"integration_definition_id\":\"hubspot-crm\",\"credentials\":{\"api_key\":\"" TOKEN "\"},\"config\":%s}",
@@ -111,6 +113,8 @@ static int env_open(struct env *e, const char *config)
     integ_free(out);
     return 0;
 }
+
+static int env_open(struct env *e, const char *config) { return env_open_store(e, config, NULL, NULL); }
 
 static void env_close(struct env *e)
 {
@@ -431,6 +435,67 @@ static void test_manual_resolution(void)
     env_close(&e);
 }
 
+/* The SQLite store with one knob: counting open conflicts can fail. */
+static const integ_store *sqlite_store;
+static int fail_conflict_count;
+
+static int failing_count(void *tx, integ_store_kind kind, const char *q, int64_t *out)
+{
+    if (kind == INTEG_KIND_CONFLICT && fail_conflict_count)
+        return integ_error_set(INTEG_ESTORE, "test: count: disk I/O error (injected)");
+    return sqlite_store->count(tx, kind, q, out);
+}
+
+/* A store that cannot say whether a record has an open conflict must stop
+ * the push: reading the error as "no conflict" would overwrite the remote
+ * side of a conflict nobody has resolved. */
+static void test_conflict_check_error_stops_push(void)
+{
+    void *data = NULL;
+    if (integ_store_sqlite_new(&sqlite_store, &data, ":memory:") != INTEG_OK) {
+        CHECK(!"sqlite store");
+        return;
+    }
+    integ_store st = *sqlite_store;
+    st.count = failing_count;
+    struct env e;
+    if (env_open_store(&e, NULL, &st, data)) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object_put(control("/_sandbox/reset", "{}"));
+    json_object_put(run_sync(&e, "{\"entity\":\"contacts\"}", INTEG_OK));
+    json_object *rec = local_of(&e, "1005");
+    CHECK(rec != NULL);
+    if (rec) {
+        local_edit(&e, rec, "first_name", "L");
+        remote_touch("1005", "firstname", "R", NULL);
+        json_object *r = run_sync(&e, "{\"entity\":\"contacts\",\"direction\":\"bidirectional\",\"conflict_strategy\":\"manual\"}", INTEG_OK);
+        CHECK(r && jint(r, "conflicts") == 1);
+        json_object_put(r);
+        json_object_put(rec);
+    }
+    /* Edited again locally while the conflict is open: the push holds it. */
+    rec = local_of(&e, "1005");
+    if (rec) {
+        local_edit(&e, rec, "first_name", "L2");
+        json_object_put(rec);
+    }
+    fail_conflict_count = 1;
+    json_object_put(run_sync(&e, "{\"entity\":\"contacts\",\"direction\":\"push\"}", INTEG_ESTORE));
+    CHECK(strstr(integ_errmsg(), "injected") != NULL);
+    fail_conflict_count = 0;
+    json_object *rc = remote_contact("1005");
+    CHECK_STR(remote_prop(rc, "firstname"), "R");
+    json_object_put(rc);
+    /* And when the store answers, the conflict still holds it. */
+    json_object_put(run_sync(&e, "{\"entity\":\"contacts\",\"direction\":\"push\"}", INTEG_OK));
+    rc = remote_contact("1005");
+    CHECK_STR(remote_prop(rc, "firstname"), "R");
+    json_object_put(rc);
+    env_close(&e);
+}
+
 static void test_dry_run_writes_nothing(void)
 {
     struct env e;
@@ -620,6 +685,7 @@ int main(int argc, char **argv)
     RUN(test_strategies);
     RUN(test_merge_fields_and_policies);
     RUN(test_manual_resolution);
+    RUN(test_conflict_check_error_stops_push);
     RUN(test_dry_run_writes_nothing);
     RUN(test_remote_archive);
     RUN(test_local_delete);
