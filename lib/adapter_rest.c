@@ -715,13 +715,21 @@ int ig_rest_fetch_one(ig_conn *c, const char *entity_name, const char *external_
     if (!get)
         return ig_err(INTEG_EUNSUPPORTED, "entity '%s' of %s has no get request", entity_name,
                       ig_json_str(c->definition, "key"));
-    json_object *idv = json_object_new_string(external_id);
-    struct lookup_ctx l = {c, NULL, idv};
-    ig_req r;
+    /* In the path the id is percent-encoded, as in the write requests, so
+     * "a/b?c" stays one segment; headers and the query take it as is (the
+     * query encoder escapes it there). */
+    char *enc = ig_pct_encode(external_id);
+    json_object *idv = json_object_new_string(external_id), *idp = enc ? json_object_new_string(enc) : NULL;
+    free(enc);
+    struct lookup_ctx l = {c, NULL, idp};
+    ig_req r = {0};
     ig_http_response resp = {0};
     char what[160];
     snprintf(what, sizeof what, "%s %s get", ig_json_str(c->definition, "key"), entity_name);
-    int rc = req_begin(&r, c, ig_json_str(get, "method"), ig_json_str(get, "path"), NULL, &l);
+    int rc = idv && idp ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
+    if (rc == INTEG_OK)
+        rc = req_begin(&r, c, ig_json_str(get, "method"), ig_json_str(get, "path"), NULL, &l);
+    l.id = idv;
     if (rc == INTEG_OK)
         rc = ig_req_headers(&r, ig_json_get(e, "headers"), conn_lookup, &l);
     if (rc == INTEG_OK)
@@ -745,5 +753,6 @@ int ig_rest_fetch_one(ig_conn *c, const char *entity_name, const char *external_
     ig_http_response_free(&resp);
     ig_req_free(&r);
     json_object_put(idv);
+    json_object_put(idp);
     return rc;
 }
