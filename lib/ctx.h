@@ -109,6 +109,25 @@ int ig_store_get(integ_ctx *ctx, void *tx, integ_store_kind kind, const char *te
 int ig_integration_get(integ_ctx *ctx, void *tx, const char *tenant_id, const char *id,
                        json_object **out);
 
+/* A new tenant integration record, built the one way both
+ * integ_integration_create and the OAuth callback (integ_oauth_complete)
+ * insert one (integrations.c): id, tenant_id, the definition's id, key and
+ * category, name (`name`, else the manifest's), auth_type, config (`config`,
+ * NULL for {}, copied and validated against the definition's config_schema
+ * with defaults applied: errors name "config.<path>"), status (`status`,
+ * else "active" with credentials or auth type "none", else "needs_reauth"),
+ * last_sync_at null, next_run_at_ms (ig_integration_schedule), created_at
+ * and updated_at, and credentials_sealed when `creds` is given. *out is
+ * owned by the caller; the caller stores it and writes the audit entry. */
+int ig_integration_record_new(integ_ctx *ctx, const char *tenant_id, json_object *def, json_object *name,
+                              const char *auth_type, json_object *config, const char *status,
+                              json_object *creds, json_object **out);
+
+/* Keep an integration record's next_run_at_ms in step with its config:
+ * auto_sync on and nothing scheduled is due now (integ_run_due, then every
+ * sync_interval); auto_sync off unschedules (null). */
+void ig_integration_schedule(integ_ctx *ctx, json_object *rec);
+
 /* Append to `rows` the records of `kind` hanging off the tenant's
  * integration `integration_id` that match q (may be NULL; tenant_id and
  * integration_id are added to it), in one read transaction that first

@@ -123,6 +123,56 @@ static void touch(json_object *rec, const char *field)
     json_object_object_add(rec, field, json_object_new_string(now));
 }
 
+void ig_integration_schedule(integ_ctx *ctx, json_object *rec)
+{
+    if (!ig_json_bool(ig_json_get(rec, "config"), "auto_sync", 0))
+        json_object_object_add(rec, "next_run_at_ms", NULL);
+    else if (!ig_json_get(rec, "next_run_at_ms"))
+        json_object_object_add(rec, "next_run_at_ms", json_object_new_int64(ig_ctx_now_ms(ctx)));
+}
+
+/* The one builder of a new integration record (see ctx.h): create and the
+ * OAuth callback both insert what this makes, so they cannot drift. */
+int ig_integration_record_new(integ_ctx *ctx, const char *tenant_id, json_object *def, json_object *name,
+                              const char *auth_type, json_object *config, const char *status,
+                              json_object *creds, json_object **out)
+{
+    *out = NULL;
+    json_object *manifest = ig_json_get(def, "manifest");
+    json_object *cfg = config ? ig_json_copy(config) : json_object_new_object();
+    int rc = ig_schema_validate(ig_json_get(manifest, "config_schema"), cfg, 1, "config");
+    if (rc) {
+        json_object_put(cfg);
+        return rc;
+    }
+    char id[37];
+    ig_ctx_new_id(ctx, id, ig_now_ms());
+    json_object *rec = json_object_new_object();
+    json_object_object_add(rec, "id", json_object_new_string(id));
+    json_object_object_add(rec, "tenant_id", json_object_new_string(tenant_id));
+    json_object_object_add(rec, "definition_id", json_object_get(ig_json_get(def, "id")));
+    json_object_object_add(rec, "definition_key", json_object_get(ig_json_get(def, "key")));
+    json_object_object_add(rec, "name", json_object_get(name ? name : ig_json_get(manifest, "name")));
+    json_object_object_add(rec, "category", json_object_get(ig_json_get(def, "category")));
+    json_object_object_add(rec, "auth_type", json_object_new_string(auth_type));
+    json_object_object_add(rec, "config", cfg);
+    /* Without credentials (an OAuth connection not yet authorised) the
+     * integration cannot run until someone authorises it. */
+    const char *st = status ? status : (!creds && strcmp(auth_type, "none") != 0) ? "needs_reauth" : "active";
+    json_object_object_add(rec, "status", json_object_new_string(st));
+    json_object_object_add(rec, "last_sync_at", NULL);
+    /* auto_sync: due at once (integ_run_due), then every sync_interval. */
+    ig_integration_schedule(ctx, rec);
+    touch(rec, "created_at");
+    touch(rec, "updated_at");
+    if (creds && (rc = ig_oauth_seal_into(ctx, rec, "credentials_sealed", creds))) {
+        json_object_put(rec);
+        return rc;
+    }
+    *out = rec;
+    return INTEG_OK;
+}
+
 INTEG_API int integ_integration_create(integ_session *s, const char *request_json, char **out_json)
 {
     int rc = ig_session_enter(s, out_json);
@@ -134,7 +184,7 @@ INTEG_API int integ_integration_create(integ_session *s, const char *request_jso
         return rc;
     static const char *const known[] = {"integration_definition_id", "name", "auth_type",
                                         "credentials", "config", "status", NULL};
-    json_object *def = NULL, *rec = NULL, *config = NULL;
+    json_object *def = NULL, *rec = NULL;
     json_object *creds = ig_json_get(req, "credentials");
     const char *def_id = ig_json_str(req, "integration_definition_id");
     const char *auth_type = NULL;
@@ -172,41 +222,13 @@ INTEG_API int integ_integration_create(integ_session *s, const char *request_jso
         ig_err_prefix(rc, "request_json.integration_definition_id");
         goto out;
     }
-    json_object *manifest = ig_json_get(def, "manifest");
-    config = cfg_in ? ig_json_copy(cfg_in) : json_object_new_object();
-    if ((rc = ig_schema_validate(ig_json_get(manifest, "config_schema"), config, 1, "config")))
+    if ((rc = resolve_auth(ig_json_get(def, "manifest"), at ? json_object_get_string(at) : NULL, creds,
+                           "request_json", &auth_type)))
         goto out;
-    if ((rc = resolve_auth(manifest, at ? json_object_get_string(at) : NULL, creds, "request_json",
-                           &auth_type)))
+    if ((rc = ig_integration_record_new(s->ctx, s->tenant_id, def, ig_json_get(req, "name"), auth_type, cfg_in,
+                                        status, creds, &rec)))
         goto out;
-
-    char id[37];
-    int64_t now = ig_now_ms();
-    ig_ctx_new_id(s->ctx, id, now);
-    rec = json_object_new_object();
-    json_object_object_add(rec, "id", json_object_new_string(id));
-    json_object_object_add(rec, "tenant_id", json_object_new_string(s->tenant_id));
-    json_object_object_add(rec, "definition_id", json_object_get(ig_json_get(def, "id")));
-    json_object_object_add(rec, "definition_key", json_object_get(ig_json_get(def, "key")));
-    json_object_object_add(rec, "name", ig_json_get(req, "name") ? json_object_get(ig_json_get(req, "name"))
-                                                                 : json_object_get(ig_json_get(manifest, "name")));
-    json_object_object_add(rec, "category", json_object_get(ig_json_get(def, "category")));
-    json_object_object_add(rec, "auth_type", json_object_new_string(auth_type));
-    json_object_object_add(rec, "config", json_object_get(config));
-    /* Without credentials (an OAuth connection not yet authorised) the
-     * integration cannot run until someone authorises it. */
-    const char *st = status ? status
-                            : (!creds && strcmp(auth_type, "none") != 0) ? "needs_reauth" : "active";
-    json_object_object_add(rec, "status", json_object_new_string(st));
-    json_object_object_add(rec, "last_sync_at", NULL);
-    /* auto_sync: due at once (integ_run_due), then every sync_interval. */
-    json_object_object_add(rec, "next_run_at_ms", ig_json_bool(config, "auto_sync", 0)
-                                                      ? json_object_new_int64(ig_ctx_now_ms(s->ctx))
-                                                      : NULL);
-    touch(rec, "created_at");
-    touch(rec, "updated_at");
-    if (creds && (rc = ig_oauth_seal_into(s->ctx, rec, "credentials_sealed", creds)))
-        goto out;
+    const char *id = ig_json_str(rec, "id");
     if ((rc = ig_store_put(s->ctx, tx, INTEG_KIND_INTEGRATION, rec, INTEG_PUT_INSERT)))
         goto out;
     json_object *d = json_object_new_object();
@@ -221,7 +243,6 @@ out:
     if (rc == INTEG_OK)
         rc = reply(rec, out_json);
     json_object_put(rec);
-    json_object_put(config);
     json_object_put(def);
     ig_json_wipe_put(req);
     return rc;
@@ -392,11 +413,7 @@ INTEG_API int integ_integration_update(integ_session *s, const char *id, const c
         json_object_object_add(rec, "config", json_object_get(config));
         json_object_array_add(changed, json_object_new_string("config"));
         /* Turning auto_sync on schedules a run now; off unschedules. */
-        if (!ig_json_bool(config, "auto_sync", 0))
-            json_object_object_add(rec, "next_run_at_ms", NULL);
-        else if (!ig_json_get(rec, "next_run_at_ms"))
-            json_object_object_add(rec, "next_run_at_ms",
-                                   json_object_new_int64(ig_ctx_now_ms(s->ctx)));
+        ig_integration_schedule(s->ctx, rec);
     }
     if (name) {
         json_object_object_add(rec, "name", json_object_get(name));

@@ -822,6 +822,10 @@ static int store_integration(integ_ctx *ctx, json_object *st, json_object *def, 
             json_object_object_add(rec, "status", json_object_new_string("active"));
             if (ig_json_bool(st, "config_given", 0))
                 json_object_object_add(rec, "config", json_object_get(ig_json_get(st, "config")));
+            /* As an update would: auto_sync on and unscheduled runs now
+             * (also an integration connected before its record was
+             * scheduled), off unschedules. */
+            ig_integration_schedule(ctx, rec);
             if (ig_json_get(st, "name"))
                 json_object_object_add(rec, "name", json_object_get(ig_json_get(st, "name")));
             json_object_object_del(rec, "last_error");
@@ -833,24 +837,13 @@ static int store_integration(integ_ctx *ctx, json_object *st, json_object *def, 
         if (rc == INTEG_OK)
             rc = ig_store_put(ctx, tx, INTEG_KIND_INTEGRATION, rec, INTEG_PUT_UPDATE);
     } else {
-        char id[37];
-        ig_ctx_new_id(ctx, id, ig_now_ms());
-        json_object *manifest = ig_json_get(def, "manifest");
-        rec = json_object_new_object();
-        json_object_object_add(rec, "id", json_object_new_string(id));
-        json_object_object_add(rec, "tenant_id", json_object_new_string(tenant));
-        json_object_object_add(rec, "definition_id", json_object_get(ig_json_get(def, "id")));
-        json_object_object_add(rec, "definition_key", json_object_get(ig_json_get(def, "key")));
-        json_object_object_add(rec, "name", ig_json_get(st, "name") ? json_object_get(ig_json_get(st, "name"))
-                                                                    : json_object_get(ig_json_get(manifest, "name")));
-        json_object_object_add(rec, "category", json_object_get(ig_json_get(def, "category")));
-        json_object_object_add(rec, "auth_type", json_object_new_string("oauth2"));
-        json_object_object_add(rec, "config", json_object_get(ig_json_get(st, "config")));
-        json_object_object_add(rec, "status", json_object_new_string("active"));
-        json_object_object_add(rec, "last_sync_at", NULL);
-        json_object_object_add(rec, "created_at", json_object_new_string(now_s));
-        json_object_object_add(rec, "updated_at", json_object_new_string(now_s));
-        rc = ig_oauth_seal_into(ctx, rec, "credentials_sealed", creds);
+        /* The record integ_integration_create would make with these
+         * credentials (config validated again: the definition may have
+         * changed since begin). */
+        rc = ig_integration_record_new(ctx, tenant, def, ig_json_get(st, "name"), "oauth2", ig_json_get(st, "config"),
+                                       NULL, creds, &rec);
+        if (rc != INTEG_OK)
+            ig_err_prefix(rc, "oauth callback");
         if (rc == INTEG_OK)
             rc = ig_store_put(ctx, tx, INTEG_KIND_INTEGRATION, rec, INTEG_PUT_INSERT);
         if (rc == INTEG_OK) {
@@ -859,7 +852,7 @@ static int store_integration(integ_ctx *ctx, json_object *st, json_object *def, 
             json_object_object_add(d, "name", json_object_get(ig_json_get(rec, "name")));
             json_object_object_add(d, "auth_type", json_object_new_string("oauth2"));
             json_object_object_add(d, "has_credentials", json_object_new_boolean(1));
-            rc = ig_audit(ctx, tx, tenant, user, "integration.create", "integration", id, d);
+            rc = ig_audit(ctx, tx, tenant, user, "integration.create", "integration", ig_json_str(rec, "id"), d);
             json_object_put(d);
         }
     }

@@ -1150,6 +1150,15 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
             srv.o2_bad_client++;
             return reply(conn, 401, "{\"error\":\"invalid_client\"}");
         }
+        /* The authorization-code grant: the code is always "o2-code". */
+        if (form_has(bb->data, "grant_type=authorization_code")) {
+            if (!form_has(bb->data, "code=o2-code"))
+                return reply(conn, 400, "{\"error\":\"invalid_grant\",\"error_description\":\"unknown code\"}");
+            int n = ++srv.o2_cur;
+            snprintf(buf, sizeof buf,
+                     "{\"access_token\":\"at-%d\",\"refresh_token\":\"rt-%d\",\"expires_in\":3600,\"token_type\":\"bearer\"}", n, n);
+            return reply(conn, 200, buf);
+        }
         if (!form_has(bb->data, "grant_type=refresh_token") || !form_has(bb->data, want))
             return reply(conn, 400, "{\"error\":\"invalid_grant\",\"error_description\":\"refresh token is invalid\"}");
         srv.o2_refreshes++;
@@ -1438,6 +1447,158 @@ static void test_sync_token_expires_mid_run(void)
     env_close(&e);
 }
 
+/* begin (with `config`, and `integration_id` to re-authorise; either may be
+ * NULL) + a callback with the scripted server's code: the integration's id. */
+static int code_connect(struct env *e, const char *key, const char *config, const char *integration_id, char id[64])
+{
+    char req[1024], *out = NULL;
+    int n = snprintf(req, sizeof req, "{\"integration_definition_id\":\"%s\",\"redirect_uri\":\"" REDIRECT "\"", key);
+    if (config)
+        n += snprintf(req + n, sizeof req - (size_t)n, ",\"config\":%s", config);
+    if (integration_id)
+        n += snprintf(req + n, sizeof req - (size_t)n, ",\"integration_id\":\"%s\"", integration_id);
+    snprintf(req + n, sizeof req - (size_t)n, "}");
+    int rc = integ_oauth_begin(e->s, req, &out);
+    if (rc) {
+        fprintf(stderr, "  begin: %s\n", integ_errmsg());
+        return rc;
+    }
+    json_object *o = json_tokener_parse(out);
+    integ_free(out);
+    json_object *cb = json_object_new_object();
+    json_object_object_add(cb, "state", json_object_get(json_object_object_get(o, "state")));
+    json_object_object_add(cb, "code", json_object_new_string("o2-code"));
+    out = NULL;
+    rc = integ_oauth_complete(e->ctx, json_object_to_json_string_ext(cb, JSON_C_TO_STRING_PLAIN), &out);
+    if (rc)
+        fprintf(stderr, "  complete: %s\n", integ_errmsg());
+    json_object_put(cb);
+    json_object_put(o);
+    if (rc == INTEG_OK) {
+        json_object *r = json_tokener_parse(out);
+        snprintf(id, 64, "%s", jstr(r, "id"));
+        json_object_put(r);
+    }
+    integ_free(out);
+    return rc;
+}
+
+/* The stored integration record (internal API: next_run_at_ms is not in
+ * the public shape). */
+static json_object *stored_rec(struct env *e, const char *id)
+{
+    void *tx = NULL;
+    json_object *rec = NULL;
+    if (ig_tx_begin(e->ctx, 0, &tx) == INTEG_OK)
+        ig_tx_end(e->ctx, tx, 1, ig_store_get(e->ctx, tx, INTEG_KIND_INTEGRATION, "acme", id, &rec));
+    return rec;
+}
+
+/* The record's next_run_at_ms; -1 when unscheduled (absent or null). */
+static int64_t next_run_ms(struct env *e, const char *id)
+{
+    json_object *rec = stored_rec(e, id);
+    json_object *v = json_object_object_get(rec, "next_run_at_ms");
+    int64_t ms = v ? json_object_get_int64(v) : -1;
+    json_object_put(rec);
+    return ms;
+}
+
+/* One integ_run_due: how many syncs it ran for integration `id`, and in
+ * *succeeded how many of them ended with status "success". */
+static int run_due_syncs(struct env *e, const char *id, int *succeeded)
+{
+    char *out = NULL;
+    *succeeded = 0;
+    if (integ_run_due(e->ctx, 100, &out) != INTEG_OK) {
+        fprintf(stderr, "  run_due: %s\n", integ_errmsg());
+        return -1;
+    }
+    json_object *r = json_tokener_parse(out), *syncs = json_object_object_get(r, "syncs");
+    int n = 0;
+    for (size_t i = 0; i < json_object_array_length(syncs); i++) {
+        json_object *o = json_object_array_get_idx(syncs, i);
+        if (strcmp(jstr(o, "integration_id"), id))
+            continue;
+        n++;
+        if (!strcmp(jstr(o, "status"), "success"))
+            ++*succeeded;
+        else
+            fprintf(stderr, "  run_due: %s\n", json_object_to_json_string(o));
+    }
+    json_object_put(r);
+    integ_free(out);
+    return n;
+}
+
+/* An integration connected through the authorization-code callback is the
+ * record integ_integration_create makes: with config auto_sync it is due at
+ * once (next_run_at_ms) and integ_run_due syncs it; without, it is not
+ * scheduled; re-authorising with auto_sync on schedules it. */
+static void test_code_flow_auto_sync_scheduled(void)
+{
+    clock_reset();
+    char ovr[512], m[8192];
+    snprintf(ovr, sizeof ovr, "{\"to2s-crm\":{\"api\":\"%s/o2/api\",\"token_url\":\"%s/o2/token\"}}", srv.base, srv.base);
+    struct env e;
+    if (env_open(&e, ovr)) {
+        CHECK(!"env");
+        return;
+    }
+    oauth2_manifest(m, sizeof m, "to2s-crm", "client_secret_post");
+    CHECK_OK(integ_definition_register(e.ctx, m, NULL));
+    CHECK_OK(integ_definition_set_app_credentials(e.ctx, "to2s-crm", "{\"client_id\":\"app\",\"client_secret\":\"app-secret\"}"));
+    srv.o2_cur = 0;
+    srv.o2_rejected_once = 1; /* no server-side revocation here */
+    srv.total = 5;
+    /* The API takes only the latest token: connect the unscheduled one first. */
+    char off[64] = "", on[64] = "", made[64] = "";
+    CHECK_OK(code_connect(&e, "to2s-crm", "{\"sync_interval\":600}", NULL, off));
+    CHECK_OK(code_connect(&e, "to2s-crm", "{\"auto_sync\":true,\"sync_interval\":600,\"entities\":[\"items\"]}", NULL, on));
+    char *out = NULL;
+    CHECK_OK(integ_integration_get(e.s, on, &out));
+    json_object *pub = out ? json_tokener_parse(out) : NULL;
+    CHECK_STR(jstr(pub, "status"), "active");
+    CHECK_STR(jstr(pub, "auth_type"), "oauth2");
+    CHECK(json_object_get_boolean(json_object_object_get(json_object_object_get(pub, "config"), "auto_sync")));
+    CHECK(jstr(pub, "created_at") && jstr(pub, "updated_at"));
+    json_object_put(pub);
+    integ_free(out);
+    /* auto_sync: due now; without it: not scheduled. */
+    CHECK(next_run_ms(&e, on) == fake_now);
+    CHECK(next_run_ms(&e, off) == -1);
+    /* Field for field the record integ_integration_create makes. */
+    CHECK_OK(create(&e, "{\"integration_definition_id\":\"to2s-crm\",\"credentials\":{\"access_token\":\"x\"},"
+                        "\"config\":{\"sync_interval\":600}}", made));
+    json_object *a = stored_rec(&e, made), *b = stored_rec(&e, off);
+    CHECK(a && b && json_object_object_length(a) == json_object_object_length(b));
+    json_object_object_foreach(a, k, v)
+    {
+        (void)v;
+        if (!json_object_object_get_ex(b, k, NULL)) {
+            fprintf(stderr, "  the OAuth record lacks %s\n", k);
+            CHECK(!"same fields");
+        }
+    }
+    json_object_put(a);
+    json_object_put(b);
+    /* The scheduler runs the auto_sync one (its items synced) and only it. */
+    int ok = 0;
+    CHECK(run_due_syncs(&e, on, &ok) == 1 && ok == 1);
+    CHECK(run_due_syncs(&e, off, &ok) == 0);
+    CHECK(run_due_syncs(&e, made, &ok) == 0);
+    int64_t next = next_run_ms(&e, on);
+    CHECK(next > fake_now + 500 * 1000 && next < fake_now + 700 * 1000);
+    CHECK(run_due_syncs(&e, on, &ok) == 0); /* not due again yet */
+    /* Re-authorising keeps the id and, with auto_sync turned on, schedules it. */
+    char again[64] = "";
+    CHECK_OK(code_connect(&e, "to2s-crm", "{\"auto_sync\":true,\"sync_interval\":600}", off, again));
+    CHECK_STR(again, off);
+    CHECK(next_run_ms(&e, off) == fake_now);
+    CHECK(run_due_syncs(&e, off, &ok) == 1 && ok == 1);
+    env_close(&e);
+}
+
 /* ---- the sandbox's HubSpot-style OAuth endpoints (the demo's connect flow) ---- */
 
 static void test_sandbox_hubspot_connect(void)
@@ -1537,6 +1698,7 @@ int main(void)
     RUN(test_magento_admin_token);
     RUN(test_sap_b1_cookie_session);
     RUN(test_sync_token_expires_mid_run);
+    RUN(test_code_flow_auto_sync_scheduled);
     RUN(test_sandbox_hubspot_connect);
     int have_peer = peer_start() == 0;
     if (have_peer) {
