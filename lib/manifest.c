@@ -105,6 +105,16 @@ static int word_in(const char *word, const char *space_separated)
     return 0;
 }
 
+int ig_manifest_scheme_accepts(const char *scheme, const char *secret_source)
+{
+    if (!scheme || !secret_source)
+        return 0;
+    for (size_t i = 0; i < sizeof k_schemes / sizeof k_schemes[0]; i++)
+        if (strcmp(scheme, k_schemes[i].scheme) == 0)
+            return word_in(secret_source, k_schemes[i].secret_sources);
+    return 0;
+}
+
 /* Paths only feed error messages, so an over-long one is simply cut. */
 static void path_fmt(char *buf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void path_fmt(char *buf, const char *fmt, ...)

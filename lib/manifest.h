@@ -15,6 +15,12 @@ int ig_manifest_validate(json_object *manifest);
  * accepts them. NULL when none does. */
 const char *ig_manifest_infer_auth_type(json_object *manifest, json_object *credentials);
 
+/* 1 if webhook scheme `scheme` verifies with a secret from `secret_source`
+ * ("generated", "app_secret", "public_key", "client_state", "basic_auth"),
+ * as the scheme table that validates manifests says; 0 otherwise (also for
+ * an unknown scheme or source). */
+int ig_manifest_scheme_accepts(const char *scheme, const char *secret_source);
+
 /* The manifests embedded at build time from adapters/ (generated). */
 extern const char *const ig_builtin_manifests[];
 extern const size_t ig_builtin_manifest_count;

@@ -13,6 +13,7 @@
 #include "engine.h"
 #include "error.h"
 #include "json.h"
+#include "manifest.h"
 #include "sync.h"
 #include "template.h"
 #include "util.h"
@@ -171,6 +172,36 @@ static int choose_secret(integ_ctx *ctx, json_object *def, const char *source, c
     return *out ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
 }
 
+/* The secret source of an endpoint whose request names its scheme and gives
+ * no secret. Naming the manifest's own scheme changes nothing: its source
+ * says how that provider gets its secret (it signs with the app's client
+ * secret, takes the Basic credentials or clientState we choose, ...). Under
+ * another scheme that says nothing (HubSpot's app secret is no Standard
+ * Webhooks key), so a secret is generated only if the scheme table says the
+ * scheme verifies with a generated one (whsec_ + base64); any other (a
+ * public key, Basic credentials, a provider's secret) must be given. */
+static int override_source(json_object *wh, const char *scheme, const char **out)
+{
+    const char *own = ig_json_str(wh, "scheme"), *src = ig_json_str(wh, "secret_source");
+    if (own && src && !strcmp(own, scheme)) {
+        *out = src;
+        return INTEG_OK;
+    }
+    if (ig_manifest_scheme_accepts(scheme, "generated")) {
+        *out = "generated";
+        return INTEG_OK;
+    }
+    const char *what = ig_manifest_scheme_accepts(scheme, "public_key")
+                           ? "the sender's public key, which only the provider has"
+                       : ig_manifest_scheme_accepts(scheme, "basic_auth")
+                           ? "the \"user:password\" the sender is configured with"
+                       : ig_manifest_scheme_accepts(scheme, "client_state")
+                           ? "the clientState of the Graph subscription"
+                           : "the secret the provider signs with";
+    return ig_err(INTEG_EINVAL, "request_json.secret: required for scheme '%s' (it verifies with %s, not a "
+                  "generated secret)", scheme, what);
+}
+
 static int check_events(json_object *events, const char *what)
 {
     if (!events)
@@ -229,7 +260,9 @@ INTEG_API int integ_webhook_endpoint_create(integ_session *s, const char *integr
         if (rc == INTEG_OK)
             rc = ig_definition_lookup(s->ctx, tx, ig_json_str(integ, "definition_id"), &def);
         json_object *wh = ig_json_get(ig_json_get(def, "manifest"), "webhook");
-        const char *source = scheme ? (given ? "given" : "generated") : ig_json_str(wh, "secret_source");
+        const char *source = given ? "given" : ig_json_str(wh, "secret_source");
+        if (rc == INTEG_OK && scheme && !given)
+            rc = override_source(wh, scheme, &source);
         if (rc == INTEG_OK && !scheme)
             scheme = ig_json_str(wh, "scheme");
         if (rc == INTEG_OK && !scheme)

@@ -270,6 +270,13 @@ INTEG_API int integ_audit_list(integ_session *s, const char *filter_json, char *
  *   events, active, secret, ...}. The id carries 128 random bits. The secret
  *   ("whsec_..." when generated) is shown here and by rotate_secret only;
  *   it is stored sealed.
+ * Without "secret", the definition's manifest says where it comes from
+ * (webhook.secret_source), also when "scheme" names the manifest's own
+ * scheme. Another "scheme" gets a generated secret only if it verifies with
+ * one (standard, github, github-sha1, slack, stripe, shopify, woocommerce,
+ * twilio); for the others (standard-ed25519, sendgrid, basic, hubspot-v1..3,
+ * msgraph) it is INTEG_EINVAL "request_json.secret: required for scheme
+ * '...' (...)". See doc/webhooks.md.
  */
 INTEG_API int integ_webhook_endpoint_create(integ_session *s, const char *integration_id, const char *request_json,
                                             char **out_json);

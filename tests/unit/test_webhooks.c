@@ -6,7 +6,10 @@
  *
  *   test_webhooks SANDBOX_BINARY */
 #include <json-c/json.h>
+#include <mbedtls/ecp.h>
 #include <mbedtls/md.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/version.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdatomic.h>
@@ -14,8 +17,10 @@
 #include <unistd.h>
 
 #include "ctx.h"
+#include "manifest.h"
 #include "sandbox_proc.h"
 #include "test.h"
+#include "webhook_verify.h"
 
 #define APP_SECRET "shpss_test_app_secret_123"
 #define TOKEN SANDBOX_TOKEN
@@ -643,6 +648,334 @@ static void test_rotation_grace(void)
     env_close(&e, dbpath);
 }
 
+/* ---- endpoints without a secret: only one the sender can sign with ------------------ */
+
+/* A delivery signed the way a scheme's sender signs it. */
+struct signed_req {
+    const char *names[6];
+    const char *values[6];
+    size_t n;
+    char url[256], body[512], h[3][512];
+};
+
+static void add_header(struct signed_req *r, const char *name, const char *value)
+{
+    r->names[r->n] = name;
+    r->values[r->n++] = value;
+}
+
+static void mac_of(mbedtls_md_type_t t, const void *key, size_t klen, const char *msg, unsigned char *mac)
+{
+    mbedtls_md_hmac(mbedtls_md_info_from_type(t), key, klen, (const unsigned char *)msg, strlen(msg), mac);
+}
+
+static void hash_of(const char *msg, unsigned char *out)
+{
+    mbedtls_md(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (const unsigned char *)msg, strlen(msg), out);
+}
+
+/* Sign r->body (posted to r->url) for `scheme` with the shared `secret`, as
+ * the provider does. -1 for the schemes whose sender signs with a private
+ * key (standard-ed25519, sendgrid): no secret a receiver holds signs those. */
+static int sign_as_provider(const char *scheme, const char *secret, struct signed_req *r)
+{
+    unsigned char mac[64];
+    char hexs[129], b64[256], msg[2048], ts[32];
+    snprintf(ts, sizeof ts, "%lld", (long long)(fake_now / 1000));
+    r->n = 0;
+    if (!strcmp(scheme, "standard")) {
+        const char *k = strncmp(secret, "whsec_", 6) ? secret : secret + 6;
+        unsigned char key[256];
+        size_t klen = 0;
+        if (sodium_base642bin(key, sizeof key, k, strlen(k), NULL, &klen, NULL, sodium_base64_VARIANT_ORIGINAL))
+            return -1;
+        snprintf(msg, sizeof msg, "msg_rt.%s.%s", ts, r->body);
+        mac_of(MBEDTLS_MD_SHA256, key, klen, msg, mac);
+        sodium_bin2base64(b64, sizeof b64, mac, 32, sodium_base64_VARIANT_ORIGINAL);
+        snprintf(r->h[0], sizeof r->h[0], "%s", ts);
+        snprintf(r->h[1], sizeof r->h[1], "v1,%s", b64);
+        add_header(r, "webhook-id", "msg_rt");
+        add_header(r, "webhook-timestamp", r->h[0]);
+        add_header(r, "webhook-signature", r->h[1]);
+    } else if (!strcmp(scheme, "github") || !strcmp(scheme, "github-sha1")) {
+        int sha1 = !strcmp(scheme, "github-sha1");
+        mac_of(sha1 ? MBEDTLS_MD_SHA1 : MBEDTLS_MD_SHA256, secret, strlen(secret), r->body, mac);
+        sodium_bin2hex(hexs, sizeof hexs, mac, sha1 ? 20 : 32);
+        snprintf(r->h[0], sizeof r->h[0], "%s=%s", sha1 ? "sha1" : "sha256", hexs);
+        add_header(r, sha1 ? "X-Hub-Signature" : "X-Hub-Signature-256", r->h[0]);
+    } else if (!strcmp(scheme, "slack")) {
+        snprintf(msg, sizeof msg, "v0:%s:%s", ts, r->body);
+        mac_of(MBEDTLS_MD_SHA256, secret, strlen(secret), msg, mac);
+        sodium_bin2hex(hexs, sizeof hexs, mac, 32);
+        snprintf(r->h[0], sizeof r->h[0], "%s", ts);
+        snprintf(r->h[1], sizeof r->h[1], "v0=%s", hexs);
+        add_header(r, "X-Slack-Request-Timestamp", r->h[0]);
+        add_header(r, "X-Slack-Signature", r->h[1]);
+    } else if (!strcmp(scheme, "stripe")) {
+        snprintf(msg, sizeof msg, "%s.%s", ts, r->body);
+        mac_of(MBEDTLS_MD_SHA256, secret, strlen(secret), msg, mac);
+        sodium_bin2hex(hexs, sizeof hexs, mac, 32);
+        snprintf(r->h[0], sizeof r->h[0], "t=%s,v1=%s", ts, hexs);
+        add_header(r, "Stripe-Signature", r->h[0]);
+    } else if (!strcmp(scheme, "shopify") || !strcmp(scheme, "woocommerce")) {
+        mac_of(MBEDTLS_MD_SHA256, secret, strlen(secret), r->body, mac);
+        sodium_bin2base64(r->h[0], sizeof r->h[0], mac, 32, sodium_base64_VARIANT_ORIGINAL);
+        add_header(r, !strcmp(scheme, "shopify") ? "X-Shopify-Hmac-Sha256" : "X-WC-Webhook-Signature", r->h[0]);
+    } else if (!strcmp(scheme, "hubspot-v1") || !strcmp(scheme, "hubspot-v2")) {
+        snprintf(msg, sizeof msg, "%s%s%s%s", secret, !strcmp(scheme, "hubspot-v2") ? "POST" : "",
+                 !strcmp(scheme, "hubspot-v2") ? r->url : "", r->body);
+        hash_of(msg, mac);
+        sodium_bin2hex(r->h[0], sizeof r->h[0], mac, 32);
+        add_header(r, "X-HubSpot-Signature", r->h[0]);
+    } else if (!strcmp(scheme, "hubspot-v3")) {
+        snprintf(r->h[0], sizeof r->h[0], "%lld", (long long)fake_now);
+        snprintf(msg, sizeof msg, "POST%s%s%s", r->url, r->body, r->h[0]);
+        mac_of(MBEDTLS_MD_SHA256, secret, strlen(secret), msg, mac);
+        sodium_bin2base64(r->h[1], sizeof r->h[1], mac, 32, sodium_base64_VARIANT_ORIGINAL);
+        add_header(r, "X-HubSpot-Request-Timestamp", r->h[0]);
+        add_header(r, "X-HubSpot-Signature-v3", r->h[1]);
+    } else if (!strcmp(scheme, "twilio")) {
+        snprintf(r->body, sizeof r->body, "From=%%2B15550001&Body=hello");
+        snprintf(msg, sizeof msg, "%sBodyhelloFrom+15550001", r->url); /* names sorted, values decoded */
+        mac_of(MBEDTLS_MD_SHA1, secret, strlen(secret), msg, mac);
+        sodium_bin2base64(r->h[0], sizeof r->h[0], mac, 20, sodium_base64_VARIANT_ORIGINAL);
+        add_header(r, "X-Twilio-Signature", r->h[0]);
+        add_header(r, "Content-Type", "application/x-www-form-urlencoded");
+    } else if (!strcmp(scheme, "basic")) {
+        sodium_bin2base64(b64, sizeof b64, (const unsigned char *)secret, strlen(secret), sodium_base64_VARIANT_ORIGINAL);
+        snprintf(r->h[0], sizeof r->h[0], "Basic %s", b64);
+        add_header(r, "Authorization", r->h[0]);
+    } else if (!strcmp(scheme, "msgraph")) {
+        snprintf(r->body, sizeof r->body,
+                 "{\"value\":[{\"clientState\":\"%s\",\"changeType\":\"updated\",\"resourceData\":{\"id\":\"m1\"}}]}",
+                 secret);
+        add_header(r, "Content-Type", "application/json");
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+/* Every scheme of the table, named without a secret on integrations of each
+ * secret source: either the endpoint gets a secret from a source the scheme
+ * verifies with, and a delivery its sender signs with that secret is
+ * accepted, or the call is INTEG_EINVAL naming request_json.secret. Naming
+ * the manifest's own scheme keeps the manifest's source (the app's secret,
+ * Basic credentials, a clientState); another scheme gets a generated secret
+ * where the table says it verifies with one, and is refused otherwise. */
+static void test_no_secret_every_scheme(void)
+{
+    struct env e;
+    if (env_open(&e, dbpath, "http://127.0.0.1:9")) {
+        CHECK(!"env_open");
+        return;
+    }
+    char *pd = create_integration(&e, "{\"integration_definition_id\":\"pipedrive-crm\",\"credentials\":{\"api_key\":\"x\"}}");
+    CHECK(pd != NULL);
+    struct {
+        const char *id, *scheme, *source, *app_secret; /* the manifest's; the app's secret, if set */
+    } integ[] = {{e.woo_id, "woocommerce", "generated", NULL},
+                 {e.shopify_id, "shopify", "app_secret", NULL},
+                 {e.hubspot_id, "hubspot-v3", "app_secret", APP_SECRET},
+                 {e.outlook_id, "msgraph", "client_state", NULL},
+                 {pd ? pd : "", "basic", "basic_auth", NULL}};
+    char schemes[512];
+    snprintf(schemes, sizeof schemes, "%s", ig_wh_scheme_list());
+    int n_schemes = 0, n_refused = 0, n_verified = 0;
+    for (char *save = NULL, *scheme = strtok_r(schemes, ", ", &save); scheme; scheme = strtok_r(NULL, ", ", &save)) {
+        n_schemes++;
+        /* The verifier's schemes and the manifest's scheme table agree. */
+        CHECK(ig_manifest_scheme_accepts(scheme, "generated") || ig_manifest_scheme_accepts(scheme, "app_secret") ||
+              ig_manifest_scheme_accepts(scheme, "public_key") || ig_manifest_scheme_accepts(scheme, "basic_auth") ||
+              ig_manifest_scheme_accepts(scheme, "client_state"));
+        for (size_t i = 0; i < sizeof integ / sizeof *integ; i++) {
+            char req[128], *out = NULL;
+            snprintf(req, sizeof req, "{\"scheme\":\"%s\"}", scheme);
+            int rc = integ_webhook_endpoint_create(e.s, integ[i].id, req, &out);
+            if (rc != INTEG_OK) {
+                if (rc != INTEG_EINVAL || !strstr(integ_errmsg(), "request_json.secret"))
+                    fprintf(stderr, "  %s on %s: rc %d: %s\n", scheme, integ[i].scheme, rc, integ_errmsg());
+                CHECK_RC(rc, INTEG_EINVAL);
+                CHECK_MSG("request_json.secret");
+                CHECK(out == NULL);
+                /* Refused only where another scheme takes no generated secret,
+                 * or the manifest's own has none to give (no app credentials). */
+                int own = !strcmp(scheme, integ[i].scheme);
+                CHECK(own ? !strcmp(integ[i].source, "app_secret") && !integ[i].app_secret
+                          : !ig_manifest_scheme_accepts(scheme, "generated"));
+                n_refused++;
+                continue;
+            }
+            json_object *ep = json_tokener_parse(out);
+            integ_free(out);
+            const char *src = jstr(ep, "secret_source"), *secret = jstr(ep, "secret");
+            int ok = 1;
+            /* The manifest's own scheme keeps its source; another gets a generated secret. */
+            const char *want = !strcmp(scheme, integ[i].scheme) ? integ[i].source : "generated";
+            if (!src || !ig_manifest_scheme_accepts(scheme, src) || strcmp(src, want)) {
+                fprintf(stderr, "  %s on %s: secret_source %s\n", scheme, integ[i].scheme, src ? src : "(none)");
+                ok = 0;
+            }
+            if (src && !strcmp(src, "app_secret")) {
+                CHECK(secret == NULL); /* the platform's secret is never shown */
+                secret = integ[i].app_secret;
+            }
+            struct signed_req r;
+            memset(&r, 0, sizeof r);
+            snprintf(r.url, sizeof r.url, "%s", jstr(ep, "url"));
+            snprintf(r.body, sizeof r.body, "[{\"eventId\":%d,\"subscriptionType\":\"contact.creation\",\"objectId\":%d}]",
+                     n_schemes * 10 + (int)i, n_schemes * 10 + (int)i);
+            if (!secret || sign_as_provider(scheme, secret, &r)) {
+                fprintf(stderr, "  %s on %s: no sender can sign with secret '%.12s...'\n", scheme, integ[i].scheme,
+                        secret ? secret : "(none)");
+                ok = 0;
+            } else {
+                int status = 0;
+                char *ob = NULL;
+                CHECK_OK(integ_webhook_receive(e.ctx, jstr(ep, "id"), "POST", r.url, r.names, r.values, r.n,
+                                               (const unsigned char *)r.body, strlen(r.body), &status, &ob));
+                if (status != 202) {
+                    fprintf(stderr, "  %s on %s: a delivery signed with its secret: %d (%s)\n", scheme,
+                            integ[i].scheme, status, integ_errmsg());
+                    ok = 0;
+                }
+                integ_free(ob);
+            }
+            CHECK(ok);
+            n_verified += ok;
+            json_object_put(ep);
+        }
+    }
+    CHECK(n_schemes == 15);
+    CHECK(n_refused > 0 && n_verified > 0 && n_refused + n_verified == n_schemes * 5);
+    free(pd);
+    env_close(&e, dbpath);
+}
+
+static int rng(void *p, unsigned char *out, size_t n)
+{
+    (void)p;
+    randombytes_buf(out, n);
+    return 0;
+}
+
+/* basic, standard-ed25519 and sendgrid verify with what the sender holds
+ * (its Basic credentials, its public keys): an endpoint naming them needs
+ * the secret, and with it receives what the sender signs. */
+static void test_no_secret_provider_keys(void)
+{
+    struct env e;
+    if (env_open(&e, dbpath, "http://127.0.0.1:9")) {
+        CHECK(!"env_open");
+        return;
+    }
+    char *out = NULL;
+    static const char *const need[] = {"basic", "standard-ed25519", "sendgrid"};
+    for (size_t i = 0; i < 3; i++) {
+        char req[128], msg[160];
+        snprintf(req, sizeof req, "{\"scheme\":\"%s\",\"description\":\"no secret\"}", need[i]);
+        CHECK_RC(integ_webhook_endpoint_create(e.s, e.woo_id, req, &out), INTEG_EINVAL);
+        CHECK(out == NULL);
+        integ_free(out);
+        out = NULL;
+        snprintf(msg, sizeof msg, "request_json.secret: required for scheme '%s'", need[i]);
+        CHECK_MSG(msg);
+    }
+    CHECK(count_events(&e, NULL) == 0);
+    char list_out[8];
+    CHECK_OK(integ_webhook_endpoints_list(e.s, e.woo_id, &out)); /* nothing half made */
+    snprintf(list_out, sizeof list_out, "%s", out);
+    CHECK_STR(list_out, "[]");
+    integ_free(out);
+
+    const char *body = "{\"id\":42,\"event\":\"delivered\"}";
+    char ts[32];
+    snprintf(ts, sizeof ts, "%lld", (long long)(fake_now / 1000));
+
+    /* basic: the credentials the sender is configured with. */
+    json_object *ep = make_endpoint(&e, e.woo_id, "{\"scheme\":\"basic\",\"secret\":\"sender:pa ss:word\"}");
+    CHECK(ep != NULL);
+    if (ep) {
+        CHECK_STR(jstr(ep, "secret_source"), "given");
+        struct signed_req r;
+        memset(&r, 0, sizeof r);
+        snprintf(r.body, sizeof r.body, "%s", body);
+        CHECK(sign_as_provider("basic", "sender:pa ss:word", &r) == 0);
+        int status = 0;
+        char *ob = NULL;
+        CHECK_OK(integ_webhook_receive(e.ctx, jstr(ep, "id"), "POST", "/h", r.names, r.values, r.n,
+                                       (const unsigned char *)body, strlen(body), &status, &ob));
+        CHECK(status == 202);
+        integ_free(ob);
+        CHECK(sign_as_provider("basic", "sender:wrong", &r) == 0);
+        CHECK_OK(integ_webhook_receive(e.ctx, jstr(ep, "id"), "POST", "/h", r.names, r.values, r.n,
+                                       (const unsigned char *)body, strlen(body), &status, &ob));
+        CHECK(status == 401);
+        integ_free(ob);
+        json_object_put(ep);
+    }
+
+    /* standard-ed25519: the sender's public key (whpk_). */
+    unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES], sig[crypto_sign_BYTES];
+    crypto_sign_keypair(pk, sk);
+    char pk_b64[64], req[512], signed_msg[256], sig_b64[128], sig_hdr[160];
+    sodium_bin2base64(pk_b64, sizeof pk_b64, pk, sizeof pk, sodium_base64_VARIANT_ORIGINAL);
+    snprintf(req, sizeof req, "{\"scheme\":\"standard-ed25519\",\"secret\":\"whpk_%s\"}", pk_b64);
+    ep = make_endpoint(&e, e.woo_id, req);
+    CHECK(ep != NULL);
+    if (ep) {
+        snprintf(signed_msg, sizeof signed_msg, "msg_ed1.%s.%s", ts, body);
+        crypto_sign_detached(sig, NULL, (const unsigned char *)signed_msg, strlen(signed_msg), sk);
+        sodium_bin2base64(sig_b64, sizeof sig_b64, sig, sizeof sig, sodium_base64_VARIANT_ORIGINAL);
+        snprintf(sig_hdr, sizeof sig_hdr, "v1a,%s", sig_b64);
+        struct delivery d = {{"webhook-id", "webhook-timestamp", "webhook-signature"}, {"msg_ed1", ts, sig_hdr}, 3, "", ""};
+        CHECK(receive(&e, jstr(ep, "id"), "/h", &d, body, NULL) == 202);
+        d.values[0] = "msg_ed2"; /* the signature covers the id */
+        CHECK(receive(&e, jstr(ep, "id"), "/h", &d, body, NULL) == 401);
+        json_object_put(ep);
+    }
+    sodium_memzero(sk, sizeof sk);
+
+    /* sendgrid: the verification key, base64 DER of the sender's P-256 public key. */
+    mbedtls_pk_context key;
+    mbedtls_pk_init(&key);
+    unsigned char der[256], hash[32], esig[MBEDTLS_ECDSA_MAX_LEN];
+    size_t esig_len = 0;
+    int ok = mbedtls_pk_setup(&key, mbedtls_pk_info_from_type(MBEDTLS_PK_ECKEY)) == 0 &&
+             mbedtls_ecp_gen_key(MBEDTLS_ECP_DP_SECP256R1, mbedtls_pk_ec(key), rng, NULL) == 0;
+    int der_len = ok ? mbedtls_pk_write_pubkey_der(&key, der, sizeof der) : -1;
+    char key_b64[256], esig_b64[256];
+    CHECK(der_len > 0);
+    if (der_len > 0) {
+        sodium_bin2base64(key_b64, sizeof key_b64, der + sizeof der - der_len, (size_t)der_len,
+                          sodium_base64_VARIANT_ORIGINAL);
+        snprintf(req, sizeof req, "{\"scheme\":\"sendgrid\",\"secret\":\"%s\"}", key_b64);
+        ep = make_endpoint(&e, e.woo_id, req);
+        CHECK(ep != NULL);
+        snprintf(signed_msg, sizeof signed_msg, "%s%s", ts, body);
+        hash_of(signed_msg, hash);
+#if MBEDTLS_VERSION_MAJOR >= 3
+        CHECK(mbedtls_pk_sign(&key, MBEDTLS_MD_SHA256, hash, sizeof hash, esig, sizeof esig, &esig_len, rng, NULL) == 0);
+#else
+        CHECK(mbedtls_pk_sign(&key, MBEDTLS_MD_SHA256, hash, sizeof hash, esig, &esig_len, rng, NULL) == 0);
+#endif
+        sodium_bin2base64(esig_b64, sizeof esig_b64, esig, esig_len, sodium_base64_VARIANT_ORIGINAL);
+        struct delivery d = {{"X-Twilio-Email-Event-Webhook-Signature", "X-Twilio-Email-Event-Webhook-Timestamp"},
+                             {esig_b64, ts},
+                             2,
+                             "",
+                             ""};
+        if (ep) {
+            CHECK(receive(&e, jstr(ep, "id"), "/h", &d, body, NULL) == 202);
+            CHECK(receive(&e, jstr(ep, "id"), "/h", &d, "{\"id\":43,\"event\":\"delivered\"}", NULL) == 401);
+            json_object_put(ep);
+        }
+    }
+    mbedtls_pk_free(&key);
+    CHECK(count_events(&e, NULL) == 3);
+    env_close(&e, dbpath);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -664,6 +997,8 @@ int main(int argc, char **argv)
     RUN(test_worker_dies);
     RUN(test_rotation_grace);
     RUN(test_standard_dedup);
+    RUN(test_no_secret_every_scheme);
+    RUN(test_no_secret_provider_keys);
     sandbox_stop(&sb);
     TEST_END();
 }
