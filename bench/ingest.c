@@ -8,7 +8,12 @@
  * crash may lose the last commits but never corrupts).
  *
  *   bench_ingest DIR EVENTS_PER_REP REPS [THREADS]
- * Output: ingest impl=lib|raw rep=R events=N events_per_s=X p50_us=Y p99_us=Z
+ * Output: ingest impl=lib|raw|raw-shape|raw-floor|raw-floor-nockpt rep=R events=N events_per_s=X
+ *         p50_us=Y p99_us=Z
+ * The raw variants (raw_variants below) bound what one commit per event
+ * can do on this file system: the library's own table shape, and the
+ * least any deduplicating queue writes (a row and its unique index), with
+ * and without checkpoints.
  *
  * With THREADS, the library's events of each rep are sent by that many
  * threads at once (each its share), as an HTTP server's threads would, so
@@ -16,7 +21,7 @@
  * then impl=lib-threadsT and adds batch_mean=B, the mean number of events
  * per commit (read from the context's internal counters: this benchmark
  * links the library's objects, as the unit tests do). The raw baseline
- * stays one thread. */
+ * stays one thread, and only "raw" runs. */
 #include <json-c/json.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -33,6 +38,24 @@ static void report(const char *impl, int rep, double *lat, size_t n, double secs
     printf("ingest impl=%s rep=%d events=%zu events_per_s=%.0f p50_us=%.1f p99_us=%.1f\n", impl, rep, n,
            (double)n / secs, p50 * 1e6, p99 * 1e6);
     fflush(stdout);
+}
+
+/* The webhook id of delivery k: a random-looking UUID, as Shopify's
+ * X-Shopify-Webhook-Id is, so the duplicate index takes each insert at a
+ * random place (sequential ids would only ever append). Reproducible:
+ * splitmix64 of k. */
+static void webhook_id(char out[40], long k)
+{
+    uint64_t h[2];
+    for (int i = 0; i < 2; i++) {
+        uint64_t z = (uint64_t)k * 2 + (uint64_t)i + 0x9e3779b97f4a7c15ULL;
+        z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+        z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+        h[i] = z ^ (z >> 31);
+    }
+    snprintf(out, 40, "%08x-%04x-4%03x-%04x-%012llx", (unsigned)(h[0] >> 32), (unsigned)(h[0] >> 16) & 0xffff,
+             (unsigned)h[0] & 0xfff, (unsigned)(0x8000 | ((h[1] >> 48) & 0x3fff)),
+             (unsigned long long)(h[1] & 0xffffffffffffULL));
 }
 
 /* One sending thread of the concurrent mode. */
@@ -55,8 +78,8 @@ static void *send_share(void *arg)
     memcpy(values, w->d->values, sizeof values);
     pthread_barrier_wait(w->start);
     for (size_t i = 0; i < w->n; i++) {
-        char wid[64];
-        snprintf(wid, sizeof wid, "b7e1c3a0-%012ld", atomic_fetch_add(w->seq, 1));
+        char wid[40];
+        webhook_id(wid, atomic_fetch_add(w->seq, 1));
         values[2] = wid;
         int status = 0;
         char *ob = NULL;
@@ -137,6 +160,121 @@ static int sql_ok(sqlite3 *db, int rc, const char *what)
     return 1;
 }
 
+/* The raw baselines: each its own file, schema and prepared statements. */
+struct raw_variant {
+    const char *impl, *ddl;
+    int autocheckpoint; /* 0: none during a rep; a TRUNCATE checkpoint after it, untimed */
+    char path[1024];
+    sqlite3 *db;
+    sqlite3_stmt *ins, *begin, *commit;
+};
+
+#define QUEUE_COLUMNS                                                                                                  \
+    " tenant_id TEXT, endpoint_id TEXT, integration_id TEXT, event_id TEXT, status TEXT,"                              \
+    " next_attempt_at_ms INTEGER, lease_until_ms INTEGER, data TEXT NOT NULL, blob BLOB);"
+
+static struct raw_variant raw_variants[] = {
+    /* The baseline of earlier runs: the same unique and status indexes. */
+    {.impl = "raw",
+     .ddl = "CREATE TABLE events (id TEXT PRIMARY KEY NOT NULL," QUEUE_COLUMNS
+     "CREATE UNIQUE INDEX ux_events ON events (endpoint_id, event_id);"
+     "CREATE INDEX ix_events_status ON events (status, next_attempt_at_ms);",
+     .autocheckpoint = 1000},
+    /* The library's own webhook_events DDL (store_schema.c): what the
+     * library's inserts cost in SQLite alone. */
+    {.impl = "raw-shape",
+     .ddl = "CREATE TABLE events (id TEXT PRIMARY KEY NOT NULL," QUEUE_COLUMNS
+     "CREATE UNIQUE INDEX ux_events ON events (endpoint_id, event_id);"
+     "CREATE INDEX ix_events_status ON events (status, next_attempt_at_ms);"
+     "CREATE INDEX ix_events_tenant ON events (tenant_id, integration_id);",
+     .autocheckpoint = 1000},
+    /* The least a durable, deduplicating queue writes per event: the row
+     * (rowid only) and its (endpoint, event id) unique index. */
+    {.impl = "raw-floor",
+     .ddl = "CREATE TABLE events (id TEXT NOT NULL," QUEUE_COLUMNS
+                  "CREATE UNIQUE INDEX ux_events ON events (endpoint_id, event_id);",
+     .autocheckpoint = 1000},
+    /* The same without any checkpoint during the rep (the WAL only grows):
+     * one commit per event with nothing else paid. */
+    {.impl = "raw-floor-nockpt",
+     .ddl = "CREATE TABLE events (id TEXT NOT NULL," QUEUE_COLUMNS
+                         "CREATE UNIQUE INDEX ux_events ON events (endpoint_id, event_id);",
+     .autocheckpoint = 0},
+};
+#define N_RAW (sizeof raw_variants / sizeof raw_variants[0])
+
+static int raw_open(struct raw_variant *v, const char *dir)
+{
+    char sql[2048];
+    snprintf(v->path, sizeof v->path, "%s/bench-ingest-%s-%d.db", dir, v->impl, (int)getpid());
+    rm_db(v->path);
+    snprintf(sql, sizeof sql, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=%d; %s",
+             v->autocheckpoint, v->ddl);
+    return sql_ok(v->db, sqlite3_open(v->path, &v->db), "open") &&
+           sql_ok(v->db, sqlite3_exec(v->db, sql, NULL, NULL, NULL), "schema") &&
+           sql_ok(v->db,
+                  sqlite3_prepare_v2(v->db,
+                                     "INSERT INTO events (id, tenant_id, endpoint_id, integration_id, event_id, status,"
+                                     " next_attempt_at_ms, lease_until_ms, data, blob)"
+                                     " VALUES (?1, 'bench', ?2, 'integration', ?3, 'queued', ?4, 0, ?5, ?6)",
+                                     -1, &v->ins, NULL),
+                  "prepare") &&
+           sql_ok(v->db, sqlite3_prepare_v2(v->db, "BEGIN IMMEDIATE", -1, &v->begin, NULL), "prepare") &&
+           sql_ok(v->db, sqlite3_prepare_v2(v->db, "COMMIT", -1, &v->commit, NULL), "prepare");
+}
+
+static void raw_close(struct raw_variant *v)
+{
+    sqlite3_finalize(v->ins);
+    sqlite3_finalize(v->begin);
+    sqlite3_finalize(v->commit);
+    sqlite3_close(v->db);
+    rm_db(v->path);
+}
+
+/* One rep of a raw variant: n events, each its own BEGIN IMMEDIATE/COMMIT. */
+static int raw_rep(struct raw_variant *v, int rep, size_t n, const char *ep_id, const char *body, size_t body_len,
+                   atomic_long *seq, double *lat)
+{
+    double t0 = bench_now();
+    for (size_t i = 0; i < n; i++) {
+        char id[64], wid[40], meta[512];
+        long k = atomic_fetch_add(seq, 1);
+        double a = bench_now();
+        snprintf(id, sizeof id, "0190a0b0-c0d0-7000-8000-%012ld", k);
+        webhook_id(wid, k);
+        int ml = snprintf(meta, sizeof meta,
+                          "{\"id\":\"%s\",\"tenant_id\":\"bench\",\"endpoint_id\":\"%s\",\"event_id\":\"%s\","
+                          "\"event_type\":\"orders/create\",\"status\":\"queued\",\"attempts\":0,"
+                          "\"headers\":{\"x-shopify-topic\":\"orders/create\",\"x-shopify-webhook-id\":\"%s\","
+                          "\"content-type\":\"application/json\"}}",
+                          id, ep_id, wid, wid);
+        sqlite3_step(v->begin);
+        sqlite3_reset(v->begin);
+        sqlite3_bind_text(v->ins, 1, id, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(v->ins, 2, ep_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(v->ins, 3, wid, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(v->ins, 4, (sqlite3_int64)k);
+        sqlite3_bind_text(v->ins, 5, meta, ml, SQLITE_TRANSIENT);
+        sqlite3_bind_blob(v->ins, 6, body, (int)body_len, SQLITE_STATIC);
+        int rc = sqlite3_step(v->ins);
+        sqlite3_reset(v->ins);
+        int crc = sqlite3_step(v->commit);
+        sqlite3_reset(v->commit);
+        lat[i] = bench_now() - a;
+        if (rc != SQLITE_DONE || crc != SQLITE_DONE) {
+            fprintf(stderr, "bench_ingest: %s insert: %s\n", v->impl, sqlite3_errmsg(v->db));
+            return 1;
+        }
+    }
+    double secs = bench_now() - t0;
+    if (!v->autocheckpoint)
+        sqlite3_wal_checkpoint_v2(v->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    if (rep >= 0)
+        report(v->impl, rep, lat, n, secs);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) {
@@ -153,11 +291,9 @@ int main(int argc, char **argv)
     const char *dir = argv[1];
     size_t per = (size_t)atol(argv[2]);
     int reps = atoi(argv[3]);
-    char lib_db[1024], raw_db[1024], opts[2048];
+    char lib_db[1024], opts[2048];
     snprintf(lib_db, sizeof lib_db, "%s/bench-ingest-lib-%d.db", dir, (int)getpid());
-    snprintf(raw_db, sizeof raw_db, "%s/bench-ingest-raw-%d.db", dir, (int)getpid());
     rm_db(lib_db);
-    rm_db(raw_db);
 
     /* The library: a Shopify integration with an endpoint. */
     char *key = NULL, *out = NULL;
@@ -195,24 +331,11 @@ int main(int argc, char **argv)
     char url[256];
     snprintf(url, sizeof url, "https://app.example.com/hooks/%s", ep_id);
 
-    /* The raw baseline. */
-    sqlite3 *db = NULL;
-    sqlite3_stmt *ins = NULL, *begin = NULL, *commit = NULL;
-    if (!sql_ok(db, sqlite3_open(raw_db, &db), "open") ||
-        !sql_ok(db,
-                sqlite3_exec(db,
-                             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                             "CREATE TABLE events (id TEXT PRIMARY KEY NOT NULL, endpoint_id TEXT, event_id TEXT,"
-                             " status TEXT, next_attempt_at_ms INTEGER, data TEXT NOT NULL, blob BLOB);"
-                             "CREATE UNIQUE INDEX ux_events ON events (endpoint_id, event_id);"
-                             "CREATE INDEX ix_events_status ON events (status, next_attempt_at_ms);",
-                             NULL, NULL, NULL),
-                "schema") ||
-        !sql_ok(db, sqlite3_prepare_v2(db, "INSERT INTO events VALUES (?,?,?,'queued',?,?,?)", -1, &ins, NULL),
-                "prepare") ||
-        !sql_ok(db, sqlite3_prepare_v2(db, "BEGIN IMMEDIATE", -1, &begin, NULL), "prepare") ||
-        !sql_ok(db, sqlite3_prepare_v2(db, "COMMIT", -1, &commit, NULL), "prepare"))
-        return 1;
+    /* The raw baselines (with THREADS, only the first: the reference). */
+    size_t n_raw = threads ? 1 : N_RAW;
+    for (size_t v = 0; v < n_raw; v++)
+        if (!raw_open(&raw_variants[v], dir))
+            return 1;
 
     double *lat = malloc((per > 200 ? per : 200) * sizeof *lat);
     atomic_long seq = 0;
@@ -224,8 +347,8 @@ int main(int argc, char **argv)
         if (threads && lib_threads(ctx, threads, rep, n, ep_id, url, body, body_len, &d, &seq, lat))
             return 1;
         for (size_t i = 0; !threads && i < n; i++) {
-            char wid[64];
-            snprintf(wid, sizeof wid, "b7e1c3a0-%012ld", seq++);
+            char wid[40];
+            webhook_id(wid, seq++);
             d.values[2] = wid;
             int status = 0;
             char *ob = NULL;
@@ -242,49 +365,15 @@ int main(int argc, char **argv)
         double secs = bench_now() - t0;
         if (rep >= 0 && !threads)
             report("lib", rep, lat, n, secs);
-        /* raw */
-        t0 = bench_now();
-        for (size_t i = 0; i < n; i++) {
-            char id[64], wid[64], meta[512];
-            double a = bench_now();
-            snprintf(id, sizeof id, "0190a0b0-c0d0-7000-8000-%012ld", seq);
-            snprintf(wid, sizeof wid, "b7e1c3a0-%012ld", seq++);
-            int ml = snprintf(meta, sizeof meta,
-                              "{\"id\":\"%s\",\"tenant_id\":\"bench\",\"endpoint_id\":\"%s\",\"event_id\":\"%s\","
-                              "\"event_type\":\"orders/create\",\"status\":\"queued\",\"attempts\":0,"
-                              "\"headers\":{\"x-shopify-topic\":\"orders/create\",\"x-shopify-webhook-id\":\"%s\","
-                              "\"content-type\":\"application/json\"}}",
-                              id, ep_id, wid, wid);
-            sqlite3_step(begin);
-            sqlite3_reset(begin);
-            sqlite3_bind_text(ins, 1, id, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_text(ins, 2, ep_id, -1, SQLITE_STATIC);
-            sqlite3_bind_text(ins, 3, wid, -1, SQLITE_TRANSIENT);
-            sqlite3_bind_int64(ins, 4, (sqlite3_int64)seq);
-            sqlite3_bind_text(ins, 5, meta, ml, SQLITE_TRANSIENT);
-            sqlite3_bind_blob(ins, 6, body, (int)body_len, SQLITE_STATIC);
-            int rc = sqlite3_step(ins);
-            sqlite3_reset(ins);
-            int crc = sqlite3_step(commit);
-            sqlite3_reset(commit);
-            lat[i] = bench_now() - a;
-            if (rc != SQLITE_DONE || crc != SQLITE_DONE) {
-                fprintf(stderr, "bench_ingest: raw insert: %s\n", sqlite3_errmsg(db));
+        for (size_t v = 0; v < n_raw; v++)
+            if (raw_rep(&raw_variants[v], rep, n, ep_id, body, body_len, &seq, lat))
                 return 1;
-            }
-        }
-        secs = bench_now() - t0;
-        if (rep >= 0)
-            report("raw", rep, lat, n, secs);
     }
-    sqlite3_finalize(ins);
-    sqlite3_finalize(begin);
-    sqlite3_finalize(commit);
-    sqlite3_close(db);
+    for (size_t v = 0; v < n_raw; v++)
+        raw_close(&raw_variants[v]);
     integ_session_close(s);
     integ_ctx_close(ctx);
     rm_db(lib_db);
-    rm_db(raw_db);
     free(lat);
     free(body);
     free(d.signed_bytes);
