@@ -176,18 +176,6 @@ const char *ig_wh_header(const char *const *names, const char *const *values, si
     return NULL;
 }
 
-size_t ig_wh_header_count(const char *const *names, const char *const *values, size_t n,
-                          const char *name)
-{
-    size_t count = 0;
-    if (!names || !values || !name)
-        return 0;
-    for (size_t i = 0; i < n; i++)
-        if (names[i] && values[i] && ieq(names[i], name))
-            count++;
-    return count;
-}
-
 /* A decimal integer of 1..18 digits, nothing else. */
 static int parse_int(slice s, int64_t *out)
 {
@@ -1872,52 +1860,6 @@ int ig_wh_delivery_id(const char *scheme, const char *const *names, const char *
     default:
         return 0;
     }
-}
-
-int ig_wh_timestamp(const char *scheme, const char *const *names, const char *const *values,
-                    size_t n, int64_t *out)
-{
-    slice s = {NULL, 0};
-    int64_t t, unit = 1;
-    switch (scheme_id(scheme)) {
-    case WH_STANDARD:
-    case WH_STANDARD_ED25519:
-        if (find_header(names, values, n, "svix-timestamp", &s))
-            return 0;
-        if (!s.p && find_header(names, values, n, "webhook-timestamp", &s))
-            return 0;
-        break;
-    case WH_SLACK:
-        if (find_header(names, values, n, "X-Slack-Request-Timestamp", &s))
-            return 0;
-        break;
-    case WH_HUBSPOT_V3:
-        if (find_header(names, values, n, "X-HubSpot-Request-Timestamp", &s))
-            return 0;
-        unit = 1000;
-        break;
-    case WH_SENDGRID:
-        if (find_header(names, values, n, "X-Twilio-Email-Event-Webhook-Timestamp", &s))
-            return 0;
-        break;
-    case WH_STRIPE: {
-        slice got, k, v;
-        if (find_header(names, values, n, "Stripe-Signature", &got) || !got.p)
-            return 0;
-        while (next_stripe_item(&got, &k, &v))
-            if (slice_eq_str(k, "t") && v.p) {
-                s = v;
-                break;
-            }
-        break;
-    }
-    default:
-        return 0;
-    }
-    if (parse_int(s, &t))
-        return 0;
-    *out = t / unit;
-    return 1;
 }
 
 int ig_wh_handshake(const char *scheme, const char *method, const char *url,

@@ -32,10 +32,6 @@ const char *ig_wh_scheme_list(void);
 const char *ig_wh_header(const char *const *names, const char *const *values, size_t n,
                          const char *name);
 
-/* How many headers are called `name` (case-insensitive). */
-size_t ig_wh_header_count(const char *const *names, const char *const *values, size_t n,
-                          const char *name);
-
 /* The provider's delivery id, for de-duplication, copied (trimmed,
  * NUL-terminated) into out[out_size]. From a header where the provider sends
  * one (standard: svix-id / webhook-id; github: X-GitHub-Delivery; shopify:
@@ -48,13 +44,6 @@ size_t ig_wh_header_count(const char *const *names, const char *const *values, s
 int ig_wh_delivery_id(const char *scheme, const char *const *names, const char *const *values,
                       size_t n, const unsigned char *body, size_t body_len, char *out,
                       size_t out_size);
-
-/* The delivery's signed timestamp in unix seconds (HubSpot's milliseconds
- * are divided by 1000) into *out: 1 when the scheme carries one and it
- * parses (standard, standard-ed25519, slack, stripe, hubspot-v3, sendgrid),
- * else 0. */
-int ig_wh_timestamp(const char *scheme, const char *const *names, const char *const *values,
-                    size_t n, int64_t *out);
 
 /* Handshakes: requests integ_webhook_verify answers INTEG_OK without a
  * signature, which the receiver must answer itself and never queue. */

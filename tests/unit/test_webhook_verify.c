@@ -1066,7 +1066,6 @@ static void test_helpers(void)
     size_t n = sizeof names / sizeof names[0];
     CHECK_STR(ig_wh_header(names, values, n, "content-type"), "application/json");
     CHECK(ig_wh_header(names, values, n, "Content-Length") == NULL);
-    CHECK(ig_wh_header_count(names, values, n, "X-GITHUB-DELIVERY") == 2);
     CHECK(ig_wh_scheme_known("hubspot-v3") && !ig_wh_scheme_known("hubspot"));
 
     char id[64];
@@ -1089,12 +1088,6 @@ static void test_helpers(void)
                             sizeof id));
     CHECK_STR(id, "Ev123");
     CHECK(!ig_wh_delivery_id("basic", names, values, n, NULL, 0, id, sizeof id));
-
-    int64_t ts = 0;
-    CHECK(ig_wh_timestamp("stripe", names, values, n, &ts) && ts == 1700000000);
-    CHECK(ig_wh_timestamp("hubspot-v3", names, values, n, &ts) && ts == 1700000000);
-    CHECK(!ig_wh_timestamp("github", names, values, n, &ts));
-    CHECK(!ig_wh_timestamp("standard", names, values, n, &ts));
 
     CHECK(ig_wh_handshake("msgraph", "POST", "https://h/?validationToken=a%20b", NULL, NULL, 0, NULL,
                           0) == IG_WH_HANDSHAKE_MSGRAPH);
