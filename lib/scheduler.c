@@ -51,7 +51,12 @@ static int claim_due(integ_ctx *ctx, int max, json_object *claimed)
     void *tx = NULL;
     json_object *rows = json_object_new_array();
     char q[200];
-    snprintf(q, sizeof q, "{\"status\":\"active\",\"next_run_at_ms\":{\"lte\":%lld},\"order\":\"next_run_at_ms\",\"limit\":%d}",
+    /* "error" (the last sync failed, not for its credentials) is retried at
+     * the next interval: a success makes it active again. "needs_reauth"
+     * and "paused" wait for a person. */
+    snprintf(q, sizeof q,
+             "{\"status\":{\"in\":[\"active\",\"error\"]},\"next_run_at_ms\":{\"lte\":%lld},"
+             "\"order\":\"next_run_at_ms\",\"limit\":%d}",
              (long long)now, max);
     json_object *query = json_tokener_parse(q);
     int rc = ig_tx_begin(ctx, 1, &tx);
@@ -74,6 +79,38 @@ static int claim_due(integ_ctx *ctx, int max, json_object *claimed)
     return rc;
 }
 
+/* A claimed integration whose run could not start (its definition or a
+ * session could not be had): due again at once rather than an interval
+ * later, unless someone changed its schedule meanwhile. Best effort: the
+ * failure is reported either way. */
+static void due_again(integ_ctx *ctx, json_object *claimed_rec)
+{
+    void *tx = NULL;
+    json_object *rec = NULL;
+    if (ig_tx_begin(ctx, 1, &tx) != INTEG_OK)
+        return;
+    int rc = ig_store_get(ctx, tx, INTEG_KIND_INTEGRATION, ig_json_str(claimed_rec, "tenant_id"),
+                          ig_json_str(claimed_rec, "id"), &rec);
+    if (rc == INTEG_OK && ig_json_int(rec, "next_run_at_ms", -1) == ig_json_int(claimed_rec, "next_run_at_ms", -2)) {
+        json_object_object_add(rec, "next_run_at_ms", json_object_new_int64(ig_ctx_now_ms(ctx)));
+        rc = ig_store_put(ctx, tx, INTEG_KIND_INTEGRATION, rec, INTEG_PUT_UPDATE);
+    }
+    ig_tx_end(ctx, tx, 1, rc);
+    json_object_put(rec);
+}
+
+/* The run of one claimed integration could not start: say so in `syncs`. */
+static void start_failed(json_object *syncs, const char *tenant, const char *iid, int code)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "tenant_id", json_object_new_string(tenant));
+    json_object_object_add(o, "integration_id", json_object_new_string(iid));
+    json_object_object_add(o, "status", json_object_new_string("error"));
+    json_object_object_add(o, "code", json_object_new_int(code));
+    json_object_object_add(o, "error", json_object_new_string(integ_errmsg()));
+    json_object_array_add(syncs, o);
+}
+
 INTEG_API int integ_run_due(integ_ctx *ctx, int max_jobs, char **out_json)
 {
     ig_err_clear();
@@ -89,22 +126,22 @@ INTEG_API int integ_run_due(integ_ctx *ctx, int max_jobs, char **out_json)
         const char *tenant = ig_json_str(rec, "tenant_id"), *iid = ig_json_str(rec, "id");
         json_object *def = NULL;
         void *tx = NULL;
-        if (ig_tx_begin(ctx, 0, &tx) == INTEG_OK)
-            ig_tx_end(ctx, tx, 1, ig_definition_lookup(ctx, tx, ig_json_str(rec, "definition_id"), &def));
-        json_object *entities = scheduled_entities(ig_json_get(rec, "config"), ig_json_get(def, "manifest"));
+        /* Without its definition the run would sync nothing (no entities)
+         * and say nothing: report it instead. */
+        int drc = ig_tx_begin(ctx, 0, &tx);
+        if (drc == INTEG_OK)
+            drc = ig_tx_end(ctx, tx, 1, ig_definition_lookup(ctx, tx, ig_json_str(rec, "definition_id"), &def));
         /* The scheduler acts as the platform: an admin session of the tenant. */
         integ_session *s = NULL;
-        if (integ_session_open(&s, ctx, tenant, "scheduler", "[\"admin\"]") != INTEG_OK) {
-            json_object *o = json_object_new_object();
-            json_object_object_add(o, "tenant_id", json_object_new_string(tenant));
-            json_object_object_add(o, "integration_id", json_object_new_string(iid));
-            json_object_object_add(o, "status", json_object_new_string("error"));
-            json_object_object_add(o, "error", json_object_new_string(integ_errmsg()));
-            json_object_array_add(syncs, o);
-            json_object_put(entities);
+        if (drc == INTEG_OK)
+            drc = integ_session_open(&s, ctx, tenant, "scheduler", "[\"admin\"]");
+        if (drc != INTEG_OK) {
+            start_failed(syncs, tenant, iid, drc);
+            due_again(ctx, rec);
             json_object_put(def);
             continue;
         }
+        json_object *entities = scheduled_entities(ig_json_get(rec, "config"), ig_json_get(def, "manifest"));
         for (size_t k = 0; k < ig_json_len(entities); k++) {
             const char *entity = json_object_get_string(json_object_array_get_idx(entities, k));
             char *out = NULL;

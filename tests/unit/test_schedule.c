@@ -3,6 +3,7 @@
  * sync.failed, and processes queued webhook events.
  *
  *   test_schedule SANDBOX_BINARY */
+#include <curl/curl.h>
 #include <json-c/json.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -153,6 +154,146 @@ out:
     integ_ctx_close(ctx);
 }
 
+/* The control API of the sandbox: POST json. */
+static size_t discard(char *p, size_t sz, size_t n, void *u)
+{
+    (void)p, (void)u;
+    return sz * n;
+}
+
+static void sb_faults(const char *faults)
+{
+    char url[256], body[256];
+    snprintf(url, sizeof url, "%s/_sandbox/config", sb.url);
+    snprintf(body, sizeof body, "{\"faults\":\"%s\"}", faults);
+    CURL *c = curl_easy_init();
+    struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    CHECK(curl_easy_perform(c) == CURLE_OK);
+    curl_slist_free_all(h);
+    curl_easy_cleanup(c);
+}
+
+static const char *status_of(integ_session *s, const char *id, char *buf, size_t cap)
+{
+    char *out = NULL;
+    buf[0] = '\0';
+    if (integ_integration_get(s, id, &out) == INTEG_OK) {
+        json_object *o = json_tokener_parse(out);
+        snprintf(buf, cap, "%s", json_object_get_string(json_object_object_get(o, "status")));
+        json_object_put(o);
+    }
+    integ_free(out);
+    return buf;
+}
+
+static integ_ctx *open_ctx(const integ_store *store, void *store_data)
+{
+    char opts[512];
+    snprintf(opts, sizeof opts,
+             "{%s\"master_key\":\"" TEST_MASTER_KEY "\","
+             "\"http\":{\"allow_private_networks\":true,\"max_retries\":0},"
+             "\"base_url_overrides\":{\"hubspot-crm\":\"%s/hubspot\"}}",
+             store ? "" : "\"store\":\"sqlite::memory:\",", sb.url);
+    integ_ctx *ctx = NULL;
+    CHECK_OK(store ? integ_ctx_open_with_store(&ctx, store, store_data, opts) : integ_ctx_open(&ctx, opts));
+    if (ctx)
+        ig_ctx_set_clock(ctx, &fake_clock);
+    return ctx;
+}
+
+/* A sync that failed for a reason other than credentials (a 5xx here) sets
+ * the status "error"; the schedule retries it at the next interval, and
+ * a success makes it active again. */
+static void test_error_status_retried(void)
+{
+    integ_ctx *ctx = open_ctx(NULL, NULL);
+    integ_session *s = NULL;
+    if (!ctx)
+        return;
+    integ_session_open(&s, ctx, "acme", "alice", "[\"admin\"]");
+    char *a = create(s, "{\"integration_definition_id\":\"hubspot-crm\",\"credentials\":{\"api_key\":\"" TOKEN "\"},"
+                        "\"config\":{\"auto_sync\":true,\"sync_interval\":600,\"entities\":[\"contacts\"]}}");
+    char st[32];
+    if (a) {
+        sb_faults("error_every=1");
+        json_object *r = run_due(ctx);
+        CHECK(n_syncs(r) == 1);
+        json_object_put(r);
+        CHECK_STR(status_of(s, a, st, sizeof st), "error");
+        sb_faults("");
+        r = run_due(ctx);
+        CHECK(n_syncs(r) == 0); /* not before the interval */
+        json_object_put(r);
+        fake_now += 600 * 1000;
+        r = run_due(ctx);
+        CHECK(n_syncs(r) == 1);
+        json_object *o = json_object_array_get_idx(json_object_object_get(r, "syncs"), 0);
+        CHECK_STR(json_object_get_string(json_object_object_get(o, "status")), "success");
+        json_object_put(r);
+        CHECK_STR(status_of(s, a, st, sizeof st), "active");
+    }
+    free(a);
+    integ_session_close(s);
+    integ_ctx_close(ctx);
+}
+
+/* The SQLite store, whose next read transaction can be made to fail. */
+static const integ_store *sqlite_store;
+static int fail_next_read;
+
+static int failing_begin(void *data, int write, void **out)
+{
+    if (!write && fail_next_read) {
+        fail_next_read = 0;
+        *out = NULL;
+        return integ_error_set(INTEG_ESTORE, "test: begin: disk I/O error (injected)");
+    }
+    return sqlite_store->begin(data, write, out);
+}
+
+/* A claimed integration whose definition cannot be read is reported, and
+ * due again at once: before, the run synced nothing, said nothing and
+ * moved the schedule an interval on. */
+static void test_start_failure_reported(void)
+{
+    void *data = NULL;
+    if (integ_store_sqlite_new(&sqlite_store, &data, ":memory:") != INTEG_OK) {
+        CHECK(!"sqlite store");
+        return;
+    }
+    integ_store st = *sqlite_store;
+    st.begin = failing_begin;
+    integ_ctx *ctx = open_ctx(&st, data);
+    integ_session *s = NULL;
+    if (!ctx)
+        return;
+    integ_session_open(&s, ctx, "acme", "alice", "[\"admin\"]");
+    /* No config.entities: the run needs the definition to know what to sync. */
+    char *a = create(s, "{\"integration_definition_id\":\"hubspot-crm\",\"credentials\":{\"api_key\":\"" TOKEN "\"},"
+                        "\"config\":{\"auto_sync\":true,\"sync_interval\":600}}");
+    if (a) {
+        fail_next_read = 1;
+        json_object *r = run_due(ctx);
+        CHECK(n_syncs(r) == 1);
+        json_object *o = json_object_array_get_idx(json_object_object_get(r, "syncs"), 0);
+        CHECK_STR(json_object_get_string(json_object_object_get(o, "status")), "error");
+        CHECK(json_object_get_int(json_object_object_get(o, "code")) == INTEG_ESTORE);
+        CHECK(strstr(json_object_get_string(json_object_object_get(o, "error")), "injected") != NULL);
+        json_object_put(r);
+        /* Due again at once: the next call runs every listable entity. */
+        r = run_due(ctx);
+        CHECK(n_syncs(r) == 3);
+        json_object_put(r);
+    }
+    free(a);
+    integ_session_close(s);
+    integ_ctx_close(ctx);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -162,6 +303,8 @@ int main(int argc, char **argv)
     if (sandbox_start())
         return 1;
     RUN(test_schedules);
+    RUN(test_error_status_retried);
+    RUN(test_start_failure_reported);
     sandbox_stop(&sb);
     TEST_END();
 }
