@@ -58,13 +58,49 @@ static void push_policies(json_object *policies, json_object *data)
     }
 }
 
-static int write_link(integ_ctx *ctx, json_object *link)
+/* What the remote receives for a local record's data: the fields whose
+ * policy keeps them off the remote left out, the mapping reversed (none:
+ * the data itself), and the server-maintained fields (the remote id and
+ * updated-at a pull maps in) never written back. A push and a conflict
+ * resolution both send exactly this. *out is owned. */
+static int push_payload(const ig_mapping *mapping, json_object *policies, json_object *data, const char *id_field,
+                        const char *upd_field, json_object **out)
 {
+    *out = NULL;
+    /* A copy only where it is changed: by the field policies, or as the
+     * remote record itself when there is no mapping. */
+    json_object *d = policies || !mapping ? ig_json_copy(data) : json_object_get(data);
+    push_policies(policies, d);
+    json_object *remote = NULL;
+    int rc = mapping ? ig_mapping_apply(mapping, IG_PUSH, d, &remote) : ((remote = json_object_get(d)), INTEG_OK);
+    json_object_put(d);
+    if (rc) {
+        json_object_put(remote);
+        return rc;
+    }
+    if (upd_field)
+        json_object_object_del(remote, upd_field);
+    if (id_field)
+        json_object_object_del(remote, id_field);
+    *out = remote;
+    return INTEG_OK;
+}
+
+/* Links written together, in one transaction. */
+static int write_links(integ_ctx *ctx, json_object *const *links, size_t n)
+{
+    if (n == 0)
+        return INTEG_OK;
     void *tx = NULL;
     int rc = ig_tx_begin(ctx, 1, &tx);
-    if (rc == INTEG_OK)
-        rc = ig_tx_end(ctx, tx, 1, ig_store_put(ctx, tx, INTEG_KIND_ENTITY_LINK, link, INTEG_PUT_UPSERT));
-    return rc;
+    for (size_t i = 0; rc == INTEG_OK && i < n; i++)
+        rc = ig_store_put(ctx, tx, INTEG_KIND_ENTITY_LINK, links[i], INTEG_PUT_UPSERT);
+    return ig_tx_end(ctx, tx, 1, rc);
+}
+
+static int write_link(integ_ctx *ctx, json_object *link)
+{
+    return write_links(ctx, &link, 1);
 }
 
 /* After a successful write the link records what both sides now hold. */
@@ -88,6 +124,9 @@ static void settle_link(json_object *link, json_object *rec, json_object *remote
     ig_rfc3339(at, ig_now_ms(), 0);
     json_object_object_add(link, "synced_at", json_object_new_string(at));
 }
+
+/* Local records read per page, and so the most items a batch has. */
+#define PUSH_PAGE 200
 
 struct push_item {
     json_object *rec;    /* local record (owned) */
@@ -166,7 +205,7 @@ int ig_sync_push(ig_conn *c, const char *tenant_id, const char *entity, json_obj
             json_object_object_add(q, "updated_at_ms", gt);
         }
         json_object_object_add(q, "order", json_object_new_string("updated_at_ms"));
-        json_object_object_add(q, "limit", json_object_new_int(200));
+        json_object_object_add(q, "limit", json_object_new_int(PUSH_PAGE));
         json_object_object_add(q, "offset", json_object_new_int64(offset));
         rc = ig_tx_begin(ctx, 0, &tx);
         if (rc == INTEG_OK)
@@ -174,7 +213,7 @@ int ig_sync_push(ig_conn *c, const char *tenant_id, const char *entity, json_obj
         json_object_put(q);
         size_t n = ig_json_len(rows);
         offset += (int64_t)n;
-        struct push_item creates[200], updates[200];
+        struct push_item creates[PUSH_PAGE], updates[PUSH_PAGE];
         size_t nc = 0, nu = 0;
         for (size_t i = 0; rc == INTEG_OK && i < n; i++) {
             json_object *rec = json_object_array_get_idx(rows, i);
@@ -225,27 +264,13 @@ int ig_sync_push(ig_conn *c, const char *tenant_id, const char *entity, json_obj
                 json_object_put(link);
                 continue;
             }
-            /* A copy only where it is changed: by the field policies, or
-             * as the remote record itself when there is no mapping. */
-            json_object *data = policies || !mapping ? ig_json_copy(ig_json_get(rec, "data"))
-                                                     : json_object_get(ig_json_get(rec, "data"));
-            push_policies(policies, data);
             json_object *remote = NULL;
-            int mrc = mapping ? ig_mapping_apply(mapping, IG_PUSH, data, &remote) : INTEG_OK;
-            if (!mapping)
-                remote = json_object_get(data);
-            json_object_put(data);
+            int mrc = push_payload(mapping, policies, ig_json_get(rec, "data"), id_field, upd_field, &remote);
             if (mrc) {
                 ig_push_error(out, lid, mrc);
                 json_object_put(link);
                 continue;
             }
-            /* Server-maintained fields (the remote id and updated-at a pull
-             * maps in) are never written back. */
-            if (upd_field)
-                json_object_object_del(remote, upd_field);
-            if (id_field)
-                json_object_object_del(remote, id_field);
             if (!link || pending) {
                 if (!can_create) {
                     out->skipped++;
@@ -282,7 +307,7 @@ int ig_sync_push(ig_conn *c, const char *tenant_id, const char *entity, json_obj
         items_free(creates, nc);
         items_free(updates, nu);
         json_object_put(rows);
-        if (n < 200)
+        if (n < PUSH_PAGE)
             break;
     }
     if (rc == INTEG_OK && !dry_run && newest > since) {
@@ -317,6 +342,39 @@ static int fatal(int rc)
            rc == INTEG_ENOMEM || rc == INTEG_ECRYPTO;
 }
 
+/* A batch's answer: results[k] is the remote's record for items[idx[k]]
+ * (idx NULL: items[k]), or {"error": {code, message}}. Each item's error is
+ * its own; the links of the items the remote took are settled and written
+ * in one transaction, and counted in *count once it has committed. A batch
+ * that stopped early (brc) still reports what it did: those links are
+ * saved before its error ends the run. No results: nothing was sent. */
+static int settle_batch(ig_conn *c, struct push_item *items, const size_t *idx, size_t n, json_object *results,
+                        int brc, const char *id_field, const char *upd_field, const char *upd_format,
+                        int64_t *count, struct ig_push_counts *out)
+{
+    if (!results)
+        return brc;
+    json_object *links[PUSH_PAGE];
+    size_t ok = 0;
+    for (size_t k = 0; k < n && k < PUSH_PAGE; k++) {
+        struct push_item *it = &items[idx ? idx[k] : k];
+        json_object *res = json_object_array_get_idx(results, k);
+        json_object *err = ig_json_get(res, "error");
+        if (!res || err) {
+            integ_error_set(INTEG_EREMOTE, err ? (ig_json_str(err, "message") ? ig_json_str(err, "message") : "batch item failed")
+                                               : "no result for this batch item");
+            ig_push_error(out, ig_json_str(it->rec, "id"), err ? (int)ig_json_int(err, "code", INTEG_EREMOTE) : INTEG_EREMOTE);
+            continue;
+        }
+        settle_link(it->link, it->rec, res, id_field, upd_field, upd_format);
+        links[ok++] = it->link;
+    }
+    int rc = write_links(c->ctx, links, ok);
+    if (rc == INTEG_OK)
+        *count += (int64_t)ok;
+    return rc ? rc : brc;
+}
+
 static int ig_push_creates(ig_conn *c, const char *tenant_id, const char *entity, const char *local_entity,
                     json_object *lookup, const char *id_field, const char *upd_field, const char *upd_format,
                     struct push_item *items, size_t n, struct ig_push_counts *out)
@@ -327,9 +385,13 @@ static int ig_push_creates(ig_conn *c, const char *tenant_id, const char *entity
     json_object *edef = ig_conn_entity(c, entity);
     int batch = ig_json_get(ig_json_get(edef, "batch"), "create") != NULL && n > 1;
     json_object *to_batch = json_object_new_array();
-    size_t batch_idx[200];
-    size_t nb = 0;
-    for (size_t i = 0; rc == INTEG_OK && i < n; i++) {
+    /* A batch's items in to_batch order, and the links to write before it
+     * is sent: its pending markers and the adoptions, in one transaction. */
+    size_t batch_idx[PUSH_PAGE];
+    json_object *marks[PUSH_PAGE];
+    size_t nb = 0, nm = 0;
+    int64_t adopted = 0;
+    for (size_t i = 0; rc == INTEG_OK && i < n && i < PUSH_PAGE; i++) {
         struct push_item *it = &items[i];
         const char *lid = ig_json_str(it->rec, "id");
         if (it->link) {
@@ -358,9 +420,13 @@ static int ig_push_creates(ig_conn *c, const char *tenant_id, const char *entity
             }
             if (found) {
                 settle_link(it->link, it->rec, found, id_field, upd_field, upd_format);
-                rc = write_link(ctx, it->link);
                 json_object_put(found);
-                out->adopted++;
+                if (batch) {
+                    marks[nm++] = it->link;
+                    adopted++;
+                } else if ((rc = write_link(ctx, it->link)) == INTEG_OK) {
+                    out->adopted++;
+                }
                 continue;
             }
         } else {
@@ -368,16 +434,17 @@ static int ig_push_creates(ig_conn *c, const char *tenant_id, const char *entity
         }
         /* The marker goes in before the remote call. */
         json_object_object_add(it->link, "pending", json_object_new_boolean(1));
-        if ((rc = write_link(ctx, it->link)))
-            break;
         if (batch) {
             json_object *item = NULL;
             if ((rc = ig_rest_batch_item(c, entity, "create", NULL, it->remote, &item)))
                 break;
             json_object_array_add(to_batch, item);
             batch_idx[nb++] = i;
+            marks[nm++] = it->link;
             continue;
         }
+        if ((rc = write_link(ctx, it->link)))
+            break;
         json_object *created = NULL;
         int crc = ig_rest_create(c, entity, it->remote, &created);
         if (crc == INTEG_OK) {
@@ -391,28 +458,28 @@ static int ig_push_creates(ig_conn *c, const char *tenant_id, const char *entity
         }
         json_object_put(created);
     }
+    if (batch) {
+        /* Markers and adoptions land before the batch goes out. When the
+         * batch is not going out (an error above), the adoptions are still
+         * saved, and no marker is left for a create never sent. */
+        if (rc != INTEG_OK) {
+            size_t keep = 0;
+            for (size_t k = 0; k < nm; k++)
+                if (!ig_json_bool(marks[k], "pending", 0))
+                    marks[keep++] = marks[k];
+            nm = keep;
+            nb = 0;
+        }
+        int wrc = write_links(ctx, marks, nm);
+        if (wrc == INTEG_OK)
+            out->adopted += adopted;
+        if (rc == INTEG_OK)
+            rc = wrc;
+    }
     if (rc == INTEG_OK && nb) {
         json_object *results = NULL;
         int brc = ig_rest_batch(c, entity, "create", to_batch, &results);
-        /* A batch that stopped early still reports what it created: save
-         * those links before giving up. */
-        rc = results ? INTEG_OK : brc;
-        for (size_t k = 0; rc == INTEG_OK && k < nb; k++) {
-            struct push_item *it = &items[batch_idx[k]];
-            json_object *res = json_object_array_get_idx(results, k);
-            json_object *err = ig_json_get(res, "error");
-            if (!res || err) {
-                integ_error_set(INTEG_EREMOTE, err ? (ig_json_str(err, "message") ? ig_json_str(err, "message") : "batch item failed")
-                                                   : "no result for this batch item");
-                ig_push_error(out, ig_json_str(it->rec, "id"), err ? (int)ig_json_int(err, "code", INTEG_EREMOTE) : INTEG_EREMOTE);
-                continue;
-            }
-            settle_link(it->link, it->rec, res, id_field, upd_field, upd_format);
-            rc = write_link(ctx, it->link);
-            out->created++;
-        }
-        if (rc == INTEG_OK && brc)
-            rc = brc;
+        rc = settle_batch(c, items, batch_idx, nb, results, brc, id_field, upd_field, upd_format, &out->created, out);
         json_object_put(results);
     }
     json_object_put(to_batch);
@@ -433,21 +500,9 @@ static int ig_push_updates(ig_conn *c, const char *entity, const char *id_field,
             if (rc == INTEG_OK)
                 json_object_array_add(to_batch, r);
         }
-        if (rc) {
-            json_object_put(to_batch);
-            return rc;
-        }
-        rc = ig_rest_batch(c, entity, "update", to_batch, &results);
-        for (size_t i = 0; rc == INTEG_OK && i < n; i++) {
-            json_object *res = json_object_array_get_idx(results, i), *err = ig_json_get(res, "error");
-            if (!res || err) {
-                integ_error_set(INTEG_EREMOTE, err && ig_json_str(err, "message") ? ig_json_str(err, "message") : "batch item failed");
-                ig_push_error(out, ig_json_str(items[i].rec, "id"), err ? (int)ig_json_int(err, "code", INTEG_EREMOTE) : INTEG_EREMOTE);
-                continue;
-            }
-            settle_link(items[i].link, items[i].rec, res, id_field, upd_field, upd_format);
-            rc = write_link(c->ctx, items[i].link);
-            out->updated++;
+        if (rc == INTEG_OK) {
+            int brc = ig_rest_batch(c, entity, "update", to_batch, &results);
+            rc = settle_batch(c, items, NULL, n, results, brc, id_field, upd_field, upd_format, &out->updated, out);
         }
         json_object_put(results);
         json_object_put(to_batch);
@@ -508,6 +563,41 @@ INTEG_API int integ_conflicts_list(integ_session *s, const char *integration_id,
     return rc;
 }
 
+static int blank(json_object *v)
+{
+    return !v || (json_object_is_type(v, json_type_string) && json_object_get_string_len(v) == 0);
+}
+
+/* The field policies on the data a resolution writes locally (changed in
+ * place), as a pull and a merge apply them: an always_remote field takes
+ * the remote value whatever was chosen (the remote is its authority and
+ * never receives it); choosing the remote keeps the current local value of
+ * always_local and dont_sync fields, and of prefer_remote_unless_blank ones
+ * the remote has blank. `local` is NULL when the local record is gone. */
+static void resolve_policies(json_object *policies, json_object *final, json_object *remote, json_object *local,
+                             int chose_remote)
+{
+    if (!final)
+        return;
+    ig_json_foreach(policies, field, pv)
+    {
+        const char *p = json_object_get_string(pv);
+        json_object *from = NULL;
+        if (!strcmp(p, "always_remote"))
+            from = remote;
+        else if (chose_remote && (!strcmp(p, "always_local") || !strcmp(p, "dont_sync") ||
+                                  (!strcmp(p, "prefer_remote_unless_blank") && blank(ig_json_get(final, field)))))
+            from = local;
+        if (!from)
+            continue;
+        json_object *v = ig_json_get(from, field);
+        if (v)
+            json_object_object_add(final, field, json_object_get(v));
+        else
+            json_object_object_del(final, field);
+    }
+}
+
 INTEG_API int integ_conflict_resolve(integ_session *s, const char *conflict_id, const char *resolution_json)
 {
     int rc = ig_session_enter(s, NULL);
@@ -529,7 +619,9 @@ INTEG_API int integ_conflict_resolve(integ_session *s, const char *conflict_id, 
         rc = ig_err(INTEG_EINVAL, "resolution_json.data: must be an object");
     if (rc == INTEG_OK)
         rc = ig_session_require_admin(s);
-    json_object *conf = NULL, *link = NULL, *local = NULL;
+    int chose_remote = choose && !strcmp(choose, "remote"), chose_local = choose && !chose_remote;
+    json_object *conf = NULL, *link = NULL, *local = NULL, *cur = NULL;
+    json_object *maps = json_object_new_array(), *policies = NULL;
     ig_conn *c = NULL;
     ig_mapping *m = NULL;
     void *tx = NULL;
@@ -544,6 +636,24 @@ INTEG_API int integ_conflict_resolve(integ_session *s, const char *conflict_id, 
                             ig_json_str(conf, "local_id"), &link);
         if (rc == INTEG_OK && !link)
             rc = ig_err(INTEG_ENOTFOUND, "conflict '%s': the entity link is gone", conflict_id);
+        /* The local record as it is now (edits made since the conflict was
+         * found count); only choosing it needs it to exist. */
+        if (rc == INTEG_OK) {
+            rc = ig_entity_load(s->ctx, tx, s->tenant_id, ig_json_str(conf, "local_entity"),
+                                ig_json_str(conf, "local_id"), &cur);
+            if (rc == INTEG_ENOTFOUND && !chose_local)
+                rc = INTEG_OK;
+        }
+        /* The mapping and field policies a push of this entity uses: the
+         * integration's own mapping, else the manifest's default. */
+        if (rc == INTEG_OK) {
+            json_object *q = json_object_new_object();
+            json_object_object_add(q, "tenant_id", json_object_new_string(s->tenant_id));
+            json_object_object_add(q, "integration_id", json_object_get(ig_json_get(conf, "integration_id")));
+            json_object_object_add(q, "source_entity", json_object_get(ig_json_get(conf, "entity")));
+            rc = ig_store_list(s->ctx, tx, INTEG_KIND_MAPPING, q, maps);
+            json_object_put(q);
+        }
         rc = ig_tx_end(s->ctx, tx, 1, rc);
     }
     if (rc == INTEG_OK)
@@ -551,54 +661,41 @@ INTEG_API int integ_conflict_resolve(integ_session *s, const char *conflict_id, 
     json_object *edef = c ? ig_conn_entity(c, ig_json_get(conf, "entity") ? ig_json_str(conf, "entity") : "") : NULL;
     if (rc == INTEG_OK && !edef)
         rc = ig_err_prefix(INTEG_EINVAL, "conflict");
+    json_object *spec = ig_json_len(maps) ? json_object_array_get_idx(maps, 0) : ig_json_get(edef, "default_mapping");
+    policies = ig_json_get(spec, "field_policies");
     /* What both sides end up with: given data, the remote version seen at
-     * detection, or the local record as it is now (edits made since the
-     * conflict was found count). */
+     * detection, or the local record as it is now; then the field policies,
+     * as a pull or a merge applies them. */
     json_object *final = NULL;
-    if (rc == INTEG_OK && data) {
-        final = json_object_get(data);
-    } else if (rc == INTEG_OK && !strcmp(choose, "remote")) {
-        final = json_object_get(ig_json_get(conf, "remote"));
-    } else if (rc == INTEG_OK) {
-        json_object *cur = NULL;
-        if ((rc = ig_tx_begin(s->ctx, 0, &tx)) == INTEG_OK)
-            rc = ig_tx_end(s->ctx, tx, 1,
-                           ig_entity_load(s->ctx, tx, s->tenant_id, ig_json_str(conf, "local_entity"),
-                                          ig_json_str(conf, "local_id"), &cur));
-        if (rc == INTEG_OK)
-            final = json_object_get(ig_json_get(cur, "data"));
-        json_object_put(cur);
+    if (rc == INTEG_OK) {
+        json_object *src = data ? data : chose_remote ? ig_json_get(conf, "remote") : ig_json_get(cur, "data");
+        final = ig_json_copy(src);
+        if (src && !final)
+            rc = ig_err(INTEG_ENOMEM, "out of memory");
+        resolve_policies(policies, final, ig_json_get(conf, "remote"), ig_json_get(cur, "data"), chose_remote);
     }
     const char *local_entity = ig_json_str(conf, "local_entity");
-    /* The remote side gets the chosen data too, unless it already has it. */
-    if (rc == INTEG_OK && !(choose && !strcmp(choose, "remote"))) {
-        json_object *spec = NULL, *remote = NULL;
-        json_object *q = json_object_new_object(), *rows = json_object_new_array();
-        json_object_object_add(q, "tenant_id", json_object_new_string(s->tenant_id));
-        json_object_object_add(q, "integration_id", json_object_get(ig_json_get(conf, "integration_id")));
-        json_object_object_add(q, "source_entity", json_object_get(ig_json_get(conf, "entity")));
-        if ((rc = ig_tx_begin(s->ctx, 0, &tx)) == INTEG_OK)
-            rc = ig_tx_end(s->ctx, tx, 1, ig_store_list(s->ctx, tx, INTEG_KIND_MAPPING, q, rows));
-        spec = ig_json_len(rows) ? json_object_array_get_idx(rows, 0) : ig_json_get(edef, "default_mapping");
-        if (rc == INTEG_OK && spec)
+    /* The remote side gets the chosen data too, unless it already has it:
+     * exactly what a push would send (the same mapping, the fields whose
+     * policy keeps them off the remote left out). */
+    if (rc == INTEG_OK && !chose_remote) {
+        json_object *remote = NULL, *updated = NULL;
+        if (spec)
             rc = ig_mapping_compile(spec, "mapping", &m);
         if (rc == INTEG_OK)
-            rc = m ? ig_mapping_apply(m, IG_PUSH, final, &remote) : ((remote = json_object_get(final)), INTEG_OK);
-        json_object *updated = NULL;
+            rc = push_payload(m, policies, final, ig_json_str(edef, "id_field"), ig_json_str(edef, "updated_field"),
+                              &remote);
         if (rc == INTEG_OK)
             rc = ig_rest_update(c, ig_json_str(conf, "entity"), ig_json_str(link, "external_id"), remote, &updated);
         json_object_put(updated);
         json_object_put(remote);
-        json_object_put(q);
-        json_object_put(rows);
     }
     /* The remote took the choice (or already had it): now the local side,
      * the link and the conflict, together. A refused remote write leaves
      * everything as it was, the conflict still open. */
     if (rc == INTEG_OK) {
         json_object_object_add(link, "base", json_object_get(final));
-        json_object_object_add(link, "hash", json_object_new_string(choose && !strcmp(choose, "remote")
-                                                                        ? ig_json_str(conf, "remote_hash") : ""));
+        json_object_object_add(link, "hash", json_object_new_string(chose_remote ? ig_json_str(conf, "remote_hash") : ""));
         char at[32];
         ig_rfc3339(at, ig_ctx_now_ms(s->ctx), 0);
         json_object_object_add(conf, "status", json_object_new_string("resolved"));
@@ -629,6 +726,8 @@ INTEG_API int integ_conflict_resolve(integ_session *s, const char *conflict_id, 
     ig_mapping_free(m);
     ig_conn_close(c);
     json_object_put(local);
+    json_object_put(cur);
+    json_object_put(maps);
     json_object_put(link);
     json_object_put(conf);
     json_object_put(res);

@@ -481,23 +481,36 @@ INTEG_API int integ_conflicts_list(integ_session *s, const char *integration_id,
                                    char **out_json);
 
 /**
- * Resolve an open conflict (strategy "manual"): {"choose": "local"},
- * {"choose": "remote"} or {"data": {...}} (merged by hand). The choice is
- * written to both sides (the remote through the entity's update request)
- * and the record syncs normally again. Needs integration:admin.
+ * Resolve an open conflict (strategy "manual"): {"choose": "local"} (the
+ * local record as it is now), {"choose": "remote"} (the remote version seen
+ * when the conflict was found) or {"data": {...}} (merged by hand). The
+ * choice is written to both sides and the record syncs normally again.
+ * The mapping's field policies hold as in a sync: the remote (unless
+ * "remote" was chosen) gets exactly what a push would send, through the
+ * entity's update request, so "always_remote" and "dont_sync" fields never
+ * reach it; locally an "always_remote" field keeps the remote value, and
+ * choosing "remote" keeps the local value of "always_local" and "dont_sync"
+ * fields (and of "prefer_remote_unless_blank" ones the remote has blank).
+ * A refused remote write changes nothing: the conflict stays open. Needs
+ * integration:admin. See doc/sync.md.
  */
 INTEG_API int integ_conflict_resolve(integ_session *s, const char *conflict_id, const char *resolution_json);
 
 /**
  * Run what is due, from a worker loop or a timer: the scheduled syncs of
- * active integrations with config auto_sync (every config sync_interval
+ * active integrations, and of those in "error" (the last sync failed for
+ * another reason than credentials: retried each interval, active again on
+ * success), with config auto_sync (every config sync_interval
  * seconds, +-10% jitter, persisted as the integration's next run; a run
  * already going is skipped), each entity of config.entities (else every
  * listable entity) pulled with trigger "schedule"; then up to the
  * remaining budget of queued webhook events (integ_webhook_process).
  * Safe to call from several processes: a due integration is claimed in a
  * transaction. out_json: {"syncs": [{tenant_id, integration_id, entity,
- * status, sync_log_id | code, error}], "webhooks": {...}}.
+ * status, sync_log_id | code, error}], "webhooks": {...}}. A claimed
+ * integration whose run cannot start (its definition or the store cannot
+ * be read) is one entry without entity, status "error" with code and
+ * error, and is due again at once.
  * @param max_jobs  at most this many integrations are synced (1..10000)
  */
 INTEG_API int integ_run_due(integ_ctx *ctx, int max_jobs, char **out_json);

@@ -1,8 +1,9 @@
 /* Push and bidirectional sync against the sandbox's HubSpot: local changes
  * go out (creates, updates, batches), remote changes come in, conflicts
  * are resolved by each strategy and by field policies, manual conflicts
- * are resolved both ways, a dry run writes nothing on either side, and a
- * create whose result was lost is adopted instead of duplicated.
+ * are resolved both ways (by the field policies too), a dry run writes
+ * nothing on either side, a create whose result was lost is adopted
+ * instead of duplicated, and a batch writes its links in one transaction.
  *
  *   test_bidirectional SANDBOX_BINARY */
 #include <curl/curl.h>
@@ -435,6 +436,113 @@ static void test_manual_resolution(void)
     env_close(&e);
 }
 
+/* The conflict whose id is for this remote record, open (NULL if none). */
+static json_object *open_conflict_of(struct env *e, const char *external_id)
+{
+    char *out = NULL;
+    if (integ_conflicts_list(e->s, e->id, "{\"status\":\"open\"}", &out) != INTEG_OK)
+        return NULL;
+    json_object *l = json_tokener_parse(out), *found = NULL;
+    integ_free(out);
+    for (size_t i = 0; !found && i < json_object_array_length(l); i++)
+        if (!strcmp(jstr(json_object_array_get_idx(l, i), "external_id"), external_id))
+            found = json_object_get(json_object_array_get_idx(l, i));
+    json_object_put(l);
+    return found;
+}
+
+/* A resolution sends the remote exactly what a push would: a dont_sync or
+ * always_remote field never reaches it, whatever is chosen. Locally the
+ * policies hold as on a pull: always_remote fields take the remote value,
+ * and choosing the remote keeps the local dont_sync value as it is now. */
+static void test_resolution_respects_field_policies(void)
+{
+    struct env e;
+    if (env_open(&e, NULL)) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object_put(control("/_sandbox/reset", "{}"));
+    char *out = NULL;
+    CHECK_OK(integ_mapping_put(e.s, e.id,
+                               "{\"source_entity\":\"contacts\",\"target_entity\":\"contacts\","
+                               "\"field_map\":{\"email\":\"properties.email\",\"first_name\":\"properties.firstname\",\"last_name\":\"properties.lastname\"},"
+                               "\"field_policies\":{\"first_name\":\"dont_sync\",\"last_name\":\"always_remote\"}}",
+                               &out));
+    integ_free(out);
+    json_object_put(run_sync(&e, "{\"entity\":\"contacts\"}", INTEG_OK));
+    const char *ids[] = {"1013", "1014", "1015"};
+    char first0[3][128] = {{0}};
+    for (int i = 0; i < 3; i++) {
+        json_object *rec = local_of(&e, ids[i]);
+        if (!rec) {
+            CHECK(!"local record");
+            env_close(&e);
+            return;
+        }
+        snprintf(first0[i], sizeof first0[i], "%s", jstr(json_object_object_get(rec, "data"), "first_name"));
+        char email[64];
+        snprintf(email, sizeof email, "local%s@example.com", ids[i]);
+        local_edit(&e, rec, "first_name", "LocalOnlyFirst");
+        local_edit(&e, rec, "last_name", "LocalLast");
+        local_edit(&e, rec, "email", email);
+        remote_touch(ids[i], "lastname", "RemoteLast", NULL);
+        json_object_put(rec);
+    }
+    json_object *r = run_sync(&e, "{\"entity\":\"contacts\",\"direction\":\"bidirectional\",\"conflict_strategy\":\"manual\"}", INTEG_OK);
+    CHECK(r && jint(r, "conflicts") == 3);
+    json_object_put(r);
+    /* Edited again while the conflict is open: that is the local value now. */
+    json_object *rec = local_of(&e, "1014");
+    if (rec) {
+        local_edit(&e, rec, "first_name", "LocalOnlyFirst2");
+        json_object_put(rec);
+    }
+    const char *choices[] = {"{\"choose\":\"local\"}", "{\"choose\":\"remote\"}",
+                             "{\"data\":{\"email\":\"data1015@example.com\",\"first_name\":\"DataFirst\",\"last_name\":\"DataLast\"}}"};
+    /* What each side holds after: the remote's email, first and last name,
+     * then the local ones (NULL: the remote's first name as it was). */
+    const char *want[3][6] = {
+        {"local1013@example.com", NULL, "RemoteLast", "local1013@example.com", "LocalOnlyFirst", "RemoteLast"},
+        {NULL, NULL, "RemoteLast", NULL, "LocalOnlyFirst2", "RemoteLast"},
+        {"data1015@example.com", NULL, "RemoteLast", "data1015@example.com", "DataFirst", "RemoteLast"},
+    };
+    for (int i = 0; i < 3; i++) {
+        json_object *c = open_conflict_of(&e, ids[i]);
+        CHECK(c != NULL);
+        if (!c)
+            continue;
+        json_object *rc0 = remote_contact(ids[i]);
+        char email0[128];
+        snprintf(email0, sizeof email0, "%s", remote_prop(rc0, "email") ? remote_prop(rc0, "email") : "");
+        json_object_put(rc0);
+        CHECK_OK(integ_conflict_resolve(e.s, jstr(c, "id"), choices[i]));
+        json_object *rc = remote_contact(ids[i]);
+        json_object *loc = local_of(&e, ids[i]);
+        json_object *ld = json_object_object_get(loc, "data");
+        const char *got[6] = {remote_prop(rc, "email"), remote_prop(rc, "firstname"), remote_prop(rc, "lastname"),
+                              jstr(ld, "email"), jstr(ld, "first_name"), jstr(ld, "last_name")};
+        const char *exp[6];
+        for (int k = 0; k < 6; k++)
+            exp[k] = want[i][k] ? want[i][k] : k == 1 ? first0[i] : email0;
+        static const char *const what[] = {"remote email", "remote firstname", "remote lastname",
+                                           "local email", "local first_name", "local last_name"};
+        for (int k = 0; k < 6; k++) {
+            if (!got[k] || strcmp(got[k], exp[k]))
+                fprintf(stderr, "  %s: %s %s, want %s\n", choices[i], what[k], got[k] ? got[k] : "-", exp[k]);
+            CHECK(got[k] && !strcmp(got[k], exp[k]));
+        }
+        json_object_put(loc);
+        json_object_put(rc);
+        json_object_put(c);
+    }
+    /* Settled: the next run has nothing to push and finds no conflict. */
+    r = run_sync(&e, "{\"entity\":\"contacts\",\"direction\":\"bidirectional\",\"conflict_strategy\":\"manual\"}", INTEG_OK);
+    CHECK(r && jint(r, "conflicts") == 0 && jint(r, "records_pushed") == 0);
+    json_object_put(r);
+    env_close(&e);
+}
+
 /* The SQLite store with one knob: counting open conflicts can fail. */
 static const integ_store *sqlite_store;
 static int fail_conflict_count;
@@ -607,6 +715,134 @@ static int remote_count_email(const char *email)
     return n;
 }
 
+/* The SQLite store counting the commits that write entity links, and able
+ * to refuse a settled (not pending) link: a process that dies after a
+ * batch's remote call, before its links are saved. */
+static int fail_settled_link, tx_has_link;
+static int link_commits;
+
+/* A link written (*failed: refused, as injected). */
+static int link_put(const char *json, size_t len)
+{
+    json_tokener *tok = json_tokener_new();
+    json_object *l = json_tokener_parse_ex(tok, json, (int)len);
+    json_tokener_free(tok);
+    int settled = !json_object_get_boolean(json_object_object_get(l, "pending"));
+    json_object_put(l);
+    if (fail_settled_link && settled)
+        return integ_error_set(INTEG_ESTORE, "test: put: disk I/O error (injected)");
+    tx_has_link = 1;
+    return INTEG_OK;
+}
+
+static int counting_put(void *tx, integ_store_kind kind, const char *json, const unsigned char *blob, size_t blob_len,
+                        integ_put_mode mode)
+{
+    int rc = kind == INTEG_KIND_ENTITY_LINK ? link_put(json, strlen(json)) : INTEG_OK;
+    return rc ? rc : sqlite_store->put(tx, kind, json, blob, blob_len, mode);
+}
+
+static int counting_put_fields(void *tx, integ_store_kind kind, const char *json, size_t json_len,
+                               const integ_store_field *fields, size_t n_fields, const unsigned char *blob,
+                               size_t blob_len, integ_put_mode mode)
+{
+    int rc = kind == INTEG_KIND_ENTITY_LINK ? link_put(json, json_len) : INTEG_OK;
+    return rc ? rc : sqlite_store->put_fields(tx, kind, json, json_len, fields, n_fields, blob, blob_len, mode);
+}
+
+static int counting_end(void *tx, int commit)
+{
+    if (commit && tx_has_link)
+        link_commits++;
+    tx_has_link = 0;
+    return sqlite_store->end(tx, commit);
+}
+
+/* A batch writes its links in one transaction (its creates' pending
+ * markers in one more, before the remote call), and a failure after the
+ * remote call loses no create: the markers are there, and the next push
+ * adopts the records instead of creating them again. */
+static void test_batch_links_one_transaction(void)
+{
+    void *data = NULL;
+    if (integ_store_sqlite_new(&sqlite_store, &data, ":memory:") != INTEG_OK) {
+        CHECK(!"sqlite store");
+        return;
+    }
+    integ_store st = *sqlite_store;
+    st.put = counting_put;
+    st.put_fields = counting_put_fields;
+    st.end = counting_end;
+    struct env e;
+    if (env_open_store(&e, NULL, &st, data)) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object_put(control("/_sandbox/reset", "{}"));
+    json_object_put(run_sync(&e, "{\"entity\":\"contacts\"}", INTEG_OK));
+    /* Three updates: one batch, one commit of links. */
+    const char *ids[] = {"1016", "1017", "1018"};
+    for (int i = 0; i < 3; i++) {
+        json_object *rec = local_of(&e, ids[i]);
+        if (rec)
+            local_edit(&e, rec, "first_name", "Batched");
+        json_object_put(rec);
+    }
+    link_commits = 0;
+    json_object *r = run_sync(&e, "{\"entity\":\"contacts\",\"direction\":\"push\"}", INTEG_OK);
+    json_object *p = json_object_object_get(r, "push");
+    CHECK(p && jint(p, "updated") == 3);
+    CHECK(link_commits == 1);
+    json_object_put(r);
+    for (int i = 0; i < 3; i++) {
+        json_object *rc = remote_contact(ids[i]);
+        CHECK_STR(remote_prop(rc, "firstname"), "Batched");
+        json_object_put(rc);
+    }
+    /* Three creates: the markers, then the batch's links. */
+    for (int i = 0; i < 3; i++) {
+        char put[256], *out = NULL;
+        snprintf(put, sizeof put, "{\"data\":{\"email\":\"batch%d@example.com\",\"first_name\":\"Batch\",\"last_name\":\"B%d\"}}", i, i);
+        CHECK_OK(integ_entity_put(e.s, "contacts", put, &out));
+        integ_free(out);
+    }
+    link_commits = 0;
+    r = run_sync(&e, "{\"entity\":\"contacts\",\"direction\":\"push\"}", INTEG_OK);
+    p = json_object_object_get(r, "push");
+    CHECK(p && jint(p, "created") == 3);
+    CHECK(link_commits == 2);
+    json_object_put(r);
+    /* Three more, and the links of the batch cannot be saved. */
+    for (int i = 3; i < 6; i++) {
+        char put[256], *out = NULL;
+        snprintf(put, sizeof put, "{\"data\":{\"email\":\"batch%d@example.com\",\"first_name\":\"Batch\",\"last_name\":\"B%d\"}}", i, i);
+        CHECK_OK(integ_entity_put(e.s, "contacts", put, &out));
+        integ_free(out);
+    }
+    fail_settled_link = 1;
+    json_object_put(run_sync(&e, "{\"entity\":\"contacts\",\"direction\":\"push\"}", INTEG_ESTORE));
+    CHECK(strstr(integ_errmsg(), "injected") != NULL);
+    fail_settled_link = 0;
+    for (int i = 3; i < 6; i++) {
+        char email[64];
+        snprintf(email, sizeof email, "batch%d@example.com", i);
+        CHECK(remote_count_email(email) == 1);
+    }
+    r = run_sync(&e, "{\"entity\":\"contacts\",\"direction\":\"push\"}", INTEG_OK);
+    p = json_object_object_get(r, "push");
+    CHECK(p && jint(p, "adopted") == 3 && jint(p, "created") == 0);
+    json_object_put(r);
+    for (int i = 0; i < 6; i++) {
+        char email[64];
+        snprintf(email, sizeof email, "batch%d@example.com", i);
+        CHECK(remote_count_email(email) == 1);
+    }
+    r = run_sync(&e, "{\"entity\":\"contacts\",\"direction\":\"push\"}", INTEG_OK);
+    CHECK(r && jint(r, "records_pushed") == 0);
+    json_object_put(r);
+    env_close(&e);
+}
+
 /* What a process killed inside a push leaves behind: a pending link (the
  * marker written before the remote create), with or without the remote
  * record. The next push neither loses nor duplicates it. */
@@ -685,11 +921,13 @@ int main(int argc, char **argv)
     RUN(test_strategies);
     RUN(test_merge_fields_and_policies);
     RUN(test_manual_resolution);
+    RUN(test_resolution_respects_field_policies);
     RUN(test_conflict_check_error_stops_push);
     RUN(test_dry_run_writes_nothing);
     RUN(test_remote_archive);
     RUN(test_local_delete);
     RUN(test_crash_during_push);
+    RUN(test_batch_links_one_transaction);
     sandbox_stop(&sb);
     TEST_END();
 }
