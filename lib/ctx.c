@@ -164,6 +164,13 @@ static int load_master_key(integ_ctx *ctx)
     }
     rc = ig_master_key_from_b64(ctx->mk, text, what);
     ig_free_secret(from_file, from_file ? strlen(from_file) : 0);
+    /* The key lives on only in sodium_malloc'd memory: its text leaves the
+     * options (which live as long as the context), wiped. */
+    if (inline_key) {
+        json_object *k = json_object_get(ig_json_get(ctx->options, "master_key"));
+        json_object_object_del(ctx->options, "master_key");
+        ig_json_wipe_put(k);
+    }
     return rc;
 }
 

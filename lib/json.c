@@ -1,5 +1,6 @@
 /* json-c helpers: parsing with located errors, field access, serialising. */
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +8,30 @@
 #include "error.h"
 #include "json.h"
 #include "util.h"
+
+/* json-c collects each string token in the tokener's print buffer and
+ * frees it as is: zero it first, since API input and decrypted credentials
+ * carry secrets (json-c 0.16's tokener and printbuf structs are public). */
+static void tokener_free_wiped(json_tokener *tok)
+{
+    if (!tok)
+        return;
+    if (tok->pb && tok->pb->buf && tok->pb->size > 0)
+        sodium_memzero(tok->pb->buf, (size_t)tok->pb->size);
+    json_tokener_free(tok);
+}
+
+json_object *ig_json_parse_secret(const char *text, size_t len)
+{
+    json_tokener *tok = json_tokener_new();
+    json_object *obj = tok ? json_tokener_parse_ex(tok, text, (int)len) : NULL;
+    if (obj && (json_tokener_get_error(tok) != json_tokener_success || json_tokener_get_parse_end(tok) != len)) {
+        json_object_put(obj);
+        obj = NULL;
+    }
+    tokener_free_wiped(tok);
+    return obj;
+}
 
 int ig_json_parse(const char *text, const char *what, int allow_null, json_object **out)
 {
@@ -26,17 +51,17 @@ int ig_json_parse(const char *text, const char *what, int allow_null, json_objec
     enum json_tokener_error jerr = json_tokener_get_error(tok);
     if (jerr == json_tokener_continue) {
         json_object_put(obj);
-        json_tokener_free(tok);
+        tokener_free_wiped(tok);
         return ig_err(INTEG_EINVAL, "%s: malformed JSON: unexpected end of input", what);
     }
     if (jerr != json_tokener_success) {
         size_t off = json_tokener_get_parse_end(tok);
-        json_tokener_free(tok);
+        tokener_free_wiped(tok);
         return ig_err(INTEG_EINVAL, "%s: malformed JSON at offset %zu: %s", what, off,
                       json_tokener_error_desc(jerr));
     }
     size_t end = json_tokener_get_parse_end(tok);
-    json_tokener_free(tok);
+    tokener_free_wiped(tok);
     while (end < len && text[end] && strchr(" \t\r\n", text[end]))
         end++;
     if (end != len) {

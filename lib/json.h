@@ -100,6 +100,12 @@ json_object *ig_json_raw(json_object *obj);
  * not hold a value. Sets no error: the caller knows what the text was. */
 json_object *ig_json_parse_len(const char *text, size_t len);
 
+/* Like ig_json_parse_len (NULL when not exactly one valid value), for text
+ * that holds secrets (decrypted credentials, token responses): the
+ * tokener's buffer is zeroed before it is freed. ig_json_parse does the
+ * same for every API argument. */
+json_object *ig_json_parse_secret(const char *text, size_t len);
+
 /* The reply callback of the adapter and entity-store interfaces: parses the
  * reply into *(json_object **)payload, dropping what was there; INTEG_EINVAL
  * when the reply is not JSON. */

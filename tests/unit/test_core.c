@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "ctx.h"
+#include "json.h"
 #include "test.h"
 
 #define MEM_OPTS "{\"store\":\"sqlite::memory:\",\"master_key\":\"" TEST_MASTER_KEY "\"}"
@@ -55,6 +57,33 @@ static void test_open_requires_key(void)
     unlink(path);
     CHECK_RC(integ_ctx_open(&ctx, opts), INTEG_EINVAL);
     CHECK_MSG("options.master_key_file: cannot open");
+}
+
+/* The master key's text does not outlive ctx_open: the options the context
+ * keeps no longer hold it, and the key still seals and opens. */
+static void test_master_key_text_dropped(void)
+{
+    integ_ctx *ctx = NULL;
+    CHECK_OK(integ_ctx_open(&ctx, "{\"store\":\"sqlite::memory:\",\"master_key\":\"" TEST_MASTER_KEY "\"}"));
+    if (!ctx)
+        return;
+    CHECK(ig_json_get(ctx->options, "master_key") == NULL);
+    CHECK(ig_json_get(ctx->options, "store") != NULL);
+    integ_session *s = NULL;
+    char *out = NULL;
+    CHECK_OK(integ_session_open(&s, ctx, "acme", "alice", "[\"admin\"]"));
+    CHECK_OK(integ_integration_create(s, "{\"integration_definition_id\":\"hubspot-crm\",\"credentials\":{\"api_key\":\"k\"}}",
+                                      &out));
+    integ_free(out);
+    integ_session_close(s);
+    integ_ctx_close(ctx);
+    /* Secret-bearing text parses to exactly one value, or nothing. */
+    const char *ok = "{\"api_key\":\"s3cret\"}";
+    json_object *o = ig_json_parse_secret(ok, strlen(ok));
+    CHECK(o && !strcmp(json_object_get_string(json_object_object_get(o, "api_key")), "s3cret"));
+    json_object_put(o);
+    CHECK(ig_json_parse_secret("{\"a\":1} x", 9) == NULL);
+    CHECK(ig_json_parse_secret("{\"a\":", 5) == NULL);
 }
 
 static void test_bad_options(void)
@@ -419,6 +448,7 @@ int main(void)
 {
     RUN(test_version_and_strerror);
     RUN(test_open_requires_key);
+    RUN(test_master_key_text_dropped);
     RUN(test_bad_options);
     RUN(test_errmsg_thread_local);
     RUN(test_sessions);
