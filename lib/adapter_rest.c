@@ -95,7 +95,7 @@ int ig_conn_open(integ_ctx *ctx, const char *tenant_id, const char *integration_
         size_t len = 0;
         rc = ig_ctx_open_sealed(ctx, tenant_id, integration_id, "credentials", sealed, &plain, &len);
         if (rc == INTEG_OK) {
-            c->credentials = json_tokener_parse(plain);
+            c->credentials = ig_json_parse_secret(plain, len);
             ig_free_secret(plain, len);
             if (!c->credentials)
                 rc = ig_err(INTEG_ECRYPTO, "credentials of integration '%s' are not valid JSON", integration_id);
@@ -218,75 +218,6 @@ int ig_record_id(json_object *record, const char *id_field, char *buf, size_t ca
     return -1;
 }
 
-/* ---- requests ------------------------------------------------------------ */
-
-/* Start a request: URL from the base and `path` (relative, or absolute
- * https), or `url` verbatim when following a next link. */
-static int req_begin(ig_req *r, ig_conn *c, const char *method, const char *path,
-                     const char *url, struct lookup_ctx *l)
-{
-    memset(r, 0, sizeof *r);
-    r->method = method ? method : "GET";
-    int rc;
-    if (url) {
-        rc = ig_url_parse(c->base_url, &r->url);
-        if (rc == INTEG_OK)
-            rc = ig_url_resolve(r->url, url);
-    } else {
-        char *p = NULL;
-        int missing = 0;
-        rc = ig_tmpl_render(path ? path : "", conn_lookup, l, &p, &missing);
-        if (rc == INTEG_OK && missing)
-            rc = ig_err(INTEG_EINVAL, "request path '%s' needs a value that is not set", path);
-        if (rc == INTEG_OK) {
-            if (!strncmp(p, "https://", 8) || !strncmp(p, "http://", 7)) {
-                rc = ig_url_parse(p, &r->url);
-            } else {
-                rc = ig_url_parse(c->base_url, &r->url);
-                if (rc == INTEG_OK && *p)
-                    rc = ig_url_append_path(r->url, p);
-            }
-        }
-        free(p);
-    }
-    if (rc == INTEG_OK)
-        rc = ig_req_header(r, "Accept", "application/json");
-    if (rc == INTEG_OK)
-        rc = ig_req_headers(r, ig_json_get(c->manifest, "headers"), conn_lookup, l);
-    return rc;
-}
-
-static int req_set_body(ig_req *r, json_object *body)
-{
-    free(r->body);
-    r->body = NULL;
-    if (!body)
-        return INTEG_OK;
-    size_t len = 0;
-    const char *s = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-    r->body = malloc(len + 1);
-    if (!r->body)
-        return ig_err(INTEG_ENOMEM, "out of memory");
-    memcpy(r->body, s, len + 1);
-    r->body_len = len;
-    return ig_req_header(r, "Content-Type", "application/json");
-}
-
-/* Send; after a 401 a token-based method gets one fresh token (refresh,
- * re-login, new client-credentials token) and the request is sent again. */
-static int req_send(ig_conn *c, ig_req *r, struct lookup_ctx *l, const char *what, ig_http_response *resp)
-{
-    int rc = ig_req_send_once(c, r, what, 0, resp);
-    if (rc == INTEG_EAUTH && resp->status == 401 && ig_auth_after_401(c) == INTEG_OK) {
-        ig_http_response_free(resp);
-        memset(resp, 0, sizeof *resp);
-        rc = ig_req_auth(r, c, conn_lookup, l);
-        if (rc == INTEG_OK)
-            rc = ig_req_send_once(c, r, what, 0, resp);
-    }
-    return rc;
-}
-
 /* ---- list pages ------------------------------------------------------------ */
 
 static const char *link_next(const char *link, char *buf, size_t cap)
@@ -404,9 +335,12 @@ static int list_page(ig_conn *c, const char *entity_name, json_object *state, in
     char what[160];
     snprintf(what, sizeof what, "%s %s list", ig_json_str(c->definition, "key"), entity_name);
     const char *follow = ig_json_str(state, "url");
-    int rc = req_begin(&r, c, ig_json_str(reqdef, "method"),
-                       ig_json_str(reqdef, "path") ? ig_json_str(reqdef, "path") : ig_json_str(e, "path"),
-                       follow, &l);
+    int rc = follow ? ig_req_begin_url(&r, c, ig_json_str(reqdef, "method"), follow)
+                    : ig_req_begin(&r, c, ig_json_str(reqdef, "method"),
+                                   ig_json_str(reqdef, "path") ? ig_json_str(reqdef, "path") : ig_json_str(e, "path"),
+                                   conn_lookup, &l, what);
+    if (rc == INTEG_OK)
+        rc = ig_req_headers(&r, ig_json_get(c->manifest, "headers"), conn_lookup, &l);
     if (rc == INTEG_OK)
         rc = ig_req_headers(&r, ig_json_get(e, "headers"), conn_lookup, &l);
     if (rc == INTEG_OK)
@@ -496,12 +430,12 @@ static int list_page(ig_conn *c, const char *entity_name, json_object *state, in
             }
         }
         if (rc == INTEG_OK)
-            rc = req_set_body(&r, body);
+            rc = ig_req_json_body(&r, body);
     }
     if (rc == INTEG_OK)
         rc = ig_req_auth(&r, c, conn_lookup, &l);
     if (rc == INTEG_OK)
-        rc = req_send(c, &r, &l, what, &resp);
+        rc = ig_req_send(c, &r, conn_lookup, &l, what, 0, &resp);
     if (rc == INTEG_OK) {
         out->status = resp.status;
         out->attempts = resp.attempts;
@@ -680,7 +614,9 @@ int ig_rest_test(ig_conn *c, long *out_status)
     ig_http_response resp = {0};
     char what[128];
     snprintf(what, sizeof what, "%s connection test", ig_json_str(c->definition, "key"));
-    int rc = req_begin(&r, c, ig_json_str(t, "method"), ig_json_str(t, "path"), NULL, &l);
+    int rc = ig_req_begin(&r, c, ig_json_str(t, "method"), ig_json_str(t, "path"), conn_lookup, &l, what);
+    if (rc == INTEG_OK)
+        rc = ig_req_headers(&r, ig_json_get(c->manifest, "headers"), conn_lookup, &l);
     if (rc == INTEG_OK)
         rc = ig_req_headers(&r, ig_json_get(t, "headers"), conn_lookup, &l);
     if (rc == INTEG_OK)
@@ -689,13 +625,13 @@ int ig_rest_test(ig_conn *c, long *out_status)
         json_object *body = NULL;
         rc = ig_tmpl_render_json(ig_json_get(t, "body"), conn_lookup, &l, &body);
         if (rc == INTEG_OK)
-            rc = req_set_body(&r, body);
+            rc = ig_req_json_body(&r, body);
         json_object_put(body);
     }
     if (rc == INTEG_OK)
         rc = ig_req_auth(&r, c, conn_lookup, &l);
     if (rc == INTEG_OK) {
-        rc = req_send(c, &r, &l, what, &resp);
+        rc = ig_req_send(c, &r, conn_lookup, &l, what, 0, &resp);
         *out_status = resp.status;
     }
     ig_http_response_free(&resp);
@@ -728,8 +664,10 @@ int ig_rest_fetch_one(ig_conn *c, const char *entity_name, const char *external_
     snprintf(what, sizeof what, "%s %s get", ig_json_str(c->definition, "key"), entity_name);
     int rc = idv && idp ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
     if (rc == INTEG_OK)
-        rc = req_begin(&r, c, ig_json_str(get, "method"), ig_json_str(get, "path"), NULL, &l);
+        rc = ig_req_begin(&r, c, ig_json_str(get, "method"), ig_json_str(get, "path"), conn_lookup, &l, what);
     l.id = idv;
+    if (rc == INTEG_OK)
+        rc = ig_req_headers(&r, ig_json_get(c->manifest, "headers"), conn_lookup, &l);
     if (rc == INTEG_OK)
         rc = ig_req_headers(&r, ig_json_get(e, "headers"), conn_lookup, &l);
     if (rc == INTEG_OK)
@@ -739,7 +677,7 @@ int ig_rest_fetch_one(ig_conn *c, const char *entity_name, const char *external_
     if (rc == INTEG_OK)
         rc = ig_req_auth(&r, c, conn_lookup, &l);
     if (rc == INTEG_OK)
-        rc = req_send(c, &r, &l, what, &resp);
+        rc = ig_req_send(c, &r, conn_lookup, &l, what, 0, &resp);
     if (rc == INTEG_OK) {
         json_object *doc = json_tokener_parse(resp.body ? resp.body : "");
         json_object *rec = doc ? ig_jsonpath_get(doc, ig_json_str(get, "records_path") ? ig_json_str(get, "records_path") : "$")

@@ -2,12 +2,12 @@
  * batch and lookup requests of a manifest's entities, for the push
  * direction of a sync.
  *
- * Requests are built as adapter_rest.c builds its reads (base URL, the
- * path template, static, entity and request headers, query templates, the
- * auth method's `apply`, one retry with a fresh token after a 401). The
- * builder here is a copy of that one's, extended with the write
- * placeholders ({record}, {records}, {value}, percent-encoded {id} in
- * paths) and the idempotency flag; the two should become one shared module.
+ * Requests are built with the shared builder of adapter_rest.c's reads
+ * (rest_request.c: base URL and path template, static, entity and request
+ * headers, query templates, the auth method's `apply`, one retry with a
+ * fresh token after a 401); what is the write side's own is the lookup of
+ * the write placeholders ({record}, {records}, {value}, percent-encoded
+ * {id} and {value} in paths) and the idempotency flag.
  *
  * The retry rule: a create (single or batch) is not idempotent, so it goes
  * out with IG_HTTP_NON_IDEMPOTENT: the transport repeats it only when the
@@ -117,29 +117,11 @@ static int w_call(ig_conn *c, json_object *e, json_object *reqdef, struct wl *l,
                   unsigned flags, ig_http_response *resp)
 {
     ig_req r;
-    memset(&r, 0, sizeof r);
     memset(resp, 0, sizeof *resp);
-    r.method = ig_json_str(reqdef, "method") ? ig_json_str(reqdef, "method") : "GET";
     const char *path = ig_json_str(reqdef, "path") ? ig_json_str(reqdef, "path") : ig_json_str(e, "path");
-    char *p = NULL;
-    int missing = 0;
     l->in_path = 1;
-    int rc = ig_tmpl_render(path ? path : "", w_lookup, l, &p, &missing);
+    int rc = ig_req_begin(&r, c, ig_json_str(reqdef, "method"), path, w_lookup, l, what);
     l->in_path = 0;
-    if (rc == INTEG_OK && missing)
-        rc = ig_err(INTEG_EINVAL, "%s: request path '%s' needs a value that is not set", what, path);
-    if (rc == INTEG_OK) {
-        if (!strncmp(p, "https://", 8) || !strncmp(p, "http://", 7)) {
-            rc = ig_url_parse(p, &r.url);
-        } else {
-            rc = ig_url_parse(c->base_url, &r.url);
-            if (rc == INTEG_OK && *p)
-                rc = ig_url_append_path(r.url, p);
-        }
-    }
-    free(p);
-    if (rc == INTEG_OK)
-        rc = ig_req_header(&r, "Accept", "application/json");
     if (rc == INTEG_OK)
         rc = ig_req_headers(&r, ig_json_get(c->manifest, "headers"), w_lookup, l);
     if (rc == INTEG_OK)
@@ -151,33 +133,14 @@ static int w_call(ig_conn *c, json_object *e, json_object *reqdef, struct wl *l,
     if (rc == INTEG_OK && ig_json_get(reqdef, "body")) {
         json_object *body = NULL;
         rc = ig_tmpl_render_json(ig_json_get(reqdef, "body"), w_lookup, l, &body);
-        if (rc == INTEG_OK && body) {
-            size_t len = 0;
-            const char *s = json_object_to_json_string_length(
-                body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-            r.body = malloc(len + 1);
-            if (!r.body) {
-                rc = ig_err(INTEG_ENOMEM, "out of memory");
-            } else {
-                memcpy(r.body, s, len + 1);
-                r.body_len = len;
-                rc = ig_req_header(&r, "Content-Type", "application/json");
-            }
-        }
+        if (rc == INTEG_OK)
+            rc = ig_req_json_body(&r, body);
         json_object_put(body);
     }
     if (rc == INTEG_OK)
         rc = ig_req_auth(&r, c, w_lookup, l);
-    if (rc == INTEG_OK) {
-        rc = ig_req_send_once(c, &r, what, flags, resp);
-        if (rc == INTEG_EAUTH && resp->status == 401 && ig_auth_after_401(c) == INTEG_OK) {
-            ig_http_response_free(resp);
-            memset(resp, 0, sizeof *resp);
-            rc = ig_req_auth(&r, c, w_lookup, l);
-            if (rc == INTEG_OK)
-                rc = ig_req_send_once(c, &r, what, flags, resp);
-        }
-    }
+    if (rc == INTEG_OK)
+        rc = ig_req_send(c, &r, w_lookup, l, what, flags, resp);
     ig_req_free(&r);
     return rc;
 }

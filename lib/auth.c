@@ -23,6 +23,7 @@
 #include "json.h"
 #include "jwt.h"
 #include "oauth.h"
+#include "rest_request.h"
 #include "schema.h"
 #include "template.h"
 #include "util.h"
@@ -232,60 +233,41 @@ static void creds_fp(ig_conn *c, json_object *rec, char out[33])
     ig_oauth_fingerprint(ig_json_str(rec ? rec : c->integration, "credentials_sealed"), out);
 }
 
-/* A token response as the runtime token object. */
-static int token_object(ig_conn *c, json_object *resp, json_object **out)
+/* A runtime token as it is cached: the token, when it was obtained and
+ * when it expires (0: unknown). */
+static json_object *runtime_token(const char *access_token, int64_t now, int64_t expires_at_ms)
+{
+    json_object *t = json_object_new_object();
+    json_object_object_add(t, "access_token", json_object_new_string(access_token));
+    json_object_object_add(t, "obtained_at_ms", json_object_new_int64(now));
+    if (expires_at_ms > 0)
+        json_object_object_add(t, "expires_at_ms", json_object_new_int64(expires_at_ms));
+    return t;
+}
+
+/* A token endpoint response (client credentials, JWT bearer) as the runtime
+ * token: read as every token response is (ig_oauth_token_creds), then kept
+ * as {access_token, token_type, times, <token_extras>}. */
+static int token_object(ig_conn *c, const char *what, json_object *resp, json_object **out)
 {
     *out = NULL;
-    const char *at = ig_json_str(resp, "access_token");
-    if (!at || !*at)
-        return ig_err(INTEG_EREMOTE, "%s token response: no access_token", key_of(c));
-    int64_t now = ig_ctx_now_ms(c->ctx);
-    json_object *t = json_object_new_object();
-    json_object_object_add(t, "access_token", json_object_new_string(at));
-    if (ig_json_str(resp, "token_type"))
-        json_object_object_add(t, "token_type", json_object_new_string(ig_json_str(resp, "token_type")));
-    double secs = ig_oauth_expires_in(resp);
-    json_object_object_add(t, "obtained_at_ms", json_object_new_int64(now));
-    if (secs > 0)
-        json_object_object_add(t, "expires_at_ms", json_object_new_int64(now + (int64_t)(secs * 1000.0)));
+    int64_t now = ig_ctx_now_ms(c->ctx), exp = 0;
+    json_object *creds = NULL;
+    int rc = ig_oauth_token_creds(what, c->method, resp, NULL, now, &creds, &exp);
+    if (rc)
+        return rc;
+    json_object *t = runtime_token(ig_json_str(creds, "access_token"), now, exp);
+    if (ig_json_str(creds, "token_type"))
+        json_object_object_add(t, "token_type", json_object_new_string(ig_json_str(creds, "token_type")));
     json_object *extras = ig_json_get(c->method, "token_extras");
     for (size_t i = 0; i < ig_json_len(extras); i++) {
         const char *k = json_object_get_string(json_object_array_get_idx(extras, i));
-        if (k && ig_json_get(resp, k))
-            json_object_object_add(t, k, ig_json_copy(ig_json_get(resp, k)));
+        if (k && ig_json_get(creds, k))
+            json_object_object_add(t, k, ig_json_copy(ig_json_get(creds, k)));
     }
+    ig_json_wipe_put(creds);
     *out = t;
     return INTEG_OK;
-}
-
-/* Render an object of string templates (token_params, token_headers) into
- * a new object, dropping members whose placeholders are unset. */
-static int render_map(json_object *map, const ig_auth_vars *vars, json_object **out)
-{
-    *out = json_object_new_object();
-    if (!json_object_is_type(map, json_type_object))
-        return INTEG_OK;
-    json_object_object_foreach(map, k, v)
-    {
-        char *s = NULL;
-        if (!json_object_is_type(v, json_type_string))
-            continue;
-        int rc = ig_auth_render(json_object_get_string(v), vars, &s);
-        if (rc)
-            return rc;
-        if (s) {
-            json_object_object_add(*out, k, json_object_new_string(s));
-            ig_free_secret(s, strlen(s));
-        }
-    }
-    return INTEG_OK;
-}
-
-static void form_add_map(ig_form *f, json_object *map)
-{
-    if (json_object_is_type(map, json_type_object)) {
-        json_object_object_foreach(map, k, v) ig_form_add(f, k, json_object_get_string(v));
-    }
 }
 
 /* ---- obtaining tokens ---------------------------------------------------------------- */
@@ -295,7 +277,7 @@ static int fetch_client_credentials(ig_conn *c, json_object **out)
     json_object *m = c->method;
     ig_auth_vars vars = {c->config, c->credentials, NULL};
     char *url = NULL, *cid = NULL, *secret = NULL, *scope = NULL, what[160];
-    json_object *params = NULL, *headers = NULL, *resp = NULL;
+    json_object *headers = NULL, *resp = NULL;
     ig_form form = {0};
     snprintf(what, sizeof what, "%s token request (client_credentials)", key_of(c));
     int rc = ig_oauth_endpoint(c->ctx, c->definition, m, "token_url", &vars, &url);
@@ -311,26 +293,23 @@ static int fetch_client_credentials(ig_conn *c, json_object **out)
     if (rc == INTEG_OK)
         rc = ig_oauth_scope(m, NULL, &vars, &scope);
     if (rc == INTEG_OK)
-        rc = render_map(ig_json_get(m, "token_params"), &vars, &params);
-    if (rc == INTEG_OK)
-        rc = render_map(ig_json_get(m, "token_headers"), &vars, &headers);
+        rc = ig_auth_render_map(ig_json_get(m, "token_headers"), &vars, &headers);
     if (rc == INTEG_OK) {
         ig_form_add(&form, "grant_type", "client_credentials");
         if (scope)
             ig_form_add(&form, "scope", scope);
-        form_add_map(&form, params);
-        const char *ca = ig_json_str(m, "client_auth");
-        const char *pk = ig_json_str(c->credentials, "private_key");
-        if (!ca && pk && !secret)
-            ca = "private_key_jwt";
-        ig_token_call call = {what, url, ca, cid, secret, pk, ig_json_str(c->credentials, "key_id"), headers};
+        rc = ig_form_add_rendered(&form, ig_json_get(m, "token_params"), &vars);
+    }
+    if (rc == INTEG_OK) {
+        ig_token_call call = {what, url, ig_json_str(m, "client_auth"), cid, secret,
+                              ig_json_str(c->credentials, "private_key"), ig_json_str(c->credentials, "key_id"),
+                              headers};
         rc = ig_oauth_token_post(c->ctx, &call, &form, &resp, NULL);
     }
     if (rc == INTEG_OK)
-        rc = token_object(c, resp, out);
+        rc = token_object(c, what, resp, out);
     ig_form_free(&form);
     ig_json_wipe_put(resp);
-    ig_json_wipe_put(params);
     ig_json_wipe_put(headers);
     free(url);
     free(scope);
@@ -387,7 +366,7 @@ static int fetch_jwt_bearer(ig_conn *c, json_object **out)
         rc = ig_oauth_token_post(c->ctx, &call, &form, &resp, NULL);
     }
     if (rc == INTEG_OK)
-        rc = token_object(c, resp, out);
+        rc = token_object(c, what, resp, out);
     ig_form_free(&form);
     if (jwt)
         ig_free_secret(jwt, strlen(jwt));
@@ -400,6 +379,10 @@ static int fetch_jwt_bearer(ig_conn *c, json_object **out)
     return rc;
 }
 
+/* The login request is a manifest request like the engine's (rest_request.c:
+ * base URL and path, static and login headers, query, the manifest's
+ * rate-limit signals), its templates over config, credentials and
+ * {session.expiration_date}; the token is at token_path in the response. */
 static int fetch_session(ig_conn *c, json_object **out)
 {
     json_object *m = c->method, *login = ig_json_get(m, "login");
@@ -413,98 +396,36 @@ static int fetch_session(ig_conn *c, json_object **out)
     json_object_object_add(session, "expiration_date", json_object_new_string(date));
     ig_auth_vars vars = {c->config, c->credentials, session};
     snprintf(what, sizeof what, "%s session login", key_of(c));
-    char *path = NULL, *url = NULL, *body = NULL;
-    const char *ctype = NULL;
-    size_t body_len = 0;
-    ig_url *u = NULL;
-    json_object *query = NULL, *headers = NULL, *static_headers = NULL, *jbody = NULL, *doc = NULL;
+    json_object *jbody = NULL, *doc = NULL;
     ig_form form = {0};
+    ig_req r;
     ig_http_response resp = {0};
-    int rc = ig_auth_render(ig_json_str(login, "path") ? ig_json_str(login, "path") : "", &vars, &path);
-    if (rc == INTEG_OK && !path)
-        rc = ig_err(INTEG_EINVAL, "%s: the login path needs a value that is not set", what);
-    if (rc == INTEG_OK) {
-        if (!strncmp(path, "https://", 8) || !strncmp(path, "http://", 7)) {
-            rc = ig_url_parse(path, &u);
-        } else {
-            rc = ig_url_parse(c->base_url, &u);
-            if (rc == INTEG_OK)
-                rc = ig_url_append_path(u, path);
-        }
-    }
+    int rc = ig_req_begin(&r, c, ig_json_str(login, "method") ? ig_json_str(login, "method") : "POST",
+                          ig_json_str(login, "path"), ig_auth_lookup, &vars, what);
     if (rc == INTEG_OK)
-        rc = render_map(ig_json_get(login, "query"), &vars, &query);
-    if (rc == INTEG_OK) {
-        json_object_object_foreach(query, k, v)
-        {
-            if ((rc = ig_url_set_query(u, k, json_object_get_string(v))))
-                break;
-        }
-    }
+        rc = ig_req_query(&r, ig_json_get(login, "query"), ig_auth_lookup, &vars);
     if (rc == INTEG_OK)
-        rc = render_map(ig_json_get(c->manifest, "headers"), &vars, &static_headers);
+        rc = ig_req_headers(&r, ig_json_get(c->manifest, "headers"), ig_auth_lookup, &vars);
     if (rc == INTEG_OK)
-        rc = render_map(ig_json_get(login, "headers"), &vars, &headers);
+        rc = ig_req_headers(&r, ig_json_get(login, "headers"), ig_auth_lookup, &vars);
     if (rc == INTEG_OK && ig_json_get(login, "body")) {
         rc = ig_tmpl_render_json(ig_json_get(login, "body"), ig_auth_lookup, &vars, &jbody);
-        if (rc == INTEG_OK) {
-            const char *s = json_object_to_json_string_length(jbody, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
-                                                              &body_len);
-            body = malloc(body_len + 1);
-            if (!body)
-                rc = ig_err(INTEG_ENOMEM, "out of memory");
-            else
-                memcpy(body, s, body_len + 1);
-            ctype = "application/json";
-        }
+        if (rc == INTEG_OK)
+            rc = ig_req_json_body(&r, jbody);
     } else if (rc == INTEG_OK && ig_json_get(login, "form")) {
-        json_object *fm = NULL;
-        rc = render_map(ig_json_get(login, "form"), &vars, &fm);
-        form_add_map(&form, fm);
-        ig_json_wipe_put(fm);
-        ctype = "application/x-www-form-urlencoded";
+        static const char form_type[] = "application/x-www-form-urlencoded";
+        rc = ig_form_add_rendered(&form, ig_json_get(login, "form"), &vars);
+        if (rc == INTEG_OK) /* an empty form: no body (a GET stays a GET) */
+            rc = form.len ? ig_req_body(&r, form.buf, form.len, form_type) : ig_req_header(&r, "Content-Type", form_type);
     }
     if (rc == INTEG_OK)
-        rc = ig_url_get(u, &url);
+        rc = ig_req_send_once(c, &r, what, 0, &resp);
+    if (rc == INTEG_OK && resp.status >= 300)
+        rc = ig_err(INTEG_EREMOTE, "%s: unexpected HTTP %ld", what, resp.status);
     if (rc == INTEG_OK) {
-        ig_http_header hs[40];
-        size_t n = 0;
-        hs[n++] = (ig_http_header){"Accept", "application/json"};
-        if (ctype)
-            hs[n++] = (ig_http_header){"Content-Type", ctype};
-        json_object *maps[2] = {static_headers, headers};
-        for (int i = 0; i < 2; i++) {
-            json_object_object_foreach(maps[i], k, v)
-            {
-                if (n < sizeof hs / sizeof *hs)
-                    hs[n++] = (ig_http_header){k, json_object_get_string(v)};
-            }
-        }
-        const char *meth = ig_json_str(login, "method") ? ig_json_str(login, "method") : "POST";
-        const void *b = body ? (const void *)body : form.len ? (const void *)form.buf : NULL;
-        size_t bl = body ? body_len : form.len;
-        ig_http_request req = {meth, url, hs, n, b, bl};
-        ig_http *http = NULL;
-        if ((rc = ig_ctx_http(ctx, &http)) == INTEG_OK) {
-            rc = ig_http_send(http, &req, c->bucket, NULL, NULL, &resp);
-            if (rc)
-                ig_err_prefix(rc, what);
-        }
-    }
-    if (rc == INTEG_OK && resp.status >= 300) {
-        rc = ig_http_status_error(&resp, what);
-        if (rc == INTEG_OK)
-            rc = ig_err(INTEG_EREMOTE, "%s: unexpected HTTP %ld", what, resp.status);
-    }
-    if (rc == INTEG_OK) {
-        json_tokener *tok = json_tokener_new();
-        doc = tok ? json_tokener_parse_ex(tok, resp.body ? resp.body : "", (int)resp.body_len) : NULL;
-        if (!tok || json_tokener_get_error(tok) != json_tokener_success || json_tokener_get_parse_end(tok) != resp.body_len) {
-            ig_json_wipe_put(doc);
-            doc = NULL;
+        doc = ig_json_parse_secret(resp.body ? resp.body : "", resp.body_len);
+        if (!doc)
             rc = ig_err(INTEG_EREMOTE, "%s: HTTP %ld: the response is not JSON", what, resp.status);
-        }
-        json_tokener_free(tok);
     }
     if (rc == INTEG_OK) {
         const char *tp = ig_json_str(m, "token_path") ? ig_json_str(m, "token_path") : "$";
@@ -512,16 +433,12 @@ static int fetch_session(ig_conn *c, json_object **out)
         if (!json_object_is_type(tv, json_type_string) || json_object_get_string_len(tv) == 0) {
             rc = ig_err(INTEG_EREMOTE, "%s: no token at %s in the response", what, tp);
         } else {
-            json_object *t = json_object_new_object();
-            json_object_object_add(t, "access_token", json_object_new_string(json_object_get_string(tv)));
-            json_object_object_add(t, "obtained_at_ms", json_object_new_int64(now));
             int64_t exp = -1;
             if (ig_json_str(m, "expires_path"))
                 exp = time_of(ig_jsonpath_get(doc, ig_json_str(m, "expires_path")));
             if (exp <= 0 && lifetime_ms > 0)
                 exp = now + lifetime_ms;
-            if (exp > 0)
-                json_object_object_add(t, "expires_at_ms", json_object_new_int64(exp));
+            json_object *t = runtime_token(json_object_get_string(tv), now, exp);
             if (ig_json_get(m, "renew_before_s"))
                 json_object_object_add(t, "renew_before_ms",
                                        json_object_new_int64(ig_json_int(m, "renew_before_s", 0) * 1000));
@@ -533,15 +450,8 @@ static int fetch_session(ig_conn *c, json_object **out)
     ig_http_response_free(&resp);
     ig_json_wipe_put(doc);
     ig_json_wipe_put(jbody);
-    ig_json_wipe_put(query);
-    ig_json_wipe_put(headers);
-    ig_json_wipe_put(static_headers);
     ig_form_free(&form);
-    if (body)
-        ig_free_secret(body, body_len);
-    free(url);
-    free(path);
-    ig_url_free(u);
+    ig_req_free(&r);
     json_object_put(session);
     return rc;
 }
@@ -576,7 +486,7 @@ static int save_record_field(ig_conn *c, const char *field, json_object *value, 
 static int oauth2_refresh(ig_conn *c, json_object *creds)
 {
     integ_ctx *ctx = c->ctx;
-    json_object *m = c->method, *app = NULL, *resp = NULL, *newc = NULL, *check = NULL, *params = NULL;
+    json_object *m = c->method, *app = NULL, *resp = NULL, *newc = NULL, *check = NULL;
     ig_auth_vars vars = {c->config, creds, NULL};
     char *url = NULL, what[160], oerr[64] = "";
     ig_form form = {0};
@@ -585,17 +495,15 @@ static int oauth2_refresh(ig_conn *c, json_object *creds)
     int rc = ig_oauth_app_credentials(ctx, c->definition, &app);
     if (rc == INTEG_OK)
         rc = ig_oauth_endpoint(ctx, c->definition, m, "token_url", &vars, &url);
-    if (rc == INTEG_OK)
-        rc = render_map(ig_json_get(m, "token_params"), &vars, &params);
     if (rc == INTEG_OK) {
         ig_form_add(&form, "grant_type", "refresh_token");
         ig_form_add(&form, "refresh_token", rt);
-        form_add_map(&form, params);
-        const char *ca = ig_json_str(m, "client_auth");
-        if (!ca && ig_json_str(app, "private_key") && !ig_json_str(app, "client_secret"))
-            ca = "private_key_jwt";
-        ig_token_call call = {what, url, ca, ig_json_str(app, "client_id"), ig_json_str(app, "client_secret"),
-                              ig_json_str(app, "private_key"), ig_json_str(app, "key_id"), NULL};
+        rc = ig_form_add_rendered(&form, ig_json_get(m, "token_params"), &vars);
+    }
+    if (rc == INTEG_OK) {
+        ig_token_call call = {what, url, ig_json_str(m, "client_auth"), ig_json_str(app, "client_id"),
+                              ig_json_str(app, "client_secret"), ig_json_str(app, "private_key"),
+                              ig_json_str(app, "key_id"), NULL};
         rc = ig_oauth_token_post(ctx, &call, &form, &resp, oerr);
     }
     if (rc == INTEG_EAUTH && !strcmp(oerr, "invalid_grant")) {
@@ -606,7 +514,7 @@ static int oauth2_refresh(ig_conn *c, json_object *creds)
         rc = ig_oauth_needs_reauth(ctx, c->tenant_id, id_of(c), INTEG_EAUTH, reason, fp);
     }
     if (rc == INTEG_OK)
-        rc = ig_oauth_token_creds(ctx, m, resp, creds, &newc);
+        rc = ig_oauth_token_creds(what, m, resp, creds, ig_ctx_now_ms(ctx), &newc, NULL);
     if (rc == INTEG_OK) {
         check = ig_json_copy(newc);
         if (ig_schema_validate(ig_json_get(m, "credentials_schema"), check, 0, "token response"))
@@ -622,7 +530,6 @@ static int oauth2_refresh(ig_conn *c, json_object *creds)
     ig_json_wipe_put(newc);
     ig_json_wipe_put(check);
     ig_json_wipe_put(resp);
-    ig_json_wipe_put(params);
     ig_json_wipe_put(app);
     free(url);
     return rc;

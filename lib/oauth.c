@@ -121,6 +121,42 @@ int ig_auth_render(const char *tmpl, const ig_auth_vars *vars, char **out)
     return INTEG_OK;
 }
 
+int ig_auth_render_map(json_object *map, const ig_auth_vars *vars, json_object **out)
+{
+    *out = json_object_new_object();
+    if (!*out)
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    if (!json_object_is_type(map, json_type_object))
+        return INTEG_OK;
+    json_object_object_foreach(map, k, v)
+    {
+        char *s = NULL;
+        if (!json_object_is_type(v, json_type_string))
+            continue;
+        int rc = ig_auth_render(json_object_get_string(v), vars, &s);
+        if (rc)
+            return rc;
+        if (s) {
+            json_object_object_add(*out, k, json_object_new_string(s));
+            ig_free_secret(s, strlen(s));
+        }
+    }
+    return INTEG_OK;
+}
+
+int ig_form_add_rendered(ig_form *f, json_object *map, const ig_auth_vars *vars)
+{
+    json_object *r = NULL;
+    int rc = ig_auth_render_map(map, vars, &r);
+    if (rc == INTEG_OK) {
+        json_object_object_foreach(r, k, v) ig_form_add(f, k, json_object_get_string(v));
+    }
+    ig_json_wipe_put(r);
+    if (rc == INTEG_OK && f->oom)
+        rc = ig_err(INTEG_ENOMEM, "out of memory");
+    return rc;
+}
+
 int ig_oauth_endpoint(integ_ctx *ctx, json_object *definition, json_object *method, const char *field,
                       const ig_auth_vars *vars, char **out)
 {
@@ -192,7 +228,7 @@ int ig_oauth_app_credentials(integ_ctx *ctx, json_object *definition, json_objec
     int rc = ig_ctx_open_sealed(ctx, NULL, ig_json_str(definition, "id"), "app_credentials", sealed, &plain, &len);
     if (rc)
         return ig_err_prefix(rc, "app credentials");
-    json_object *o = json_tokener_parse(plain);
+    json_object *o = ig_json_parse_secret(plain, len);
     ig_free_secret(plain, len);
     if (!json_object_is_type(o, json_type_object)) {
         ig_json_wipe_put(o);
@@ -242,7 +278,7 @@ int ig_oauth_open_from(integ_ctx *ctx, json_object *rec, const char *field, json
     int rc = ig_ctx_open_sealed(ctx, ig_json_str(rec, "tenant_id"), ig_json_str(rec, "id"), purpose, sealed, &plain, &len);
     if (rc)
         return rc;
-    json_object *o = json_tokener_parse(plain);
+    json_object *o = ig_json_parse_secret(plain, len);
     ig_free_secret(plain, len);
     if (!json_object_is_type(o, json_type_object)) {
         ig_json_wipe_put(o);
@@ -308,7 +344,9 @@ int ig_oauth_token_post(integ_ctx *ctx, const ig_token_call *call, ig_form *form
     if (oauth_error)
         oauth_error[0] = '\0';
     const char *what = call->what ? call->what : "token request";
-    const char *auth = call->client_auth ? call->client_auth : "client_secret_post";
+    const char *auth = call->client_auth                              ? call->client_auth
+                       : call->private_key && !call->client_secret ? "private_key_jwt"
+                                                                      : "client_secret_post";
     char *basic = NULL;
     int rc = INTEG_OK;
     if (!strcmp(auth, "client_secret_basic")) {
@@ -369,16 +407,8 @@ int ig_oauth_token_post(integ_ctx *ctx, const ig_token_call *call, ig_form *form
         return rc;
     }
     json_object *doc = NULL;
-    if (resp.body && resp.body_len) {
-        json_tokener *tok = json_tokener_new();
-        doc = tok ? json_tokener_parse_ex(tok, resp.body, (int)resp.body_len) : NULL;
-        if (tok && (json_tokener_get_error(tok) != json_tokener_success ||
-                    json_tokener_get_parse_end(tok) != resp.body_len)) {
-            ig_json_wipe_put(doc);
-            doc = NULL;
-        }
-        json_tokener_free(tok);
-    }
+    if (resp.body && resp.body_len)
+        doc = ig_json_parse_secret(resp.body, resp.body_len);
     if (resp.status >= 200 && resp.status < 300) {
         if (!json_object_is_type(doc, json_type_object)) {
             rc = ig_err(INTEG_EREMOTE, "%s: HTTP %ld: the response is not a JSON object", what, resp.status);
@@ -417,13 +447,15 @@ int ig_oauth_token_post(integ_ctx *ctx, const ig_token_call *call, ig_form *form
     return rc;
 }
 
-int ig_oauth_token_creds(integ_ctx *ctx, json_object *method, json_object *resp, json_object *prev,
-                         json_object **out)
+int ig_oauth_token_creds(const char *what, json_object *method, json_object *resp, json_object *prev, int64_t now_ms,
+                         json_object **out, int64_t *expires_at_ms)
 {
     *out = NULL;
+    if (expires_at_ms)
+        *expires_at_ms = 0;
     const char *at = ig_json_str(resp, "access_token");
     if (!at || !*at)
-        return ig_err(INTEG_EREMOTE, "token response: no access_token");
+        return ig_err(INTEG_EREMOTE, "%s: token response: no access_token", what ? what : "token request");
     json_object *c = json_object_new_object();
     json_object_object_add(c, "access_token", json_object_new_string(at));
     const char *rt = ig_json_str(resp, "refresh_token");
@@ -436,9 +468,12 @@ int ig_oauth_token_creds(integ_ctx *ctx, json_object *method, json_object *resp,
         json_object_object_add(c, "token_type", json_object_new_string(tt));
     double secs = ig_oauth_expires_in(resp);
     if (secs > 0) {
+        int64_t exp = now_ms + (int64_t)(secs * 1000.0);
         char at_s[32];
-        ig_rfc3339(at_s, ig_ctx_now_ms(ctx) + (int64_t)(secs * 1000.0), 0);
+        ig_rfc3339(at_s, exp, 0);
         json_object_object_add(c, "expires_at", json_object_new_string(at_s));
+        if (expires_at_ms)
+            *expires_at_ms = exp;
     }
     const char *sc = ig_json_str(resp, "scope") ? ig_json_str(resp, "scope") : ig_json_str(prev, "scope");
     if (sc)
@@ -446,10 +481,10 @@ int ig_oauth_token_creds(integ_ctx *ctx, json_object *method, json_object *resp,
     json_object *extras = ig_json_get(method, "token_extras");
     for (size_t i = 0; i < ig_json_len(extras); i++) {
         const char *k = json_object_get_string(json_object_array_get_idx(extras, i));
-        json_object *v = ig_json_get(resp, k);
-        if (!v)
+        json_object *v = k ? ig_json_get(resp, k) : NULL;
+        if (k && !v)
             v = ig_json_get(prev, k);
-        if (k && v)
+        if (v)
             json_object_object_add(c, k, ig_json_copy(v));
     }
     *out = c;
@@ -941,31 +976,17 @@ INTEG_API int integ_oauth_complete(integ_ctx *ctx, const char *callback_json, ch
     ig_form_add(&form, "redirect_uri", ig_json_str(st, "redirect_uri"));
     if (ver)
         ig_form_add(&form, "code_verifier", ig_json_str(ver, "code_verifier"));
-    json_object *tparams = ig_json_get(method, "token_params");
-    if (json_object_is_type(tparams, json_type_object)) {
-    json_object_object_foreach(tparams, pk, pv)
-    {
-        char *val = NULL;
-        if (json_object_is_type(pv, json_type_string) &&
-            (rc = ig_auth_render(json_object_get_string(pv), &vars, &val)) != INTEG_OK)
-            goto fail;
-        if (val) {
-            ig_form_add(&form, pk, val);
-            ig_free_secret(val, strlen(val));
-        }
-    }
-    }
+    if ((rc = ig_form_add_rendered(&form, ig_json_get(method, "token_params"), &vars)))
+        goto fail;
     char what[160];
     snprintf(what, sizeof what, "%s token request (authorization_code)", ig_json_str(def, "key"));
-    const char *ca = ig_json_str(method, "client_auth");
-    if (!ca && ig_json_str(app, "private_key") && !ig_json_str(app, "client_secret"))
-        ca = "private_key_jwt";
-    ig_token_call call = {what, token_url, ca, ig_json_str(app, "client_id"), ig_json_str(app, "client_secret"),
-                          ig_json_str(app, "private_key"), ig_json_str(app, "key_id"), NULL};
+    ig_token_call call = {what, token_url, ig_json_str(method, "client_auth"), ig_json_str(app, "client_id"),
+                          ig_json_str(app, "client_secret"), ig_json_str(app, "private_key"),
+                          ig_json_str(app, "key_id"), NULL};
     char oerr[64];
     if ((rc = ig_oauth_token_post(ctx, &call, &form, &resp, oerr)))
         goto fail;
-    if ((rc = ig_oauth_token_creds(ctx, method, resp, NULL, &creds)))
+    if ((rc = ig_oauth_token_creds(what, method, resp, NULL, ig_ctx_now_ms(ctx), &creds, NULL)))
         goto fail;
     /* Token extras become API origins (instance_url, api_domain): the
      * method's credentials_schema constrains them. */

@@ -37,6 +37,14 @@ json_object *ig_auth_lookup(void *payload, const char *ns, const char *name);
 /* Render a template; *out NULL (and INTEG_OK) when a placeholder is unset. */
 int ig_auth_render(const char *tmpl, const ig_auth_vars *vars, char **out);
 
+/* Render an object of string templates (token_params, token_headers, a
+ * login form) into *out, a new object (owned, also on error: wipe it),
+ * leaving out members whose placeholders are unset and non-strings. */
+int ig_auth_render_map(json_object *map, const ig_auth_vars *vars, json_object **out);
+
+/* Add the rendered members of such an object to a form. */
+int ig_form_add_rendered(ig_form *f, json_object *map, const ig_auth_vars *vars);
+
 /* The definition method's endpoint `field` ("authorize_url", "token_url"):
  * the context's base_url_overrides.<key>.<field> when set, else the
  * manifest's template rendered over vars. malloc'd. */
@@ -55,8 +63,10 @@ int ig_oauth_app_credentials(integ_ctx *ctx, json_object *definition, json_objec
 typedef struct ig_token_call {
     const char *what;          /* "hubspot-crm token request": prefixes messages */
     const char *url;           /* the token endpoint */
-    const char *client_auth;   /* client_secret_post (default), client_secret_basic,
-                                  private_key_jwt, none */
+    const char *client_auth;   /* client_secret_post, client_secret_basic, private_key_jwt,
+                                  none; NULL: private_key_jwt when there is a
+                                  private_key and no client_secret, else
+                                  client_secret_post */
     const char *client_id;
     const char *client_secret;
     const char *private_key;   /* PEM, for private_key_jwt */
@@ -73,15 +83,17 @@ typedef struct ig_token_call {
 int ig_oauth_token_post(integ_ctx *ctx, const ig_token_call *call, ig_form *form, json_object **out,
                         char oauth_error[64]);
 
-/* Credentials from a token response: access_token, refresh_token (kept
- * from `prev` when the response has none: no rotation), expires_at (RFC
- * 3339 from the context clock + expires_in; dropped when the response has
- * no expiry), scope, token_type and the method's token_extras (kept from
- * prev when absent). `prev` may be NULL. INTEG_EREMOTE when the response
- * has no access_token. */
-int ig_oauth_token_creds(integ_ctx *ctx, json_object *method, json_object *resp, json_object *prev,
-                         json_object **out);
-
+/* A token endpoint response read into credentials, for every flow that
+ * gets one (authorization code, refresh, client credentials, JWT bearer):
+ * access_token, refresh_token (kept from `prev` when the response has
+ * none: no rotation), expires_at (RFC 3339, now_ms + expires_in; dropped
+ * when the response has no expiry), token_type and scope (kept from prev
+ * when absent) and the method's token_extras (kept from prev when absent).
+ * `prev` may be NULL. *expires_at_ms (may be NULL) gets the expiry in ms,
+ * 0 when none. INTEG_EREMOTE naming `what` when the response has no
+ * access_token. */
+int ig_oauth_token_creds(const char *what, json_object *method, json_object *resp, json_object *prev, int64_t now_ms,
+                         json_object **out, int64_t *expires_at_ms);
 
 /* A token response's expires_in in seconds (a number, or a numeric
  * string), or -1 when it has none. */

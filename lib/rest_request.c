@@ -1,6 +1,7 @@
-/* Manifest requests: headers, query and auth rendered from templates,
- * sending with the manifest's rate-limit signals. Shared by the read side
- * (adapter_rest.c) and the write side (adapter_write.c). */
+/* Manifest requests: URL, headers, query, body and auth rendered from
+ * templates, sending with the manifest's rate-limit signals and the retry
+ * after a 401. Shared by the read side (adapter_rest.c), the write side
+ * (adapter_write.c) and session logins (auth.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,8 +23,75 @@ void ig_req_free(ig_req *r)
             ig_free_secret(r->values[i], strlen(r->values[i]));
     }
     ig_url_free(r->url);
-    free(r->body);
+    if (r->body)
+        ig_free_secret(r->body, r->body_len);
     memset(r, 0, sizeof *r);
+}
+
+int ig_req_begin(ig_req *r, ig_conn *c, const char *method, const char *path, ig_tmpl_lookup lookup,
+                 void *payload, const char *what)
+{
+    memset(r, 0, sizeof *r);
+    r->method = method ? method : "GET";
+    char *p = NULL;
+    int missing = 0;
+    int rc = ig_tmpl_render(path ? path : "", lookup, payload, &p, &missing);
+    if (rc == INTEG_OK && missing)
+        rc = ig_err(INTEG_EINVAL, "%s: request path '%s' needs a value that is not set", what, path);
+    if (rc == INTEG_OK) {
+        if (!strncmp(p, "https://", 8) || !strncmp(p, "http://", 7)) {
+            rc = ig_url_parse(p, &r->url);
+        } else {
+            rc = ig_url_parse(c->base_url, &r->url);
+            if (rc == INTEG_OK && *p)
+                rc = ig_url_append_path(r->url, p);
+        }
+    }
+    free(p);
+    if (rc == INTEG_OK)
+        rc = ig_req_header(r, "Accept", "application/json");
+    return rc;
+}
+
+int ig_req_begin_url(ig_req *r, ig_conn *c, const char *method, const char *url)
+{
+    memset(r, 0, sizeof *r);
+    r->method = method ? method : "GET";
+    int rc = ig_url_parse(c->base_url, &r->url);
+    if (rc == INTEG_OK)
+        rc = ig_url_resolve(r->url, url);
+    if (rc == INTEG_OK)
+        rc = ig_req_header(r, "Accept", "application/json");
+    return rc;
+}
+
+int ig_req_body(ig_req *r, const void *body, size_t len, const char *content_type)
+{
+    if (r->body)
+        ig_free_secret(r->body, r->body_len);
+    r->body = malloc(len + 1);
+    r->body_len = 0;
+    if (!r->body)
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    if (len)
+        memcpy(r->body, body, len);
+    r->body[len] = '\0';
+    r->body_len = len;
+    return ig_req_header(r, "Content-Type", content_type);
+}
+
+int ig_req_json_body(ig_req *r, json_object *body)
+{
+    if (!body) {
+        if (r->body)
+            ig_free_secret(r->body, r->body_len);
+        r->body = NULL;
+        r->body_len = 0;
+        return INTEG_OK;
+    }
+    size_t len = 0;
+    const char *s = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+    return ig_req_body(r, s, len, "application/json");
 }
 
 int ig_req_header(ig_req *r, const char *name, const char *value)
@@ -58,7 +126,7 @@ int ig_req_headers(ig_req *r, json_object *headers, ig_tmpl_lookup lookup, void 
             return rc;
         if (!missing)
             rc = ig_req_header(r, k, val);
-        free(val);
+        ig_free_secret(val, strlen(val));
         if (rc)
             return rc;
     }
@@ -82,7 +150,7 @@ int ig_req_query(ig_req *r, json_object *query, ig_tmpl_lookup lookup, void *l)
             return rc;
         if (!missing)
             rc = ig_url_set_query(r->url, k, val);
-        free(val);
+        ig_free_secret(val, strlen(val));
         if (rc)
             return rc;
     }
@@ -266,3 +334,16 @@ int ig_req_send_once(ig_conn *c, ig_req *r, const char *what, unsigned flags, ig
     return INTEG_OK;
 }
 
+int ig_req_send(ig_conn *c, ig_req *r, ig_tmpl_lookup lookup, void *payload, const char *what, unsigned flags,
+                ig_http_response *resp)
+{
+    int rc = ig_req_send_once(c, r, what, flags, resp);
+    if (rc == INTEG_EAUTH && resp->status == 401 && ig_auth_after_401(c) == INTEG_OK) {
+        ig_http_response_free(resp);
+        memset(resp, 0, sizeof *resp);
+        rc = ig_req_auth(r, c, lookup, payload);
+        if (rc == INTEG_OK)
+            rc = ig_req_send_once(c, r, what, flags, resp);
+    }
+    return rc;
+}

@@ -1083,6 +1083,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         snprintf(buf, sizeof buf, "{\"access_token\":\"po-%d\",\"token_type\":\"bearer\",\"expires_in\":1200}", ++srv.po_tokens);
         return reply(conn, 200, buf);
     }
+    if (!strcmp(url, "/po-empty/OAuth/Token") && !strcmp(method, "POST"))
+        return reply(conn, 200, "{\"token_type\":\"bearer\",\"expires_in\":1200}");
     if (!strcmp(url, "/po/v2/Customers")) {
         srv.po_api++;
         snprintf(buf, sizeof buf, "Bearer po-%d", srv.po_tokens);
@@ -1290,6 +1292,96 @@ static void test_client_credentials_cached(void)
     CHECK(out && strstr(out, "\"success\":false") && strstr(out, "invalid_client"));
     integ_free(out);
     CHECK(ev_reauth == events + 1);
+    env_close(&e);
+}
+
+/* Every flow reads a token response with ig_oauth_token_creds: what a
+ * refresh keeps from the previous credentials, what it drops, and the error
+ * for a response without an access token, naming the request. */
+static void test_token_response_read(void)
+{
+    json_object *method = json_tokener_parse("{\"token_extras\":[\"instance_url\",\"id_token\"]}");
+    json_object *prev = json_tokener_parse("{\"access_token\":\"old\",\"refresh_token\":\"rt-old\",\"token_type\":"
+                                           "\"bearer\",\"scope\":\"a b\",\"expires_at\":\"2020-01-01T00:00:00Z\","
+                                           "\"instance_url\":\"https://x.example.com\",\"other\":1}");
+    int64_t now = 1700000000000LL, exp = -1;
+    json_object *c = NULL;
+    /* A refresh answer without rotation, scope or lifetime. */
+    json_object *resp = json_tokener_parse("{\"access_token\":\"new\",\"id_token\":\"idt\"}");
+    CHECK_OK(ig_oauth_token_creds("x token refresh", method, resp, prev, now, &c, &exp));
+    CHECK_STR(ig_json_str(c, "access_token"), "new");
+    CHECK_STR(ig_json_str(c, "refresh_token"), "rt-old");
+    CHECK_STR(ig_json_str(c, "token_type"), "bearer");
+    CHECK_STR(ig_json_str(c, "scope"), "a b");
+    CHECK_STR(ig_json_str(c, "instance_url"), "https://x.example.com");
+    CHECK_STR(ig_json_str(c, "id_token"), "idt");
+    CHECK(!ig_json_get(c, "expires_at") && !ig_json_get(c, "other") && exp == 0);
+    json_object_put(c);
+    json_object_put(resp);
+    /* Rotation, a string expires_in, an empty refresh_token keeps the old one. */
+    resp = json_tokener_parse("{\"access_token\":\"n2\",\"refresh_token\":\"rt-new\",\"expires_in\":\"3600\","
+                              "\"scope\":\"a\",\"token_type\":\"Bearer\"}");
+    CHECK_OK(ig_oauth_token_creds("x token refresh", method, resp, prev, now, &c, &exp));
+    CHECK_STR(ig_json_str(c, "refresh_token"), "rt-new");
+    CHECK_STR(ig_json_str(c, "scope"), "a");
+    CHECK_STR(ig_json_str(c, "token_type"), "Bearer");
+    CHECK_STR(ig_json_str(c, "expires_at"), "2023-11-14T23:13:20Z");
+    CHECK(exp == now + 3600 * 1000);
+    json_object_put(c);
+    json_object_put(resp);
+    resp = json_tokener_parse("{\"access_token\":\"n3\",\"refresh_token\":\"\"}");
+    CHECK_OK(ig_oauth_token_creds("x token refresh", method, resp, prev, now, &c, NULL));
+    CHECK_STR(ig_json_str(c, "refresh_token"), "rt-old");
+    json_object_put(c);
+    json_object_put(resp);
+    /* A first token (no previous credentials): nothing to keep. */
+    resp = json_tokener_parse("{\"access_token\":\"n4\",\"expires_in\":60}");
+    CHECK_OK(ig_oauth_token_creds("x token request (authorization_code)", method, resp, NULL, now, &c, &exp));
+    CHECK(!ig_json_get(c, "refresh_token") && !ig_json_get(c, "scope") && !ig_json_get(c, "instance_url"));
+    CHECK(exp == now + 60 * 1000);
+    json_object_put(c);
+    json_object_put(resp);
+    /* No (or an empty) access token: INTEG_EREMOTE naming the request. */
+    resp = json_tokener_parse("{\"access_token\":\"\",\"refresh_token\":\"rt\"}");
+    c = prev; /* any non-NULL value: a failure sets it to NULL */
+    CHECK_RC(ig_oauth_token_creds("x token refresh", method, resp, prev, now, &c, &exp), INTEG_EREMOTE);
+    CHECK(c == NULL && exp == 0);
+    CHECK_MSG("x token refresh: token response: no access_token");
+    json_object_put(resp);
+    json_object_put(prev);
+    json_object_put(method);
+}
+
+/* A client-credentials token endpoint that answers 200 without a token:
+ * the connection test fails naming the flow, and nothing is cached. */
+static void test_client_credentials_no_access_token(void)
+{
+    clock_reset();
+    char ovr[512];
+    snprintf(ovr, sizeof ovr, "{\"poweroffice-accounting\":{\"api\":\"%s/po/v2\",\"token_url\":\"%s/po-empty/OAuth/Token\"}}",
+             srv.base, srv.base);
+    struct env e;
+    if (env_open(&e, ovr)) {
+        CHECK(!"env");
+        return;
+    }
+    char id[64];
+    CHECK_OK(create(&e, "{\"integration_definition_id\":\"poweroffice-accounting\",\"credentials\":{\"application_key\":"
+                        "\"app-key\",\"client_key\":\"client-key\",\"subscription_key\":\"sub-key\"}}", id));
+    int events = ev_reauth, api = srv.po_api;
+    char *out = NULL;
+    CHECK_OK(integ_integration_test(e.s, id, &out));
+    CHECK(out && strstr(out, "\"success\":false") &&
+          strstr(out, "poweroffice-accounting token request (client_credentials): token response: no access_token"));
+    integ_free(out);
+    CHECK(ev_reauth == events); /* a broken provider answer is not the tenant's credentials */
+    CHECK(srv.po_api == api);
+    void *tx = NULL;
+    json_object *rec = NULL;
+    ig_tx_begin(e.ctx, 0, &tx);
+    ig_tx_end(e.ctx, tx, 1, ig_store_get(e.ctx, tx, INTEG_KIND_INTEGRATION, "acme", id, &rec));
+    CHECK(rec && !ig_json_get(rec, "token_sealed"));
+    json_object_put(rec);
     env_close(&e);
 }
 
@@ -1693,7 +1785,9 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     clock_reset();
     struct MHD_Daemon *d = server_start();
+    RUN(test_token_response_read);
     RUN(test_client_credentials_cached);
+    RUN(test_client_credentials_no_access_token);
     RUN(test_tripletex_session);
     RUN(test_magento_admin_token);
     RUN(test_sap_b1_cookie_session);
