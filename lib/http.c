@@ -12,7 +12,15 @@
  * (redirects included), so DNS rebinding cannot slip past a check made on
  * the name. IP literals and localhost names are also refused up front and
  * in redirect Location headers, which is the only check possible when a
- * proxy does the resolving. */
+ * proxy does the resolving.
+ *
+ * Redirects are followed here, not by libcurl (CURLOPT_FOLLOWLOCATION is
+ * off): libcurl drops only Authorization and Cookie on a change of host,
+ * while requests carry credentials in other headers too (X-Shopify-Access-
+ * Token, x-api-token, X-Api-Key). Each hop is planned by plan_redirect():
+ * a change of scheme, host or port drops every header is_secret_header()
+ * flags, a body is never sent to another origin, https -> http is refused,
+ * and the next URL gets the same checks as the first one. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <curl/curl.h>
@@ -520,13 +528,9 @@ static int is_secret_header(const char *name)
 {
     static const char *const parts[] = {"authorization", "token", "secret", "key", "cookie",
                                         "signature",     "password", "auth", NULL};
-    char lower[128];
-    size_t i = 0;
-    for (; name[i] && i + 1 < sizeof lower; i++)
-        lower[i] = (char)tolower((unsigned char)name[i]);
-    lower[i] = '\0';
+    /* The whole name, however long: a redirect drops what this flags. */
     for (int k = 0; parts[k]; k++)
-        if (strstr(lower, parts[k]))
+        if (strcasestr(name, parts[k]))
             return 1;
     return 0;
 }
@@ -789,8 +793,9 @@ typedef struct xfer {
     size_t n_hdrs, cap_hdrs, hdr_bytes;
     long status; /* of the response whose headers are arriving */
     char *location;
+    int hops;    /* redirects followed before the current request */
 
-    int refused;       /* 1: private address, 2: redirect to a non-http(s) URL */
+    int refused;       /* 1: private address */
     char refused_what[INET6_ADDRSTRLEN + 64];
     char errbuf[CURL_ERROR_SIZE];
 } xfer;
@@ -816,6 +821,14 @@ static void xfer_free(xfer *x)
     xfer_clear_headers(x);
     free(x->body);
     x->body = NULL;
+}
+
+/* Forget a redirect response before the next hop's request. */
+static void xfer_next_hop(xfer *x)
+{
+    xfer_free(x);
+    x->len = x->cap = x->hdr_bytes = 0;
+    x->status = 0;
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
@@ -891,31 +904,6 @@ static int extend_header(xfer *x, const char *more, size_t ml)
     return 0;
 }
 
-/* At the end of a 3xx response's headers: will libcurl follow somewhere we
- * must not go? Literal hosts and schemes only; names are checked by the
- * socket callback when they resolve. */
-static int redirect_refused(xfer *x)
-{
-    char *eff = NULL;
-    if (curl_easy_getinfo(x->easy, CURLINFO_EFFECTIVE_URL, &eff) != CURLE_OK || !eff)
-        return 0;
-    CURLU *u = curl_url();
-    if (!u)
-        return 0;
-    int r = 0;
-    if (curl_url_set(u, CURLUPART_URL, eff, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
-        curl_url_set(u, CURLUPART_URL, x->location, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK) {
-        r = check_curlu(u, x->h->opts.allow_private_networks, x->via_proxy, x->refused_what,
-                        sizeof x->refused_what);
-        if (r == 1)
-            x->refused = 2;
-        else if (r == 2)
-            x->refused = 1;
-    }
-    curl_url_cleanup(u);
-    return r != 0;
-}
-
 static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
 {
     xfer *x = userdata;
@@ -934,12 +922,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
         x->status = sp ? strtol(sp + 1, NULL, 10) : 0;
         return n;
     }
-    if (l == 0) {
-        if (x->h->opts.max_redirects > 0 && x->status >= 300 && x->status < 400 &&
-            x->status != 304 && x->location && redirect_refused(x))
-            return 0;
+    if (l == 0)
         return n;
-    }
     if (data[0] == ' ' || data[0] == '\t') {
         size_t s = 0;
         while (s < l && (data[s] == ' ' || data[s] == '\t'))
@@ -1002,7 +986,6 @@ static CURLcode set_options(ig_http *h, CURL *e, const ig_http_request *req,
     SET(CURLOPT_SHARE, h->share);
     SET(CURLOPT_URL, req->url);
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
-    SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_ERRORBUFFER, x->errbuf);
     SET(CURLOPT_TIMEOUT_MS, h->opts.timeout_ms);
@@ -1016,8 +999,8 @@ static CURLcode set_options(ig_http *h, CURL *e, const ig_http_request *req,
     SET(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
     SET(CURLOPT_USERAGENT, h->user_agent);
     SET(CURLOPT_ACCEPT_ENCODING, "");
-    SET(CURLOPT_FOLLOWLOCATION, h->opts.max_redirects > 0 ? 1L : 0L);
-    SET(CURLOPT_MAXREDIRS, (long)h->opts.max_redirects);
+    /* Redirects are followed by run_attempt, hop by hop (plan_redirect). */
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
     SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)h->opts.max_response_bytes);
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, x);
@@ -1216,7 +1199,21 @@ static void wipe_slist(struct curl_slist *l)
     curl_slist_free_all(l);
 }
 
-static int build_headers(const ig_http_request *req, struct curl_slist **out)
+/* What a redirect drops from the request's headers (build_headers). */
+enum {
+    DROP_SECRET = 1, /* to another origin: every is_secret_header(), and Host */
+    DROP_BODY = 2    /* the body is not sent again: Content-*, Transfer-Encoding */
+};
+
+static int dropped_header(const char *name, unsigned drop)
+{
+    if ((drop & DROP_SECRET) && (is_secret_header(name) || strcasecmp(name, "Host") == 0))
+        return 1;
+    return (drop & DROP_BODY) &&
+           (ci_prefix(name, "Content-") || strcasecmp(name, "Transfer-Encoding") == 0);
+}
+
+static int build_headers(const ig_http_request *req, unsigned drop, struct curl_slist **out)
 {
     struct curl_slist *l = NULL, *t;
     *out = NULL;
@@ -1230,6 +1227,8 @@ static int build_headers(const ig_http_request *req, struct curl_slist **out)
             wipe_slist(l);
             return ig_err(INTEG_EINVAL, "request header %zu: invalid name", i);
         }
+        if (dropped_header(name, drop))
+            continue;
         if (!value)
             value = "";
         if (strpbrk(value, "\r\n")) {
@@ -1280,35 +1279,149 @@ typedef struct attempt_result {
     long os_errno;
 } attempt_result;
 
-/* One request on a pooled handle. On CURLE_OK, *resp is filled. */
-static int run_attempt(ig_http *h, const ig_http_request *req, struct curl_slist *hdrs, xfer *x,
-                       attempt_result *ar, ig_http_response *resp, const secrets *sec)
+/* ------------------------------------------------------------- redirects */
+
+static int is_followed_status(long s)
 {
-    CURL *e = pool_take(h);
-    if (!e)
-        return ig_err(INTEG_ENOMEM, "http: could not create a libcurl handle");
-    x->easy = e;
-    curl_easy_reset(e);
-    CURLcode c = set_options(h, e, req, hdrs, x);
-    if (c != CURLE_OK) {
-        pool_give(h, e);
-        return fail(INTEG_EINTERNAL, sec, "http: libcurl rejected an option: %s",
-                    curl_easy_strerror(c));
+    return s == 301 || s == 302 || s == 303 || s == 307 || s == 308;
+}
+
+/* 1 if both URLs have the same scheme, host and port (a missing port is
+ * the scheme's default): the same origin. */
+static int same_origin(CURLU *a, CURLU *b)
+{
+    static const CURLUPart parts[] = {CURLUPART_SCHEME, CURLUPART_HOST, CURLUPART_PORT};
+    int same = 1;
+    for (size_t i = 0; same && i < sizeof parts / sizeof *parts; i++) {
+        unsigned flags = parts[i] == CURLUPART_PORT ? CURLU_DEFAULT_PORT : 0;
+        char *x = NULL, *y = NULL;
+        if (curl_url_get(a, parts[i], &x, flags) != CURLUE_OK ||
+            curl_url_get(b, parts[i], &y, flags) != CURLUE_OK || strcasecmp(x, y) != 0)
+            same = 0;
+        curl_free(x);
+        curl_free(y);
     }
-    x->errbuf[0] = '\0';
-    c = curl_easy_perform(e);
-    ar->code = c;
-    ar->os_errno = 0;
-    if (c != CURLE_OK) {
-        curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &ar->os_errno);
-        /* Keep the handle for the message; the caller returns it. */
-        return INTEG_OK;
+    return same;
+}
+
+static int scheme_is(CURLU *u, const char *want)
+{
+    char *s = NULL;
+    int r = curl_url_get(u, CURLUPART_SCHEME, &s, 0) == CURLUE_OK && strcasecmp(s, want) == 0;
+    curl_free(s);
+    return r;
+}
+
+/* The next hop after a `status` redirect to `location` from a `method`
+ * request to `url` (see ig_http_redirect_plan in http.h). Messages name
+ * the original request (`req_method`, `shown`) and are scrubbed of `sec`. */
+static int plan_redirect(const ig_http *h, const char *url, const char *method, int has_body,
+                         long status, const char *location, ig_http_redirect *out,
+                         const secrets *sec, const char *req_method, const char *shown)
+{
+    memset(out, 0, sizeof *out);
+    CURLU *from = curl_url(), *to = NULL;
+    char *next = NULL;
+    char target[600], refused[INET6_ADDRSTRLEN + 64];
+    int rc = INTEG_OK;
+    if (!from) {
+        rc = ig_err(INTEG_ENOMEM, "out of memory");
+        goto done;
     }
+    CURLUcode uc = curl_url_set(from, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+    if (uc != CURLUE_OK) {
+        rc = uc == CURLUE_OUT_OF_MEMORY
+                 ? ig_err(INTEG_ENOMEM, "out of memory")
+                 : fail(INTEG_EINVAL, sec, "invalid URL %s: %s", shown, curl_url_strerror(uc));
+        goto done;
+    }
+    /* Resolved as libcurl resolves a Location it follows. */
+    to = curl_url_dup(from);
+    uc = to ? curl_url_set(to, CURLUPART_URL, location,
+                           CURLU_NON_SUPPORT_SCHEME | CURLU_URLENCODE | CURLU_ALLOW_SPACE)
+            : CURLUE_OUT_OF_MEMORY;
+    if (uc == CURLUE_OK)
+        uc = curl_url_get(to, CURLUPART_URL, &next, 0);
+    if (uc != CURLUE_OK) {
+        rc = uc == CURLUE_OUT_OF_MEMORY
+                 ? ig_err(INTEG_ENOMEM, "out of memory")
+                 : fail(INTEG_EREMOTE, sec, "%s %s: HTTP %ld redirect with an invalid Location: %s",
+                        req_method, shown, status, curl_url_strerror(uc));
+        goto done;
+    }
+    display_url(next, target, sizeof target);
+    /* The checks a first request gets (ig_http_send_ex); the socket check
+     * follows when the hop connects. */
+    int chk = check_curlu(to, h->opts.allow_private_networks, h->proxy != NULL, refused,
+                          sizeof refused);
+    if (chk == 1) {
+        rc = fail(INTEG_EINVAL, sec, "refused to follow a redirect to a non-http(s) URL (%s); %s %s",
+                  target, req_method, shown);
+        goto done;
+    }
+    if (chk == 2) {
+        rc = fail(INTEG_EINVAL, sec,
+                  "refused to connect to %s: private/loopback address (set "
+                  "http.allow_private_networks to allow); %s %s",
+                  refused, req_method, shown);
+        goto done;
+    }
+    if (scheme_is(from, "https") && scheme_is(to, "http")) {
+        rc = fail(INTEG_EINVAL, sec, "refused to follow a redirect from https to http (%s); %s %s",
+                  target, req_method, shown);
+        goto done;
+    }
+    out->cross_origin = !same_origin(from, to);
+    out->method = method;
+    if ((status == 303 && strcmp(method, "HEAD") != 0) ||
+        ((status == 301 || status == 302) && strcmp(method, "POST") == 0)) {
+        out->method = "GET";
+        out->drop_body = 1;
+    }
+    if (has_body && !out->drop_body && out->cross_origin) {
+        /* It may hold credentials (an OAuth client_secret): never resent
+         * to a host the caller did not choose. */
+        rc = fail(INTEG_EINVAL, sec,
+                  "refused to send the request body to another origin: HTTP %ld redirect to %s; "
+                  "%s %s",
+                  status, target, req_method, shown);
+        goto done;
+    }
+    if (!(out->url = strdup(next)))
+        rc = ig_err(INTEG_ENOMEM, "out of memory");
+done:
+    if (rc)
+        memset(out, 0, sizeof *out);
+    curl_free(next);
+    curl_url_cleanup(to);
+    curl_url_cleanup(from);
+    return rc;
+}
+
+int ig_http_redirect_plan(const ig_http *h, const char *url, const char *method, int has_body,
+                          long status, const char *location, ig_http_redirect *out)
+{
+    if (!out)
+        return ig_err(INTEG_EINVAL, "invalid argument: out");
+    memset(out, 0, sizeof *out);
+    if (!h || !url || !method || !location)
+        return ig_err(INTEG_EINVAL, "invalid argument: %s",
+                      !h ? "http" : !url ? "url" : !method ? "method" : "location");
+    if (!is_followed_status(status))
+        return ig_err(INTEG_EINVAL, "HTTP %ld: not a redirect that is followed", status);
+    char shown[600];
+    display_url(url, shown, sizeof shown);
+    return plan_redirect(h, url, method, has_body, status, location, out, NULL, method, shown);
+}
+
+/* The final response of a transfer, moved from x into *resp. */
+static int take_response(CURL *e, xfer *x, const char *url, ig_http_response *resp)
+{
     memset(resp, 0, sizeof *resp);
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &resp->status);
     char *eff = NULL;
     curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &eff);
-    resp->effective_url = strdup(eff ? eff : req->url);
+    resp->effective_url = strdup(eff ? eff : url);
     if (!x->body)
         x->body = calloc(1, 1);
     if (!resp->effective_url || !x->body) {
@@ -1324,6 +1437,95 @@ static int run_attempt(ig_http *h, const ig_http_request *req, struct curl_slist
     x->hdrs = NULL;
     x->n_hdrs = x->cap_hdrs = 0;
     return INTEG_OK;
+}
+
+/* One request on a pooled handle, following redirects hop by hop (each
+ * planned by plan_redirect; at most max_redirects). On CURLE_OK, *resp is
+ * the final response; otherwise ar has the failed hop's code. The handle
+ * stays in x->easy (for the message) and the caller gives it back. */
+static int run_attempt(ig_http *h, const ig_http_request *req, struct curl_slist *hdrs, xfer *x,
+                       attempt_result *ar, ig_http_response *resp, const secrets *sec,
+                       const char *shown)
+{
+    ar->code = CURLE_OK;
+    ar->os_errno = 0;
+    CURL *e = pool_take(h);
+    if (!e)
+        return ig_err(INTEG_ENOMEM, "http: could not create a libcurl handle");
+    x->easy = e;
+    ig_http_request cur = *req;   /* this hop's URL, method and body */
+    char *cur_url = NULL;         /* owned once a redirect was followed */
+    struct curl_slist *cur_hdrs = hdrs, *own_hdrs = NULL;
+    unsigned drop = 0;            /* DROP_*: only ever grows along the chain */
+    int64_t spent_ms = 0;         /* by earlier hops, out of timeout_ms */
+    int rc = INTEG_OK;
+    for (;;) {
+        curl_easy_reset(e);
+        CURLcode c = set_options(h, e, &cur, cur_hdrs, x);
+        if (c == CURLE_OK && x->hops > 0) {
+            /* timeout_ms bounds the whole chain, as it did under libcurl. */
+            long left = h->opts.timeout_ms - (long)spent_ms;
+            c = curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, left > 0 ? left : 1L);
+        }
+        if (c != CURLE_OK) {
+            rc = fail(INTEG_EINTERNAL, sec, "http: libcurl rejected an option: %s",
+                      curl_easy_strerror(c));
+            break;
+        }
+        x->errbuf[0] = '\0';
+        c = curl_easy_perform(e);
+        ar->code = c;
+        if (c != CURLE_OK) {
+            curl_easy_getinfo(e, CURLINFO_OS_ERRNO, &ar->os_errno);
+            break;
+        }
+        long status = 0;
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+        if (h->opts.max_redirects == 0 || !is_followed_status(status) || !x->location ||
+            !*x->location) {
+            rc = take_response(e, x, cur.url, resp);
+            break;
+        }
+        if (x->hops >= h->opts.max_redirects) {
+            rc = fail(INTEG_EREMOTE, sec, "%s %s: more than %d redirects", req->method, shown,
+                      h->opts.max_redirects);
+            break;
+        }
+        ig_http_redirect plan;
+        rc = plan_redirect(h, cur.url, cur.method, cur.body && cur.body_len > 0, status,
+                           x->location, &plan, sec, req->method, shown);
+        if (rc)
+            break;
+        unsigned want = drop | (plan.cross_origin ? DROP_SECRET : 0) |
+                        (plan.drop_body ? DROP_BODY : 0);
+        if (want != drop) {
+            struct curl_slist *l = NULL;
+            if ((rc = build_headers(req, want, &l))) {
+                free(plan.url);
+                break;
+            }
+            wipe_slist(own_hdrs);
+            own_hdrs = cur_hdrs = l;
+            drop = want;
+        }
+        curl_off_t us = 0;
+        if (curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &us) == CURLE_OK && us > 0)
+            spent_ms += (int64_t)(us / 1000);
+        free(cur_url);
+        cur.url = cur_url = plan.url;
+        cur.method = plan.method;
+        if (plan.drop_body) {
+            cur.body = NULL;
+            cur.body_len = 0;
+        }
+        xfer_next_hop(x);
+        x->hops++;
+    }
+    /* The handle must not keep pointers to what is freed here. */
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, (struct curl_slist *)NULL);
+    wipe_slist(own_hdrs);
+    free(cur_url);
+    return rc;
 }
 
 static int wait_bucket(ig_http *h, ig_bucket *bucket, const secrets *sec, const char *shown,
@@ -1408,7 +1610,7 @@ int ig_http_send_ex(ig_http *h, const ig_http_request *req, unsigned flags, ig_b
                   refused, req->method, shown);
     struct curl_slist *hdrs = NULL;
     if (rc == INTEG_OK)
-        rc = build_headers(req, &hdrs);
+        rc = build_headers(req, 0, &hdrs);
     if (rc) {
         secrets_free(&sec);
         return rc;
@@ -1427,7 +1629,7 @@ int ig_http_send_ex(ig_http *h, const ig_http_request *req, unsigned flags, ig_b
         attempt_result ar = {CURLE_OK, 0};
         ig_http_response resp;
         memset(&resp, 0, sizeof resp);
-        rc = run_attempt(h, req, hdrs, &x, &ar, &resp, &sec);
+        rc = run_attempt(h, req, hdrs, &x, &ar, &resp, &sec, shown);
         sent = attempt + 1;
         if (rc) {
             if (x.easy)
@@ -1443,10 +1645,6 @@ int ig_http_send_ex(ig_http *h, const ig_http_request *req, unsigned flags, ig_b
                           "refused to connect to %s: private/loopback address (set "
                           "http.allow_private_networks to allow); %s %s",
                           x.refused_what, req->method, shown);
-            else if (x.refused == 2)
-                rc = fail(INTEG_EINVAL, &sec,
-                          "refused to follow a redirect to a non-http(s) URL; %s %s", req->method,
-                          shown);
             else if (x.oom)
                 rc = ig_err(INTEG_ENOMEM, "out of memory");
             else if (x.too_large == 1 || ar.code == CURLE_FILESIZE_EXCEEDED)
@@ -1455,11 +1653,10 @@ int ig_http_send_ex(ig_http *h, const ig_http_request *req, unsigned flags, ig_b
             else if (x.too_large == 2)
                 rc = fail(INTEG_EREMOTE, &sec, "%s %s: response headers larger than %d bytes",
                           req->method, shown, MAX_HEADER_BYTES);
-            else if (ar.code == CURLE_TOO_MANY_REDIRECTS)
-                rc = fail(INTEG_EREMOTE, &sec, "%s %s: more than %d redirects", req->method,
-                          shown, h->opts.max_redirects);
             else if (should_retry_code(ar.code) && sent < max_attempts &&
-                     (!(flags & IG_HTTP_NON_IDEMPOTENT) || nothing_sent(x.easy, ar.code)))
+                     (!(flags & IG_HTTP_NON_IDEMPOTENT) ||
+                      /* after a redirect the first server has it */
+                      (x.hops == 0 && nothing_sent(x.easy, ar.code))))
                 retry = 1;
             else {
                 transport_message(&x, ar.code, ar.os_errno, req->url, detail, sizeof detail);
@@ -1760,18 +1957,42 @@ static int path_char_ok(unsigned char c)
     return ig_url_unreserved(c) || (c < 0x80 && strchr("!$&'()*+,;=:@/", c));
 }
 
+/* A segment boundary for the dot-segment test: '/', and what a decoding
+ * server may take for one ("%2f", '\' which is sent as "%5c"). */
+static int is_path_separator(const char *p)
+{
+    return *p == '/' || *p == '\\' ||
+           (p[0] == '%' && ((p[1] == '2' && (p[2] == 'f' || p[2] == 'F')) ||
+                            (p[1] == '5' && (p[2] == 'c' || p[2] == 'C'))));
+}
+
 int ig_url_append_path(ig_url *u, const char *path)
 {
     if (!u || !path)
         return ig_err(INTEG_EINVAL, "invalid argument: %s", u ? "path" : "url");
-    /* Dot segments would let an id climb out of the API's path. */
+    /* Dot segments would let an id climb out of the API's path. Existing
+     * escapes are kept, and servers that decode before resolving dot
+     * segments read "%2e" as '.', and some "%2f" or '\' as '/': a segment
+     * that reads "." or ".." in any of these spellings is refused. */
     for (const char *p = path; *p;) {
-        size_t n = strcspn(p, "/");
-        if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+        size_t dots = 0;
+        int other = 0;
+        while (*p && !is_path_separator(p)) {
+            if (*p == '.') {
+                dots++;
+                p++;
+            } else if (p[0] == '%' && p[1] == '2' && (p[2] == 'e' || p[2] == 'E')) {
+                dots++;
+                p += 3;
+            } else {
+                other = 1;
+                p++;
+            }
+        }
+        if (!other && (dots == 1 || dots == 2))
             return ig_err(INTEG_EINVAL, "path: '.' and '..' segments are not allowed");
-        p += n;
-        if (*p == '/')
-            p++;
+        if (*p)
+            p += *p == '%' ? 3 : 1;
     }
     while (*path == '/')
         path++;

@@ -9,6 +9,8 @@
  * CGNAT, multicast, unspecified and metadata addresses (IPv4 and IPv6,
  * including v4-mapped v6) are refused after DNS resolution, on every
  * connection including redirects, unless allow_private_networks is set.
+ * Redirects are followed by the library, not libcurl: credential headers
+ * and bodies never go to another origin (ig_http_redirect_plan).
  * Authorization headers, tokens and query-string secrets never appear in
  * error messages. Retries: 429 honours Retry-After (delta-seconds or
  * HTTP-date), 5xx (except 501), connection resets and timeouts back off
@@ -125,6 +127,38 @@ enum {
 /* ig_http_send with flags (0: the same as ig_http_send). */
 int ig_http_send_ex(ig_http *h, const ig_http_request *req, unsigned flags, ig_bucket *bucket,
                     ig_http_classifier classify, void *classify_payload, ig_http_response *out);
+
+/* Redirects. ig_http_send follows 301, 302, 303, 307 and 308 itself (up to
+ * max_redirects; libcurl's FOLLOWLOCATION is off) and plans every hop with
+ * ig_http_redirect_plan:
+ * - the Location is resolved against the current URL (libcurl's URL API)
+ *   and gets the checks of a first request: http/https only, no literal
+ *   private or localhost host unless allow_private_networks (and the
+ *   socket check on the resolved address when it connects);
+ * - https -> http is refused;
+ * - 303 (any method but HEAD) and 301/302 after POST continue as GET
+ *   without the body; 307/308 and other 301/302 keep method and body;
+ * - a change of scheme, host or port ("another origin") drops, for this
+ *   hop and every later one, each header is_secret_header() flags
+ *   (Authorization, Cookie, X-Shopify-Access-Token, x-api-token,
+ *   X-Api-Key, ...) and Host;
+ * - a non-empty body is never sent to another origin: such a redirect
+ *   (307/308, or 301/302 of a PUT/PATCH) is refused.
+ * A refusal is INTEG_EINVAL (an unparseable Location INTEG_EREMOTE), with
+ * a message naming the target. */
+typedef struct ig_http_redirect {
+    char *url;          /* the next request's URL (malloc'd) */
+    const char *method; /* "GET", or `method` as given */
+    int drop_body;      /* the body is not sent again (nor its Content-* headers) */
+    int cross_origin;   /* scheme, host or port changed: secret headers dropped */
+} ig_http_redirect;
+
+/* The plan for following a `status` response with `location` from a
+ * `method` request to `url` (has_body: it carried a non-empty body).
+ * status must be 301, 302, 303, 307 or 308. On success out->url is the
+ * caller's to free; on error *out is zeroed. */
+int ig_http_redirect_plan(const ig_http *h, const char *url, const char *method, int has_body,
+                          long status, const char *location, ig_http_redirect *out);
 
 /* Map a final response to an error: 2xx/3xx -> INTEG_OK; 401/403 ->
  * INTEG_EAUTH; 404 -> INTEG_ENOTFOUND; 409 -> INTEG_ECONFLICT; 429 ->

@@ -104,6 +104,12 @@ struct server {
     char last_token[128];      /* ?access_token= */
     char last_body[256];
     size_t last_body_len;
+    char last_shop_token[128]; /* X-Shopify-Access-Token */
+    char last_api_token[128];  /* x-api-token (Pipedrive) */
+    char last_cookie[128];
+    char last_trace[64];       /* X-Trace: a header that is no secret */
+    char last_content_type[64];
+    char target[256];          /* a Location for the script to send */
 };
 
 static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
@@ -171,6 +177,16 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *c, const char *
              MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "access_token"));
     copy_val(s->last_url, sizeof s->last_url, url);
     copy_val(s->last_method, sizeof s->last_method, method);
+    copy_val(s->last_shop_token, sizeof s->last_shop_token,
+             MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Shopify-Access-Token"));
+    copy_val(s->last_api_token, sizeof s->last_api_token,
+             MHD_lookup_connection_value(c, MHD_HEADER_KIND, "x-api-token"));
+    copy_val(s->last_cookie, sizeof s->last_cookie,
+             MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Cookie"));
+    copy_val(s->last_trace, sizeof s->last_trace,
+             MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Trace"));
+    copy_val(s->last_content_type, sizeof s->last_content_type,
+             MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Type"));
     pthread_mutex_unlock(&s->mu);
 
     reply *r = calloc(1, sizeof *r);
@@ -1062,6 +1078,285 @@ static void test_redirect_checked(void)
     fc_done(&f);
 }
 
+/* Two loopback listeners on different ports are two origins. The first:
+ * /start answers s->arg (a 3xx) with Location s->target, /same answers it
+ * with a Location on itself; anything else is 200. */
+static void s_origin_a(server *s, int n, const char *method, const char *url, reply *r)
+{
+    (void)n;
+    (void)method;
+    if (strcmp(url, "/start") == 0 || strcmp(url, "/same") == 0) {
+        r->status = s->arg;
+        r->headers[0] = "Location";
+        r->headers[1] = strcmp(url, "/start") == 0 ? s->target : "/final";
+        r->body = "moved";
+    } else {
+        r->body = "final-a";
+    }
+}
+
+/* The second: /bounce redirects to s->target; anything else is 200. */
+static void s_origin_b(server *s, int n, const char *method, const char *url, reply *r)
+{
+    (void)n;
+    (void)method;
+    if (strcmp(url, "/bounce") == 0) {
+        r->status = 302;
+        r->headers[0] = "Location";
+        r->headers[1] = s->target;
+    } else {
+        r->body = "landed-b";
+    }
+}
+
+static void check_no_secret_at(const server *s, const char *what)
+{
+    if (s->last_auth[0] || s->last_shop_token[0] || s->last_api_token[0] || s->last_cookie[0] ||
+        strstr(s->last_body, "SECRET")) {
+        fprintf(stderr, "  %s: a credential reached the other origin: auth='%s' shop='%s' "
+                        "api='%s' cookie='%s' body='%s'\n",
+                what, s->last_auth, s->last_shop_token, s->last_api_token, s->last_cookie,
+                s->last_body);
+        CHECK(0);
+    }
+}
+
+static void test_redirect_cross_origin(void)
+{
+    server a, b;
+    fclock f;
+    fc_init(&f);
+    CHECK(server_start(&a, s_origin_a) == 0);
+    CHECK(server_start(&b, s_origin_b) == 0);
+    CHECK(a.port != b.port);
+    ig_http_opts o = test_opts(&f);
+    ig_http *h = NULL;
+    CHECK_OK(ig_http_new(&o, &h));
+    char start[256], same[256], landing[256], host_b[64];
+    url_of(&a, "/start", start, sizeof start);
+    url_of(&a, "/same", same, sizeof same);
+    url_of(&b, "/landing", landing, sizeof landing);
+    snprintf(host_b, sizeof host_b, "127.0.0.1:%u", b.port);
+    snprintf(a.target, sizeof a.target, "%s", landing);
+    ig_http_header creds[] = {{"Authorization", "Bearer sk_live_AUTH_2"},
+                              {"X-Shopify-Access-Token", "shpat_SECRET_3"},
+                              {"x-api-token", "pd_SECRET_4"},
+                              {"Cookie", "session=SECRET_5"},
+                              {"X-Trace", "trace-1"},
+                              {"Content-Type", "application/x-www-form-urlencoded"}};
+    size_t nc = sizeof creds / sizeof *creds;
+    const char *body = "grant_type=client_credentials&client_secret=SECRET_6";
+    ig_http_response r;
+
+    /* Followed to the other origin, with no credential header; the others
+     * are kept. */
+    static const int all[] = {301, 302, 303, 307, 308};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+        a.arg = all[i];
+        ig_http_request req = {"GET", start, creds, nc, NULL, 0};
+        CHECK_OK(ig_http_send(h, &req, NULL, NULL, NULL, &r));
+        CHECK(r.status == 200);
+        CHECK_STR(r.body, "landed-b");
+        CHECK_STR(r.effective_url, landing);
+        CHECK(r.attempts == 1);
+        CHECK_STR(a.last_shop_token, "shpat_SECRET_3"); /* the first origin had them */
+        CHECK_STR(a.last_api_token, "pd_SECRET_4");
+        CHECK_STR(b.last_method, "GET");
+        CHECK_STR(b.last_trace, "trace-1");
+        check_no_secret_at(&b, "GET");
+        ig_http_response_free(&r);
+    }
+    CHECK(server_requests(&b) == 5);
+
+    /* A body is never resent to another origin: 307 and 308 (which keep
+     * method and body), and a PUT after 301/302, are refused. */
+    static const int keep[] = {307, 308};
+    for (size_t i = 0; i < 2; i++) {
+        a.arg = keep[i];
+        ig_http_request req = {"POST", start, creds, nc, body, strlen(body)};
+        CHECK_RC(ig_http_send(h, &req, NULL, NULL, NULL, &r), INTEG_EINVAL);
+        CHECK_MSG("refused to send the request body to another origin");
+        CHECK_MSG(host_b);
+        CHECK(!strstr(integ_errmsg(), "SECRET"));
+        CHECK_STR(a.last_body, body);
+        CHECK(r.attempts == 1);
+    }
+    a.arg = 302;
+    ig_http_request put = {"PUT", start, creds, nc, body, strlen(body)};
+    CHECK_RC(ig_http_send(h, &put, NULL, NULL, NULL, &r), INTEG_EINVAL);
+    CHECK_MSG("refused to send the request body to another origin: HTTP 302 redirect to");
+    CHECK(server_requests(&b) == 5); /* nothing reached it */
+
+    /* 303, and 301/302 after POST: a GET without the body (or its headers). */
+    static const int to_get[] = {301, 302, 303};
+    for (size_t i = 0; i < 3; i++) {
+        a.arg = to_get[i];
+        ig_http_request req = {"POST", start, creds, nc, body, strlen(body)};
+        CHECK_OK(ig_http_send(h, &req, NULL, NULL, NULL, &r));
+        CHECK_STR(r.body, "landed-b");
+        CHECK_STR(b.last_method, "GET");
+        CHECK(b.last_body_len == 0);
+        CHECK_STR(b.last_content_type, "");
+        check_no_secret_at(&b, "POST then GET");
+        ig_http_response_free(&r);
+    }
+    CHECK(server_requests(&b) == 8);
+
+    /* Dropped for good: back on the first origin after a detour, still
+     * without them. */
+    url_of(&b, "/bounce", a.target, sizeof a.target);
+    url_of(&a, "/final", b.target, sizeof b.target);
+    a.arg = 302;
+    ig_http_request round = {"GET", start, creds, nc, NULL, 0};
+    CHECK_OK(ig_http_send(h, &round, NULL, NULL, NULL, &r));
+    CHECK_STR(r.body, "final-a");
+    CHECK_STR(a.last_url, "/final");
+    CHECK_STR(a.last_trace, "trace-1");
+    check_no_secret_at(&a, "round trip");
+    ig_http_response_free(&r);
+
+    /* The same origin: followed with every header; 307/308 resend method
+     * and body, 303 turns a POST into a GET. */
+    a.arg = 302;
+    ig_http_request get_same = {"GET", same, creds, nc, NULL, 0};
+    CHECK_OK(ig_http_send(h, &get_same, NULL, NULL, NULL, &r));
+    CHECK_STR(r.body, "final-a");
+    CHECK_STR(a.last_url, "/final");
+    CHECK_STR(a.last_auth, "Bearer sk_live_AUTH_2");
+    CHECK_STR(a.last_shop_token, "shpat_SECRET_3");
+    CHECK_STR(a.last_api_token, "pd_SECRET_4");
+    CHECK_STR(a.last_cookie, "session=SECRET_5");
+    ig_http_response_free(&r);
+    for (size_t i = 0; i < 2; i++) {
+        a.arg = keep[i];
+        ig_http_request req = {"POST", same, creds, nc, body, strlen(body)};
+        CHECK_OK(ig_http_send(h, &req, NULL, NULL, NULL, &r));
+        CHECK_STR(a.last_url, "/final");
+        CHECK_STR(a.last_method, "POST");
+        CHECK_STR(a.last_body, body);
+        CHECK_STR(a.last_shop_token, "shpat_SECRET_3");
+        ig_http_response_free(&r);
+    }
+    a.arg = 303;
+    ig_http_request post_same = {"POST", same, creds, nc, body, strlen(body)};
+    CHECK_OK(ig_http_send(h, &post_same, NULL, NULL, NULL, &r));
+    CHECK_STR(a.last_method, "GET");
+    CHECK(a.last_body_len == 0);
+    CHECK_STR(a.last_content_type, "");
+    CHECK_STR(a.last_auth, "Bearer sk_live_AUTH_2");
+    ig_http_response_free(&r);
+    CHECK(server_requests(&b) == 9); /* the detour only */
+
+    ig_http_free(h);
+    server_stop(&a);
+    server_stop(&b);
+    fc_done(&f);
+}
+
+/* The plan of one hop, for what a loopback server cannot show (TLS). */
+static void test_redirect_plan(void)
+{
+    ig_http_opts o;
+    ig_http_opts_from_json(NULL, &o); /* private networks refused */
+    ig_http *h = NULL;
+    CHECK_OK(ig_http_new(&o, &h));
+    ig_http_redirect p;
+    const char *base = "https://api.example.com/v1/x?access_token=SECRET_7";
+
+    /* https -> http is refused, to the same host or another, any status. */
+    CHECK_RC(ig_http_redirect_plan(h, base, "GET", 0, 302, "http://api.example.com/v1/y", &p),
+             INTEG_EINVAL);
+    CHECK_MSG("refused to follow a redirect from https to http (http://api.example.com/v1/y); "
+              "GET https://api.example.com/v1/x?access_token=REDACTED");
+    CHECK(p.url == NULL);
+    CHECK_RC(ig_http_redirect_plan(h, base, "GET", 0, 301, "http://other.example.net/", &p),
+             INTEG_EINVAL);
+    CHECK_MSG("from https to http");
+    CHECK_RC(ig_http_redirect_plan(h, base, "GET", 0, 308, "HTTP://api.example.com:443/", &p),
+             INTEG_EINVAL);
+    CHECK_MSG("from https to http");
+
+    /* The same origin: relative, absolute, explicit default port, case. */
+    CHECK_OK(ig_http_redirect_plan(h, base, "GET", 0, 302, "/v1/y?page=2", &p));
+    CHECK_STR(p.url, "https://api.example.com/v1/y?page=2");
+    CHECK(!p.cross_origin && !p.drop_body);
+    CHECK_STR(p.method, "GET");
+    free(p.url);
+    CHECK_OK(ig_http_redirect_plan(h, base, "GET", 0, 301, "https://API.example.com:443/z", &p));
+    CHECK(!p.cross_origin);
+    free(p.url);
+
+    /* Another origin: host, port, scheme (an upgrade is followed, but
+     * still without the credentials). */
+    const char *other[] = {"https://other.example.net/z", "https://api.example.com:8443/z",
+                           "//cdn.example.net/file"};
+    for (size_t i = 0; i < 3; i++) {
+        CHECK_OK(ig_http_redirect_plan(h, base, "GET", 0, 302, other[i], &p));
+        CHECK(p.cross_origin);
+        free(p.url);
+    }
+    CHECK_OK(ig_http_redirect_plan(h, "http://api.example.com/x", "GET", 0, 301,
+                                   "https://api.example.com/x", &p));
+    CHECK(p.cross_origin);
+    CHECK_STR(p.url, "https://api.example.com/x");
+    free(p.url);
+
+    /* Methods and bodies. */
+    CHECK_OK(ig_http_redirect_plan(h, base, "POST", 1, 303, "/done", &p));
+    CHECK(p.drop_body && !p.cross_origin);
+    CHECK_STR(p.method, "GET");
+    free(p.url);
+    CHECK_OK(ig_http_redirect_plan(h, base, "POST", 1, 302, "https://other.example.net/", &p));
+    CHECK(p.drop_body && p.cross_origin);
+    CHECK_STR(p.method, "GET");
+    free(p.url);
+    CHECK_OK(ig_http_redirect_plan(h, base, "POST", 1, 307, "/again", &p));
+    CHECK(!p.drop_body);
+    CHECK_STR(p.method, "POST");
+    free(p.url);
+    CHECK_OK(ig_http_redirect_plan(h, base, "DELETE", 0, 301, "https://other.example.net/", &p));
+    CHECK_STR(p.method, "DELETE");
+    free(p.url);
+    CHECK_OK(ig_http_redirect_plan(h, base, "HEAD", 0, 303, "/x", &p));
+    CHECK_STR(p.method, "HEAD");
+    free(p.url);
+    CHECK_OK(ig_http_redirect_plan(h, base, "POST", 0, 307, "https://other.example.net/", &p));
+    CHECK_STR(p.method, "POST"); /* no body, nothing to leak */
+    free(p.url);
+    CHECK_RC(ig_http_redirect_plan(h, base, "POST", 1, 307, "https://other.example.net/token", &p),
+             INTEG_EINVAL);
+    CHECK_MSG("refused to send the request body to another origin: HTTP 307 redirect to "
+              "https://other.example.net/token");
+    CHECK_RC(ig_http_redirect_plan(h, base, "PATCH", 1, 308, "https://other.example.net/", &p),
+             INTEG_EINVAL);
+    CHECK_RC(ig_http_redirect_plan(h, base, "PUT", 1, 302, "https://other.example.net/", &p),
+             INTEG_EINVAL);
+    CHECK(p.url == NULL);
+
+    /* Every hop gets the first request's checks. */
+    CHECK_RC(ig_http_redirect_plan(h, "http://api.example.com/", "GET", 0, 302,
+                                   "http://10.0.0.1:8080/internal", &p),
+             INTEG_EINVAL);
+    CHECK_MSG("refused to connect to 10.0.0.1:8080: private/loopback address");
+    CHECK_RC(ig_http_redirect_plan(h, base, "GET", 0, 302, "https://169.254.169.254/latest", &p),
+             INTEG_EINVAL);
+    CHECK_MSG("refused to connect to 169.254.169.254:443");
+    CHECK_RC(ig_http_redirect_plan(h, base, "GET", 0, 302, "ftp://example.com/f", &p),
+             INTEG_EINVAL);
+    CHECK_MSG("non-http(s) URL (ftp://example.com/f)");
+    CHECK_RC(ig_http_redirect_plan(h, base, "GET", 0, 302, "http://[::1", &p), INTEG_EREMOTE);
+    CHECK_MSG("invalid Location");
+    CHECK_RC(ig_http_redirect_plan(h, base, "GET", 0, 300, "/x", &p), INTEG_EINVAL);
+    ig_http_free(h);
+
+    o.allow_private_networks = 1;
+    CHECK_OK(ig_http_new(&o, &h));
+    CHECK_OK(ig_http_redirect_plan(h, base, "GET", 0, 302, "https://10.0.0.1/x", &p));
+    CHECK(p.cross_origin);
+    free(p.url);
+    ig_http_free(h);
+}
+
 static void s_echo_secrets(server *s, int n, const char *method, const char *url, reply *r)
 {
     (void)n;
@@ -1364,6 +1659,28 @@ static void test_url_helpers(void)
     CHECK_URL(u, "https://api.example.com/base/x/accounts(00000000-0000)");
     CHECK_RC(ig_url_append_path(u, "../admin"), INTEG_EINVAL);
     CHECK_RC(ig_url_append_path(u, "a/./b"), INTEG_EINVAL);
+    /* Percent-encoded dots are dots to a server that decodes first. */
+    CHECK_RC(ig_url_append_path(u, "%2e%2e/x"), INTEG_EINVAL);
+    CHECK_RC(ig_url_append_path(u, "%2e%2e/%2e%2e/admin"), INTEG_EINVAL);
+    CHECK_RC(ig_url_append_path(u, "a/%2E/b"), INTEG_EINVAL);
+    CHECK_RC(ig_url_append_path(u, ".%2E"), INTEG_EINVAL);
+    CHECK_RC(ig_url_append_path(u, "x/%2e"), INTEG_EINVAL);
+    CHECK_MSG("path: '.' and '..' segments are not allowed");
+    /* So is an encoded slash or a backslash around them. */
+    CHECK_RC(ig_url_append_path(u, "..%2Fadmin"), INTEG_EINVAL);
+    CHECK_RC(ig_url_append_path(u, "a%2f%2e%2e%2fadmin"), INTEG_EINVAL);
+    CHECK_RC(ig_url_append_path(u, "..\\admin"), INTEG_EINVAL);
+    CHECK_RC(ig_url_append_path(u, "a%5C..%5cadmin"), INTEG_EINVAL);
+    CHECK_URL(u, "https://api.example.com/base/x/accounts(00000000-0000)"); /* unchanged */
+    /* Dots inside a segment, or three of them, are just characters. */
+    CHECK_OK(ig_url_append_path(u, "a%2eb"));
+    CHECK_URL(u, "https://api.example.com/base/x/accounts(00000000-0000)/a%2eb");
+    CHECK_OK(ig_url_append_path(u, "%2e%2e%2e/.x/v1.2"));
+    CHECK_URL(u, "https://api.example.com/base/x/accounts(00000000-0000)/a%2eb/%2e%2e%2e/.x/v1.2");
+    ig_url_free(u);
+    CHECK_OK(ig_url_parse("https://api.example.com/base/", &u));
+    CHECK_OK(ig_url_append_path(u, "/x"));
+    CHECK_OK(ig_url_append_path(u, "accounts(00000000-0000)"));
     CHECK_OK(ig_url_append_path(u, "id%2Fwith%2Fslash"));
     CHECK_URL(u, "https://api.example.com/base/x/accounts(00000000-0000)/id%2Fwith%2Fslash");
     ig_url_free(u);
@@ -1750,6 +2067,8 @@ int main(void)
     RUN(test_private_refused);
     RUN(test_redirects);
     RUN(test_redirect_checked);
+    RUN(test_redirect_cross_origin);
+    RUN(test_redirect_plan);
     RUN(test_secrets_redacted);
     RUN(test_keepalive);
     RUN(test_concurrent);
