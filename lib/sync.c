@@ -40,17 +40,22 @@ struct run {
     int64_t since_ms;
     json_object *state;
     int64_t hwm_ms, prev_hwm_ms;
+    int64_t failed_min_ms;         /* oldest remote update time of a record that failed mapping, or -1 */
     char log_id[37];
     char holder[37];
     char checkpoint_id[160];
     char lease_id[160];
     int64_t started_ms;
     int64_t lease_until_ms;
+    int leased;                    /* this run holds the lease (not a dry run, not a webhook apply) */
+    int lease_lost;                /* ... and lost it to another run */
+    int conflicts_durable;         /* the queued conflicts were committed although the page failed */
     int64_t processed, created, updated, skipped, failed, pages, bytes;
     int64_t conflicts, deleted;
     const char *strategy;          /* conflict strategy of this run */
     int sweep;                     /* full read from the start: stamp links, then sweep the unseen */
     int assume_new;                /* the writer's pages are planned without reading links */
+    json_object *dry_seen;         /* a dry run's sweep: {external id: null} seen (its stamps roll back) */
     json_object *field_policies;   /* {local field: policy} from the mapping (owned ref) */
     json_object *conflict_events;  /* emitted after their page commits */
     json_object *errors;
@@ -80,7 +85,8 @@ static int lease_take(struct run *r, int renew)
                         ig_json_str(cur, "started_at") ? ig_json_str(cur, "started_at") : "?",
                         ig_json_str(cur, "user_id") ? ig_json_str(cur, "user_id") : "?");
         } else if (rc == INTEG_OK && renew && (!cur || strcmp(ig_json_str(cur, "holder"), r->holder) != 0)) {
-            rc = ig_err(INTEG_ECONFLICT, "the sync lease of integration %s was lost (another run took over)",
+            r->lease_lost = 1;
+            rc = ig_err(INTEG_ECONFLICT, "sync lease lost to another run (integration %s): stopping",
                         ig_json_str(r->c->integration, "id"));
         }
         if (rc == INTEG_OK) {
@@ -100,6 +106,42 @@ static int lease_take(struct run *r, int renew)
     }
     json_object_put(cur);
     return rc;
+}
+
+/* In a write transaction about to write a page or a checkpoint: the lease
+ * is still this holder's, renewed in it once half its time has gone (*until:
+ * the expiry known, moved on). One page's fetch can outlast the lease
+ * (retries honouring Retry-After, rate-limit waits), and another run may
+ * have taken it over meanwhile: then nothing more is written
+ * (INTEG_ECONFLICT, *lost set). Uses no json-c object of the run: the
+ * writer thread calls it too. */
+static int lease_hold(integ_ctx *ctx, void *tx, const char *lease_id, const char *holder,
+                      const char *integration_id, int64_t *until, int *lost)
+{
+    int64_t now = ig_ctx_now_ms(ctx);
+    json_object *cur = NULL;
+    int rc = ig_store_get(ctx, tx, INTEG_KIND_LEASE, NULL, lease_id, &cur);
+    const char *h = rc == INTEG_OK ? ig_json_str(cur, "holder") : NULL;
+    if (rc == INTEG_ENOTFOUND || (rc == INTEG_OK && (!h || strcmp(h, holder) != 0))) {
+        *lost = 1;
+        rc = ig_err(INTEG_ECONFLICT, "sync lease lost to another run (integration %s): stopping", integration_id);
+    } else if (rc == INTEG_OK && now > *until - LEASE_TTL_MS / 2) {
+        json_object_object_add(cur, "expires_at_ms", json_object_new_int64(now + LEASE_TTL_MS));
+        rc = ig_store_put(ctx, tx, INTEG_KIND_LEASE, cur, INTEG_PUT_UPDATE);
+        if (rc == INTEG_OK)
+            *until = now + LEASE_TTL_MS;
+    }
+    json_object_put(cur);
+    return rc;
+}
+
+/* lease_hold for a run on the calling thread; OK when it holds no lease. */
+static int run_lease_hold(struct run *r, void *tx)
+{
+    if (!r->leased)
+        return INTEG_OK;
+    return lease_hold(r->s->ctx, tx, r->lease_id, r->holder, ig_json_str(r->c->integration, "id"), &r->lease_until_ms,
+                      &r->lease_lost);
 }
 
 static void lease_release(struct run *r)
@@ -147,6 +189,7 @@ static json_object *checkpoint_rec(struct run *r, json_object *state, int64_t hw
     json_object_object_add(ck, "state", state);
     json_object_object_add(ck, "run_since_ms", json_object_new_int64(r->since_ms));
     json_object_object_add(ck, "run_max_ms", json_object_new_int64(r->hwm_ms));
+    json_object_object_add(ck, "run_failed_min_ms", json_object_new_int64(r->failed_min_ms));
     json_object_object_add(ck, "hwm_ms", json_object_new_int64(hwm_ms));
     char at[32];
     ig_rfc3339(at, ig_now_ms(), 0);
@@ -698,6 +741,21 @@ enum plan_mode {
  * is already linked (and would be updated or stamped). */
 #define PLAN_NOT_FRESH 1
 
+/* A plan entry that only stamps the link (taken over) as seen by this full
+ * read: the record is listed remotely, so it is no remote deletion, also
+ * when it is skipped as unchanged, fails its mapping or is held. */
+static void plan_stamp(struct run *r, struct pending *plan, size_t *n_plan, json_object *link)
+{
+    json_object_object_add(link, "seen_run", json_object_new_string(r->log_id));
+    plan[*n_plan].link = link;
+    plan[*n_plan].data = NULL;
+    plan[*n_plan].created = 0;
+    plan[*n_plan].fresh = 0;
+    plan[*n_plan].origin = "sync";
+    plan[*n_plan].version = -1;
+    (*n_plan)++;
+}
+
 /* Work out what to write for the page's records (tx: NULL for
  * PLAN_ASSUMED). */
 static int plan_page(struct run *r, void *tx, json_object *records, const struct page_facts *prepared,
@@ -726,7 +784,7 @@ static int plan_page(struct run *r, void *tx, json_object *records, const struct
      * before anything is mapped. */
     for (size_t i = 0; fresh_only && i < n; i++) {
         json_object *l = pf->r[i].ok ? ig_json_get(links, pf->r[i].ext) : NULL;
-        if (l && (r->sweep || ig_json_bool(l, "pending", 0) ||
+        if (l && (r->sweep || ig_json_bool(l, "pending", 0) || ig_json_bool(l, "deleted", 0) ||
                   strcmp(ig_json_str(l, "hash") ? ig_json_str(l, "hash") : "", pf->r[i].hash) != 0)) {
             rc = PLAN_NOT_FRESH;
             goto done;
@@ -744,6 +802,9 @@ static int plan_page(struct run *r, void *tx, json_object *records, const struct
             record_error(r, NULL, INTEG_EMAPPING, msg);
             continue;
         }
+        /* Listed remotely, whatever becomes of it below. */
+        if (r->dry_seen)
+            json_object_object_add(r->dry_seen, ext, NULL);
         int64_t upd = f->upd;
         if (upd > r->hwm_ms)
             r->hwm_ms = upd;
@@ -755,18 +816,15 @@ static int plan_page(struct run *r, void *tx, json_object *records, const struct
         /* A pending link (host entity store, a page interrupted between
          * its steps) is not proof that the record reached the host. */
         int pending = link && ig_json_bool(link, "pending", 0);
-        if (dup || (link && !pending && !strcmp(ig_json_str(link, "hash") ? ig_json_str(link, "hash") : "", hash))) {
+        /* A link a remote deletion marked: the record is back, and written
+         * again (undeleted) even when unchanged. */
+        int gone = link && ig_json_bool(link, "deleted", 0);
+        /* Seen in this full read: not a remote deletion (plan_stamp). */
+        int stamp = r->sweep && link && !pending && !dup;
+        if (dup || (link && !pending && !gone && !strcmp(ig_json_str(link, "hash") ? ig_json_str(link, "hash") : "", hash))) {
             r->skipped++;
-            if (r->sweep && link && !dup) {
-                /* Seen in this full read: not a remote deletion. */
-                json_object_object_add(link, "seen_run", json_object_new_string(r->log_id));
-                plan[*n_plan].link = link;
-                plan[*n_plan].data = NULL;
-                plan[*n_plan].created = 0;
-                plan[*n_plan].fresh = 0;
-                plan[*n_plan].origin = "sync";
-                plan[*n_plan].version = -1;
-                (*n_plan)++;
+            if (stamp) {
+                plan_stamp(r, plan, n_plan, link);
                 continue;
             }
             json_object_put(link);
@@ -777,7 +835,13 @@ static int plan_page(struct run *r, void *tx, json_object *records, const struct
             rc = ig_mapping_apply(r->mapping, IG_PULL, rec, &data);
             if (rc == INTEG_EMAPPING || rc == INTEG_EINVAL) {
                 record_error(r, ext, INTEG_EMAPPING, integ_errmsg());
-                json_object_put(link);
+                /* The next incremental run reads it again (the watermark stays below it). */
+                if (upd >= 0 && (r->failed_min_ms < 0 || upd < r->failed_min_ms))
+                    r->failed_min_ms = upd;
+                if (stamp)
+                    plan_stamp(r, plan, n_plan, link);
+                else
+                    json_object_put(link);
                 continue;
             }
             if (rc) {
@@ -799,7 +863,10 @@ static int plan_page(struct run *r, void *tx, json_object *records, const struct
             if (rc == 1) {
                 /* Held for a person: neither side moves. */
                 json_object_put(data);
-                json_object_put(link);
+                if (stamp)
+                    plan_stamp(r, plan, n_plan, link);
+                else
+                    json_object_put(link);
                 continue;
             }
             if (rc) {
@@ -847,6 +914,7 @@ static int plan_page(struct run *r, void *tx, json_object *records, const struct
         }
         json_object_object_add(link, "synced_at", json_object_new_string(synced_at));
         json_object_object_add(link, "pending", json_object_new_boolean(0));
+        json_object_object_del(link, "deleted"); /* seen again: a later removal is found again */
         if (r->sweep)
             json_object_object_add(link, "seen_run", json_object_new_string(r->log_id));
         /* The base of the next three-way merge: what both sides agree on. */
@@ -948,6 +1016,9 @@ static int apply_page(struct run *r, json_object *records, json_object *next_sta
     int64_t created0 = r->created, updated0 = r->updated;
     void *tx = NULL;
     int rc = ig_tx_begin(ctx, 1, &tx);
+    /* Still this run's lease, before anything of the page is written. */
+    if (rc == INTEG_OK)
+        rc = run_lease_hold(r, tx);
     if (rc == INTEG_OK)
         rc = plan_page(r, tx, records, facts, PLAN_IN_TX, plan, &n_plan);
     if (rc == INTEG_OK && !r->dry_run) {
@@ -961,12 +1032,16 @@ static int apply_page(struct run *r, json_object *records, json_object *next_sta
             }
             rc = ig_tx_end(ctx, tx, 1, rc);
             tx = NULL;
+            /* The page's conflict rows are committed with the pending links. */
+            r->conflicts_durable = rc == INTEG_OK;
             for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++)
                 if (plan[i].data)
                     rc = ig_entity_store_put(ctx, NULL, r->s->tenant_id, r->local_entity,
                                              ig_json_str(plan[i].link, "local_id"), plan[i].data, 0, plan[i].origin, NULL);
             if (rc == INTEG_OK)
                 rc = ig_tx_begin(ctx, 1, &tx);
+            if (rc == INTEG_OK)
+                rc = run_lease_hold(r, tx);
             for (size_t i = 0; rc == INTEG_OK && i < n_plan; i++)
                 rc = write_link(r, tx, plan[i].link);
         } else {
@@ -1040,6 +1115,7 @@ static int soft_delete_ids(struct run *r, json_object *ids)
 
 struct unseen {
     const char *run;
+    json_object *seen; /* a dry run's: the ids it saw (its stamps rolled back) */
     json_object *ids;
 };
 
@@ -1053,7 +1129,8 @@ static int collect_unseen(void *payload, const char *json, size_t len, const uns
         return INTEG_ESTORE;
     const char *seen = ig_json_str(l, "seen_run");
     if (!ig_json_bool(l, "deleted", 0) && !ig_json_bool(l, "pending", 0) && ig_json_str(l, "external_id") &&
-        (!seen || strcmp(seen, u->run)))
+        (!seen || strcmp(seen, u->run)) &&
+        !(u->seen && json_object_object_get_ex(u->seen, ig_json_str(l, "external_id"), NULL)))
         json_object_array_add(u->ids, json_object_new_string(ig_json_str(l, "external_id")));
     json_object_put(l);
     return 0;
@@ -1091,7 +1168,7 @@ static int detect_remote_deletes(struct run *r)
     }
     if (!r->sweep)
         return INTEG_OK;
-    struct unseen u = {r->log_id, json_object_new_array()};
+    struct unseen u = {r->log_id, r->dry_seen, json_object_new_array()};
     char q[300];
     snprintf(q, sizeof q, "{\"integration_id\":\"%s\",\"entity\":\"%s\"}", ig_json_str(r->c->integration, "id"), r->entity);
     void *tx = NULL;
@@ -1104,9 +1181,16 @@ static int detect_remote_deletes(struct run *r)
     return rc;
 }
 
-static void emit_conflicts(struct run *r)
+/* After apply_page returned rc: the page's conflicts are reported when it
+ * committed; a page rolled back recorded none, so they are dropped and not
+ * counted (unless a host-store page committed them before failing). */
+static void emit_conflicts(struct run *r, int rc)
 {
-    for (size_t i = 0; !r->dry_run && i < ig_json_len(r->conflict_events); i++)
+    int keep = rc == INTEG_OK || r->conflicts_durable;
+    r->conflicts_durable = 0;
+    if (!keep)
+        r->conflicts -= (int64_t)ig_json_len(r->conflict_events);
+    for (size_t i = 0; keep && !r->dry_run && i < ig_json_len(r->conflict_events); i++)
         ig_emit(r->s->ctx, "conflict.detected", json_object_array_get_idx(r->conflict_events, i));
     json_object_put(r->conflict_events);
     r->conflict_events = json_object_new_array();
@@ -1117,14 +1201,14 @@ static void emit_conflicts(struct run *r)
 /* The run's counts at one point: what a page added can be taken back, or
  * left out of a progress report. */
 struct tally {
-    int64_t processed, created, updated, skipped, failed, pages, hwm_ms;
+    int64_t processed, created, updated, skipped, failed, pages, hwm_ms, failed_min_ms;
     size_t n_errors;
 };
 
 static struct tally tally_of(const struct run *r)
 {
     struct tally t = {r->processed, r->created, r->updated, r->skipped, r->failed, r->pages, r->hwm_ms,
-                      ig_json_len(r->errors)};
+                      r->failed_min_ms, ig_json_len(r->errors)};
     return t;
 }
 
@@ -1138,6 +1222,7 @@ static void tally_restore(struct run *r, const struct tally *t)
     r->failed = t->failed;
     r->pages = t->pages;
     r->hwm_ms = t->hwm_ms;
+    r->failed_min_ms = t->failed_min_ms;
     size_t n = ig_json_len(r->errors);
     if (n > t->n_errors)
         json_object_array_del_idx(r->errors, t->n_errors, n - t->n_errors);
@@ -1288,9 +1373,15 @@ static int finish(struct run *r, const char *status, int err, json_object **resu
             if (cur && (!strcmp(cur, "error") || !strcmp(cur, "needs_reauth")))
                 json_object_object_add(integ, "status", json_object_new_string("active"));
             json_object_object_del(integ, "last_error");
-        } else if (!strcmp(status, "error")) {
-            json_object_object_add(integ, "status",
-                                   json_object_new_string(err == INTEG_EAUTH ? "needs_reauth" : "error"));
+        } else if (!strcmp(status, "error") && !r->lease_lost) {
+            /* A failure keeps "paused" (a person paused it; "error" would
+             * let the scheduler run it), and keeps "needs_reauth" too: the
+             * credentials are still to be fixed, whatever else failed now.
+             * A run that lost its lease leaves the status to the run that
+             * took over. */
+            if (!cur || (strcmp(cur, "paused") != 0 && strcmp(cur, "needs_reauth") != 0))
+                json_object_object_add(integ, "status",
+                                       json_object_new_string(err == INTEG_EAUTH ? "needs_reauth" : "error"));
             json_object_object_add(integ, "last_error", json_object_new_string(saved));
         }
         json_object_object_add(integ, "updated_at", json_object_new_string(at));
@@ -1352,6 +1443,12 @@ INTEG_API int integ_sync(integ_session *s, const char *integration_id, const cha
 struct write_job {
     integ_ctx *ctx;
     ig_put_batch *batch;
+    /* The run's lease, checked in the job's transaction (lease_hold);
+     * lease_id NULL: none. The strings are lent from the run; lease_until
+     * and lease_lost are the job's until it has been waited for. */
+    const char *lease_id, *holder, *integration_id;
+    int64_t lease_until;
+    int lease_lost;
 };
 
 /* ig_job_fn: on the writer thread. */
@@ -1360,6 +1457,8 @@ static int write_job_run(void *arg)
     struct write_job *j = arg;
     void *tx = NULL;
     int rc = ig_tx_begin(j->ctx, 1, &tx);
+    if (rc == INTEG_OK && j->lease_id)
+        rc = lease_hold(j->ctx, tx, j->lease_id, j->holder, j->integration_id, &j->lease_until, &j->lease_lost);
     if (rc == INTEG_OK)
         rc = ig_put_batch_run(j->ctx, tx, j->batch);
     return ig_tx_end(j->ctx, tx, 1, rc);
@@ -1513,6 +1612,12 @@ static int submit(struct run *r, ig_worker *writer, struct inflight *fl, ig_page
         return rc;
     fl->job.ctx = r->s->ctx;
     fl->job.batch = batch;
+    if (r->leased) {
+        fl->job.lease_id = r->lease_id;
+        fl->job.holder = r->holder;
+        fl->job.integration_id = ig_json_str(r->c->integration, "id");
+        fl->job.lease_until = r->lease_until_ms;
+    }
     fl->page = *page;
     memset(page, 0, sizeof *page);
     fl->created = created;
@@ -1534,6 +1639,11 @@ static int land(struct run *r, struct inflight *fl, ig_worker *writer, ig_prefet
     if (!fl->active)
         return INTEG_OK;
     int rc = ig_worker_wait(writer);
+    /* What the job's transaction learnt of the lease. */
+    if (fl->job.lease_until > r->lease_until_ms)
+        r->lease_until_ms = fl->job.lease_until;
+    if (fl->job.lease_lost)
+        r->lease_lost = 1;
     if (rc == INTEG_EEXISTS) {
         /* A link for one of its records was made after it was planned (a
          * webhook delivery): plan it again, in the transaction that writes
@@ -1545,7 +1655,7 @@ static int land(struct run *r, struct inflight *fl, ig_worker *writer, ig_prefet
         r->assume_new = 0;
         r->pages++;
         rc = apply_page(r, fl->page.records, fl->page.next_state, fl->page.prep);
-        emit_conflicts(r);
+        emit_conflicts(r, rc);
         inflight_clear(fl, prefetch);
         if (rc == INTEG_OK && progress(r) != 0)
             rc = ig_err(INTEG_ECANCELED, "canceled by the progress callback after %lld pages", (long long)r->pages);
@@ -1603,6 +1713,7 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
     r.conflict_events = json_object_new_array();
     r.since_ms = -1;
     r.hwm_ms = -1;
+    r.failed_min_ms = -1;
     int64_t modified_since = -1;
     json_object *ck = NULL, *result = NULL;
     ig_prefetch *prefetch = NULL;
@@ -1637,6 +1748,7 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
         if ((rc = lease_take(&r, 0)))
             goto out;
         leased = 1;
+        r.leased = 1;
     }
     if ((rc = checkpoint_load(&r, &ck)))
         goto out;
@@ -1648,11 +1760,15 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
         r.state = json_object_get(saved_state);
         r.since_ms = ig_json_int(ck, "run_since_ms", -1);
         r.hwm_ms = ig_json_int(ck, "run_max_ms", -1);
+        r.failed_min_ms = ig_json_int(ck, "run_failed_min_ms", -1);
     } else if (!r.full && incremental_ok) {
         r.since_ms = modified_since >= 0 ? modified_since : r.prev_hwm_ms;
     }
     /* A read of everything from the first page can tell what disappeared. */
     r.sweep = r.since_ms < 0 && !r.state && !ig_json_get(r.edef, "deletes");
+    /* A dry run's stamps roll back with each page: it keeps what it saw. */
+    if (r.sweep && r.dry_run)
+        r.dry_seen = json_object_new_object();
     if (!r.dry_run) {
         json_object *running = result_json(&r, "running", 0);
         void *tx = NULL;
@@ -1745,7 +1861,7 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
             }
         } else if (rc == INTEG_OK) {
             rc = apply_page(&r, page.records, page.next_state, page.prep);
-            emit_conflicts(&r);
+            emit_conflicts(&r, rc);
         }
         /* A server that hands back the cursor it was given would loop forever. */
         if (rc == INTEG_OK && next && r.state && json_object_equal(next, r.state))
@@ -1793,9 +1909,16 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
     if (rc == INTEG_OK && pulling) {
         /* The watermark moves only when the run completed. */
         int64_t hwm = r.hwm_ms > r.prev_hwm_ms ? r.hwm_ms : r.prev_hwm_ms;
+        /* ... and never past a record that failed mapping: the next
+         * incremental run reads from just before it (the records it reads
+         * again unchanged are skipped by their hash). */
+        if (r.failed_min_ms >= 0 && hwm >= r.failed_min_ms)
+            hwm = r.failed_min_ms - 1;
         if (!r.dry_run) {
             void *tx = NULL;
             int crc = ig_tx_begin(s->ctx, 1, &tx);
+            if (crc == INTEG_OK)
+                crc = run_lease_hold(&r, tx);
             if (crc == INTEG_OK)
                 crc = checkpoint_put(&r, tx, NULL, hwm);
             rc = ig_tx_end(s->ctx, tx, 1, crc);
@@ -1831,6 +1954,7 @@ out:
     json_object_put(r.state);
     json_object_put(r.errors);
     json_object_put(r.conflict_events);
+    json_object_put(r.dry_seen);
     json_object_put(r.field_policies);
     json_object_put(r.push.errors);
     ig_mapping_free(r.mapping);
@@ -1911,6 +2035,7 @@ int ig_sync_apply(ig_conn *c, const char *tenant_id, const char *user_id, const 
     r.strategy = ig_json_str(c->config, "conflict_strategy") ? ig_json_str(c->config, "conflict_strategy") : "last_write_wins";
     r.since_ms = -1;
     r.hwm_ms = -1;
+    r.failed_min_ms = -1;
     r.started_ms = now_ms(&r);
     ig_ctx_new_id(c->ctx, r.log_id, ig_now_ms());
     int rc = INTEG_OK;
@@ -1921,7 +2046,7 @@ int ig_sync_apply(ig_conn *c, const char *tenant_id, const char *user_id, const 
         rc = load_mapping(&r);
     if (rc == INTEG_OK && ig_json_len(records)) {
         rc = apply_page(&r, records, NULL, NULL);
-        emit_conflicts(&r);
+        emit_conflicts(&r, rc);
     }
     /* Remote deletions soft-delete the linked local records. */
     if (rc == INTEG_OK && ig_json_len(deleted_ids))

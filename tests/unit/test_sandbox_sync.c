@@ -16,6 +16,7 @@
 #include "sandbox_proc.h"
 #include "sync.h"
 #include "test.h"
+#include "util.h"
 
 #define TOKEN SANDBOX_TOKEN
 
@@ -642,6 +643,388 @@ static void test_writer_links_as_built(void)
 static void test_writer_assumed_plan_meets_link(void) { test_writer_meets_new_link(0); }
 static void test_writer_read_plan_meets_link(void) { test_writer_meets_new_link(1); }
 
+/* ---- what a failed or interrupted run leaves ------------------------------------- */
+
+/* The integration's status (and last_error, when out_error), as stored. */
+static void integration_status(struct env *e, char status[32], char out_error[256])
+{
+    status[0] = '\0';
+    if (out_error)
+        out_error[0] = '\0';
+    struct body b = {NULL, 0};
+    void *tx = NULL;
+    if (e->ctx->store->begin(e->ctx->store_data, 0, &tx) == INTEG_OK) {
+        CHECK_OK(e->ctx->store->get(tx, INTEG_KIND_INTEGRATION, "acme", e->id, collect_first, &b));
+        e->ctx->store->end(tx, 0);
+    }
+    json_object *o = b.p ? json_tokener_parse(b.p) : NULL;
+    free(b.p);
+    snprintf(status, 32, "%s", o && jstr(o, "status") ? jstr(o, "status") : "");
+    if (out_error)
+        snprintf(out_error, 256, "%s", o && jstr(o, "last_error") ? jstr(o, "last_error") : "");
+    json_object_put(o);
+}
+
+/* Is the integration among the syncs integ_run_due starts now? */
+static int run_due_syncs(struct env *e)
+{
+    char *out = NULL;
+    CHECK_OK(integ_run_due(e->ctx, 10, &out));
+    int found = out && strstr(out, e->id) != NULL;
+    integ_free(out);
+    return found;
+}
+
+/* A failed run records its error without undoing what a person decided: a
+ * paused integration stays paused (the scheduler claims "error" ones), and
+ * one that needs re-authorisation keeps needing it when something else
+ * fails (a 500 before the credentials were replaced). */
+static void test_failure_keeps_paused_and_needs_reauth(void)
+{
+    struct sandbox sb;
+    if (sb_start(&sb, "hubspot:contacts=300", "")) {
+        CHECK(!"sandbox start");
+        return;
+    }
+    struct env e;
+    if (env_open(&e, &sb, "hubspot-crm", "\"credentials\":{\"api_key\":\"" TOKEN "\"},\"config\":{\"auto_sync\":true}")) {
+        CHECK(!"env_open");
+        sandbox_stop(&sb);
+        return;
+    }
+    char status[32], err[256], *out = NULL;
+    CHECK_OK(integ_integration_update(e.s, e.id, "{\"status\":\"paused\"}", &out));
+    integ_free(out);
+    CHECK(sb_control(&sb, "/_sandbox/config", "{\"faults\":\"error_every=1\"}") == 0);
+    json_object_put(sync_entity(&e, "contacts", NULL, INTEG_EREMOTE));
+    integration_status(&e, status, err);
+    CHECK_STR(status, "paused");
+    CHECK(strstr(err, "HTTP 500") != NULL); /* the reason is kept */
+    CHECK(sb_control(&sb, "/_sandbox/config", "{\"faults\":{}}") == 0);
+    fake_now += 2 * 3600 * 1000LL; /* past the next scheduled run */
+    CHECK(!run_due_syncs(&e));
+    integration_status(&e, status, NULL);
+    CHECK_STR(status, "paused");
+
+    /* Active again; a 401 makes it needs_reauth; a 500 after that keeps it. */
+    CHECK_OK(integ_integration_update(e.s, e.id, "{\"status\":\"active\"}", &out));
+    integ_free(out);
+    CHECK(sb_control(&sb, "/_sandbox/config", "{\"faults\":\"unauthorized=1\"}") == 0);
+    json_object_put(sync_entity(&e, "contacts", NULL, INTEG_EAUTH));
+    integration_status(&e, status, NULL);
+    CHECK_STR(status, "needs_reauth");
+    CHECK(sb_control(&sb, "/_sandbox/config", "{\"faults\":\"error_every=1\"}") == 0);
+    json_object_put(sync_entity(&e, "contacts", NULL, INTEG_EREMOTE));
+    integration_status(&e, status, err);
+    CHECK_STR(status, "needs_reauth");
+    CHECK(strstr(err, "HTTP 500") != NULL);
+    CHECK(sb_control(&sb, "/_sandbox/config", "{\"faults\":{}}") == 0);
+    fake_now += 2 * 3600 * 1000LL;
+    CHECK(!run_due_syncs(&e));
+    /* A success (after new credentials, here the fault gone) makes it active. */
+    json_object_put(sync_entity(&e, "contacts", NULL, INTEG_OK));
+    integration_status(&e, status, NULL);
+    CHECK_STR(status, "active");
+    env_close(&e);
+    sandbox_stop(&sb);
+}
+
+/* The stored checkpoint of an entity (NULL: none). */
+static json_object *checkpoint_of(struct env *e, const char *entity)
+{
+    char id[200];
+    snprintf(id, sizeof id, "%s:%s", e->id, entity);
+    struct body b = {NULL, 0};
+    void *tx = NULL;
+    json_object *ck = NULL;
+    if (e->ctx->store->begin(e->ctx->store_data, 0, &tx) == INTEG_OK) {
+        if (e->ctx->store->get(tx, INTEG_KIND_CHECKPOINT, "acme", id, collect_first, &b) == INTEG_OK && b.p)
+            ck = json_tokener_parse(b.p);
+        e->ctx->store->end(tx, 0);
+    }
+    free(b.p);
+    return ck;
+}
+
+/* The stored link of remote record `ext`, whole (NULL: none). */
+static json_object *link_of(struct env *e, const char *ext)
+{
+    char q[300];
+    snprintf(q, sizeof q, "{\"integration_id\":\"%s\",\"external_id\":\"%s\"}", e->id, ext);
+    struct body b = {NULL, 0};
+    void *tx = NULL;
+    json_object *link = NULL;
+    if (e->ctx->store->begin(e->ctx->store_data, 0, &tx) == INTEG_OK) {
+        if (e->ctx->store->list(tx, INTEG_KIND_ENTITY_LINK, q, collect_first, &b) == INTEG_OK && b.p)
+            link = json_tokener_parse(b.p);
+        e->ctx->store->end(tx, 0);
+    }
+    free(b.p);
+    return link;
+}
+
+#define MAPPING_FIELDS                                                                              \
+    "\"source_entity\":\"contacts\",\"target_entity\":\"contacts\",\"field_map\":{\"email\":"       \
+    "\"properties.email\",\"first_name\":\"properties.firstname\",\"external_updated_at\":\"updatedAt\"}"
+
+/* A record that fails mapping in a run that otherwise completes (partial)
+ * holds the high-water mark below its remote update time: the next
+ * incremental run reads it again, and applies it once the mapping is
+ * fixed. */
+static void test_failed_record_retried_incrementally(void)
+{
+    struct sandbox sb;
+    struct env e;
+    if (hubspot_1200(&sb, &e, ""))
+        return;
+    char *out = NULL;
+    CHECK_OK(integ_mapping_put(e.s, e.id, "{" MAPPING_FIELDS ",\"required\":[\"email\"]}", &out));
+    integ_free(out);
+    json_object *r = sync_entity(&e, "contacts", NULL, INTEG_OK);
+    CHECK(r && jint(r, "records_created") == 1200 && jint(r, "records_failed") == 0);
+    json_object_put(r);
+    int64_t t1, t2;
+    CHECK(ig_parse_rfc3339("2031-01-01T00:00:00Z", &t1) == 0 && ig_parse_rfc3339("2031-01-01T00:10:00Z", &t2) == 0);
+    json_object *ck = checkpoint_of(&e, "contacts");
+    CHECK(ck && jint(ck, "hwm_ms") > 0 && jint(ck, "hwm_ms") < t1);
+    json_object_put(ck);
+    /* Remote changes: record 17 loses its e-mail (which the mapping
+     * requires), record 18 changes after it. */
+    CHECK(sb_control(&sb, "/_sandbox/touch",
+                     "{\"system\":\"hubspot\",\"entity\":\"contacts\",\"index\":17,\"updated_at\":\"2031-01-01T00:00:00Z\","
+                     "\"fields\":{\"email\":null}}") == 0);
+    CHECK(sb_control(&sb, "/_sandbox/touch",
+                     "{\"system\":\"hubspot\",\"entity\":\"contacts\",\"index\":18,\"updated_at\":\"2031-01-01T00:10:00Z\"}") == 0);
+    r = sync_entity(&e, "contacts", NULL, INTEG_OK);
+    CHECK(r && !strcmp(jstr(r, "status"), "partial") && jint(r, "records_failed") == 1 && jint(r, "records_updated") == 1);
+    CHECK(r && jint(r, "records_processed") <= 3); /* incremental (from the mark: the newest record again) */
+    json_object_put(r);
+    ck = checkpoint_of(&e, "contacts");
+    if (!ck || jint(ck, "hwm_ms") >= t1)
+        fprintf(stderr, "  watermark after the partial run: %lld (failed record at %lld)\n",
+                ck ? (long long)jint(ck, "hwm_ms") : -1LL, (long long)t1);
+    CHECK(ck && jint(ck, "hwm_ms") < t1 && jint(ck, "hwm_ms") >= t1 - 1000);
+    json_object_put(ck);
+    /* The mapping is fixed: the next incremental run reads record 17 again
+     * and applies it. */
+    CHECK_OK(integ_mapping_put(e.s, e.id, "{" MAPPING_FIELDS "}", &out));
+    integ_free(out);
+    r = sync_entity(&e, "contacts", NULL, INTEG_OK);
+    CHECK(r && !strcmp(jstr(r, "status"), "success") && jint(r, "records_failed") == 0);
+    CHECK(r && jint(r, "records_updated") == 2 && jint(r, "records_processed") <= 3);
+    json_object_put(r);
+    /* which remote record is 17 now: the one whose link says 2031-01-01T00:00:00Z */
+    char *list = NULL;
+    int found = 0;
+    CHECK_OK(integ_entities_list(e.s, "contacts", "{\"limit\":10000}", &list));
+    json_object *all = list ? json_tokener_parse(list) : NULL;
+    integ_free(list);
+    for (size_t i = 0; all && i < json_object_array_length(all); i++) {
+        json_object *data = json_object_object_get(json_object_array_get_idx(all, i), "data");
+        const char *at = jstr(data, "external_updated_at");
+        if (at && !strncmp(at, "2031-01-01T00:00:00", 19)) {
+            found++;
+            CHECK(!jstr(data, "email")); /* the remote's change, applied */
+        }
+    }
+    json_object_put(all);
+    if (found != 1)
+        fprintf(stderr, "  records with record 17's change: %d\n", found);
+    CHECK(found == 1);
+    ck = checkpoint_of(&e, "contacts");
+    CHECK(ck && jint(ck, "hwm_ms") == t2); /* nothing failed: the mark moves on */
+    json_object_put(ck);
+    env_close(&e);
+    sandbox_stop(&sb);
+}
+
+/* ---- the lease lost during a page ------------------------------------------------ */
+
+struct takeover {
+    struct env *e;
+    int calls;
+    int inner_rc;
+    json_object *ck;   /* the checkpoint the other run left */
+};
+
+static int cancel_at_once(void *payload, const char *progress_json)
+{
+    (void)payload;
+    (void)progress_json;
+    return 1;
+}
+
+/* Called when page 2 has landed, with page 3 planned and about to be
+ * written: the fetch of page 3 outlasted the lease (the clock moves past
+ * it), and another run (a second session: another holder) took the lease
+ * over, read a page from the start and stopped. */
+static int take_over_lease(void *payload, const char *progress_json)
+{
+    (void)progress_json;
+    struct takeover *t = payload;
+    if (++t->calls != 2)
+        return 0;
+    fake_now += 121000;
+    integ_session *other = NULL;
+    char *out = NULL;
+    integ_session_open(&other, t->e->ctx, "acme", "bob", "[\"admin\"]");
+    t->inner_rc = integ_sync(other, t->e->id, "{\"entity\":\"contacts\",\"full\":true}", cancel_at_once, NULL, &out);
+    integ_free(out);
+    integ_session_close(other);
+    t->ck = checkpoint_of(t->e, "contacts");
+    return 0;
+}
+
+/* A run whose lease was taken over between its lease renewal and a page's
+ * write stops with INTEG_ECONFLICT and writes nothing more: the lease is
+ * checked inside the page's write transaction, on the writer thread
+ * (via_writer: an initial load, every page there) and in apply_page (a page
+ * with a record already linked goes the usual way). The checkpoint stays
+ * the other run's, and the next run completes the exact set. */
+static void lease_lost_mid_run(int via_writer)
+{
+    struct sandbox sb;
+    struct env e;
+    if (hubspot_1200(&sb, &e, ""))
+        return;
+    char ext[64] = "", local_id[64] = "";
+    if (!via_writer) {
+        CHECK(remote_id_at(&sb, 250, ext, sizeof ext) == 0); /* on page 3 */
+        CHECK(make_linked(&e, ext, local_id) == 0);
+    }
+    struct takeover t = {&e, 0, 0, NULL};
+    char *out = NULL;
+    CHECK_RC(integ_sync(e.s, e.id, "{\"entity\":\"contacts\"}", take_over_lease, &t, &out), INTEG_ECONFLICT);
+    CHECK_MSG("sync lease lost to another run");
+    integ_free(out);
+    CHECK(t.calls == 2);
+    CHECK(t.inner_rc == INTEG_ECANCELED); /* it got the lease */
+    /* page 3 was not written, and the checkpoint is the other run's */
+    int64_t n = local_count(&e, "contacts");
+    if (n != 200 + !via_writer)
+        fprintf(stderr, "  local records after the lost lease: %lld\n", (long long)n);
+    CHECK(n == 200 + !via_writer);
+    json_object *ck = checkpoint_of(&e, "contacts");
+    json_object *state = ck ? json_object_object_get(ck, "state") : NULL;
+    json_object *other = t.ck ? json_object_object_get(t.ck, "state") : NULL;
+    if (!state || !other || !json_object_equal(state, other))
+        fprintf(stderr, "  checkpoint %s\n  the other run's %s\n", state ? json_object_to_json_string(state) : "-",
+                other ? json_object_to_json_string(other) : "-");
+    CHECK(state && other && json_object_equal(state, other));
+    json_object_put(ck);
+    json_object_put(t.ck);
+    /* The integration's status is the other run's business. */
+    char status[32];
+    integration_status(&e, status, NULL);
+    CHECK_STR(status, "active");
+    /* The next run resumes from there to the exact set. */
+    json_object *r = sync_entity(&e, "contacts", NULL, INTEG_OK);
+    CHECK(r && jint(r, "records_failed") == 0);
+    json_object_put(r);
+    CHECK(local_count(&e, "contacts") == 1200);
+    env_close(&e);
+    sandbox_stop(&sb);
+}
+
+static void test_lease_lost_writer_page(void) { lease_lost_mid_run(1); }
+static void test_lease_lost_tx_page(void) { lease_lost_mid_run(0); }
+
+/* ---- conflicts of a page that rolled back ---------------------------------------- */
+
+/* The context's store with checkpoint writes failing while fail_checkpoints
+ * is set: the page's write transaction rolls back at its very end. */
+static const integ_store *real_store;
+static integ_store failing_store;
+static atomic_int fail_checkpoints;
+
+static int fs_put(void *tx, integ_store_kind kind, const char *json, const unsigned char *blob, size_t blob_len,
+                  integ_put_mode mode)
+{
+    if (kind == INTEG_KIND_CHECKPOINT && atomic_load(&fail_checkpoints))
+        return INTEG_ESTORE;
+    return real_store->put(tx, kind, json, blob, blob_len, mode);
+}
+
+static int fs_put_fields(void *tx, integ_store_kind kind, const char *json, size_t json_len,
+                         const integ_store_field *fields, size_t n_fields, const unsigned char *blob, size_t blob_len,
+                         integ_put_mode mode)
+{
+    if (kind == INTEG_KIND_CHECKPOINT && atomic_load(&fail_checkpoints))
+        return INTEG_ESTORE;
+    return real_store->put_fields(tx, kind, json, json_len, fields, n_fields, blob, blob_len, mode);
+}
+
+static atomic_int conflict_events;
+
+static void count_conflicts(void *payload, const char *event_json)
+{
+    (void)payload;
+    if (strstr(event_json, "\"conflict.detected\""))
+        atomic_fetch_add(&conflict_events, 1);
+}
+
+/* A conflict found on a page whose transaction then rolls back was never
+ * recorded: no conflict.detected, not counted. The next run finds it again
+ * and reports it once. */
+static void test_conflict_of_rolled_back_page(void)
+{
+    struct sandbox sb;
+    if (sb_start(&sb, "hubspot:contacts=300", "")) {
+        CHECK(!"sandbox start");
+        return;
+    }
+    struct env e;
+    if (env_open(&e, &sb, "hubspot-crm", "\"credentials\":{\"api_key\":\"" TOKEN "\"}")) {
+        CHECK(!"env_open");
+        sandbox_stop(&sb);
+        return;
+    }
+    integ_ctx_set_event_cb(e.ctx, count_conflicts, NULL);
+    json_object_put(sync_entity(&e, "contacts", NULL, INTEG_OK));
+    /* Record 5 changes on both sides. */
+    char ext[64] = "", put[256], *out = NULL;
+    CHECK(remote_id_at(&sb, 5, ext, sizeof ext) == 0);
+    json_object *link = link_of(&e, ext);
+    CHECK(link != NULL);
+    snprintf(put, sizeof put, "{\"id\":\"%s\",\"data\":{\"email\":\"mine@example.com\"}}",
+             link ? jstr(link, "local_id") : "");
+    json_object_put(link);
+    CHECK_OK(integ_entity_put(e.s, "contacts", put, &out));
+    integ_free(out);
+    CHECK(sb_control(&sb, "/_sandbox/touch",
+                     "{\"system\":\"hubspot\",\"entity\":\"contacts\",\"index\":5,\"fields\":{\"firstname\":\"Remote\"}}") == 0);
+    /* The page's transaction fails at its end (the checkpoint write). */
+    real_store = e.ctx->store;
+    failing_store = *real_store;
+    failing_store.put = fs_put;
+    if (real_store->put_fields)
+        failing_store.put_fields = fs_put_fields;
+    e.ctx->store = &failing_store;
+    atomic_store(&fail_checkpoints, 1);
+    atomic_store(&conflict_events, 0);
+    json_object_put(sync_entity(&e, "contacts", NULL, INTEG_ESTORE));
+    atomic_store(&fail_checkpoints, 0);
+    CHECK(atomic_load(&conflict_events) == 0);
+    CHECK_OK(integ_sync_logs(e.s, e.id, "{\"status\":\"error\"}", &out));
+    json_object *logs = out ? json_tokener_parse(out) : NULL;
+    integ_free(out);
+    CHECK(logs && json_object_array_length(logs) == 1 &&
+          jint(json_object_array_get_idx(logs, 0), "conflicts") == 0);
+    json_object_put(logs);
+    CHECK_OK(integ_conflicts_list(e.s, e.id, NULL, &out));
+    CHECK(out && !strcmp(out, "[]"));
+    integ_free(out);
+    /* Found again, reported once. */
+    json_object *r = sync_entity(&e, "contacts", NULL, INTEG_OK);
+    CHECK(r && jint(r, "conflicts") == 1);
+    json_object_put(r);
+    CHECK(atomic_load(&conflict_events) == 1);
+    e.ctx->store = real_store;
+    integ_ctx_set_event_cb(e.ctx, NULL, NULL);
+    env_close(&e);
+    sandbox_stop(&sb);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -662,5 +1045,10 @@ int main(int argc, char **argv)
     RUN(test_writer_assumed_plan_meets_link);
     RUN(test_writer_read_plan_meets_link);
     RUN(test_writer_links_as_built);
+    RUN(test_failure_keeps_paused_and_needs_reauth);
+    RUN(test_failed_record_retried_incrementally);
+    RUN(test_lease_lost_writer_page);
+    RUN(test_lease_lost_tx_page);
+    RUN(test_conflict_of_rolled_back_page);
     TEST_END();
 }

@@ -531,6 +531,147 @@ static void test_full_read_detects_deletes(void)
     env_close(&e);
 }
 
+/* Local records, deleted ones included: how many, and how many deleted. */
+static int local_count(struct env *e, int *deleted)
+{
+    char *out = NULL;
+    CHECK_OK(integ_entities_list(e->s, "contacts", "{\"include_deleted\":true,\"limit\":1000}", &out));
+    json_object *l = json_tokener_parse(out);
+    integ_free(out);
+    int n = (int)json_object_array_length(l);
+    *deleted = 0;
+    for (int i = 0; i < n; i++)
+        *deleted += json_object_get_boolean(json_object_object_get(json_object_array_get_idx(l, (size_t)i), "deleted"));
+    json_object_put(l);
+    return n;
+}
+
+/* A full read sees every record the remote lists, also one that fails its
+ * mapping or is held by a manual conflict: neither is a remote deletion. */
+static void test_full_read_keeps_failed_and_held(void)
+{
+    server_reset();
+    struct env e;
+    if (env_open(&e, "cursor", 0)) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object_put(run_sync(&e, "{\"entity\":\"items\"}", INTEG_OK));
+    /* Record 5 is still there, but now fails the mapping (no email). */
+    srv.missing_email_id = 5;
+    json_object *r = run_sync(&e, "{\"entity\":\"items\",\"full\":true}", INTEG_OK);
+    CHECK(r && !strcmp(jstr(r, "status"), "partial"));
+    CHECK(r && jint(r, "records_failed") == 1 && jint(r, "records_deleted") == 0);
+    json_object_put(r);
+    check_local_set(&e, TOTAL); /* record 5 keeps its last good version */
+    int deleted = 0;
+    CHECK(local_count(&e, &deleted) == TOTAL && deleted == 0);
+    srv.missing_email_id = 0;
+
+    /* A record edited locally and remotely, held for a person. */
+    char *out = NULL;
+    CHECK_OK(integ_entities_list(e.s, "contacts", "{\"limit\":1}", &out));
+    json_object *l = json_tokener_parse(out);
+    integ_free(out);
+    char lid[64], put[256];
+    snprintf(lid, sizeof lid, "%s", jstr(json_object_array_get_idx(l, 0), "id"));
+    json_object_put(l);
+    snprintf(put, sizeof put, "{\"id\":\"%s\",\"data\":{\"email\":\"local@example.com\",\"first_name\":\"L\"}}", lid);
+    CHECK_OK(integ_entity_put(e.s, "contacts", put, &out));
+    json_object *mine = json_tokener_parse(out);
+    integ_free(out);
+    int64_t version = jint(mine, "version");
+    json_object_put(mine);
+    srv.bump = 1; /* every record changes remotely */
+    r = run_sync(&e, "{\"entity\":\"items\",\"full\":true,\"conflict_strategy\":\"manual\"}", INTEG_OK);
+    CHECK(r && jint(r, "conflicts") == 1 && jint(r, "records_deleted") == 0);
+    CHECK(r && jint(r, "records_updated") == TOTAL - 1);
+    json_object_put(r);
+    CHECK_OK(integ_entity_get(e.s, "contacts", lid, &out));
+    json_object *rec = json_tokener_parse(out);
+    integ_free(out);
+    CHECK(!json_object_get_boolean(json_object_object_get(rec, "deleted")));
+    CHECK_STR(jstr(json_object_object_get(rec, "data"), "email"), "local@example.com");
+    CHECK(jint(rec, "version") == version); /* untouched: the local edit waits for a person */
+    json_object_put(rec);
+    CHECK(local_count(&e, &deleted) == TOTAL && deleted == 0);
+    /* Real removals are still found. */
+    srv.total = 30;
+    r = run_sync(&e, "{\"entity\":\"items\",\"full\":true,\"conflict_strategy\":\"manual\"}", INTEG_OK);
+    CHECK(r && jint(r, "records_deleted") == 5);
+    json_object_put(r);
+    env_close(&e);
+}
+
+/* A record that comes back after a full read found it gone is undeleted,
+ * unchanged or not, by a full or an incremental read (the writer's plan
+ * meets its link), and a later removal is found again. */
+static void test_reappearing_record_undeleted(void)
+{
+    server_reset();
+    struct env e;
+    if (env_open(&e, "cursor", 0)) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object_put(run_sync(&e, "{\"entity\":\"items\"}", INTEG_OK));
+    int deleted = 0;
+    for (int round = 0; round < 3; round++) {
+        srv.total = 30; /* records 31..35 are gone */
+        json_object *r = run_sync(&e, "{\"entity\":\"items\",\"full\":true}", INTEG_OK);
+        CHECK(r && jint(r, "records_deleted") == 5);
+        json_object_put(r);
+        CHECK(local_count(&e, &deleted) == TOTAL && deleted == 5);
+        /* Back: unchanged the first time, changed the second, unchanged
+         * and read incrementally the third. */
+        srv.total = TOTAL;
+        srv.bump = round ? 31 : 0;
+        r = run_sync(&e, round < 2 ? "{\"entity\":\"items\",\"full\":true}"
+                                   : "{\"entity\":\"items\",\"filter\":{\"modified_since\":\"2024-01-01T00:00:00Z\"}}",
+                     INTEG_OK);
+        CHECK(r && jint(r, "records_updated") == 5 && jint(r, "records_created") == 0 &&
+              jint(r, "records_deleted") == 0 && jint(r, "records_skipped") == TOTAL - 5);
+        json_object_put(r);
+        CHECK(local_count(&e, &deleted) == TOTAL && deleted == 0);
+        check_local_set(&e, TOTAL);
+        /* Seen again: skipped as unchanged from now on. */
+        r = run_sync(&e, "{\"entity\":\"items\",\"full\":true}", INTEG_OK);
+        CHECK(r && jint(r, "records_skipped") == TOTAL && jint(r, "records_updated") == 0);
+        json_object_put(r);
+    }
+    env_close(&e);
+}
+
+/* A dry run of a full read reports the deletions the real run makes. */
+static void test_dry_full_read_deletes_as_real(void)
+{
+    server_reset();
+    struct env e;
+    if (env_open(&e, "cursor", 0)) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object_put(run_sync(&e, "{\"entity\":\"items\"}", INTEG_OK));
+    json_object *r = run_sync(&e, "{\"entity\":\"items\",\"full\":true,\"dry_run\":true}", INTEG_OK);
+    CHECK(r && jint(r, "records_deleted") == 0 && jint(r, "records_skipped") == TOTAL);
+    json_object_put(r);
+    srv.total = 30;       /* records 31..35 are gone */
+    srv.bump = 28;        /* 28..30 changed */
+    srv.missing_email_id = 2; /* and 2 fails its mapping */
+    r = run_sync(&e, "{\"entity\":\"items\",\"full\":true,\"dry_run\":true}", INTEG_OK);
+    int64_t dry_deleted = r ? jint(r, "records_deleted") : -1;
+    CHECK(r && jint(r, "records_updated") == 3 && jint(r, "records_failed") == 1);
+    json_object_put(r);
+    int deleted = 0;
+    CHECK(local_count(&e, &deleted) == TOTAL && deleted == 0); /* nothing written */
+    r = run_sync(&e, "{\"entity\":\"items\",\"full\":true}", INTEG_OK);
+    CHECK(r && jint(r, "records_deleted") == 5);
+    CHECK(r && jint(r, "records_deleted") == dry_deleted);
+    json_object_put(r);
+    CHECK(local_count(&e, &deleted) == TOTAL && deleted == 5);
+    env_close(&e);
+}
+
 static void test_rate_limits_and_5xx(void)
 {
     server_reset();
@@ -991,6 +1132,9 @@ int main(void)
     RUN(test_every_pagination_style);
     RUN(test_incremental_picks_up_changes);
     RUN(test_full_read_detects_deletes);
+    RUN(test_full_read_keeps_failed_and_held);
+    RUN(test_reappearing_record_undeleted);
+    RUN(test_dry_full_read_deletes_as_real);
     RUN(test_rate_limits_and_5xx);
     RUN(test_unauthorized);
     RUN(test_truncated_page_then_resume);
