@@ -127,6 +127,10 @@ static void settle_link(json_object *link, json_object *rec, json_object *remote
 
 /* Local records read per page, and so the most items a batch has. */
 #define PUSH_PAGE 200
+/* How far before the push watermark the next push reads again: covers
+ * writes in the watermark's millisecond, transactions that committed late
+ * and clocks of other processes a few seconds behind. */
+#define PUSH_OVERLAP_MS 5000
 
 struct push_item {
     json_object *rec;    /* local record (owned) */
@@ -200,9 +204,14 @@ int ig_sync_push(ig_conn *c, const char *tenant_id, const char *entity, json_obj
         json_object_object_add(q, "tenant_id", json_object_new_string(tenant_id));
         json_object_object_add(q, "entity", json_object_new_string(local_entity));
         if (since >= 0) {
-            json_object *gt = json_object_new_object();
-            json_object_object_add(gt, "gt", json_object_new_int64(since));
-            json_object_object_add(q, "updated_at_ms", gt);
+            /* Not just after the watermark: a record written in the same
+             * millisecond as the newest one seen, or by a transaction that
+             * committed after this list read it, has a time at or below
+             * it. The overlap is read again; a record already pushed is
+             * skipped by its link's version below. */
+            json_object *gte = json_object_new_object();
+            json_object_object_add(gte, "gte", json_object_new_int64(since > PUSH_OVERLAP_MS ? since - PUSH_OVERLAP_MS : 0));
+            json_object_object_add(q, "updated_at_ms", gte);
         }
         json_object_object_add(q, "order", json_object_new_string("updated_at_ms"));
         json_object_object_add(q, "limit", json_object_new_int(PUSH_PAGE));
