@@ -133,9 +133,10 @@ static int app_client_secret(integ_ctx *ctx, json_object *def, char **out, int *
     return *out ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
 }
 
-/* The secret the provider dictates (or we generate) for a new endpoint. */
+/* The secret the provider dictates (or we generate) for a new endpoint (or
+ * one changing scheme); errors name `arg`.secret. */
 static int choose_secret(integ_ctx *ctx, json_object *def, const char *source, const char *given,
-                         char **out)
+                         const char *arg, char **out)
 {
     *out = NULL;
     if (given) {
@@ -160,14 +161,14 @@ static int choose_secret(integ_ctx *ctx, json_object *def, const char *source, c
         if (rc || missing == 0)
             return rc;
         if (missing == 1)
-            return ig_err(INTEG_EINVAL, "request_json.secret: required: %s signs webhooks with the app's client "
+            return ig_err(INTEG_EINVAL, "%s.secret: required: %s signs webhooks with the app's client "
                           "secret, and no app credentials are set (integ_definition_set_app_credentials)",
-                          ig_json_str(def, "key"));
-        return ig_err(INTEG_EINVAL, "request_json.secret: required: the app credentials of %s have no client_secret",
-                      ig_json_str(def, "key"));
+                          arg, ig_json_str(def, "key"));
+        return ig_err(INTEG_EINVAL, "%s.secret: required: the app credentials of %s have no client_secret",
+                      arg, ig_json_str(def, "key"));
     } else {
-        return ig_err(INTEG_EINVAL, "request_json.secret: required: the provider dictates this endpoint's secret (%s)",
-                      source);
+        return ig_err(INTEG_EINVAL, "%s.secret: required: the provider dictates this endpoint's secret (%s)",
+                      arg, source);
     }
     return *out ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
 }
@@ -179,8 +180,10 @@ static int choose_secret(integ_ctx *ctx, json_object *def, const char *source, c
  * another scheme that says nothing (HubSpot's app secret is no Standard
  * Webhooks key), so a secret is generated only if the scheme table says the
  * scheme verifies with a generated one (whsec_ + base64); any other (a
- * public key, Basic credentials, a provider's secret) must be given. */
-static int override_source(json_object *wh, const char *scheme, const char **out)
+ * public key, Basic credentials, a provider's secret) must be given (the
+ * error names `arg`.secret). An update that changes the scheme applies the
+ * same rule (secret_for_scheme). */
+static int override_source(json_object *wh, const char *scheme, const char *arg, const char **out)
 {
     const char *own = ig_json_str(wh, "scheme"), *src = ig_json_str(wh, "secret_source");
     if (own && src && !strcmp(own, scheme)) {
@@ -198,8 +201,8 @@ static int override_source(json_object *wh, const char *scheme, const char **out
                        : ig_manifest_scheme_accepts(scheme, "client_state")
                            ? "the clientState of the Graph subscription"
                            : "the secret the provider signs with";
-    return ig_err(INTEG_EINVAL, "request_json.secret: required for scheme '%s' (it verifies with %s, not a "
-                  "generated secret)", scheme, what);
+    return ig_err(INTEG_EINVAL, "%s.secret: required for scheme '%s' (it verifies with %s, not a "
+                  "generated secret)", arg, scheme, what);
 }
 
 static int check_events(json_object *events, const char *what)
@@ -262,20 +265,21 @@ INTEG_API int integ_webhook_endpoint_create(integ_session *s, const char *integr
         json_object *wh = ig_json_get(ig_json_get(def, "manifest"), "webhook");
         const char *source = given ? "given" : ig_json_str(wh, "secret_source");
         if (rc == INTEG_OK && scheme && !given)
-            rc = override_source(wh, scheme, &source);
+            rc = override_source(wh, scheme, "request_json", &source);
         if (rc == INTEG_OK && !scheme)
             scheme = ig_json_str(wh, "scheme");
         if (rc == INTEG_OK && !scheme)
             rc = ig_err(INTEG_EINVAL, "request_json.scheme: %s has no webhook scheme; name one to override",
                         ig_json_str(def, "key"));
         if (rc == INTEG_OK)
-            rc = choose_secret(s->ctx, def, source, given ? json_object_get_string(given) : NULL, &secret);
+            rc = choose_secret(s->ctx, def, source, given ? json_object_get_string(given) : NULL, "request_json",
+                               &secret);
         if (rc == INTEG_OK) {
             unsigned char raw[16];
             char id[33], now[32];
             randombytes_buf(raw, sizeof raw); /* 128 random bits: the id is in a public URL */
             sodium_bin2hex(id, sizeof id, raw, sizeof raw);
-            ig_rfc3339(now, ig_now_ms(), 0);
+            ig_rfc3339(now, ig_ctx_now_ms(s->ctx), 0);
             rec = json_object_new_object();
             json_object_object_add(rec, "id", json_object_new_string(id));
             json_object_object_add(rec, "tenant_id", json_object_new_string(s->tenant_id));
@@ -285,7 +289,7 @@ INTEG_API int integ_webhook_endpoint_create(integ_session *s, const char *integr
              * read: where the event id and type are. */
             json_object_object_add(rec, "definition_id", json_object_get(ig_json_get(def, "id")));
             json_object *loc = json_object_new_object();
-            static const char *const keep[] = {"event_id", "event_type", "batched"};
+            static const char *const keep[] = {"event_id", "event_type", "object_id", "batched"};
             for (size_t i = 0; i < sizeof keep / sizeof *keep; i++)
                 if (ig_json_get(wh, keep[i]))
                     json_object_object_add(loc, keep[i], ig_json_copy(ig_json_get(wh, keep[i])));
@@ -374,6 +378,68 @@ static int replace_secret(integ_ctx *ctx, json_object *rec, const char *secret)
     return rc;
 }
 
+/* The definition of the endpoint `rec` (by the id it keeps, else through
+ * its integration, for endpoints made before it was kept). */
+static int endpoint_definition(integ_ctx *ctx, void *tx, json_object *rec, json_object **def)
+{
+    if (ig_json_str(rec, "definition_id"))
+        return ig_definition_lookup(ctx, tx, ig_json_str(rec, "definition_id"), def);
+    json_object *integ = NULL;
+    int rc = ig_integration_get(ctx, tx, ig_json_str(rec, "tenant_id"), ig_json_str(rec, "integration_id"), &integ);
+    if (rc == INTEG_OK)
+        rc = ig_definition_lookup(ctx, tx, ig_json_str(integ, "definition_id"), def);
+    json_object_put(integ);
+    return rc;
+}
+
+/* An update changes the endpoint's scheme to `scheme`: its secret becomes
+ * `given`, or, without one, what create would choose for that scheme
+ * (override_source) — the current secret is kept when it is already of
+ * that source, else a new one is made (*shown, when it may be shown) or the
+ * call fails naming patch_json.secret. A replaced secret does not keep
+ * verifying: it was the old scheme's sender's (and one the new scheme
+ * cannot parse, a HubSpot app secret under standard, would fail every
+ * delivery of the grace period). */
+static int secret_for_scheme(integ_ctx *ctx, void *tx, json_object *rec, const char *scheme, const char *given,
+                             char **shown)
+{
+    *shown = NULL;
+    json_object *def = NULL;
+    const char *source = "given";
+    char *secret = NULL;
+    int rc = INTEG_OK;
+    if (!given) {
+        rc = endpoint_definition(ctx, tx, rec, &def);
+        if (rc == INTEG_OK)
+            rc = override_source(ig_json_get(ig_json_get(def, "manifest"), "webhook"), scheme, "patch_json", &source);
+        const char *cur = ig_json_str(rec, "secret_source");
+        if (rc == INTEG_OK && !strcmp(cur ? cur : "generated", source)) {
+            json_object_put(def);
+            return INTEG_OK; /* the secret it has is the one it would get */
+        }
+    }
+    if (rc == INTEG_OK)
+        rc = choose_secret(ctx, def, source, given, "patch_json", &secret);
+    if (rc == INTEG_OK)
+        rc = seal_field(ctx, rec, "webhook_secret", secret);
+    if (rc == INTEG_OK) {
+        char now[32];
+        ig_rfc3339(now, ig_ctx_now_ms(ctx), 0);
+        json_object_object_del(rec, "previous_webhook_secret_sealed");
+        json_object_object_del(rec, "previous_expires_at_ms");
+        json_object_object_add(rec, "secret_source", json_object_new_string(source));
+        json_object_object_add(rec, "secret_rotated_at", json_object_new_string(now));
+        if (!given && strcmp(source, "app_secret")) { /* the app's secret is the platform's: never shown */
+            *shown = secret;
+            secret = NULL;
+        }
+    }
+    if (secret)
+        ig_free_secret(secret, strlen(secret));
+    json_object_put(def);
+    return rc;
+}
+
 INTEG_API int integ_webhook_endpoint_update(integ_session *s, const char *endpoint_id, const char *patch_json,
                                             char **out_json)
 {
@@ -400,8 +466,22 @@ INTEG_API int integ_webhook_endpoint_update(integ_session *s, const char *endpoi
     if (rc == INTEG_OK)
         rc = ig_session_require_admin(s);
     void *tx = NULL;
+    char *shown = NULL; /* a secret made for a new scheme: shown once */
     if (rc == INTEG_OK && (rc = ig_tx_begin(s->ctx, 1, &tx)) == INTEG_OK) {
         rc = load_endpoint(s, tx, endpoint_id, &rec);
+        const char *to = ig_json_str(patch, "scheme"), *cur = ig_json_str(rec, "scheme");
+        int rescheme = rc == INTEG_OK && to && strcmp(to, cur ? cur : "");
+        const char *src = ig_json_str(rec, "secret_source");
+        /* Such an endpoint verifies with the app's client secret as it is
+         * now (it follows the app credentials): a secret of its own would
+         * be ignored. */
+        if (rc == INTEG_OK && secret && !rescheme && src && !strcmp(src, "app_secret"))
+            rc = ig_err(INTEG_EINVAL, "patch_json.secret: endpoint '%s' verifies with the app's client secret of "
+                        "its definition, which it follows: change that with integ_definition_set_app_credentials "
+                        "(or give \"scheme\" with the secret)", endpoint_id);
+        /* A new scheme needs a secret it verifies with, as at creation. */
+        if (rc == INTEG_OK && rescheme)
+            rc = secret_for_scheme(s->ctx, tx, rec, to, secret ? json_object_get_string(secret) : NULL, &shown);
         if (rc == INTEG_OK) {
             static const char *const plain[] = {"scheme", "events", "active", "description"};
             for (size_t i = 0; i < 4; i++)
@@ -409,10 +489,10 @@ INTEG_API int integ_webhook_endpoint_update(integ_session *s, const char *endpoi
                     json_object_object_add(rec, plain[i], json_object_get(ig_json_get(patch, plain[i])));
             /* A provider-dictated secret changed at the provider: keep the
              * old one verifying during the grace period. */
-            if (secret)
+            if (secret && !rescheme)
                 rc = replace_secret(s->ctx, rec, json_object_get_string(secret));
             char now[32];
-            ig_rfc3339(now, ig_now_ms(), 0);
+            ig_rfc3339(now, ig_ctx_now_ms(s->ctx), 0);
             json_object_object_add(rec, "updated_at", json_object_new_string(now));
         }
         if (rc == INTEG_OK)
@@ -425,10 +505,12 @@ INTEG_API int integ_webhook_endpoint_update(integ_session *s, const char *endpoi
             ig_ep_cache_changed(s->ctx->ep_cache); /* receivers reread it */
     }
     if (rc == INTEG_OK && out_json) {
-        json_object *pub = public_endpoint(s->ctx, rec, NULL);
+        json_object *pub = public_endpoint(s->ctx, rec, shown);
         rc = ig_json_to_string(pub, out_json);
-        json_object_put(pub);
+        ig_json_wipe_put(pub);
     }
+    if (shown)
+        ig_free_secret(shown, strlen(shown));
     json_object_put(rec);
     ig_json_wipe_put(patch);
     return rc;
@@ -448,12 +530,22 @@ INTEG_API int integ_webhook_endpoint_rotate_secret(integ_session *s, const char 
     void *tx = NULL;
     if ((rc = ig_tx_begin(s->ctx, 1, &tx)) == INTEG_OK) {
         rc = load_endpoint(s, tx, endpoint_id, &rec);
-        const char *src = ig_json_str(rec, "secret_source");
-        if (rc == INTEG_OK && src && strcmp(src, "generated") && strcmp(src, "client_state") && strcmp(src, "basic_auth"))
+        const char *src = ig_json_str(rec, "secret_source"), *scheme = ig_json_str(rec, "scheme");
+        if (rc == INTEG_OK && src && !strcmp(src, "app_secret"))
+            rc = ig_err(INTEG_EINVAL, "endpoint '%s': it verifies with the app's client secret of its definition, "
+                        "which it follows: rotate that with integ_definition_set_app_credentials", endpoint_id);
+        else if (rc == INTEG_OK && src && strcmp(src, "generated") && strcmp(src, "client_state") && strcmp(src, "basic_auth"))
             rc = ig_err(INTEG_EINVAL, "endpoint '%s': its secret is dictated by the provider (%s); set the new one "
                         "with integ_webhook_endpoint_update {\"secret\"}", endpoint_id, src);
+        /* A secret of that source must be one the scheme verifies with (an
+         * endpoint whose scheme was changed before updates checked it may
+         * hold a generated secret under sendgrid or basic). */
+        else if (rc == INTEG_OK && !ig_manifest_scheme_accepts(scheme, src ? src : "generated"))
+            rc = ig_err(INTEG_EINVAL, "endpoint '%s': scheme '%s' does not verify with a %s secret; set the one its "
+                        "sender uses with integ_webhook_endpoint_update {\"secret\"}", endpoint_id,
+                        scheme ? scheme : "(none)", src ? src : "generated");
         if (rc == INTEG_OK)
-            rc = choose_secret(s->ctx, NULL, src, NULL, &secret);
+            rc = choose_secret(s->ctx, NULL, src, NULL, "endpoint", &secret);
         if (rc == INTEG_OK)
             rc = replace_secret(s->ctx, rec, secret);
         if (rc == INTEG_OK)
@@ -582,14 +674,25 @@ static void delivery_id(const char *scheme, json_object *wh, json_object *doc, c
             json_object_array_add(ids, json_object_new_string(h));
     }
     if (ig_json_len(ids)) {
-        char buf[1024];
-        join_values(ids, buf, sizeof buf);
-        if (strlen(buf) < 200 && strlen(buf) < cap) {
-            snprintf(out, cap, "%s", buf);
+        size_t total = 0;
+        for (size_t i = 0; i < ig_json_len(ids); i++)
+            total += (i ? 1 : 0) + strlen(json_object_get_string(json_object_array_get_idx(ids, i)));
+        if (total < 200 && total < cap) {
+            join_values(ids, out, cap);
         } else {
+            /* Every id counts (a HubSpot batch of 100 is over 1 KiB): the
+             * hash of the whole comma-joined list, however long. */
             unsigned char d[32];
             char hex[65];
-            ig_sha256(buf, strlen(buf), d);
+            ig_sha256_ctx h;
+            ig_sha256_init(&h);
+            for (size_t i = 0; i < ig_json_len(ids); i++) {
+                const char *v = json_object_get_string(json_object_array_get_idx(ids, i));
+                if (i)
+                    ig_sha256_update(&h, ",", 1);
+                ig_sha256_update(&h, v, strlen(v));
+            }
+            ig_sha256_final(&h, d);
             sodium_bin2hex(hex, sizeof hex, d, sizeof d);
             snprintf(out, cap, "ids:%s", hex);
         }
@@ -612,18 +715,29 @@ static int topic_match(const char *pat, const char *type)
     return !strcmp(pat, type);
 }
 
+/* Does the endpoint's `events` filter (empty: everything) take `type`? */
+static int type_subscribed(json_object *events, const char *type)
+{
+    if (!ig_json_len(events))
+        return 1;
+    for (size_t j = 0; j < ig_json_len(events); j++)
+        /* events belongs to a shared endpoint: only strings are read
+         * (get_string of anything else would serialise into it) */
+        if (json_object_is_type(json_object_array_get_idx(events, j), json_type_string) &&
+            topic_match(json_object_get_string(json_object_array_get_idx(events, j)), type))
+            return 1;
+    return 0;
+}
+
+/* A delivery is queued when any of its items is subscribed; processing
+ * skips the others (the filter is kept on the event, see receive). */
 static int subscribed(json_object *events, json_object *types)
 {
     if (!ig_json_len(events) || !ig_json_len(types))
         return 1;
     for (size_t i = 0; i < ig_json_len(types); i++)
-        for (size_t j = 0; j < ig_json_len(events); j++)
-            /* events belongs to a shared endpoint: only strings are read
-             * (get_string of anything else would serialise into it) */
-            if (json_object_is_type(json_object_array_get_idx(events, j), json_type_string) &&
-                topic_match(json_object_get_string(json_object_array_get_idx(events, j)),
-                            json_object_get_string(json_object_array_get_idx(types, i))))
-                return 1;
+        if (type_subscribed(events, json_object_get_string(json_object_array_get_idx(types, i))))
+            return 1;
     return 0;
 }
 
@@ -744,6 +858,21 @@ static int load_for_receive(integ_ctx *ctx, const char *endpoint_id, ig_ep_snap 
     return rc;
 }
 
+/* Keep header `name` (lower-cased; the first value of a repeated one) on the
+ * event, except credentials. */
+static void store_header(json_object *hdrs, const char *name, const char *value)
+{
+    if (!name || !value || !strcasecmp(name, "authorization") || !strcasecmp(name, "cookie"))
+        return;
+    char lower[128];
+    size_t k = 0;
+    for (; name[k] && k < sizeof lower - 1; k++)
+        lower[k] = (char)tolower((unsigned char)name[k]);
+    lower[k] = '\0';
+    if (!ig_json_get(hdrs, lower))
+        json_object_object_add(hdrs, lower, json_object_new_string(value));
+}
+
 /* integ_webhook_receive once its arguments are checked. *preparing is set
  * to 0 when the event has been handed to the ingest queue. */
 static int receive_delivery(integ_ctx *ctx, const char *endpoint_id, const char *method, const char *url,
@@ -841,24 +970,34 @@ static int receive_delivery(integ_ctx *ctx, const char *endpoint_id, const char 
     json_object_object_add(ev, "integration_id", integration ? json_object_new_string(integration) : NULL);
     json_object_object_add(ev, "event_id", json_object_new_string(event_id));
     json_object_object_add(ev, "event_type", type_text[0] ? json_object_new_string(type_text) : NULL);
+    if (ig_json_len(types) > 1 && ig_json_len(ig_json_get(ep, "events"))) {
+        /* A batch is queued when one item is subscribed: processing skips
+         * the others by the filter as it was when the delivery came (a
+         * copy of its strings: ep is shared). */
+        json_object *filter = json_object_new_array(), *events = ig_json_get(ep, "events");
+        for (size_t i = 0; i < ig_json_len(events); i++)
+            if (json_object_is_type(json_object_array_get_idx(events, i), json_type_string))
+                json_object_array_add(filter, json_object_new_string(json_object_get_string(json_object_array_get_idx(events, i))));
+        json_object_object_add(ev, "subscribed_events", filter);
+    }
     json_object_object_add(ev, "status", json_object_new_string("queued"));
     json_object_object_add(ev, "attempts", json_object_new_int(0));
     json_object_object_add(ev, "next_attempt_at_ms", json_object_new_int64(now));
     json_object_object_add(ev, "lease_until_ms", json_object_new_int64(0));
     json_object_object_add(ev, "received_at", json_object_new_string(at));
     json_object *hdrs = json_object_new_object();
-    for (size_t i = 0; i < n_headers && i < MAX_HEADER_STORE; i++) {
-        if (!header_names[i] || !header_values[i] || !strcasecmp(header_names[i], "authorization") ||
-            !strcasecmp(header_names[i], "cookie"))
-            continue;
-        char lower[128];
-        size_t k = 0;
-        for (; header_names[i][k] && k < sizeof lower - 1; k++)
-            lower[k] = (char)tolower((unsigned char)header_names[i][k]);
-        lower[k] = '\0';
-        if (!ig_json_get(hdrs, lower))
-            json_object_object_add(hdrs, lower, json_object_new_string(header_values[i]));
+    if (n_headers > MAX_HEADER_STORE) {
+        /* Only MAX_HEADER_STORE headers are stored (and processing reads
+         * no more): the ones the locators read go first, wherever they are. */
+        static const char *const loc_keys[] = {"event_type", "event_id", "object_id"};
+        for (size_t k = 0; k < sizeof loc_keys / sizeof *loc_keys; k++) {
+            const char *h = ig_json_str(ig_json_get(wh, loc_keys[k]), "header");
+            if (h)
+                store_header(hdrs, h, ig_wh_header(header_names, header_values, n_headers, h));
+        }
     }
+    for (size_t i = 0; i < n_headers && json_object_object_length(hdrs) < MAX_HEADER_STORE; i++)
+        store_header(hdrs, header_names[i], header_values[i]);
     json_object_object_add(ev, "headers", hdrs);
     /* Committed before the 202: an accepted event survives a crash.
      * Concurrent receivers share one commit (webhook_ingest.c); the
@@ -906,6 +1045,7 @@ struct claimed {
     json_object *ev;       /* the event record (owned) */
     unsigned char *body;   /* owned */
     size_t body_len;
+    int dead;              /* claim found its last attempt's lease expired */
 };
 
 struct collect_ctx {
@@ -936,11 +1076,68 @@ static int collect_event(void *payload, const char *json, size_t len, const unsi
     return 0;
 }
 
+/* Set an event's status and drop what that status does not carry (the
+ * table in doc/webhooks.md, "The event record"): the holder and lease only
+ * while processing; processed_at and result only when processed; the last
+ * error only while retrying or dead (and while processing a retry). */
+static void set_status(json_object *ev, const char *status)
+{
+    json_object_object_add(ev, "status", json_object_new_string(status));
+    if (strcmp(status, "processing") != 0) {
+        json_object_object_del(ev, "holder");
+        json_object_object_add(ev, "lease_until_ms", json_object_new_int64(0));
+    }
+    if (strcmp(status, "processed") != 0) {
+        json_object_object_del(ev, "processed_at");
+        json_object_object_del(ev, "result");
+    }
+    if (!strcmp(status, "queued") || !strcmp(status, "processed")) {
+        json_object_object_del(ev, "last_error");
+        json_object_object_del(ev, "last_error_code");
+    }
+}
+
+/* The event is still this call's: no other worker took it over (a take-over
+ * rewrites the holder in a write transaction) and nobody settled it. */
+static int held_by(json_object *ev, const char *holder)
+{
+    const char *h = ig_json_str(ev, "holder"), *st = ig_json_str(ev, "status");
+    return h && st && !strcmp(h, holder) && !strcmp(st, "processing");
+}
+
+/* The one dead-letter path, for a failed last attempt (settle) and for a
+ * last attempt whose lease expired (claim): the record's fields, then,
+ * once that is committed, "webhook.dead" to the event callback. */
+static void mark_dead(json_object *ev, const char *error, int code)
+{
+    set_status(ev, "dead");
+    json_object_object_add(ev, "last_error", json_object_new_string(error));
+    json_object_object_add(ev, "last_error_code", json_object_new_int(code));
+}
+
+static void emit_dead(integ_ctx *ctx, json_object *ev)
+{
+    json_object *f = json_object_new_object();
+    json_object_object_add(f, "tenant_id", json_object_get(ig_json_get(ev, "tenant_id")));
+    json_object_object_add(f, "integration_id", json_object_get(ig_json_get(ev, "integration_id")));
+    json_object_object_add(f, "endpoint_id", json_object_get(ig_json_get(ev, "endpoint_id")));
+    json_object_object_add(f, "event_id", json_object_get(ig_json_get(ev, "id")));
+    json_object_object_add(f, "delivery_id", json_object_get(ig_json_get(ev, "event_id")));
+    json_object_object_add(f, "attempts", json_object_get(ig_json_get(ev, "attempts")));
+    json_object_object_add(f, "last_error", json_object_get(ig_json_get(ev, "last_error")));
+    ig_emit(ctx, "webhook.dead", f);
+    json_object_put(f);
+}
+
 /* Lease up to `max` due events: queued or retrying ones whose time has
- * come, and processing ones whose worker's lease ran out (it died). */
+ * come, and processing ones whose worker's lease ran out (it died). Those
+ * whose expired lease was their last attempt (webhook.max_attempts) are
+ * not taken again but dead-lettered, as a failed last attempt is: they
+ * come back with .dead set, and the caller reports and frees them. */
 static int claim(integ_ctx *ctx, const char *holder, int max, struct collect_ctx *cc)
 {
     int64_t now = ig_ctx_now_ms(ctx);
+    int64_t max_attempts = webhook_opt(ctx, "max_attempts", DEFAULT_MAX_ATTEMPTS);
     void *tx = NULL;
     int rc = ig_tx_begin(ctx, 1, &tx);
     char q[256];
@@ -959,13 +1156,94 @@ static int claim(integ_ctx *ctx, const char *holder, int max, struct collect_ctx
     }
     for (size_t i = 0; rc == INTEG_OK && i < cc->n; i++) {
         json_object *ev = cc->items[i].ev;
-        json_object_object_add(ev, "status", json_object_new_string("processing"));
-        json_object_object_add(ev, "lease_until_ms", json_object_new_int64(now + LEASE_MS));
-        json_object_object_add(ev, "holder", json_object_new_string(holder));
-        json_object_object_add(ev, "attempts", json_object_new_int64(ig_json_int(ev, "attempts", 0) + 1));
+        int64_t attempts = ig_json_int(ev, "attempts", 0);
+        const char *st = ig_json_str(ev, "status");
+        if (st && !strcmp(st, "processing") && attempts >= max_attempts) {
+            char msg[256];
+            snprintf(msg, sizeof msg,
+                     "attempt %lld of %lld: the lease expired with no outcome recorded (the worker handling the "
+                     "event stopped, or overran its lease)",
+                     (long long)attempts, (long long)max_attempts);
+            mark_dead(ev, msg, INTEG_EINTERNAL);
+            cc->items[i].dead = 1;
+        } else {
+            set_status(ev, "processing");
+            json_object_object_add(ev, "lease_until_ms", json_object_new_int64(now + LEASE_MS));
+            json_object_object_add(ev, "holder", json_object_new_string(holder));
+            json_object_object_add(ev, "attempts", json_object_new_int64(attempts + 1));
+        }
         rc = ig_store_put_blob(ctx, tx, INTEG_KIND_WEBHOOK_EVENT, ev, cc->items[i].body, cc->items[i].body_len, INTEG_PUT_UPDATE);
     }
-    return ig_tx_end(ctx, tx, 1, rc);
+    rc = ig_tx_end(ctx, tx, 1, rc);
+    for (size_t i = 0; rc == INTEG_OK && i < cc->n; i++)
+        if (cc->items[i].dead)
+            emit_dead(ctx, cc->items[i].ev);
+    return rc;
+}
+
+/* What a worker finds when it looks at an event it claimed. */
+enum { LEASE_HELD, LEASE_LOST, LEASE_GONE };
+
+/* This call's hold on the event being handled. */
+struct lease {
+    integ_ctx *ctx;
+    struct claimed *c;
+    const char *holder;
+    int state;   /* LEASE_* as last seen */
+    int stale;   /* time may have passed (a remote call) since the last renewal */
+};
+
+/* Before each step whose length the lease must cover — handling the event,
+ * each remote fetch, applying the result — check in a short write
+ * transaction that the event is still this call's and extend its lease to
+ * now + LEASE_MS. Holding is decided by the holder, not the clock: a lease
+ * that ran out with nobody taking the event over is still ours, and
+ * renewing it is safe, since a take-over rewrites the holder in a write
+ * transaction (serializable with this one). So what must fit in one lease
+ * is not the whole event but one step; and the local apply, the step whose
+ * repetition would matter, always starts under a fresh lease. A step that
+ * overran while another worker took the event over is found out at the
+ * next renewal, and its work is dropped unapplied. Returns INTEG_OK with
+ * lk->state set, or a store error (ownership then unknown: the event is not
+ * handled further, and settle records the error as a failed attempt if it
+ * still holds the event). Skipped while nothing remote happened since the
+ * last renewal. */
+static int lease_renew(struct lease *lk)
+{
+    if (!lk->stale)
+        return INTEG_OK;
+    integ_ctx *ctx = lk->ctx;
+    void *tx = NULL;
+    json_object *cur = NULL;
+    int rc = ig_tx_begin(ctx, 1, &tx);
+    if (rc == INTEG_OK)
+        rc = ig_store_get(ctx, tx, INTEG_KIND_WEBHOOK_EVENT, NULL, ig_json_str(lk->c->ev, "id"), &cur);
+    if (rc == INTEG_ENOTFOUND) {
+        lk->state = LEASE_GONE; /* deleted with its endpoint or integration */
+        rc = INTEG_OK;
+    } else if (rc == INTEG_OK && !held_by(cur, lk->holder)) {
+        lk->state = LEASE_LOST;
+    } else if (rc == INTEG_OK) {
+        json_object_object_add(cur, "lease_until_ms", json_object_new_int64(ig_ctx_now_ms(ctx) + LEASE_MS));
+        rc = ig_store_put_blob(ctx, tx, INTEG_KIND_WEBHOOK_EVENT, cur, lk->c->body, lk->c->body_len, INTEG_PUT_UPDATE);
+    }
+    rc = ig_tx_end(ctx, tx, 1, rc);
+    if (rc == INTEG_OK)
+        lk->stale = 0;
+    json_object_put(cur);
+    return rc;
+}
+
+/* lease_renew for a step inside handle_event: not holding the event any
+ * more stops the handling (the caller looks at lk->state). */
+static int lease_step(struct lease *lk)
+{
+    int rc = lease_renew(lk);
+    if (rc == INTEG_OK && lk->state != LEASE_HELD)
+        rc = ig_err(INTEG_ECANCELED, "event %s: %s", ig_json_str(lk->c->ev, "id"),
+                    lk->state == LEASE_GONE ? "deleted while being handled"
+                                            : "taken over by another worker (the lease ran out)");
+    return rc;
 }
 
 static json_object *find_topic(json_object *topics, const char *type)
@@ -1006,7 +1284,8 @@ static int conn_for(integ_ctx *ctx, const char *tenant, const char *integration_
     return ig_conn_open(ctx, tenant, integration_id, conn);
 }
 
-static int handle_event(integ_ctx *ctx, struct claimed *c, ig_conn **conn_cache, json_object *summary)
+static int handle_event(integ_ctx *ctx, struct claimed *c, ig_conn **conn_cache, json_object *summary,
+                        struct lease *lk)
 {
     json_object *ev = c->ev;
     const char *tenant = ig_json_str(ev, "tenant_id");
@@ -1042,7 +1321,9 @@ static int handle_event(integ_ctx *ctx, struct claimed *c, ig_conn **conn_cache,
     for (size_t i = 0; rc == INTEG_OK && i < items; i++) {
         const char *type = ig_json_len(types) ? json_object_get_string(json_object_array_get_idx(types, i)) : "";
         json_object *topic = find_topic(topics, type);
-        if (!topic) {
+        /* An item of a batch the endpoint did not subscribe to (its filter
+         * when the delivery came) is skipped like an unmapped one. */
+        if (!topic || (ig_json_len(types) && !type_subscribed(ig_json_get(ev, "subscribed_events"), type))) {
             ignored++;
             continue;
         }
@@ -1073,6 +1354,9 @@ static int handle_event(integ_ctx *ctx, struct claimed *c, ig_conn **conn_cache,
                 break;
             }
             json_object *rec = NULL;
+            if ((rc = lease_step(lk)))
+                break;
+            lk->stale = 1;
             rc = ig_rest_fetch_one(conn, entity, obj, &rec);
             if (rc == INTEG_ENOTFOUND) {
                 /* Gone by now: a deletion we learn about late. */
@@ -1092,6 +1376,8 @@ static int handle_event(integ_ctx *ctx, struct claimed *c, ig_conn **conn_cache,
         }
     }
     int64_t created = 0, updated = 0, failed = 0;
+    if (rc == INTEG_OK && np)
+        rc = lease_step(lk); /* the apply starts under a fresh lease */
     for (size_t k = 0; k < np; k++) {
         if (rc == INTEG_OK) {
             json_object *res = NULL;
@@ -1114,19 +1400,23 @@ static int handle_event(integ_ctx *ctx, struct claimed *c, ig_conn **conn_cache,
     return rc;
 }
 
-/* Record the outcome, unless another worker took the event over (our
- * lease ran out). */
-static int settle(integ_ctx *ctx, struct claimed *c, const char *holder, int err, json_object *summary, int *dead)
+/* Record the outcome (error: the handling's message when err), unless the
+ * event is no longer this call's: *state is then LEASE_LOST (another worker
+ * took it over) or LEASE_GONE (deleted meanwhile with its endpoint or
+ * integration: nothing to settle), and nothing is written. Returns a store
+ * error when the outcome could not be recorded. */
+static int settle(integ_ctx *ctx, struct claimed *c, const char *holder, int err, const char *error,
+                  json_object *summary, int *dead, int *state)
 {
     *dead = 0;
+    *state = LEASE_HELD;
     void *tx = NULL;
     json_object *cur = NULL;
-    char saved[1024];
-    snprintf(saved, sizeof saved, "%s", integ_errmsg());
     int rc = ig_tx_begin(ctx, 1, &tx);
     if (rc == INTEG_OK)
         rc = ig_store_get(ctx, tx, INTEG_KIND_WEBHOOK_EVENT, NULL, ig_json_str(c->ev, "id"), &cur);
-    if (rc == INTEG_OK && strcmp(ig_json_str(cur, "holder") ? ig_json_str(cur, "holder") : "", holder) != 0) {
+    if (rc == INTEG_ENOTFOUND || (rc == INTEG_OK && !held_by(cur, holder))) {
+        *state = rc == INTEG_ENOTFOUND ? LEASE_GONE : LEASE_LOST;
         rc = ig_tx_end(ctx, tx, 1, INTEG_OK);
         json_object_put(cur);
         return rc;
@@ -1137,44 +1427,29 @@ static int settle(integ_ctx *ctx, struct claimed *c, const char *holder, int err
     if (rc == INTEG_OK) {
         int64_t attempts = ig_json_int(cur, "attempts", 1);
         int64_t max = webhook_opt(ctx, "max_attempts", DEFAULT_MAX_ATTEMPTS);
-        json_object_object_add(cur, "holder", NULL);
-        json_object_object_add(cur, "lease_until_ms", json_object_new_int64(0));
         if (err == INTEG_OK) {
-            json_object_object_add(cur, "status", json_object_new_string("processed"));
+            set_status(cur, "processed");
             json_object_object_add(cur, "processed_at", json_object_new_string(at));
             json_object_object_add(cur, "result", json_object_get(summary));
-            json_object_object_del(cur, "last_error");
+        } else if (attempts >= max) {
+            mark_dead(cur, error, err);
+            *dead = 1;
         } else {
-            json_object_object_add(cur, "last_error", json_object_new_string(saved));
+            /* Exponential backoff with full jitter: 30 s, 60 s, ... capped at 1 h. */
+            int64_t cap = 30000LL << (attempts - 1 < 7 ? attempts - 1 : 7);
+            if (cap > 3600000)
+                cap = 3600000;
+            int64_t delay = cap / 2 + (int64_t)(ig_ctx_clock(ctx)->random(ig_ctx_clock(ctx)->payload) % (uint32_t)(cap / 2 + 1));
+            set_status(cur, "retry");
+            json_object_object_add(cur, "next_attempt_at_ms", json_object_new_int64(now + delay));
+            json_object_object_add(cur, "last_error", json_object_new_string(error));
             json_object_object_add(cur, "last_error_code", json_object_new_int(err));
-            if (attempts >= max) {
-                json_object_object_add(cur, "status", json_object_new_string("dead"));
-                *dead = 1;
-            } else {
-                /* Exponential backoff with full jitter: 30 s, 60 s, ... capped at 1 h. */
-                int64_t cap = 30000LL << (attempts - 1 < 7 ? attempts - 1 : 7);
-                if (cap > 3600000)
-                    cap = 3600000;
-                int64_t delay = cap / 2 + (int64_t)(ig_ctx_clock(ctx)->random(ig_ctx_clock(ctx)->payload) % (uint32_t)(cap / 2 + 1));
-                json_object_object_add(cur, "status", json_object_new_string("retry"));
-                json_object_object_add(cur, "next_attempt_at_ms", json_object_new_int64(now + delay));
-            }
         }
         rc = ig_store_put_blob(ctx, tx, INTEG_KIND_WEBHOOK_EVENT, cur, c->body, c->body_len, INTEG_PUT_UPDATE);
     }
     rc = ig_tx_end(ctx, tx, 1, rc);
-    if (rc == INTEG_OK && *dead) {
-        json_object *f = json_object_new_object();
-        json_object_object_add(f, "tenant_id", json_object_get(ig_json_get(cur, "tenant_id")));
-        json_object_object_add(f, "integration_id", json_object_get(ig_json_get(cur, "integration_id")));
-        json_object_object_add(f, "endpoint_id", json_object_get(ig_json_get(cur, "endpoint_id")));
-        json_object_object_add(f, "event_id", json_object_get(ig_json_get(cur, "id")));
-        json_object_object_add(f, "delivery_id", json_object_get(ig_json_get(cur, "event_id")));
-        json_object_object_add(f, "attempts", json_object_get(ig_json_get(cur, "attempts")));
-        json_object_object_add(f, "last_error", json_object_new_string(saved));
-        ig_emit(ctx, "webhook.dead", f);
-        json_object_put(f);
-    }
+    if (rc == INTEG_OK && *dead)
+        emit_dead(ctx, cur);
     json_object_put(cur);
     return rc;
 }
@@ -1193,35 +1468,69 @@ INTEG_API int integ_webhook_process(integ_ctx *ctx, int max_events, char **out_j
         return ig_err(INTEG_ENOMEM, "out of memory");
     int rc = claim(ctx, holder, max_events, &cc);
     json_object *list = json_object_new_array();
-    int64_t ok = 0, failed = 0, dead = 0;
+    int64_t claimed = 0, ok = 0, failed = 0, dead = 0, lost = 0, gone = 0, errors = 0;
     ig_conn *conn = NULL; /* kept while events are of one integration */
+    /* Once claimed, events are independent: one that is lost, deleted or
+     * cannot be recorded is reported in the output, and the rest of the
+     * batch is still handled. */
     for (size_t i = 0; rc == INTEG_OK && i < cc.n; i++) {
+        struct claimed *c = &cc.items[i];
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "id", json_object_get(ig_json_get(c->ev, "id")));
+        json_object_object_add(o, "endpoint_id", json_object_get(ig_json_get(c->ev, "endpoint_id")));
+        json_object_array_add(list, o);
+        if (c->dead) {
+            /* Dead-lettered by claim: its last attempt's lease expired. */
+            json_object_object_add(o, "status", json_object_new_string("dead"));
+            json_object_object_add(o, "error", json_object_get(ig_json_get(c->ev, "last_error")));
+            dead++;
+            continue;
+        }
+        claimed++;
         json_object *summary = json_object_new_object();
-        int err = handle_event(ctx, &cc.items[i], &conn, summary);
+        /* Still ours, with a fresh lease? The events before it may have
+         * taken longer than its lease, and another worker taken it over. */
+        struct lease lk = {ctx, c, holder, LEASE_HELD, 1};
+        int err = lease_renew(&lk);
+        if (err == INTEG_OK && lk.state == LEASE_HELD)
+            err = handle_event(ctx, c, &conn, summary, &lk);
+        char error[1024] = "";
         if (err) {
+            snprintf(error, sizeof error, "%s", integ_errmsg());
             /* A failure may have changed the integration (a token
              * refresh refused): the next event opens it afresh. */
             ig_conn_close(conn);
             conn = NULL;
         }
-        int is_dead = 0;
-        rc = settle(ctx, &cc.items[i], holder, err, summary, &is_dead);
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "id", json_object_get(ig_json_get(cc.items[i].ev, "id")));
-        json_object_object_add(o, "endpoint_id", json_object_get(ig_json_get(cc.items[i].ev, "endpoint_id")));
-        json_object_object_add(o, "status", json_object_new_string(err ? (is_dead ? "dead" : "retry") : "processed"));
-        if (err)
+        int is_dead = 0, serr = INTEG_OK;
+        if (lk.state == LEASE_HELD)
+            serr = settle(ctx, c, holder, err, error, summary, &is_dead, &lk.state);
+        const char *status;
+        if (lk.state == LEASE_LOST) {
+            status = "lost";
+            lost++;
+        } else if (lk.state == LEASE_GONE) {
+            status = "gone";
+            gone++;
+        } else if (serr) {
+            /* Not recorded: the event stays processing under this call's
+             * lease and is taken again when that expires, as after a crash. */
+            status = "error";
+            errors++;
             json_object_object_add(o, "error", json_object_new_string(integ_errmsg()));
-        else
-            json_object_object_add(o, "result", json_object_get(summary));
-        json_object_array_add(list, o);
-        json_object_put(summary);
-        if (err) {
+            json_object_object_add(o, "code", json_object_new_int(serr));
+        } else if (err) {
+            status = is_dead ? "dead" : "retry";
             failed++;
             dead += is_dead;
+            json_object_object_add(o, "error", json_object_new_string(error));
         } else {
+            status = "processed";
             ok++;
+            json_object_object_add(o, "result", json_object_get(summary));
         }
+        json_object_object_add(o, "status", json_object_new_string(status));
+        json_object_put(summary);
     }
     ig_conn_close(conn);
     for (size_t i = 0; i < cc.n; i++) {
@@ -1231,10 +1540,13 @@ INTEG_API int integ_webhook_process(integ_ctx *ctx, int max_events, char **out_j
     free(cc.items);
     if (rc == INTEG_OK && out_json) {
         json_object *out = json_object_new_object();
-        json_object_object_add(out, "claimed", json_object_new_int64((int64_t)ig_json_len(list)));
+        json_object_object_add(out, "claimed", json_object_new_int64(claimed));
         json_object_object_add(out, "processed", json_object_new_int64(ok));
         json_object_object_add(out, "failed", json_object_new_int64(failed));
         json_object_object_add(out, "dead", json_object_new_int64(dead));
+        json_object_object_add(out, "lost", json_object_new_int64(lost));
+        json_object_object_add(out, "gone", json_object_new_int64(gone));
+        json_object_object_add(out, "errors", json_object_new_int64(errors));
         json_object_object_add(out, "events", json_object_get(list));
         rc = ig_json_to_string(out, out_json);
         json_object_put(out);
@@ -1325,12 +1637,10 @@ INTEG_API int integ_webhook_event_replay(integ_session *s, const char *event_id)
             rc = ig_err(INTEG_ECONFLICT, "webhook event '%s' is %s: only dead or processed events are replayed", event_id, st);
         if (rc == INTEG_OK) {
             json_object *ev = cc.items[0].ev;
-            json_object_object_add(ev, "status", json_object_new_string("queued"));
+            /* As received: no outcome of the earlier attempts is kept. */
+            set_status(ev, "queued");
             json_object_object_add(ev, "attempts", json_object_new_int(0));
             json_object_object_add(ev, "next_attempt_at_ms", json_object_new_int64(ig_ctx_now_ms(s->ctx)));
-            json_object_object_add(ev, "lease_until_ms", json_object_new_int64(0));
-            json_object_object_del(ev, "last_error");
-            json_object_object_del(ev, "last_error_code");
             rc = ig_store_put_blob(s->ctx, tx, INTEG_KIND_WEBHOOK_EVENT, ev, cc.items[0].body, cc.items[0].body_len, INTEG_PUT_UPDATE);
         }
         if (rc == INTEG_OK)

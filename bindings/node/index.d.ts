@@ -508,12 +508,20 @@ export interface WebhookProcessResult {
   processed: number;
   failed: number;
   dead: number;
+  /** Taken over by another worker after this call's lease ran out: nothing of this call's applied. */
+  lost: number;
+  /** Deleted during the round, with its endpoint or integration. */
+  gone: number;
+  /** The store failed to record the outcome: taken again when the lease expires. */
+  errors: number;
   events: {
     id: string;
     endpoint_id: string;
-    status: 'processed' | 'retry' | 'dead';
+    status: 'processed' | 'retry' | 'dead' | 'lost' | 'gone' | 'error';
     result?: JsonValue;
     error?: string;
+    /** The store's error code (status 'error'). */
+    code?: number;
   }[];
 }
 
@@ -733,7 +741,9 @@ export class Session {
   createWebhookEndpoint(integrationId: string, request?: WebhookEndpointRequest | null): WebhookEndpointWithSecret;
   /** Never with their secrets. */
   webhookEndpoints(integrationId: string): WebhookEndpoint[];
-  updateWebhookEndpoint(endpointId: string, patch: WebhookEndpointPatch): WebhookEndpoint;
+  /** With a new scheme and no secret: the current secret if it suits the scheme, else a generated one
+   *  (in the response, once, as secret), else an InvalidArgumentError naming secret. */
+  updateWebhookEndpoint(endpointId: string, patch: WebhookEndpointPatch): WebhookEndpoint & { secret?: string };
   /** A new generated secret, shown once; the old one verifies for the grace period. */
   rotateWebhookSecret(endpointId: string): WebhookEndpointWithSecret;
   /** Deletes its queued events too. */

@@ -288,11 +288,32 @@ INTEG_API int integ_webhook_endpoints_list(integ_session *s, const char *integra
  * Change {"events", "active", "description", "scheme"}, or set a
  * provider-dictated {"secret"} (the old one keeps verifying for the grace
  * period, option webhook.rotation_grace_s, default 24 h). Needs integration:admin.
+ * An endpoint whose secret_source is "app_secret" verifies with the app's
+ * client secret as it is now: {"secret"} alone is INTEG_EINVAL
+ * "patch_json.secret: ..." (change it with
+ * integ_definition_set_app_credentials).
+ * A new "scheme" applies create's rule to the secret: with "secret", that
+ * one (source "given"); without, the current secret is kept when it is of
+ * the source create would give that scheme, else a scheme that verifies
+ * with a generated secret gets one, shown once in out_json ("secret"), and
+ * any other is INTEG_EINVAL "patch_json.secret: required for scheme '...'"
+ * with nothing changed. A secret replaced by a scheme change does not keep
+ * verifying (has_previous_secret false). Events already queued keep the
+ * "events" filter they were received under (doc/webhooks.md).
  */
 INTEG_API int integ_webhook_endpoint_update(integ_session *s, const char *endpoint_id, const char *patch_json,
                                             char **out_json);
 
-/** A new generated secret, shown once in out_json; the old one verifies for the grace period. */
+/**
+ * A new secret of the endpoint's source (generated, client_state or
+ * basic_auth), shown once in out_json; the old one verifies for the grace
+ * period. Needs integration:admin. INTEG_EINVAL for an "app_secret"
+ * endpoint (rotate the app's secret with
+ * integ_definition_set_app_credentials: the endpoint follows it), a
+ * "given" one (set the provider's new secret with
+ * integ_webhook_endpoint_update {"secret"}), and one whose scheme does not
+ * verify with a secret of its source (a generated secret under sendgrid).
+ */
 INTEG_API int integ_webhook_endpoint_rotate_secret(integ_session *s, const char *endpoint_id, char **out_json);
 
 /** Delete an endpoint and its queued events. Needs integration:admin. */
@@ -334,7 +355,28 @@ INTEG_API int integ_webhook_receive(integ_ctx *ctx, const char *endpoint_id, con
  * webhook topics), and marked processed with a sync log entry (trigger
  * "webhook"). A failure retries with exponential backoff; after
  * webhook.max_attempts (default 8) the event is dead and "webhook.dead" is
- * emitted. out_json: {claimed, processed, failed, dead, events: [...]}.
+ * emitted. An event whose lease expired on its last attempt (its worker
+ * kept dying) is dead-lettered the same way instead of being taken again.
+ *
+ * The lease is renewed (checked to be still this call's, and extended by
+ * 60 s) before an event is handled, before each record it fetches and
+ * before its records are applied, so an event another worker took over
+ * after this call's lease ran out is dropped unapplied and reported "lost":
+ * each event's records are applied once. See doc/webhooks.md, "Leases".
+ *
+ * Events are independent once claimed: one that is lost, deleted meanwhile
+ * ("gone": its endpoint or integration was deleted) or whose outcome the
+ * store fails to record ("error", taken again when its lease expires) is
+ * reported and the others are still handled. Returns INTEG_OK whenever the
+ * claim succeeded; an error only when the claim failed (nothing changed)
+ * or out of memory.
+ *
+ * out_json: {claimed (events leased by this call), processed, failed
+ * (recorded retry or dead), dead (dead-lettered by this call, including
+ * expired last leases, which are not in claimed), lost, gone, errors,
+ * events: [{id, endpoint_id, status (processed | retry | dead | lost |
+ * gone | error), result (processed) | error (retry, dead, error), code
+ * (error)}]}.
  */
 INTEG_API int integ_webhook_process(integ_ctx *ctx, int max_events, char **out_json);
 

@@ -18,6 +18,7 @@
 
 #include "ctx.h"
 #include "manifest.h"
+#include "util.h"
 #include "sandbox_proc.h"
 #include "test.h"
 #include "webhook_verify.h"
@@ -976,6 +977,333 @@ static void test_no_secret_provider_keys(void)
     env_close(&e, dbpath);
 }
 
+/* ---- endpoint updates, batches, ids, headers -------------------------------------------- */
+
+static json_object *update_endpoint(struct env *e, const char *id, const char *patch, int want)
+{
+    char *out = NULL;
+    int rc = integ_webhook_endpoint_update(e->s, id, patch, &out);
+    if (rc != want)
+        fprintf(stderr, "  update %s: rc %d: %s\n", patch, rc, rc ? integ_errmsg() : out);
+    CHECK_RC(rc, want);
+    json_object *o = out ? json_tokener_parse(out) : NULL;
+    integ_free(out);
+    return o;
+}
+
+static int jbool(json_object *o, const char *k) { return json_object_get_boolean(json_object_object_get(o, k)); }
+
+/* A batch is queued when one of its items is subscribed; processing applies
+ * only the subscribed items, by the endpoint's filter as it was when the
+ * delivery came. */
+static void test_batch_item_filter(void)
+{
+    char base[200];
+    snprintf(base, sizeof base, "%s/hubspot", sb.url);
+    struct env e;
+    if (env_open(&e, dbpath, base)) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object *ep = make_endpoint(&e, e.hubspot_id, "{\"events\":[\"contact.*\"]}");
+    if (!ep)
+        return;
+    char url[256];
+    snprintf(url, sizeof url, "https://app.example.com/hooks/%s", jstr(ep, "id"));
+    struct delivery d;
+    char *ob = NULL;
+    const char *mixed = "[{\"eventId\":2001,\"subscriptionType\":\"contact.creation\",\"objectId\":1003},"
+                        "{\"eventId\":3001,\"subscriptionType\":\"company.creation\",\"objectId\":3001}]";
+    hubspot_delivery(&d, url, mixed);
+    CHECK(receive(&e, jstr(ep, "id"), url, &d, mixed, NULL) == 202);
+    const char *companies = "[{\"eventId\":3002,\"subscriptionType\":\"company.creation\",\"objectId\":3002}]";
+    hubspot_delivery(&d, url, companies);
+    CHECK(receive(&e, jstr(ep, "id"), url, &d, companies, &ob) == 200);
+    CHECK(ob && strstr(ob, "ignored"));
+    integ_free(ob);
+    const char *mixed2 = "[{\"eventId\":3003,\"subscriptionType\":\"company.propertyChange\",\"objectId\":3003},"
+                         "{\"eventId\":2002,\"subscriptionType\":\"contact.propertyChange\",\"objectId\":1004}]";
+    hubspot_delivery(&d, url, mixed2);
+    CHECK(receive(&e, jstr(ep, "id"), url, &d, mixed2, NULL) == 202);
+    /* A later filter does not change what was received under the old one. */
+    json_object_put(update_endpoint(&e, jstr(ep, "id"), "{\"events\":[\"company.*\"]}", INTEG_OK));
+    json_object *r = process(&e);
+    CHECK(r && jint(r, "processed") == 2 && jint(r, "failed") == 0);
+    json_object *evs = r ? json_object_object_get(r, "events") : NULL;
+    for (size_t i = 0; i < 2 && evs && i < json_object_array_length(evs); i++) {
+        json_object *res = json_object_object_get(json_object_array_get_idx(evs, i), "result");
+        if (jint(res, "items_ignored") != 1 || jint(res, "records_created") != 1)
+            fprintf(stderr, "  event %zu: %s\n", i, json_object_to_json_string(res));
+        CHECK(jint(res, "items_ignored") == 1 && jint(res, "records_created") == 1);
+    }
+    json_object_put(r);
+    char *out = NULL;
+    CHECK_OK(integ_entities_list(e.s, "contacts", NULL, &out));
+    json_object *l = json_tokener_parse(out);
+    integ_free(out);
+    CHECK(json_object_array_length(l) == 2);
+    json_object_put(l);
+    json_object_put(ep);
+    env_close(&e, dbpath);
+}
+
+/* An endpoint that verifies with the app's client secret follows the app
+ * credentials: a secret of its own is refused, by update and rotation alike,
+ * and the refusal names the call that changes it. */
+static void test_update_app_secret_endpoint(void)
+{
+    struct env e;
+    if (env_open(&e, dbpath, "http://127.0.0.1:9")) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object *ep = make_endpoint(&e, e.hubspot_id, NULL);
+    if (!ep)
+        return;
+    CHECK_STR(jstr(ep, "secret_source"), "app_secret");
+    const char *id = jstr(ep, "id");
+    char *out = NULL;
+    CHECK_RC(integ_webhook_endpoint_update(e.s, id, "{\"secret\":\"my-own-secret\"}", &out), INTEG_EINVAL);
+    CHECK(out == NULL);
+    CHECK_MSG("patch_json.secret");
+    CHECK_MSG("integ_definition_set_app_credentials");
+    CHECK_RC(integ_webhook_endpoint_rotate_secret(e.s, id, &out), INTEG_EINVAL);
+    CHECK_MSG("integ_definition_set_app_credentials");
+    CHECK(!strstr(integ_errmsg(), "integ_webhook_endpoint_update"));
+    CHECK_OK(integ_webhook_endpoints_list(e.s, e.hubspot_id, &out));
+    CHECK(strstr(out, "\"has_previous_secret\":false") && !strstr(out, "secret_rotated_at\":\"")); /* nothing changed */
+    integ_free(out);
+    /* Still the app's secret, and a sender using "my-own-secret" is refused. */
+    char url[256];
+    snprintf(url, sizeof url, "https://app.example.com/hooks/%s", id);
+    const char *body = "[{\"eventId\":401,\"subscriptionType\":\"contact.creation\",\"objectId\":1}]";
+    struct delivery d;
+    hubspot_delivery(&d, url, body);
+    CHECK(receive(&e, id, url, &d, body, NULL) == 202);
+    /* The app's secret changes where it lives; the endpoint follows. */
+    CHECK_OK(integ_definition_set_app_credentials(e.ctx, "hubspot-crm", "{\"client_id\":\"c\",\"client_secret\":\"next-app-secret\"}"));
+    const char *body2 = "[{\"eventId\":402,\"subscriptionType\":\"contact.creation\",\"objectId\":1}]";
+    hubspot_delivery(&d, url, body2); /* signed with APP_SECRET */
+    CHECK(receive(&e, id, url, &d, body2, NULL) == 401);
+    json_object_put(ep);
+    env_close(&e, dbpath);
+}
+
+/* Deliver r (signed for the endpoint's scheme) and return the status. */
+static int deliver_signed(struct env *e, json_object *ep, const char *scheme, const char *secret, const char *body)
+{
+    struct signed_req r;
+    memset(&r, 0, sizeof r);
+    snprintf(r.url, sizeof r.url, "%s", jstr(ep, "url"));
+    snprintf(r.body, sizeof r.body, "%s", body);
+    if (sign_as_provider(scheme, secret, &r))
+        return -1;
+    int status = 0;
+    char *ob = NULL;
+    CHECK_OK(integ_webhook_receive(e->ctx, jstr(ep, "id"), "POST", r.url, r.names, r.values, r.n,
+                                   (const unsigned char *)r.body, strlen(r.body), &status, &ob));
+    integ_free(ob);
+    return status;
+}
+
+/* Changing the scheme applies create's rule to the secret: kept when it is
+ * what create would give that scheme, generated (and shown once) when the
+ * scheme takes a generated one, else refused naming patch_json.secret. */
+static void test_update_scheme_secret(void)
+{
+    struct env e;
+    if (env_open(&e, dbpath, "http://127.0.0.1:9")) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object *woo = make_endpoint(&e, e.woo_id, NULL);
+    if (!woo)
+        return;
+    const char *id = jstr(woo, "id");
+    char *out = NULL;
+    static const char *const refused[] = {"sendgrid", "basic", "standard-ed25519"};
+    for (size_t i = 0; i < 3; i++) {
+        char patch[96], msg[128];
+        snprintf(patch, sizeof patch, "{\"scheme\":\"%s\",\"description\":\"x\"}", refused[i]);
+        CHECK_RC(integ_webhook_endpoint_update(e.s, id, patch, &out), INTEG_EINVAL);
+        CHECK(out == NULL);
+        snprintf(msg, sizeof msg, "patch_json.secret: required for scheme '%s'", refused[i]);
+        CHECK_MSG(msg);
+    }
+    CHECK_OK(integ_webhook_endpoints_list(e.s, e.woo_id, &out));
+    CHECK(strstr(out, "\"scheme\":\"woocommerce\"") && !strstr(out, "\"description\":\"x\"")); /* unchanged */
+    integ_free(out);
+    /* standard verifies with the generated secret it has: kept, not shown. */
+    json_object *up = update_endpoint(&e, id, "{\"scheme\":\"standard\"}", INTEG_OK);
+    CHECK(up && !json_object_object_get(up, "secret") && !jbool(up, "has_previous_secret"));
+    CHECK_STR(jstr(up, "secret_source"), "generated");
+    json_object_put(up);
+    CHECK(deliver_signed(&e, woo, "standard", jstr(woo, "secret"), "{\"id\":1}") == 202);
+    CHECK_OK(integ_webhook_endpoint_rotate_secret(e.s, id, &out));
+    CHECK(strstr(out, "\"secret\":\"whsec_") != NULL);
+    integ_free(out);
+
+    /* HubSpot's app secret is no Standard Webhooks key: a generated one,
+     * shown once, and nothing of the old secret verifies any more. */
+    json_object *hs = make_endpoint(&e, e.hubspot_id, NULL);
+    CHECK(hs != NULL);
+    up = hs ? update_endpoint(&e, jstr(hs, "id"), "{\"scheme\":\"standard\"}", INTEG_OK) : NULL;
+    CHECK(up && jstr(up, "secret") && !strncmp(jstr(up, "secret"), "whsec_", 6));
+    CHECK(up && !jbool(up, "has_previous_secret") && jstr(up, "secret_rotated_at"));
+    CHECK_STR(jstr(up, "secret_source"), "generated");
+    if (up && hs && jstr(up, "secret"))
+        CHECK(deliver_signed(&e, hs, "standard", jstr(up, "secret"), "{\"id\":2}") == 202);
+    json_object_put(up);
+    CHECK_OK(integ_webhook_endpoints_list(e.s, e.hubspot_id, &out)); /* shown once only */
+    CHECK(!strstr(out, "whsec_"));
+    integ_free(out);
+    if (hs) {
+        CHECK_OK(integ_webhook_endpoint_rotate_secret(e.s, jstr(hs, "id"), &out));
+        integ_free(out);
+        /* Back to HubSpot's own scheme: the app's secret again, never shown. */
+        up = update_endpoint(&e, jstr(hs, "id"), "{\"scheme\":\"hubspot-v3\"}", INTEG_OK);
+        CHECK(up && !json_object_object_get(up, "secret"));
+        CHECK_STR(jstr(up, "secret_source"), "app_secret");
+        json_object_put(up);
+        char url[256];
+        snprintf(url, sizeof url, "%s", jstr(hs, "url"));
+        const char *body = "[{\"eventId\":501,\"subscriptionType\":\"contact.creation\",\"objectId\":1}]";
+        struct delivery d;
+        hubspot_delivery(&d, url, body);
+        CHECK(receive(&e, jstr(hs, "id"), url, &d, body, NULL) == 202);
+    }
+    /* A new scheme with its secret: given, and rotation is not ours. */
+    up = update_endpoint(&e, id, "{\"scheme\":\"basic\",\"secret\":\"sender:pw\"}", INTEG_OK);
+    CHECK(up && !json_object_object_get(up, "secret") && !jbool(up, "has_previous_secret"));
+    CHECK_STR(jstr(up, "secret_source"), "given");
+    json_object_put(up);
+    CHECK(deliver_signed(&e, woo, "basic", "sender:pw", "{\"id\":3}") == 202);
+    CHECK_RC(integ_webhook_endpoint_rotate_secret(e.s, id, &out), INTEG_EINVAL);
+    CHECK_MSG("dictated");
+
+    /* An endpoint left with a generated secret under sendgrid (its scheme
+     * changed before updates checked): rotation does not mint another. */
+    json_object *old = make_endpoint(&e, e.woo_id, NULL);
+    CHECK(old != NULL);
+    if (old) {
+        void *tx = NULL;
+        json_object *rec = NULL;
+        CHECK_OK(ig_tx_begin(e.ctx, 1, &tx));
+        CHECK_OK(ig_store_get(e.ctx, tx, INTEG_KIND_WEBHOOK_ENDPOINT, "acme", jstr(old, "id"), &rec));
+        json_object_object_add(rec, "scheme", json_object_new_string("sendgrid"));
+        CHECK_OK(ig_tx_end(e.ctx, tx, 1, ig_store_put(e.ctx, tx, INTEG_KIND_WEBHOOK_ENDPOINT, rec, INTEG_PUT_UPDATE)));
+        json_object_put(rec);
+        CHECK_RC(integ_webhook_endpoint_rotate_secret(e.s, jstr(old, "id"), &out), INTEG_EINVAL);
+        CHECK(out == NULL);
+        CHECK_MSG("scheme 'sendgrid' does not verify with a generated secret");
+        json_object_put(old);
+    }
+    json_object_put(hs);
+    json_object_put(woo);
+    env_close(&e, dbpath);
+}
+
+/* Two HubSpot batches of 100 ten-digit event ids (over 1 KiB joined) that
+ * differ only in their last id are two deliveries. */
+static void test_long_batch_ids(void)
+{
+    struct env e;
+    if (env_open(&e, dbpath, "http://127.0.0.1:9")) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object *ep = make_endpoint(&e, e.hubspot_id, NULL);
+    if (!ep)
+        return;
+    char url[256];
+    snprintf(url, sizeof url, "https://app.example.com/hooks/%s", jstr(ep, "id"));
+    char *body[2];
+    for (int b = 0; b < 2; b++) {
+        size_t cap = 100 * 96 + 8, len = 0;
+        body[b] = malloc(cap);
+        len += (size_t)snprintf(body[b] + len, cap - len, "[");
+        for (int i = 0; i < 100; i++) {
+            long long eid = 4000000000LL + i + (i == 99 && b == 1 ? 500 : 0);
+            len += (size_t)snprintf(body[b] + len, cap - len,
+                                    "%s{\"eventId\":%lld,\"subscriptionType\":\"contact.propertyChange\",\"objectId\":%d}",
+                                    i ? "," : "", eid, 1000 + i);
+        }
+        snprintf(body[b] + len, cap - len, "]");
+    }
+    struct delivery d;
+    char *ob = NULL;
+    hubspot_delivery(&d, url, body[0]);
+    CHECK(receive(&e, jstr(ep, "id"), url, &d, body[0], NULL) == 202);
+    hubspot_delivery(&d, url, body[1]);
+    CHECK(receive(&e, jstr(ep, "id"), url, &d, body[1], &ob) == 202);
+    CHECK(ob && strstr(ob, "accepted"));
+    integ_free(ob);
+    hubspot_delivery(&d, url, body[0]); /* a real duplicate still is one */
+    CHECK(receive(&e, jstr(ep, "id"), url, &d, body[0], &ob) == 200);
+    CHECK(ob && strstr(ob, "duplicate"));
+    integ_free(ob);
+    CHECK(count_events(&e, NULL) == 2);
+    free(body[0]);
+    free(body[1]);
+    json_object_put(ep);
+    env_close(&e, dbpath);
+}
+
+/* The endpoint's times come from the context's clock; and the headers a
+ * locator reads are stored even after the first 64, so processing sees the
+ * event type that receiving saw. */
+static void test_endpoint_clock_and_late_headers(void)
+{
+    struct env e;
+    if (env_open(&e, dbpath, "http://127.0.0.1:9")) {
+        CHECK(!"env_open");
+        return;
+    }
+    char want[32];
+    ig_rfc3339(want, fake_now, 0);
+    json_object *ep = make_endpoint(&e, e.shopify_id, "{\"secret\":\"" APP_SECRET "\"}");
+    if (!ep)
+        return;
+    CHECK_STR(jstr(ep, "created_at"), want);
+    CHECK_STR(jstr(ep, "updated_at"), want);
+    fake_now += 5000;
+    char later[32];
+    ig_rfc3339(later, fake_now, 0);
+    json_object *up = update_endpoint(&e, jstr(ep, "id"), "{\"secret\":\"" APP_SECRET "\"}", INTEG_OK);
+    CHECK_STR(jstr(up, "created_at"), want);
+    CHECK_STR(jstr(up, "updated_at"), later);
+    CHECK_STR(jstr(up, "secret_rotated_at"), later);
+    json_object_put(up);
+
+    const char *body = "{\"id\":7101,\"email\":\"late@example.com\",\"first_name\":\"Late\",\"last_name\":\"Header\"}";
+    enum { N = 70 };
+    const char *names[N], *values[N];
+    char fill[N][24], sig[128];
+    hmac_b64(APP_SECRET, (const unsigned char *)body, strlen(body), sig, sizeof sig);
+    size_t n = 0;
+    names[n] = "X-Shopify-Hmac-Sha256", values[n++] = sig;
+    while (n < N - 2) {
+        snprintf(fill[n], sizeof fill[n], "X-Proxy-Hop-%zu", n);
+        names[n] = fill[n], values[n++] = "via";
+    }
+    names[n] = "X-Shopify-Topic", values[n++] = "customers/create";
+    names[n] = "X-Shopify-Webhook-Id", values[n++] = "late-1";
+    int status = 0;
+    char *ob = NULL;
+    CHECK_OK(integ_webhook_receive(e.ctx, jstr(ep, "id"), "POST", "/h", names, values, n, (const unsigned char *)body,
+                                   strlen(body), &status, &ob));
+    CHECK(status == 202);
+    integ_free(ob);
+    json_object *r = process(&e);
+    json_object *res = r ? json_object_object_get(json_object_array_get_idx(json_object_object_get(r, "events"), 0), "result") : NULL;
+    if (jint(res, "records_created") != 1)
+        fprintf(stderr, "  process: %s\n", r ? json_object_to_json_string(r) : "-");
+    CHECK(r && jint(r, "processed") == 1 && jint(res, "records_created") == 1 && jint(res, "items_ignored") == 0);
+    json_object_put(r);
+    json_object_put(ep);
+    env_close(&e, dbpath);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -999,6 +1327,11 @@ int main(int argc, char **argv)
     RUN(test_standard_dedup);
     RUN(test_no_secret_every_scheme);
     RUN(test_no_secret_provider_keys);
+    RUN(test_batch_item_filter);
+    RUN(test_update_app_secret_endpoint);
+    RUN(test_update_scheme_secret);
+    RUN(test_long_batch_ids);
+    RUN(test_endpoint_clock_and_late_headers);
     sandbox_stop(&sb);
     TEST_END();
 }

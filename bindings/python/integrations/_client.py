@@ -695,9 +695,14 @@ class Context:
         ``"webhook.dead"`` event goes to the event callback. Blocks on the
         network for fetched records.
 
-        Returns ``{"claimed", "processed", "failed", "dead", "events":
-        [{id, endpoint_id, status (processed | retry | dead), result |
-        error}]}``.
+        Returns ``{"claimed", "processed", "failed", "dead", "lost", "gone",
+        "errors", "events": [{id, endpoint_id, status (processed | retry |
+        dead | lost | gone | error), result | error, code}]}``: ``lost``, an
+        event another worker took over after this call's lease ran out
+        (nothing of this call's applied); ``gone``, deleted meanwhile with its
+        endpoint or integration; ``error``, the store failed to record the
+        outcome (taken again when the lease expires). These never raise: one
+        event's trouble does not stop the others (see doc/webhooks.md).
         """
         return _call_json(
             self._cb_state, lib.integ_webhook_process, self._h(), _int_arg(max_events, "max_events")
@@ -723,7 +728,7 @@ class Context:
         Returns ``{"syncs": [{tenant_id, integration_id, entity, status
         (success | partial | skipped | error), sync_log_id,
         records_processed} or, for one that failed, {..., status, code,
-        error}], "webhooks": {claimed, processed, failed, dead, events}}``.
+        error}], "webhooks": {claimed, processed, failed, dead, lost, gone, errors, events}}``.
         A failed sync is reported in its entry, not raised; the event
         callback receives ``"sync.completed"``/``"sync.failed"`` (and
         ``"conflict.detected"``) on this thread, inside this call.
@@ -1382,8 +1387,13 @@ class Session:
         Or set a provider-dictated ``secret`` (the old one keeps verifying
         for the grace period, option ``webhook.rotation_grace_s``, default
         24 h). Every keyword given is sent as is (``description=None``
-        clears it); an unknown one raises InvalidArgument naming it. Needs
-        integration:admin. Returns the endpoint (without its secret).
+        clears it); an unknown one raises InvalidArgument naming it. A new
+        ``scheme`` without a ``secret`` keeps the current secret if it suits
+        the scheme, else generates one (returned once, as ``secret``) or
+        raises InvalidArgument naming ``secret``; an endpoint verified with
+        the app's secret takes no ``secret`` (set the app credentials
+        instead). Needs integration:admin. Returns the endpoint (its secret
+        only when one was generated).
         """
         if "events" in fields and fields["events"] is not None:
             fields["events"] = _str_list(fields["events"], "events")

@@ -410,7 +410,8 @@ def test_run_due_arguments(hub_ctx: integrations.Context) -> None:
             hub_ctx.run_due(wrong)  # type: ignore[arg-type]
     assert hub_ctx.run_due(1) == {
         "syncs": [],
-        "webhooks": {"claimed": 0, "processed": 0, "failed": 0, "dead": 0, "events": []},
+        "webhooks": {"claimed": 0, "processed": 0, "failed": 0, "dead": 0, "lost": 0, "gone": 0, "errors": 0,
+                     "events": []},
     }
     hub_ctx.close()
     with pytest.raises(integrations.InvalidArgument, match="closed"):

@@ -370,7 +370,8 @@ def test_process_into_contacts(wctx: integrations.Context, wadmin: integrations.
     assert [e["id"] for e in done] == [ev["id"]]
     assert done[0]["attempts"] == 1 and done[0]["processed_at"] and done[0]["result"]["records_created"] == 1
     assert wadmin.webhook_events(status="queued") == []
-    assert wctx.process_webhooks() == {"claimed": 0, "processed": 0, "failed": 0, "dead": 0, "events": []}
+    assert wctx.process_webhooks() == {"claimed": 0, "processed": 0, "failed": 0, "dead": 0, "lost": 0, "gone": 0,
+                                       "errors": 0, "events": []}
 
     # An update of the same customer updates the same local record.
     assert deliver_woo(wctx, endpoint, customer(42, "jane@new.example.com"), "4002").status == 202
