@@ -179,6 +179,7 @@ const char *ig_wh_header(const char *const *names, const char *const *values, si
 /* A decimal integer of 1..18 digits, nothing else. */
 static int parse_int(slice s, int64_t *out)
 {
+    *out = 0;
     if (!s.p || s.n == 0 || s.n > 18)
         return -1;
     int64_t v = 0;

@@ -258,15 +258,13 @@ static void test_standard_secret_padding(void)
 {
     for (size_t key_len = 30; key_len <= 32; key_len++) {
         unsigned char key[32];
-        for (size_t i = 0; i < key_len; i++)
+        for (size_t i = 0; i < key_len && i < sizeof key; i++)
             key[i] = (unsigned char)(i * 7 + key_len);
         char b64[64], secret[80], unpadded[80];
         sodium_bin2base64(b64, sizeof b64, key, key_len, sodium_base64_VARIANT_ORIGINAL);
         snprintf(secret, sizeof secret, "whsec_%s", b64);
         snprintf(unpadded, sizeof unpadded, "whsec_%s", b64);
-        char *eq = strchr(unpadded, '=');
-        if (eq)
-            *eq = 0;
+        unpadded[strcspn(unpadded, "=")] = '\0';
         const char *msg = "id1.1700000000.{}";
         unsigned char d[32];
         mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), key, key_len,
