@@ -7,7 +7,7 @@
  * (WAL + synchronous=NORMAL: a commit survives a process crash, and an OS
  * crash may lose the last commits but never corrupts).
  *
- *   bench_ingest DIR EVENTS_PER_REP REPS [THREADS]
+ *   bench_ingest DIR EVENTS_PER_REP REPS [THREADS [normal|full]]
  * Output: ingest impl=lib|raw|raw-shape|raw-floor|raw-floor-nockpt rep=R events=N events_per_s=X
  *         p50_us=Y p99_us=Z
  * The raw variants (raw_variants below) bound what one commit per event
@@ -21,7 +21,11 @@
  * then impl=lib-threadsT and adds batch_mean=B, the mean number of events
  * per commit (read from the context's internal counters: this benchmark
  * links the library's objects, as the unit tests do). The raw baseline
- * stays one thread, and only "raw" runs. */
+ * stays one thread, and only "raw" runs. THREADS 0 is one caller.
+ *
+ * The durability mode (default normal) is the context option
+ * "durability"; the raw baseline then runs with the same PRAGMA
+ * synchronous (FULL: every commit syncs the WAL), and only "raw". */
 #include <json-c/json.h>
 #include <pthread.h>
 #include <sqlite3.h>
@@ -203,13 +207,13 @@ static struct raw_variant raw_variants[] = {
 };
 #define N_RAW (sizeof raw_variants / sizeof raw_variants[0])
 
-static int raw_open(struct raw_variant *v, const char *dir)
+static int raw_open(struct raw_variant *v, const char *dir, int full)
 {
     char sql[2048];
     snprintf(v->path, sizeof v->path, "%s/bench-ingest-%s-%d.db", dir, v->impl, (int)getpid());
     rm_db(v->path);
-    snprintf(sql, sizeof sql, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA wal_autocheckpoint=%d; %s",
-             v->autocheckpoint, v->ddl);
+    snprintf(sql, sizeof sql, "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA wal_autocheckpoint=%d; %s",
+             full ? "FULL" : "NORMAL", v->autocheckpoint, v->ddl);
     return sql_ok(v->db, sqlite3_open(v->path, &v->db), "open") &&
            sql_ok(v->db, sqlite3_exec(v->db, sql, NULL, NULL, NULL), "schema") &&
            sql_ok(v->db,
@@ -278,12 +282,18 @@ static int raw_rep(struct raw_variant *v, int rep, size_t n, const char *ep_id, 
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: bench_ingest DIR EVENTS_PER_REP REPS [THREADS]\n");
+        fprintf(stderr, "usage: bench_ingest DIR EVENTS_PER_REP REPS [THREADS [normal|full]]\n");
         return 2;
     }
     int threads = argc > 4 ? atoi(argv[4]) : 0;
-    if (argc > 4 && (threads < 1 || threads > 1024)) {
-        fprintf(stderr, "bench_ingest: THREADS must be 1..1024\n");
+    if (argc > 4 && (threads < 0 || threads > 1024)) {
+        fprintf(stderr, "bench_ingest: THREADS must be 0 (one caller) or 1..1024\n");
+        return 2;
+    }
+    const char *durability = argc > 5 ? argv[5] : "normal";
+    int full = strcmp(durability, "full") == 0;
+    if (!full && strcmp(durability, "normal") != 0) {
+        fprintf(stderr, "bench_ingest: durability must be normal or full\n");
         return 2;
     }
     if (sodium_init() < 0)
@@ -298,7 +308,8 @@ int main(int argc, char **argv)
     /* The library: a Shopify integration with an endpoint. */
     char *key = NULL, *out = NULL;
     integ_generate_master_key(&key);
-    snprintf(opts, sizeof opts, "{\"store\":\"sqlite:%s\",\"master_key\":\"%s\"}", lib_db, key);
+    snprintf(opts, sizeof opts, "{\"store\":\"sqlite:%s\",\"durability\":\"%s\",\"master_key\":\"%s\"}", lib_db,
+             durability, key);
     integ_free(key);
     integ_ctx *ctx = NULL;
     integ_session *s = NULL;
@@ -331,10 +342,11 @@ int main(int argc, char **argv)
     char url[256];
     snprintf(url, sizeof url, "https://app.example.com/hooks/%s", ep_id);
 
-    /* The raw baselines (with THREADS, only the first: the reference). */
-    size_t n_raw = threads ? 1 : N_RAW;
+    /* The raw baselines (with THREADS or in full mode, only the first: the
+     * reference), in the same durability mode. */
+    size_t n_raw = threads || full ? 1 : N_RAW;
     for (size_t v = 0; v < n_raw; v++)
-        if (!raw_open(&raw_variants[v], dir))
+        if (!raw_open(&raw_variants[v], dir, full))
             return 1;
 
     double *lat = malloc((per > 200 ? per : 200) * sizeof *lat);

@@ -10,6 +10,7 @@
 #include "crypto.h"
 #include "ctx.h"
 #include "store_schema.h"
+#include "store_sqlite.h"
 #include "definitions.h"
 #include "engine.h"
 #include "error.h"
@@ -47,7 +48,7 @@ static int check_nonneg_int(json_object *parent, const char *key, const char *pa
 static int validate_options(json_object *o)
 {
     static const char *const top[] = {"store", "master_key", "master_key_file", "adapters_dir",
-                                      "http", "base_url_overrides", "webhook", NULL};
+                                      "http", "base_url_overrides", "webhook", "durability", NULL};
     static const char *const http[] = {"timeout_ms", "connect_timeout_ms", "max_retries", "ca_file",
                                        "proxy", "user_agent", "allow_private_networks", NULL};
     static const char *const webhook[] = {"base_url", "tolerance_s", "max_body_bytes", "max_attempts",
@@ -56,10 +57,13 @@ static int validate_options(json_object *o)
     int rc = ig_json_check_keys(o, top, "options", "option");
     if (rc)
         return rc;
-    const char *strs[] = {"store", "master_key", "master_key_file", "adapters_dir"};
+    const char *strs[] = {"store", "master_key", "master_key_file", "adapters_dir", "durability"};
     for (size_t i = 0; i < sizeof strs / sizeof *strs; i++)
         if ((rc = check_type(ig_json_get(o, strs[i]), json_type_string, strs[i], "a string")))
             return rc;
+    const char *dur = ig_json_str(o, "durability");
+    if (dur && strcmp(dur, "normal") != 0 && strcmp(dur, "full") != 0)
+        return ig_err(INTEG_EINVAL, "options.durability: must be \"normal\" or \"full\", not \"%s\"", dur);
     json_object *h = ig_json_get(o, "http");
     if ((rc = check_type(h, json_type_object, "http", "an object")))
         return rc;
@@ -297,6 +301,14 @@ static int ctx_attach_store(integ_ctx *ctx, const integ_store *store, void *data
         !store->put || !store->get || !store->list || !store->count || !store->remove ||
         !store->remove_where)
         return ig_err(INTEG_EINVAL, "store: vtable is incomplete or of an unknown version");
+    /* Durability is the store's: the built-in one takes the option, a
+     * host's store decides its own (an option it would ignore is refused). */
+    const char *dur = ig_json_str(ctx->options, "durability");
+    if (dur && !ig_sqlite_owns(store))
+        return ig_err(INTEG_EINVAL, "options.durability: applies to the built-in SQLite store only (a host store "
+                                    "decides its own durability)");
+    if (dur && ig_sqlite_set_durability(data, !strcmp(dur, "full")))
+        return INTEG_EINVAL;
     int rc = store->open(data);
     if (rc)
         return ig_err_prefix(rc, "store: open");

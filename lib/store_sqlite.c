@@ -155,6 +155,7 @@ struct sq_conn {
 struct sq_store {
     char *path; /* owned */
     int memory;
+    int sync_full; /* durability "full": every commit fsyncs (PRAGMA synchronous=FULL) */
     int max_conns;
     int opened;
     pthread_mutex_t mu;
@@ -282,7 +283,7 @@ static void *checkpointer_main(void *arg)
         return NULL;
     }
     sqlite3_busy_timeout(db, IG_SQLITE_BUSY_TIMEOUT_MS);
-    sqlite3_exec(db, "PRAGMA synchronous=NORMAL;", NULL, NULL, NULL);
+    sqlite3_exec(db, s->sync_full ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;", NULL, NULL, NULL);
     pthread_mutex_lock(&s->ck_mu);
     for (;;) {
         while (!s->ck_wanted && !s->ck_stop)
@@ -360,9 +361,12 @@ static int conn_open(sq_store *s, sq_conn **out)
     sqlite3_extended_result_codes(c->db, 1);
     sqlite3_busy_timeout(c->db, IG_SQLITE_BUSY_TIMEOUT_MS);
     /* secure_delete: a removed record's bytes must not stay in the file. */
+    /* synchronous: NORMAL in WAL mode syncs at checkpoints only, so a
+     * commit survives the process but not the OS; FULL syncs the WAL at
+     * every commit (options.durability). */
     rc = sqlite3_exec(c->db,
-                      "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON; "
-                      "PRAGMA synchronous=NORMAL;",
+                      s->sync_full ? "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON; PRAGMA synchronous=FULL;"
+                                   : "PRAGMA foreign_keys=ON; PRAGMA secure_delete=ON; PRAGMA synchronous=NORMAL;",
                       NULL, NULL, NULL);
     char mode[16] = "";
     if (rc == SQLITE_OK && !s->memory) {
@@ -1175,8 +1179,8 @@ static int put_row(sq_tx *tx, const table_spec *t, integ_store_kind kind, const 
 static int sq_put(void *txp, integ_store_kind kind, const char *json, const unsigned char *blob,
                   size_t blob_len, integ_put_mode mode)
 {
-    sq_tx *tx;
-    const table_spec *t;
+    sq_tx *tx = NULL;
+    const table_spec *t = NULL;
     int rc = put_check(txp, kind, json, blob, blob_len, mode, &tx, &t);
     if (rc != INTEG_OK)
         return rc;
@@ -1199,8 +1203,8 @@ static int sq_put_fields(void *txp, integ_store_kind kind, const char *json, siz
                          const integ_store_field *fields, size_t n_fields, const unsigned char *blob,
                          size_t blob_len, integ_put_mode mode)
 {
-    sq_tx *tx;
-    const table_spec *t;
+    sq_tx *tx = NULL;
+    const table_spec *t = NULL;
     int rc = put_check(txp, kind, json, blob, blob_len, mode, &tx, &t);
     if (rc != INTEG_OK)
         return rc;
@@ -1236,8 +1240,8 @@ static int tenant_check(const table_spec *t, const char *tenant_id, const char *
 static int sq_get(void *txp, integ_store_kind kind, const char *tenant_id, const char *id,
                   integ_store_row_cb cb, void *payload)
 {
-    sq_tx *tx;
-    const table_spec *t;
+    sq_tx *tx = NULL;
+    const table_spec *t = NULL;
     int rc = tx_check(txp, kind, 0, "get", &tx, &t);
     if (rc != INTEG_OK)
         return rc;
@@ -1267,8 +1271,8 @@ static int sq_get(void *txp, integ_store_kind kind, const char *tenant_id, const
 static int sq_list(void *txp, integ_store_kind kind, const char *query_json,
                    integ_store_row_cb cb, void *payload)
 {
-    sq_tx *tx;
-    const table_spec *t;
+    sq_tx *tx = NULL;
+    const table_spec *t = NULL;
     int rc = tx_check(txp, kind, 0, "list", &tx, &t);
     if (rc != INTEG_OK)
         return rc;
@@ -1308,8 +1312,8 @@ static int sq_list(void *txp, integ_store_kind kind, const char *query_json,
 
 static int sq_count(void *txp, integ_store_kind kind, const char *query_json, int64_t *out_count)
 {
-    sq_tx *tx;
-    const table_spec *t;
+    sq_tx *tx = NULL;
+    const table_spec *t = NULL;
     int rc = tx_check(txp, kind, 0, "count", &tx, &t);
     if (rc != INTEG_OK)
         return rc;
@@ -1345,8 +1349,8 @@ static int sq_count(void *txp, integ_store_kind kind, const char *query_json, in
 
 static int sq_remove(void *txp, integ_store_kind kind, const char *tenant_id, const char *id)
 {
-    sq_tx *tx;
-    const table_spec *t;
+    sq_tx *tx = NULL;
+    const table_spec *t = NULL;
     int rc = tx_check(txp, kind, 1, "remove", &tx, &t);
     if (rc != INTEG_OK)
         return rc;
@@ -1374,8 +1378,8 @@ static int sq_remove(void *txp, integ_store_kind kind, const char *tenant_id, co
 static int sq_remove_where(void *txp, integ_store_kind kind, const char *query_json,
                            int64_t *out_count)
 {
-    sq_tx *tx;
-    const table_spec *t;
+    sq_tx *tx = NULL;
+    const table_spec *t = NULL;
     if (out_count)
         *out_count = 0;
     int rc = tx_check(txp, kind, 1, "remove_where", &tx, &t);
@@ -1438,6 +1442,22 @@ static const integ_store sq_vtable = {
 };
 
 sqlite3 *ig_sqlite_tx_db(void *tx) { return tx ? ((sq_tx *)tx)->conn->db : NULL; }
+
+int ig_sqlite_owns(const integ_store *store) { return store && store->open == sq_open; }
+
+int ig_sqlite_set_durability(void *store_data, int full)
+{
+    sq_store *s = store_data;
+    pthread_mutex_lock(&s->mu);
+    int rc = INTEG_OK;
+    if (s->opened && s->sync_full != (full != 0))
+        rc = ig_err(INTEG_EINVAL, "options.durability: the SQLite store is already open with durability \"%s\"",
+                    s->sync_full ? "full" : "normal");
+    else
+        s->sync_full = full != 0;
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
 
 INTEG_API int integ_store_sqlite_new(const integ_store **out_store, void **out_store_data,
                                      const char *path)

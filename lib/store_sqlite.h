@@ -6,6 +6,8 @@
 #include <sqlite3.h>
 #include <stdint.h>
 
+#include "integrations/store.h"
+
 /* The schema version PRAGMA user_version holds after open(). */
 #define IG_SQLITE_SCHEMA_VERSION 3
 
@@ -30,5 +32,15 @@ uint64_t ig_sqlite_checkpoints(void *store_data);
  * begin(), lent while the transaction lasts. For tests and diagnostics
  * (checking pragmas); NULL when tx is NULL. */
 sqlite3 *ig_sqlite_tx_db(void *tx);
+
+/* 1 when `store` is the built-in SQLite store (or a copy of its vtable
+ * with some functions wrapped): its store_data is then the SQLite store's. */
+int ig_sqlite_owns(const integ_store *store);
+
+/* options.durability: full (1) makes every connection PRAGMA
+ * synchronous=FULL, normal (0) NORMAL. Before open(); on an open store
+ * only the durability it already has is accepted (INTEG_EINVAL
+ * otherwise). */
+int ig_sqlite_set_durability(void *store_data, int full);
 
 #endif

@@ -31,6 +31,9 @@ export interface HttpOptions {
 export interface ContextOptions {
   /** "sqlite:PATH" (default "sqlite:./integrations.db") or "sqlite::memory:". */
   store?: string;
+  /** "normal" (default): a commit survives the process crashing; "full": also an OS crash or
+   *  power loss (every commit syncs). Built-in SQLite store only. */
+  durability?: "normal" | "full";
   /** Base64 of 32 bytes; else master_key_file, else env INTEG_MASTER_KEY. */
   master_key?: string;
   master_key_file?: string;

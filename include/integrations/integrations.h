@@ -77,6 +77,13 @@ INTEG_API int integ_generate_master_key(char **out_b64);
  * @param options_json  NULL or a JSON object, all keys optional:
  *   "store":           "sqlite:PATH" (default "sqlite:./integrations.db") or
  *                      "sqlite::memory:" (private to this context)
+ *   "durability":      "normal" (default): a committed write (a webhook's
+ *                      202, a synced page) survives a crash of the process,
+ *                      and an OS crash or power loss may lose the last
+ *                      commits, never corrupt (SQLite WAL, synchronous=
+ *                      NORMAL); "full": it survives those too (every
+ *                      commit syncs the WAL: slower per commit, which
+ *                      concurrent webhook receivers share)
  *   "master_key":      base64 of 32 bytes (see integ_generate_master_key)
  *   "master_key_file": path of a file holding that base64 text
  *   "adapters_dir":    a directory of extra *.json manifests (override the
@@ -101,7 +108,9 @@ INTEG_API int integ_ctx_open(integ_ctx **out, const char *options_json);
  * vtable must stay valid until the store's close member has been called;
  * store_data is passed to it unchanged. On success the context owns
  * store_data and calls store->close(store_data) when it is finally closed;
- * on failure the caller still owns it. "store" in options_json is ignored.
+ * on failure the caller still owns it. "store" in options_json is ignored;
+ * "durability" applies to the built-in SQLite store (integ_store_sqlite_new)
+ * only, and is INTEG_EINVAL with any other store, which decides its own.
  */
 INTEG_API int integ_ctx_open_with_store(integ_ctx **out, const integ_store *store,
                                         void *store_data, const char *options_json);

@@ -6,6 +6,7 @@
 
 #include "ctx.h"
 #include "json.h"
+#include "store_sqlite.h"
 #include "test.h"
 
 #define MEM_OPTS "{\"store\":\"sqlite::memory:\",\"master_key\":\"" TEST_MASTER_KEY "\"}"
@@ -84,6 +85,78 @@ static void test_master_key_text_dropped(void)
     json_object_put(o);
     CHECK(ig_json_parse_secret("{\"a\":1} x", 9) == NULL);
     CHECK(ig_json_parse_secret("{\"a\":", 5) == NULL);
+}
+
+/* PRAGMA synchronous of a connection of the context's store. */
+static int synchronous_of(integ_ctx *ctx)
+{
+    void *tx = NULL;
+    int v = -1;
+    if (ig_tx_begin(ctx, 0, &tx) != INTEG_OK)
+        return -1;
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(ig_sqlite_tx_db(tx), "PRAGMA synchronous", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    ig_tx_end(ctx, tx, 0, INTEG_OK);
+    return v;
+}
+
+static int wrapped_open_calls;
+static const integ_store *inner_store;
+static int wrapped_open(void *d)
+{
+    wrapped_open_calls++;
+    return inner_store->open(d);
+}
+
+/* options.durability: "normal" (synchronous=NORMAL, 1) or "full" (FULL, 2)
+ * on the built-in store; anything else, or a host store, is refused. */
+static void test_durability_option(void)
+{
+    integ_ctx *ctx = NULL;
+    CHECK_OK(integ_ctx_open(&ctx, "{\"store\":\"sqlite::memory:\",\"master_key\":\"" TEST_MASTER_KEY "\"}"));
+    CHECK(ctx && synchronous_of(ctx) == 1);
+    integ_ctx_close(ctx);
+    ctx = NULL;
+    CHECK_OK(integ_ctx_open(&ctx, "{\"store\":\"sqlite::memory:\",\"durability\":\"full\",\"master_key\":\"" TEST_MASTER_KEY "\"}"));
+    CHECK(ctx && synchronous_of(ctx) == 2);
+    integ_ctx_close(ctx);
+    ctx = NULL;
+    CHECK_RC(integ_ctx_open(&ctx, "{\"store\":\"sqlite::memory:\",\"durability\":\"paranoid\",\"master_key\":\"" TEST_MASTER_KEY "\"}"),
+             INTEG_EINVAL);
+    CHECK_MSG("options.durability: must be \"normal\" or \"full\"");
+    CHECK_RC(integ_ctx_open(&ctx, "{\"store\":\"sqlite::memory:\",\"durability\":2,\"master_key\":\"" TEST_MASTER_KEY "\"}"),
+             INTEG_EINVAL);
+    CHECK_MSG("options.durability");
+    /* The built-in store handed over by the host takes it... */
+    const integ_store *st = NULL;
+    void *data = NULL;
+    CHECK_OK(integ_store_sqlite_new(&st, &data, ":memory:"));
+    CHECK_OK(integ_ctx_open_with_store(&ctx, st, data, "{\"durability\":\"full\",\"master_key\":\"" TEST_MASTER_KEY "\"}"));
+    CHECK(ctx && synchronous_of(ctx) == 2);
+    integ_ctx_close(ctx);
+    ctx = NULL;
+    /* ...but not once it is open with the other setting... */
+    CHECK_OK(integ_store_sqlite_new(&st, &data, ":memory:"));
+    CHECK_OK(st->open(data));
+    CHECK_RC(integ_ctx_open_with_store(&ctx, st, data, "{\"durability\":\"full\",\"master_key\":\"" TEST_MASTER_KEY "\"}"),
+             INTEG_EINVAL);
+    CHECK_MSG("already open with durability \"normal\"");
+    st->close(data);
+    /* ...and a host's store decides its own: the option is refused, the
+     * store never opened. */
+    CHECK_OK(integ_store_sqlite_new(&inner_store, &data, ":memory:"));
+    integ_store host = *inner_store;
+    host.open = wrapped_open;
+    CHECK_RC(integ_ctx_open_with_store(&ctx, &host, data, "{\"durability\":\"normal\",\"master_key\":\"" TEST_MASTER_KEY "\"}"),
+             INTEG_EINVAL);
+    CHECK_MSG("options.durability: applies to the built-in SQLite store only");
+    CHECK(wrapped_open_calls == 0);
+    CHECK_OK(integ_ctx_open_with_store(&ctx, &host, data, "{\"master_key\":\"" TEST_MASTER_KEY "\"}"));
+    CHECK(wrapped_open_calls == 1);
+    integ_ctx_close(ctx);
 }
 
 static void test_bad_options(void)
@@ -449,6 +522,7 @@ int main(void)
     RUN(test_version_and_strerror);
     RUN(test_open_requires_key);
     RUN(test_master_key_text_dropped);
+    RUN(test_durability_option);
     RUN(test_bad_options);
     RUN(test_errmsg_thread_local);
     RUN(test_sessions);

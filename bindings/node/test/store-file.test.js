@@ -37,6 +37,25 @@ test('a file store persists; Context.open resolves a Context', async () => {
   again.close();
 });
 
+test('durability "full": commits persist the same; a bad value or a bad type names the option', () => {
+  const store = `sqlite:${path.join(dir, 'full.db')}`;
+  const key = integ.generateMasterKey();
+  const ctx = new integ.Context({ store, master_key: key, durability: 'full' });
+  const s = ctx.session('t1', 'u1', ['admin']);
+  const created = s.createIntegration(REQUEST);
+  s.close();
+  ctx.close();
+  const again = new integ.Context({ store, master_key: key });
+  const s2 = again.session('t1', 'u2');
+  assert.deepEqual(s2.integrations().map((i) => i.id), [created.id]);
+  s2.close();
+  again.close();
+  for (const durability of ['paranoid', 2]) {
+    assert.throws(() => new integ.Context({ store: 'sqlite::memory:', master_key: key, durability }),
+      (err) => err instanceof integ.InvalidArgument && /options\.durability/.test(err.message));
+  }
+});
+
 test('Context.open rejects with the library error', async () => {
   await assert.rejects(integ.Context.open({ store: 'sqlite::memory:', master_key: 'short' }), (err) => {
     assert.ok(err instanceof integ.InvalidArgument);

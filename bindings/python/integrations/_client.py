@@ -388,9 +388,11 @@ class Context:
     """A library context: one per store (``integ_ctx``).
 
     ``options`` is the options object of ``integ_ctx_open`` (see API.md):
-    ``{"store": "sqlite:PATH" | "sqlite::memory:", "master_key": B64,
-    "master_key_file": PATH, "adapters_dir": PATH, "http": {...},
-    "base_url_overrides": {...}, "webhook": {...}}``. The keyword arguments
+    ``{"store": "sqlite:PATH" | "sqlite::memory:", "durability": "normal" |
+    "full", "master_key": B64, "master_key_file": PATH, "adapters_dir": PATH,
+    "http": {...}, "base_url_overrides": {...}, "webhook": {...}}``
+    (``durability``: ``"full"`` makes every commit sync, so a committed write
+    also survives an OS crash or power loss). The keyword arguments
     are shortcuts merged over it; ``store`` also accepts a path-like object,
     meaning ``"sqlite:<path>"``. Without a key option the key comes from the
     ``INTEG_MASTER_KEY`` environment variable.

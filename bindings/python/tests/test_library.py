@@ -138,6 +138,22 @@ def test_context_unknown_option_names_it(key: str) -> None:
         )
 
 
+def test_context_durability_option(tmp_path, key: str) -> None:
+    # "full": every commit syncs; what was written reads back the same.
+    db = tmp_path / "full.db"
+    with integrations.Context({"durability": "full"}, store=db, master_key=key) as c:
+        with c.session("t1", "u1", ["admin"]) as s:
+            created = s.create_integration(
+                {"integration_definition_id": "hubspot-crm", "credentials": {"api_key": "k"}}
+            )
+    with integrations.Context(store=db, master_key=key) as c:
+        with c.session("t1", "u2") as s:
+            assert [i["id"] for i in s.integrations()] == [created["id"]]
+    for bad in ("paranoid", 2):
+        with pytest.raises(integrations.InvalidArgument, match=r"options\.durability"):
+            integrations.Context({"durability": bad}, store="sqlite::memory:", master_key=key)
+
+
 def test_context_bad_key_is_an_error() -> None:
     with pytest.raises(integrations.IntegrationsError):
         integrations.Context(store="sqlite::memory:", master_key="not base64!")
