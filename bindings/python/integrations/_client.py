@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
+import inspect
 import threading
 import weakref
 from ctypes import byref, c_char_p, c_int, c_void_p
@@ -178,15 +180,28 @@ def _body(body: Optional[Body]) -> bytes:
     )
 
 
+#: The range of a C ``int`` and of an ``int64_t``: ctypes would silently wrap
+#: a Python int outside them (``2**32 - 1`` becoming -1).
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
 def _unix_seconds(value: Union[int, float, datetime.datetime], name: str) -> int:
-    """A point in time as unix seconds (a naive datetime is taken as UTC)."""
+    """A point in time as unix seconds (a naive datetime is taken as UTC), in int64 range."""
     if isinstance(value, datetime.datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             value = value.replace(tzinfo=datetime.timezone.utc)
         return int(value.timestamp())
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name}: expected unix seconds or a datetime, got {type(value).__name__}")
-    return int(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidArgument(f"{name}: must be a finite number of unix seconds, got {value!r}")
+    seconds = int(value)
+    if not _INT64_MIN <= seconds <= _INT64_MAX:
+        raise InvalidArgument(
+            f"{name}: {seconds} is out of range (a C int64_t: {_INT64_MIN}..{_INT64_MAX})"
+        )
+    return seconds
 
 
 def _str_list(values: Iterable[str], name: str) -> List[str]:
@@ -197,8 +212,11 @@ def _str_list(values: Iterable[str], name: str) -> List[str]:
 
 
 def _int_arg(value: Any, name: str) -> int:
+    """An ``int`` argument for a C ``int`` parameter: refused, not wrapped, out of range."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name}: expected int, got {type(value).__name__}")
+    if not _INT_MIN <= value <= _INT_MAX:
+        raise InvalidArgument(f"{name}: {value} is out of range (a C int: {_INT_MIN}..{_INT_MAX})")
     return value
 
 
@@ -207,33 +225,128 @@ class _CallbackState(threading.local):
 
     Callbacks run synchronously on the thread that made the C call, so a
     thread-local slot pairs the exception with the call that triggered it
-    even when many threads share one Context. ``depth`` counts this
-    thread's binding calls in flight: an event raised outside any (a
-    library thread of its own) has no call to re-raise it and goes to
-    ``sys.unraisablehook`` instead.
+    even when many threads share one Context. A callback may itself call
+    the library: each call saves the slot, runs with it cleared and puts
+    it back, so the inner call neither sees nor wipes the outer call's
+    pending exception. ``depth`` counts this thread's binding calls in
+    flight: an event raised outside any (a library thread of its own) has
+    no call to re-raise it and goes to ``sys.unraisablehook`` instead.
     """
 
     exc: Optional[BaseException] = None
     depth: int = 0
 
 
+class _Lifetime:
+    """A C handle (``integ_ctx *`` or ``integ_session *``) and who is using it.
+
+    Each C call on the handle holds it for the call's duration (``_call``
+    does it for every :class:`_Lifetime` argument), and each open Session
+    holds its Context's. :meth:`close` marks it closed at once (new calls
+    raise InvalidArgument) but the real C close waits for the last holder
+    to let go, so a handle is never freed under running C code: a callback
+    closing its own context or session, another thread closing during a
+    call, the finaliser at interpreter exit while a daemon thread is in C.
+    Finalisers call :meth:`close`, which uses nothing but this object.
+    """
+
+    __slots__ = ("_lock", "_handle", "_users", "_closed", "_close_fn", "_parent", "_closed_msg")
+
+    def __init__(
+        self,
+        handle: c_void_p,
+        close_fn: Callable[[c_void_p], None],
+        closed_msg: str,
+        parent: Optional["_Lifetime"] = None,
+    ) -> None:
+        self._lock = threading.Lock()
+        self._handle: Optional[c_void_p] = handle
+        self._users = 0
+        self._closed = False
+        self._close_fn = close_fn
+        self._parent = parent  # held from open to the real close (a Session's Context)
+        self._closed_msg = closed_msg
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def acquire(self, closed_ok: bool = False) -> Optional[c_void_p]:
+        """Hold the handle and return it; release it with :meth:`release`.
+
+        Raises InvalidArgument once closed; with ``closed_ok``, a closed
+        handle still alive (held by others) is returned, and None once the
+        C object is really closed (nothing is then held).
+        """
+        with self._lock:
+            if self._handle is None:
+                if closed_ok:
+                    return None
+                raise InvalidArgument(self._closed_msg)
+            if self._closed and not closed_ok:
+                raise InvalidArgument(self._closed_msg)
+            self._users += 1
+            return self._handle
+
+    def release(self) -> None:
+        with self._lock:
+            self._users -= 1
+            handle = self._take()
+        if handle is not None:
+            self._destroy(handle)
+
+    def close(self) -> None:
+        """Mark closed (idempotent); the real close now, or when the last holder lets go."""
+        with self._lock:
+            self._closed = True
+            handle = self._take()
+        if handle is not None:
+            self._destroy(handle)
+
+    def _take(self) -> Optional[c_void_p]:
+        # Under the lock: the handle to close now, if it is time (once only).
+        if self._closed and self._users == 0 and self._handle is not None:
+            handle, self._handle = self._handle, None
+            return handle
+        return None
+
+    def _destroy(self, handle: c_void_p) -> None:
+        self._close_fn(handle)
+        if self._parent is not None:
+            self._parent.release()
+
+
 def _call(state: _CallbackState, fn: Any, *args: Any) -> None:
     """Call a fallible C function; raise on failure.
+
+    An argument that is a :class:`_Lifetime` stands for its C handle, held
+    for the duration of the call (InvalidArgument if it is closed).
 
     If a Python callback raised during the call, that exception is raised
     instead of the library's error (which is usually the consequence of it,
     e.g. PermissionDenied after a callback that raised denied the call).
     """
+    held: List[_Lifetime] = []
+    outer = state.exc  # a call made from inside a callback: keep the outer call's
     state.exc = None
     state.depth += 1
     try:
-        rc = fn(*args)
+        cargs: List[Any] = []
+        for a in args:
+            if type(a) is _Lifetime:
+                cargs.append(a.acquire())
+                held.append(a)
+            else:
+                cargs.append(a)
+        rc = fn(*cargs)
         # Read integ_errmsg() at once: it is thread-local and valid only until
         # this thread's next library call.
         err = _native.error(rc) if rc != 0 else None
     finally:
         state.depth -= 1
-    exc, state.exc = state.exc, None
+        exc, state.exc = state.exc, outer
+        for life in held:
+            life.release()  # the real close, if close() was called meanwhile
     if exc is not None:
         raise exc
     if err is not None:
@@ -264,7 +377,7 @@ def version() -> str:
 
 def strerror(code: int) -> str:
     """The library's fixed English text for an ``INTEG_E*`` code."""
-    return _native.strerror(int(code))
+    return _native.strerror(_int_arg(int(code), "code"))
 
 
 def generate_master_key() -> str:
@@ -298,13 +411,16 @@ def verify_webhook(
     ``"sendgrid"``, ``"twilio"``, ``"basic"`` or ``"msgraph"``
     (doc/webhooks.md has each provider's rule). ``secret``: the endpoint's
     secret, or several (a list, or one string separated by single spaces)
-    during a rotation: any one verifies. ``method`` and ``url``: the request
+    during a rotation: any one verifies (a list entry that is empty or
+    holds a space or tab raises InvalidArgument). ``method`` and ``url``: the request
     line as received (some schemes sign them). ``headers``: ``(name,
     value)`` pairs or a mapping; names match case-insensitively. ``body``:
     the raw body as bytes, byte for byte. ``now``: unix seconds or a
     datetime (naive means UTC); 0 is the current time. ``tolerance``:
     seconds a signed timestamp may be off; 0 is the scheme's default (300),
-    negative skips the check (replaying recorded deliveries).
+    negative skips the check (replaying recorded deliveries). ``now``
+    outside int64 and ``tolerance`` outside a C int raise InvalidArgument
+    (never wrapped around).
 
     Returns None when the signature verifies. Raises SignatureError (wrong
     signature), ReplayError (stale timestamp) or InvalidArgument (a
@@ -314,7 +430,15 @@ def verify_webhook(
     if not isinstance(secret, str):
         if isinstance(secret, (bytes, bytearray)):
             raise TypeError("secret: expected str or a list of str, got bytes")
-        secret = " ".join(_cstr(x, "secret").decode("utf-8") for x in secret)
+        parts = []
+        for i, x in enumerate(secret):
+            one = _cstr(x, f"secret[{i}]").decode("utf-8")
+            # C splits the joined string at spaces and tabs: an entry holding
+            # one would silently become several candidate secrets.
+            if not one or " " in one or "\t" in one:
+                raise InvalidArgument(f"secret[{i}]: must be a non-empty secret without spaces")
+            parts.append(one)
+        secret = " ".join(parts)
     names, values, n = _headers(headers)
     data = _body(body)
     rc = lib.integ_webhook_verify(
@@ -412,7 +536,7 @@ class Context:
         master_key_file: Union[str, "os.PathLike[str]", None] = None,
         adapters_dir: Union[str, "os.PathLike[str]", None] = None,
     ) -> None:
-        self._handle: Optional[c_void_p] = None
+        self._life: Optional[_Lifetime] = None
         opts: Dict[str, Any] = dict(options) if options is not None else {}
         if store is not None:
             opts["store"] = _store_spec(store)
@@ -433,24 +557,32 @@ class Context:
 
         handle = c_void_p()
         _call(self._cb_state, lib.integ_ctx_open, byref(handle), _dumps(opts) if opts else None)
-        self._handle = handle
-        # The finaliser holds the C function and the handle, never `self`
-        # nor module globals, so it is safe at interpreter shutdown.
-        self._finalizer = weakref.finalize(self, lib.integ_ctx_close, handle)
+        # Calls in flight and open sessions hold the handle: integ_ctx_close
+        # waits for the last of them.
+        self._life = _Lifetime(handle, lib.integ_ctx_close, "ctx: the context is closed")
+        # The finaliser holds the lifetime (the C function and the handle),
+        # never `self` nor module globals, so it is safe at interpreter shutdown.
+        self._finalizer = weakref.finalize(self, self._life.close)
 
     # -- lifetime ----------------------------------------------------------
 
     def close(self) -> None:
-        """Close the context (idempotent). Open sessions keep working."""
-        self._handle = None
-        fin = getattr(self, "_finalizer", None)
-        if fin is not None:
-            fin()
+        """Close the context (idempotent). Open sessions keep working.
+
+        Later calls on the context raise InvalidArgument. The C context is
+        closed once nothing uses it any more: at once, or when the last
+        open session is closed, or when a call still running on it (on
+        another thread, or the one whose callback called close) returns.
+        """
+        life = self._life
+        if life is not None:
+            life.close()
 
     @property
     def closed(self) -> bool:
         """True once :meth:`close` has been called."""
-        return self._handle is None
+        life = self._life
+        return life is None or life.closed
 
     def __enter__(self) -> "Context":
         return self
@@ -460,12 +592,6 @@ class Context:
 
     def __repr__(self) -> str:
         return f"<integrations.Context {'closed' if self.closed else 'open'}>"
-
-    def _h(self) -> c_void_p:
-        h = self._handle
-        if h is None:
-            raise InvalidArgument("ctx: the context is closed")
-        return h
 
     # -- sessions ----------------------------------------------------------
 
@@ -487,11 +613,15 @@ class Context:
         ``action`` on ``resource`` (``"integration"``, ``"admin"`` for every
         write). It replaces the sessions' roles entirely. If ``fn`` raises,
         the call is denied and the exception propagates from the method that
-        triggered the check.
+        triggered the check. ``fn`` must return a ``bool``: anything else
+        (such as the coroutine of an ``async def``) denies the call, and
+        the method raises TypeError naming what ``fn`` returned.
+
+        Clearing is allowed after :meth:`close` (open sessions would keep
+        calling ``fn``); setting a function then raises InvalidArgument.
         """
-        h = self._h()
         if fn is None:
-            _call(self._cb_state, lib.integ_ctx_set_permission_cb, h, _NULL_CB, None)
+            self._clear_callback(lib.integ_ctx_set_permission_cb, _NULL_CB)
             self._permission_fn = None
             return
         if not callable(fn):
@@ -503,15 +633,42 @@ class Context:
             resource: Optional[bytes], action: Optional[bytes],
         ) -> int:
             try:
-                return 1 if fn(_decode(tenant), _decode(user), _decode(resource), _decode(action)) else 0
+                allowed = fn(_decode(tenant), _decode(user), _decode(resource), _decode(action))
+                if allowed is True:
+                    return 1
+                if allowed is False:
+                    return 0
+                # Only a real bool decides: a truthy coroutine of an async
+                # policy returning False must not allow. Deny, and say why.
+                if inspect.iscoroutine(allowed):
+                    allowed.close()  # never awaited: no RuntimeWarning
+                    hint = " (an async function? the callback must be synchronous)"
+                else:
+                    hint = ""
+                raise TypeError(
+                    "permission callback: must return True or False, "
+                    f"got {type(allowed).__name__}{hint}"
+                )
             except BaseException as exc:  # re-raised by _call on this thread
-                state.exc = exc
+                if state.exc is None:  # the first one wins
+                    state.exc = exc
                 return 0
 
         cb = PERMISSION_CB(trampoline)
         self._callbacks.append(cb)
-        _call(self._cb_state, lib.integ_ctx_set_permission_cb, h, cb, None)
+        _call(self._cb_state, lib.integ_ctx_set_permission_cb, self._life, cb, None)
         self._permission_fn = fn
+
+    def _clear_callback(self, setter: Any, null_cb: Any) -> None:
+        """Clear a callback in C; also on a closed context whose handle lives on."""
+        assert self._life is not None
+        h = self._life.acquire(closed_ok=True)
+        if h is None:
+            return  # really closed in C: nothing can call the callback any more
+        try:
+            _call(self._cb_state, setter, h, null_cb, None)
+        finally:
+            self._life.release()
 
     @property
     def permission_callback(self) -> Optional[PermissionCallback]:
@@ -541,10 +698,12 @@ class Context:
         (e.g. :meth:`process_webhooks`' summary is lost; list the events with
         :meth:`Session.webhook_events`). ``fn`` must not use the session
         whose call triggered the event.
+
+        Clearing is allowed after :meth:`close` (open sessions would keep
+        raising events); setting a function then raises InvalidArgument.
         """
-        h = self._h()
         if fn is None:
-            _call(self._cb_state, lib.integ_ctx_set_event_cb, h, _NULL_EVENT, None)
+            self._clear_callback(lib.integ_ctx_set_event_cb, _NULL_EVENT)
             self._event_fn = None
             return
         if not callable(fn):
@@ -565,7 +724,7 @@ class Context:
 
         cb = EVENT_CB(trampoline)
         self._callbacks.append(cb)  # kept for the Context's lifetime, like permission ones
-        _call(self._cb_state, lib.integ_ctx_set_event_cb, h, cb, None)
+        _call(self._cb_state, lib.integ_ctx_set_event_cb, self._life, cb, None)
         self._event_fn = fn
 
     @property
@@ -581,7 +740,7 @@ class Context:
         Raises CryptoError if a stored secret does not open with the current
         key. On success the context uses the new key.
         """
-        _call(self._cb_state, lib.integ_ctx_rotate_master_key, self._h(), _cstr(new_key, "new_key"))
+        _call(self._cb_state, lib.integ_ctx_rotate_master_key, self._life, _cstr(new_key, "new_key"))
 
     # -- definitions -------------------------------------------------------
 
@@ -597,11 +756,11 @@ class Context:
         communication.
         """
         flt = _filter(category=category, limit=limit, offset=offset)
-        return _call_json(self._cb_state, lib.integ_definitions_list, self._h(), flt)
+        return _call_json(self._cb_state, lib.integ_definitions_list, self._life, flt)
 
     def definition(self, key: str) -> JSONObject:
         """One definition by key (``"hubspot-crm"``) or id; NotFound if unknown."""
-        return _call_json(self._cb_state, lib.integ_definition_get, self._h(), _cstr(key, "key"))
+        return _call_json(self._cb_state, lib.integ_definition_get, self._life, _cstr(key, "key"))
 
     def register_definition(self, manifest: Mapping[str, Any]) -> JSONObject:
         """Add or replace a definition from a manifest (doc/manifest.md).
@@ -611,7 +770,7 @@ class Context:
         stored definition.
         """
         return _call_json(
-            self._cb_state, lib.integ_definition_register, self._h(), _dumps(manifest)
+            self._cb_state, lib.integ_definition_register, self._life, _dumps(manifest)
         )
 
     def set_app_credentials(self, key: str, creds: Mapping[str, Any]) -> None:
@@ -623,7 +782,7 @@ class Context:
         _call(
             self._cb_state,
             lib.integ_definition_set_app_credentials,
-            self._h(),
+            self._life,
             _cstr(key, "key"),
             _dumps(creds),
         )
@@ -661,11 +820,15 @@ class Context:
         data = _body(body)
         status = c_int(0)
         out = c_void_p()
+        assert self._life is not None
+        # Held by hand, not by _call: a real close on release could clobber
+        # integ_errmsg() before it is read.
+        h = self._life.acquire()
         try:
             _call(
                 self._cb_state,
                 lib.integ_webhook_receive,
-                self._h(),
+                h,
                 _cstr(endpoint_id, "endpoint_id"),
                 _cstr(method, "method"),
                 _cstr(url, "url"),
@@ -682,6 +845,8 @@ class Context:
         except BaseException:
             _native.free_quietly(out)
             raise
+        finally:
+            self._life.release()
         text = _native.take_string(out, errors="replace")
         return WebhookResponse(status.value, text or "", reason)
 
@@ -707,7 +872,7 @@ class Context:
         event's trouble does not stop the others (see doc/webhooks.md).
         """
         return _call_json(
-            self._cb_state, lib.integ_webhook_process, self._h(), _int_arg(max_events, "max_events")
+            self._cb_state, lib.integ_webhook_process, self._life, _int_arg(max_events, "max_events")
         )
 
     # -- schedules ---------------------------------------------------------
@@ -736,7 +901,7 @@ class Context:
         ``"conflict.detected"``) on this thread, inside this call.
         """
         return _call_json(
-            self._cb_state, lib.integ_run_due, self._h(), _int_arg(max_jobs, "max_jobs")
+            self._cb_state, lib.integ_run_due, self._life, _int_arg(max_jobs, "max_jobs")
         )
 
     # -- OAuth -------------------------------------------------------------
@@ -757,7 +922,7 @@ class Context:
         rejected code, NetworkError/RemoteError when the token endpoint
         cannot be reached.
         """
-        return _call_json(self._cb_state, lib.integ_oauth_complete, self._h(), _dumps(callback))
+        return _call_json(self._cb_state, lib.integ_oauth_complete, self._life, _dumps(callback))
 
 
 # ---------------------------------------------------------------------------
@@ -782,10 +947,7 @@ class Session:
         user_id: str,
         roles: Optional[Iterable[str]] = None,
     ) -> None:
-        self._handle: Optional[c_void_p] = None
-        # Calls in flight that run Python callbacks (sync): close() from
-        # inside such a callback is deferred until the C call has returned.
-        self._busy = 0
+        self._life: Optional[_Lifetime] = None
         if not isinstance(context, Context):
             raise TypeError("context: expected an integrations.Context")
         if isinstance(roles, (str, bytes)):
@@ -795,37 +957,47 @@ class Session:
         self._tenant_id = tenant_id
         self._user_id = user_id
         self._roles: Optional[List[str]] = list(roles) if roles is not None else None
-        handle = c_void_p()
-        _call(
-            self._state,
-            lib.integ_session_open,
-            byref(handle),
-            context._h(),
+        args = (
             _cstr(tenant_id, "tenant_id"),
             _cstr(user_id, "user_id"),
             _dumps(self._roles) if self._roles is not None else None,
         )
-        self._handle = handle
-        self._finalizer = weakref.finalize(self, lib.integ_session_close, handle)
+        handle = c_void_p()
+        ctx_life = context._life
+        assert ctx_life is not None
+        # An open session holds its context's handle (released by its real
+        # close): ctx.close() never frees it under the session's calls.
+        ctx_h = ctx_life.acquire()
+        try:
+            _call(self._state, lib.integ_session_open, byref(handle), ctx_h, *args)
+        except BaseException:
+            ctx_life.release()
+            raise
+        # Calls in flight hold the handle: integ_session_close waits for them.
+        self._life = _Lifetime(
+            handle, lib.integ_session_close, "session: the session is closed", parent=ctx_life
+        )
+        self._finalizer = weakref.finalize(self, self._life.close)
 
     # -- lifetime ----------------------------------------------------------
 
     def close(self) -> None:
         """Close the session (idempotent).
 
-        Called from a progress callback, the session is closed at once for
-        Python (later calls raise InvalidArgument) and in C as soon as the
-        running :meth:`sync` returns.
+        Called during a call on the session (from a progress, permission or
+        event callback, or on another thread), the session is closed at once
+        for Python (later calls raise InvalidArgument) and in C as soon as
+        the running call returns.
         """
-        self._handle = None
-        fin = getattr(self, "_finalizer", None)
-        if fin is not None and not getattr(self, "_busy", 0):
-            fin()
+        life = self._life
+        if life is not None:
+            life.close()
 
     @property
     def closed(self) -> bool:
         """True once :meth:`close` has been called."""
-        return self._handle is None
+        life = self._life
+        return life is None or life.closed
 
     def __enter__(self) -> "Session":
         return self
@@ -836,12 +1008,6 @@ class Session:
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
         return f"<integrations.Session tenant={self._tenant_id!r} user={self._user_id!r} {state}>"
-
-    def _h(self) -> c_void_p:
-        h = self._handle
-        if h is None:
-            raise InvalidArgument("session: the session is closed")
-        return h
 
     @property
     def context(self) -> Context:
@@ -896,12 +1062,12 @@ class Session:
             "status": status,
         }
         request.update({k: v for k, v in extra.items() if v is not None})
-        return _call_json(self._state, lib.integ_integration_create, self._h(), _dumps(request))
+        return _call_json(self._state, lib.integ_integration_create, self._life, _dumps(request))
 
     def integration(self, integration_id: str) -> JSONObject:
         """One integration of the session's tenant; NotFound otherwise."""
         return _call_json(
-            self._state, lib.integ_integration_get, self._h(), _cstr(integration_id, "id")
+            self._state, lib.integ_integration_get, self._life, _cstr(integration_id, "id")
         )
 
     def integrations(
@@ -924,7 +1090,7 @@ class Session:
             limit=limit,
             offset=offset,
         )
-        return _call_json(self._state, lib.integ_integrations_list, self._h(), flt)
+        return _call_json(self._state, lib.integ_integrations_list, self._life, flt)
 
     def update_integration(
         self,
@@ -945,7 +1111,7 @@ class Session:
         return _call_json(
             self._state,
             lib.integ_integration_update,
-            self._h(),
+            self._life,
             _cstr(integration_id, "id"),
             _dumps(patch),
         )
@@ -958,14 +1124,14 @@ class Session:
         _call(
             self._state,
             lib.integ_integration_set_credentials,
-            self._h(),
+            self._life,
             _cstr(integration_id, "id"),
             _dumps(creds),
         )
 
     def delete_integration(self, integration_id: str) -> None:
         """Delete an integration and everything hanging off it (needs integration:admin)."""
-        _call(self._state, lib.integ_integration_delete, self._h(), _cstr(integration_id, "id"))
+        _call(self._state, lib.integ_integration_delete, self._life, _cstr(integration_id, "id"))
 
     # -- audit -------------------------------------------------------------
 
@@ -983,7 +1149,7 @@ class Session:
         at, details}``; no secret is ever in them.
         """
         flt = _filter(action=action, object_id=object_id, user_id=user_id, limit=limit, offset=offset)
-        return _call_json(self._state, lib.integ_audit_list, self._h(), flt)
+        return _call_json(self._state, lib.integ_audit_list, self._life, flt)
 
     # -- mappings ----------------------------------------------------------
 
@@ -1003,7 +1169,7 @@ class Session:
         return _call_json(
             self._state,
             lib.integ_mapping_put,
-            self._h(),
+            self._life,
             _cstr(integration_id, "integration_id"),
             _dumps(mapping),
         )
@@ -1011,7 +1177,7 @@ class Session:
     def mappings(self, integration_id: str) -> List[JSONObject]:
         """The integration's stored mappings (manifest defaults are not listed)."""
         return _call_json(
-            self._state, lib.integ_mappings_list, self._h(), _cstr(integration_id, "integration_id")
+            self._state, lib.integ_mappings_list, self._life, _cstr(integration_id, "integration_id")
         )
 
     def delete_mapping(self, mapping_id: str) -> None:
@@ -1019,7 +1185,7 @@ class Session:
 
         Needs integration:admin.
         """
-        _call(self._state, lib.integ_mapping_delete, self._h(), _cstr(mapping_id, "mapping_id"))
+        _call(self._state, lib.integ_mapping_delete, self._life, _cstr(mapping_id, "mapping_id"))
 
     def apply_mapping(
         self, mapping_id: str, record: Mapping[str, Any], direction: str = "pull"
@@ -1033,7 +1199,7 @@ class Session:
         return _call_json(
             self._state,
             lib.integ_mapping_apply,
-            self._h(),
+            self._life,
             _cstr(mapping_id, "mapping_id"),
             _cstr(direction, "direction"),
             _dumps(record),
@@ -1127,22 +1293,23 @@ class Session:
 
             cb = PROGRESS_CB(trampoline)  # referenced until the call returns
 
-        h = self._h()
+        assert self._life is not None
+        h = self._life.acquire()  # close() from a callback: the real close waits
         out = c_void_p()
-        self._state.exc = None
-        self._busy += 1
-        self._state.depth += 1
+        state = self._state
+        outer = state.exc  # sync() called from inside a callback: keep the outer call's
+        state.exc = None
+        state.depth += 1
         try:
             rc = lib.integ_sync(h, iid, body, cb, None, byref(out))
             # integ_errmsg() first: it is valid only until the next library call.
             err = _native.error(rc) if rc != 0 else None
-            perm_exc, self._state.exc = self._state.exc, None  # permission or event callback
+            perm_exc = state.exc  # permission or event callback
             text = _native.take_string(out)  # also set on cancel
         finally:
-            self._state.depth -= 1
-            self._busy -= 1
-            if self._handle is None and not self._busy:
-                self._finalizer()  # close() was called from the callback
+            state.depth -= 1
+            state.exc = outer
+            self._life.release()
         if raised:
             raise raised[0]
         if perm_exc is not None:
@@ -1169,7 +1336,7 @@ class Session:
         """
         flt = _filter(entity=entity, status=status, limit=limit, offset=offset)
         return _call_json(
-            self._state, lib.integ_sync_logs, self._h(), _cstr(integration_id, "integration_id"), flt
+            self._state, lib.integ_sync_logs, self._life, _cstr(integration_id, "integration_id"), flt
         )
 
     def conflicts(
@@ -1196,7 +1363,7 @@ class Session:
         return _call_json(
             self._state,
             lib.integ_conflicts_list,
-            self._h(),
+            self._life,
             _cstr(integration_id, "integration_id"),
             flt,
         )
@@ -1239,7 +1406,7 @@ class Session:
         _call(
             self._state,
             lib.integ_conflict_resolve,
-            self._h(),
+            self._life,
             _cstr(conflict_id, "conflict_id"),
             _dumps(resolution),
         )
@@ -1254,7 +1421,7 @@ class Session:
         attempted (NotFound for an unknown id, ...).
         """
         return _call_json(
-            self._state, lib.integ_integration_test, self._h(), _cstr(integration_id, "id")
+            self._state, lib.integ_integration_test, self._life, _cstr(integration_id, "id")
         )
 
     # -- local entities ----------------------------------------------------
@@ -1279,7 +1446,7 @@ class Session:
             limit=limit,
             offset=offset,
         )
-        return _call_json(self._state, lib.integ_entities_list, self._h(), _cstr(entity, "entity"), flt)
+        return _call_json(self._state, lib.integ_entities_list, self._life, _cstr(entity, "entity"), flt)
 
     def entity(self, entity: str, local_id: str) -> JSONObject:
         """One local record with its links ``[{integration_id, external_id, remote_updated_at}]``.
@@ -1289,7 +1456,7 @@ class Session:
         return _call_json(
             self._state,
             lib.integ_entity_get,
-            self._h(),
+            self._life,
             _cstr(entity, "entity"),
             _cstr(local_id, "local_id"),
         )
@@ -1310,7 +1477,7 @@ class Session:
         if id is not None:
             record["id"] = id
         return _call_json(
-            self._state, lib.integ_entity_put, self._h(), _cstr(entity, "entity"), _dumps(record)
+            self._state, lib.integ_entity_put, self._life, _cstr(entity, "entity"), _dumps(record)
         )
 
     def delete_entity(self, entity: str, local_id: str) -> None:
@@ -1321,7 +1488,7 @@ class Session:
         _call(
             self._state,
             lib.integ_entity_delete,
-            self._h(),
+            self._life,
             _cstr(entity, "entity"),
             _cstr(local_id, "local_id"),
         )
@@ -1369,7 +1536,7 @@ class Session:
         return _call_json(
             self._state,
             lib.integ_webhook_endpoint_create,
-            self._h(),
+            self._life,
             _cstr(integration_id, "integration_id"),
             _dumps(request) if request else None,
         )
@@ -1379,7 +1546,7 @@ class Session:
         return _call_json(
             self._state,
             lib.integ_webhook_endpoints_list,
-            self._h(),
+            self._life,
             _cstr(integration_id, "integration_id"),
         )
 
@@ -1402,7 +1569,7 @@ class Session:
         return _call_json(
             self._state,
             lib.integ_webhook_endpoint_update,
-            self._h(),
+            self._life,
             _cstr(endpoint_id, "endpoint_id"),
             _dumps(fields),
         )
@@ -1411,14 +1578,19 @@ class Session:
         """Generate a new secret for the endpoint (needs integration:admin).
 
         Returns the endpoint with the new ``secret``, shown this once; the
-        old secret keeps verifying for the grace period. An endpoint whose
-        secret the provider dictates raises InvalidArgument: set the new one
-        with :meth:`update_webhook_endpoint` ``(secret=...)``.
+        old secret keeps verifying for the grace period. Only a secret of
+        the endpoint's own making rotates here (generated, a Graph
+        clientState, basic-auth credentials); otherwise InvalidArgument:
+        a secret the provider dictates (source ``"given"``) is replaced with
+        :meth:`update_webhook_endpoint` ``(secret=...)``, and an endpoint
+        verified with the app's client secret (source ``"app_secret"``,
+        e.g. HubSpot) follows the definition's app credentials: change them
+        with :meth:`Context.set_app_credentials`.
         """
         return _call_json(
             self._state,
             lib.integ_webhook_endpoint_rotate_secret,
-            self._h(),
+            self._life,
             _cstr(endpoint_id, "endpoint_id"),
         )
 
@@ -1427,7 +1599,7 @@ class Session:
         _call(
             self._state,
             lib.integ_webhook_endpoint_delete,
-            self._h(),
+            self._life,
             _cstr(endpoint_id, "endpoint_id"),
         )
 
@@ -1453,7 +1625,7 @@ class Session:
             limit=limit,
             offset=offset,
         )
-        return _call_json(self._state, lib.integ_webhook_events_list, self._h(), flt)
+        return _call_json(self._state, lib.integ_webhook_events_list, self._life, flt)
 
     def replay_webhook_event(self, event_id: str) -> None:
         """Queue a dead (or processed) event again (needs integration:admin).
@@ -1462,7 +1634,7 @@ class Session:
         Its attempts start again from 0; the next :meth:`Context.process_webhooks`
         takes it. Another status raises ConflictError.
         """
-        _call(self._state, lib.integ_webhook_event_replay, self._h(), _cstr(event_id, "event_id"))
+        _call(self._state, lib.integ_webhook_event_replay, self._life, _cstr(event_id, "event_id"))
 
     # -- OAuth -------------------------------------------------------------
 
@@ -1499,7 +1671,7 @@ class Session:
             "integration_id": integration_id,
         }
         request.update({k: v for k, v in extra.items() if v is not None})
-        return _call_json(self._state, lib.integ_oauth_begin, self._h(), _dumps(request))
+        return _call_json(self._state, lib.integ_oauth_begin, self._life, _dumps(request))
 
     def refresh_oauth(self, integration_id: str) -> None:
         """Force a token refresh now (single-flight across threads and processes).
@@ -1511,6 +1683,6 @@ class Session:
         _call(
             self._state,
             lib.integ_oauth_refresh,
-            self._h(),
+            self._life,
             _cstr(integration_id, "integration_id"),
         )

@@ -258,12 +258,14 @@ def check(code: int) -> None:
         raise error(code)
 
 
-def take_string(p: c_void_p, errors: str = "strict") -> Optional[str]:
+def take_string(p: c_void_p, errors: str = "replace") -> Optional[str]:
     """Decode a library-owned ``char *`` as UTF-8 and free it at once.
 
-    ``errors`` is the codec's error handler: ``"replace"`` for text that
-    echoes outside input (a webhook handshake's token) rather than JSON the
-    library wrote.
+    ``errors`` is the codec's error handler. The default, ``"replace"``,
+    turns bytes that are not UTF-8 into U+FFFD, as the Node binding does:
+    the library's JSON carries remote data (a record a provider sent in
+    Latin-1, a webhook handshake's token), which must not make every read
+    of it fail.
     """
     if not p.value:
         return None

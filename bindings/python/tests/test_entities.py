@@ -8,6 +8,7 @@ import time
 import pytest
 
 import integrations
+from fake_hubspot import FakeHubSpot
 
 UTC = datetime.timezone.utc
 
@@ -141,3 +142,32 @@ def test_synced_records_carry_links(
     edited = hub_admin.put_entity("contacts", {**full["data"], "email": "x@y.io"}, id=full["id"])
     assert edited["version"] == 2
     assert hub_admin.entity("contacts", full["id"])["links"][0]["external_id"] == "25"
+
+
+def test_invalid_utf8_from_the_remote_is_replaced(
+    hub_admin: integrations.Session, hub_id: str, hubspot: FakeHubSpot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A provider sending Latin-1 (invalid UTF-8) must not make every read fail: U+FFFD, as in Node."""
+    hubspot.edit(25, firstname="Bj@@rn")
+    send = FakeHubSpot._send
+
+    def latin1(h: object, status: int, doc: object) -> None:
+        real_wfile = h.wfile  # type: ignore[attr-defined]
+
+        class Swap:
+            def write(self, data: bytes) -> None:
+                real_wfile.write(data.replace(b"@@", b"\xf8\xf8"))  # same length
+
+        h.wfile = Swap()  # type: ignore[attr-defined]
+        try:
+            send(h, status, doc)  # type: ignore[arg-type]
+        finally:
+            h.wfile = real_wfile  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(FakeHubSpot, "_send", staticmethod(latin1))
+    assert hub_admin.sync(hub_id, "contacts")["status"] == "success"
+    records = hub_admin.entities("contacts", limit=100)
+    assert len(records) == 25
+    bjorn = [r for r in records if r["data"].get("first_name", "").startswith("Bj")]
+    assert [r["data"]["first_name"] for r in bjorn] == ["Bj\ufffd\ufffdrn"]
+    assert hub_admin.entity("contacts", bjorn[0]["id"])["data"]["first_name"] == "Bj\ufffd\ufffdrn"

@@ -123,3 +123,125 @@ def test_shutdown_with_exception_pending(tmp_path: Path) -> None:
     )
     assert r.returncode == 3, r.stderr
     assert r.stdout.strip() == "interrupted" and r.stderr == ""
+
+
+def test_close_during_a_call_waits_for_it(tmp_path: Path) -> None:
+    """close() from a callback, or from another thread, never frees the handle under the running call.
+
+    In a child process: without the in-flight count this is a use-after-free (a crash).
+    """
+    r = _run(
+        """
+        import threading, integrations
+        key = integrations.generate_master_key()
+        VISMA = {"client_id": "a", "client_secret": "b"}
+
+        # The event callback closes the context during run_due.
+        ctx = integrations.Context({"store": "sqlite::memory:", "master_key": key,
+            "base_url_overrides": {"hubspot-crm": "http://127.0.0.1:9"},
+            "http": {"allow_private_networks": True, "max_retries": 0, "timeout_ms": 2000}})
+        with ctx.session("t", "alice", roles=["admin"]) as s:
+            s.create_integration("hubspot-crm", name="x", credentials={"api_key": "k"},
+                                 config={"auto_sync": True, "entities": ["contacts"]})
+        seen = []
+        def on_event(event):
+            seen.append(event["type"])
+            ctx.close()
+        ctx.set_event_callback(on_event)
+        try:
+            print("run_due", len(ctx.run_due(10)["syncs"]))
+        except integrations.InvalidArgument as e:  # the library's closed error is fine too
+            print("run_due", "closed" in str(e))
+        print("events", seen, ctx.closed)
+        try:
+            ctx.definitions()
+        except integrations.InvalidArgument as e:
+            print("then:", e)
+
+        # The permission callback closes its session and the context during create_integration.
+        ctx = integrations.Context({"store": "sqlite::memory:", "master_key": key})
+        s = ctx.session("t", "alice")
+        def perm(*args):
+            s.close()
+            ctx.close()
+            return True
+        ctx.set_permission_callback(perm)
+        created = s.create_integration("visma-erp", credentials=VISMA)
+        print("created", bool(created["id"]), s.closed, ctx.closed)
+        for call in (s.integrations, lambda: ctx.session("t", "bob")):
+            try:
+                call()
+            except integrations.InvalidArgument as e:
+                print("then:", e)
+
+        # Another thread closes both while a call is inside C.
+        ctx = integrations.Context({"store": "sqlite::memory:", "master_key": key})
+        s = ctx.session("t", "alice")
+        inside, go = threading.Event(), threading.Event()
+        def slow(*args):
+            inside.set()
+            go.wait(30)
+            return True
+        ctx.set_permission_callback(slow)
+        out = []
+        t = threading.Thread(target=lambda: out.append(s.create_integration("visma-erp", credentials=VISMA)))
+        t.start()
+        inside.wait(30)
+        s.close()
+        ctx.close()
+        go.set()
+        t.join()
+        print("thread", len(out), s.closed, ctx.closed)
+        try:
+            s.audit()
+        except integrations.InvalidArgument as e:
+            print("then:", e)
+        """,
+        tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "run_due 1",
+        "events ['sync.failed'] True",
+        "then: ctx: the context is closed",
+        "created True True True",
+        "then: session: the session is closed",
+        "then: ctx: the context is closed",
+        "thread 1 True True",
+        "then: session: the session is closed",
+    ]
+    assert r.stderr == ""
+
+
+def test_callbacks_can_be_cleared_after_close(key: str) -> None:
+    """Open sessions keep calling the callbacks after ctx.close(): clearing them must work."""
+    ctx = integrations.Context({"store": "sqlite::memory:", "master_key": key,
+        "base_url_overrides": {"hubspot-crm": "http://127.0.0.1:9"},
+        "http": {"allow_private_networks": True, "max_retries": 0, "timeout_ms": 2000}})  # fmt: skip
+    s = ctx.session("tenant-a", "alice", roles=["admin"])
+    hub = s.create_integration("hubspot-crm", name="x", credentials={"api_key": "k"})
+    denied, events = [], []
+    ctx.set_permission_callback(lambda *a: denied.append(a[3]) or a[3] != "admin")
+    ctx.set_event_callback(events.append)
+    with pytest.raises(integrations.PermissionDenied):
+        s.create_integration("visma-erp", credentials={"client_id": "a", "client_secret": "b"})
+    ctx.close()
+    # Setting a new one is refused ...
+    with pytest.raises(integrations.InvalidArgument, match="closed"):
+        ctx.set_permission_callback(lambda *a: True)
+    with pytest.raises(integrations.InvalidArgument, match="closed"):
+        ctx.set_event_callback(print)
+    # ... clearing is not: the open session used them until now.
+    ctx.set_permission_callback(None)
+    ctx.set_event_callback(None)
+    assert ctx.permission_callback is None and ctx.event_callback is None
+    # The session's roles decide again, and events go nowhere.
+    s.create_integration("visma-erp", credentials={"client_id": "a", "client_secret": "b"})
+    with pytest.raises(integrations.NetworkError):
+        s.sync(hub["id"], "contacts")
+    assert denied == ["admin"] and events == []
+    s.close()  # the C context really closes here
+    ctx.set_permission_callback(None)  # still fine: nothing left to call it
+    ctx.set_event_callback(None)
+    with pytest.raises(integrations.InvalidArgument, match="closed"):
+        ctx.set_event_callback(print)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import gc
+import warnings
 from typing import List, Tuple
 
 import pytest
@@ -39,12 +41,33 @@ def test_callback_decides(ctx: integrations.Context) -> None:
     assert len(calls) == 2
 
 
-def test_truthy_return_values(admin: integrations.Session, ctx: integrations.Context) -> None:
-    ctx.set_permission_callback(lambda *a: 1)
+@pytest.mark.parametrize("value", [1, "yes", None, 0, [], object()], ids=["1", "yes", "None", "0", "list", "object"])
+def test_only_a_bool_decides(admin: integrations.Session, ctx: integrations.Context, value: object) -> None:
+    # Not truthiness: anything but True/False denies and is reported like an exception.
+    ctx.set_permission_callback(lambda *a: value)
+    with pytest.raises(TypeError, match=f"must return True or False, got {type(value).__name__}"):
+        admin.create_integration(copy.deepcopy(VISMA_EXAMPLE))
+    assert admin.integrations() == []  # denied: nothing was created
+    ctx.set_permission_callback(lambda *a: True)
     admin.create_integration(copy.deepcopy(VISMA_EXAMPLE))
-    ctx.set_permission_callback(lambda *a: None)
+    ctx.set_permission_callback(lambda *a: False)
     with pytest.raises(integrations.PermissionDenied):
         admin.create_integration(copy.deepcopy(VISMA_EXAMPLE))
+    assert len(admin.integrations()) == 1
+
+
+def test_async_callback_denies(admin: integrations.Session, ctx: integrations.Context) -> None:
+    # An async policy returns a coroutine, which is truthy: it must not allow.
+    async def policy(tenant: str, user: str, resource: str, action: str) -> bool:
+        return False
+
+    ctx.set_permission_callback(policy)  # type: ignore[arg-type]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the coroutine is closed: no "never awaited" warning
+        with pytest.raises(TypeError, match="got coroutine .*async"):
+            admin.create_integration(copy.deepcopy(VISMA_EXAMPLE))
+        gc.collect()
+    assert admin.integrations() == []
 
 
 class HostPolicyError(RuntimeError):

@@ -402,7 +402,7 @@ def test_run_due_syncs_auto_sync_integrations(
 
 
 def test_run_due_arguments(hub_ctx: integrations.Context) -> None:
-    for bad in (0, -1, 10001):
+    for bad in (0, -1, 10001, 2**32 + 1, -(2**32) + 1):  # the last two wrap to 1 in a C int
         with pytest.raises(integrations.InvalidArgument, match="max_jobs"):
             hub_ctx.run_due(bad)
     for wrong in ("5", 2.0, True, None):
@@ -416,3 +416,33 @@ def test_run_due_arguments(hub_ctx: integrations.Context) -> None:
     hub_ctx.close()
     with pytest.raises(integrations.InvalidArgument, match="closed"):
         hub_ctx.run_due()
+
+
+def test_nested_call_keeps_the_pending_callback_exception(
+    hub_ctx: integrations.Context, hub_admin: integrations.Session, hub_other: integrations.Session
+) -> None:
+    """A callback's exception is raised by the method, even if a later callback calls the library."""
+    for s in (hub_admin, hub_other):
+        s.create_integration("hubspot-crm", name="Auto", credentials={"api_key": "tok"},
+                             config={"auto_sync": True, "entities": ["contacts"]})  # fmt: skip
+    seen: List[str] = []
+
+    class PagerDown(RuntimeError):
+        pass
+
+    def on_event(event: Dict[str, Any]) -> None:
+        seen.append(event["type"])
+        if len(seen) == 1:
+            raise PagerDown("first event")
+        # A library call from the next event: it must not wipe the pending exception.
+        assert hub_ctx.definition("hubspot-crm")["key"] == "hubspot-crm"
+        with pytest.raises(integrations.NotFound):
+            hub_ctx.definition("no-such-definition")
+
+    hub_ctx.set_event_callback(on_event)
+    with pytest.raises(PagerDown, match="first event"):
+        hub_ctx.run_due()
+    assert seen == ["sync.completed", "sync.completed"]
+    # Nothing is left pending for the next call.
+    hub_ctx.set_event_callback(None)
+    assert hub_ctx.run_due()["syncs"] == []

@@ -403,6 +403,10 @@ def test_events_filters(wctx: integrations.Context, wadmin: integrations.Session
 def test_process_arguments(wctx: integrations.Context) -> None:
     with pytest.raises(integrations.InvalidArgument, match="max_events"):
         wctx.process_webhooks(0)
+    # Out of a C int's range: refused, not wrapped (2**32 + 5 would run with 5).
+    for big in (2**32 + 5, 2**31, -(2**31) - 1):
+        with pytest.raises(integrations.InvalidArgument, match=f"max_events: {big} is out of range"):
+            wctx.process_webhooks(big)
     with pytest.raises(TypeError):
         wctx.process_webhooks("10")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
@@ -585,6 +589,45 @@ def test_verify_argument_types() -> None:
         integrations.verify_webhook("standard", secret, headers=_std_headers(secret, bin_body), body=bin_body[:-1])
 
 
+def test_verify_int_arguments_are_not_wrapped() -> None:
+    """ctypes would wrap 2**32 - 1 into -1, which skips the timestamp check."""
+    secret = _std_secret()
+    body = b'{"a":1}'
+    stale = _std_headers(secret, body, ts=int(time.time()) - 10**6)
+    with pytest.raises(integrations.ReplayError):
+        integrations.verify_webhook("standard", secret, headers=stale, body=body, tolerance=300)
+    for tolerance in (2**32 - 1, 2**32 + 300, 2**31, -(2**31) - 1):
+        with pytest.raises(integrations.InvalidArgument, match=f"tolerance: {tolerance} is out of range"):
+            integrations.verify_webhook("standard", secret, headers=stale, body=body, tolerance=tolerance)
+    # The C int's own bounds still pass through.
+    integrations.verify_webhook("standard", secret, headers=stale, body=body, tolerance=-(2**31))
+    integrations.verify_webhook("standard", secret, headers=stale, body=body, tolerance=2**31 - 1)
+    for now in (2**63, -(2**63) - 1, 2**64 + 5):
+        with pytest.raises(integrations.InvalidArgument, match="now: .* out of range"):
+            integrations.verify_webhook("standard", secret, headers=stale, body=body, now=now)
+    for now in (float("inf"), float("nan")):
+        with pytest.raises(integrations.InvalidArgument, match="now: must be a finite"):
+            integrations.verify_webhook("standard", secret, headers=stale, body=body, now=now)
+    with pytest.raises(integrations.InvalidArgument, match="code"):
+        integrations.strerror(2**32 - 1)
+
+
+def test_verify_secret_list_entries_without_spaces() -> None:
+    """A list entry holding a space would become several candidate secrets in C."""
+    secret = _std_secret()
+    body = b'{"a":1}'
+    headers = _std_headers(secret, body)
+    for entry in (secret + " " + _std_secret(), _std_secret() + "\t" + secret, ""):
+        with pytest.raises(integrations.InvalidArgument,
+                           match=r"secret\[1\]: must be a non-empty secret without spaces"):  # fmt: skip
+            integrations.verify_webhook("standard", [_std_secret(), entry], headers=headers, body=body)
+    with pytest.raises(TypeError, match=r"secret\[0\]"):
+        integrations.verify_webhook("standard", [b"whsec_x"], headers=headers, body=body)  # type: ignore[list-item]
+    # One string stays the space-separated form C takes.
+    integrations.verify_webhook("standard", _std_secret() + " " + secret, headers=headers, body=body)
+    integrations.verify_webhook("standard", [_std_secret(), secret], headers=headers, body=body)
+
+
 def test_verify_threads() -> None:
     """verify_webhook needs no context; messages stay per thread."""
     secret = _std_secret()
@@ -757,10 +800,11 @@ def test_closed_context(key: str) -> None:
         lambda: ctx.receive_webhook(ep["id"], body=b"{}"),
         lambda: ctx.process_webhooks(),
         lambda: ctx.complete_oauth({"state": "x"}),
-        lambda: ctx.set_event_callback(None),
+        lambda: ctx.set_event_callback(lambda event: None),
     ):
         with pytest.raises(integrations.InvalidArgument, match="closed"):
             call()
+    ctx.set_event_callback(None)  # clearing is allowed (test_lifetime.py)
     # Sessions keep working after the context is closed.
     assert [e["id"] for e in s.webhook_endpoints(iid)] == [ep["id"]]
     s.close()
