@@ -56,6 +56,9 @@ export interface WebhookOptions {
   max_attempts?: number;
   /** How long a replaced secret keeps verifying (default 24 h). */
   rotation_grace_s?: number;
+  /** How long receiveWebhook may use a cached endpoint (default 1000): changes made through
+   *  another context or process reach receiving within this time. */
+  endpoint_cache_ms?: number;
 }
 
 export type Category =
@@ -399,7 +402,7 @@ export interface WebhookEndpointRequest {
   /** When the provider dictates it (Shopify app secret, SendGrid public key, ...). */
   secret?: string;
   active?: boolean;
-  description?: string;
+  description?: string | null;
 }
 
 export interface WebhookEndpoint {
@@ -428,7 +431,8 @@ export interface WebhookEndpointWithSecret extends WebhookEndpoint {
 export interface WebhookEndpointPatch {
   events?: string[];
   active?: boolean;
-  description?: string;
+  /** null clears it. */
+  description?: string | null;
   scheme?: WebhookScheme;
   /** A provider-dictated secret; the old one verifies for webhook.rotation_grace_s. */
   secret?: string;
@@ -507,9 +511,12 @@ export interface VerifyWebhookOptions extends WebhookRequest {
 }
 
 export interface WebhookProcessResult {
+  /** Events this call leased. */
   claimed: number;
   processed: number;
+  /** Handling failed, recorded as retry or dead. */
   failed: number;
+  /** Dead-lettered by this call, including events found with their last lease expired (not in claimed). */
   dead: number;
   /** Taken over by another worker after this call's lease ran out: nothing of this call's applied. */
   lost: number;
@@ -521,7 +528,9 @@ export interface WebhookProcessResult {
     id: string;
     endpoint_id: string;
     status: 'processed' | 'retry' | 'dead' | 'lost' | 'gone' | 'error';
+    /** Status 'processed': {records_created, records_updated, records_failed, items_ignored}. */
     result?: JsonValue;
+    /** Statuses 'retry', 'dead' and 'error'. */
     error?: string;
     /** The store's error code (status 'error'). */
     code?: number;
@@ -542,6 +551,8 @@ export interface WebhookDeadEvent extends EventBase {
   type: 'webhook.dead';
   /** The WebhookEvent's id (replayWebhookEvent takes it). */
   event_id: string;
+  /** The provider's delivery id: the WebhookEvent's event_id. */
+  delivery_id: string;
   endpoint_id: string;
   attempts: number;
   last_error: string;
@@ -565,6 +576,9 @@ export interface SyncEvent extends EventBase {
   records_updated: number;
   records_skipped: number;
   records_failed: number;
+  records_deleted: number;
+  /** Runs that push (direction "push" or "bidirectional"). */
+  records_pushed?: number;
   conflicts: number;
   /** sync.failed: why. */
   error?: string;

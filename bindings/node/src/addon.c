@@ -25,8 +25,9 @@
  *  - Events (integ_ctx_set_event_cb) return nothing, so nobody waits for
  *    them: the C callback copies the JSON and queues it, non-blocking, on
  *    the context's event threadsafe function, from whatever thread raised
- *    it. An async call that raised events settles its Promise through the
- *    same queue, behind them, so they reach JS first (see ev_sink).
+ *    it. An async call during which events were queued settles its Promise
+ *    through the same queue, behind them, so they reach JS first (see
+ *    ev_sink).
  *  - Outputs that may hold secrets (a new webhook secret) are wiped from
  *    the library's buffer after parsing, like inputs.
  */
@@ -38,6 +39,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,7 +104,8 @@ struct session_wrap {
 };
 
 /* Event delivery for one context. The library calls event_trampoline on
- * the thread that raised the event (a pool thread during async work, the
+ * the thread that raised the event (a pool thread during async work, or a
+ * helper thread the library runs for it, like a sync's page fetcher; the
  * JS thread during a synchronous method) with the ctx_wrap as payload; it
  * queues a copy on `cur`'s threadsafe function under `mu`, so that
  * setEventCallback (JS thread) can swap or drop the function at any time.
@@ -118,9 +121,9 @@ struct ev_fn {
 
 struct ev_sink {
     pthread_mutex_t mu;
-    ev_fn *cur;    /* the current callback's, or NULL (under mu) */
-    unsigned gen;  /* bumped by every setEventCallback (under mu) */
-    unsigned refs; /* JS thread only: 1 for the ctx_wrap + 1 per live ev_fn */
+    ev_fn *cur;      /* the current callback's, or NULL (under mu) */
+    uint64_t queued; /* events queued so far, by any thread (under mu) */
+    unsigned refs;   /* JS thread only: 1 for the ctx_wrap + 1 per live ev_fn */
 };
 
 /* ------------------------------------------------------------------------
@@ -323,6 +326,37 @@ static int check_not_in_callback(napi_env env, addon *ad)
     return 0;
 }
 
+/* Which native struct an object wraps. napi_unwrap hands back whatever
+ * was wrapped, and accessors defined by napi_define_class get no receiver
+ * check from V8 (methods do: "Illegal invocation"), so a getter borrowed
+ * with Object.getOwnPropertyDescriptor and called on the other class's
+ * object would read a ctx_wrap as a session_wrap. Each constructor tags
+ * its object; everything that unwraps `this` checks the tag first. The
+ * tags are constants (random 128-bit values), not state. */
+static const napi_type_tag CTX_TAG = {0x6c9d1f0e4b7a4c21ULL, 0x9e3b5a7d2f814c06ULL};
+static const napi_type_tag SESSION_TAG = {0x2a5e8c4f17d34b9eULL, 0xb41c7e9a05f2463dULL};
+
+/* The struct behind `obj` if it is a live object of the tagged class;
+ * otherwise NULL with a TypeError thrown. */
+static void *unwrap_tagged(napi_env env, napi_value obj, const napi_type_tag *tag, const char *cls)
+{
+    napi_valuetype t = napi_undefined;
+    bool tagged = false;
+    void *w = NULL;
+    if (obj && napi_typeof(env, obj, &t) == napi_ok && (t == napi_object || t == napi_function) &&
+        napi_check_object_type_tag(env, obj, tag, &tagged) == napi_ok && tagged &&
+        napi_unwrap(env, obj, &w) == napi_ok && w)
+        return w;
+    bool pending = false;
+    napi_is_exception_pending(env, &pending);
+    if (!pending) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "Illegal invocation: `this` is not a %s object", cls);
+        napi_throw_type_error(env, NULL, msg);
+    }
+    return NULL;
+}
+
 /* ------------------------------------------------------------------------
  * Lifetimes
  * ---------------------------------------------------------------------- */
@@ -343,7 +377,6 @@ static void sink_detach(ev_sink *k)
     pthread_mutex_lock(&k->mu);
     ev_fn *old = k->cur;
     k->cur = NULL;
-    k->gen++;
     pthread_mutex_unlock(&k->mu);
     if (old)
         napi_release_threadsafe_function(old->tsfn, napi_tsfn_release);
@@ -564,10 +597,12 @@ struct async_op {
     napi_ref progress_fn;  /* onProgress, or NULL */
     napi_ref cb_exc;       /* holder of the first exception a callback threw */
     unsigned refs;         /* 1 for the call + 1 while the tsfn exists (JS thread only) */
-    /* Events this call raised (worker thread, then read on completion) and
-     * the sink generation they went to: the Promise settles behind them. */
-    unsigned ev_count;
-    unsigned ev_gen;
+    /* The sink's `queued` when the call was queued: if events were queued
+     * since, the Promise settles behind them. Not only the events the pool
+     * thread raised: the library raises some on helper threads of its own
+     * (a sync's page fetcher refreshing a token: integration.needs_reauth),
+     * where tl_op cannot tell which call they belong to. */
+    uint64_t ev_mark;
     napi_status status; /* the async work's completion status */
 };
 
@@ -767,18 +802,11 @@ static void event_trampoline(void *payload, const char *event_json)
     pthread_mutex_lock(&k->mu);
     napi_status st = k->cur ? napi_call_threadsafe_function(k->cur->tsfn, it, napi_tsfn_nonblocking)
                             : napi_closing;
-    unsigned gen = k->gen;
+    if (st == napi_ok)
+        k->queued++;
     pthread_mutex_unlock(&k->mu);
-    if (st != napi_ok) {
+    if (st != napi_ok)
         free(it);
-        return;
-    }
-    /* Raised inside one of our async calls: it settles behind this. */
-    async_op *op = tl_op;
-    if (op && op->cw == cw) {
-        op->ev_count++;
-        op->ev_gen = gen;
-    }
 }
 
 /* The event tsfn's call_js (JS thread; env NULL when the environment is
@@ -822,22 +850,28 @@ static void ev_fn_finalize(napi_env env, void *data, void *hint)
     ev_fn *f = data;
     ev_sink *k = f->sink;
     pthread_mutex_lock(&k->mu);
-    if (k->cur == f) { /* torn down by the environment, not replaced */
+    if (k->cur == f) /* torn down by the environment, not replaced */
         k->cur = NULL;
-        k->gen++;
-    }
     pthread_mutex_unlock(&k->mu);
     sink_unref(k);
     free(f);
 }
 
-/* op_complete: if the call raised events that are still queued for the
- * current callback, queue the settling behind them and return 1. */
+/* op_complete: if events were queued while the call ran (its own, or any
+ * other of the context's: which thread raised what cannot always be told),
+ * queue the settling behind them on the current callback's queue and
+ * return 1. Events queued to a callback replaced meanwhile go through its
+ * own queue, which this cannot order against. */
 static int ev_queue_settle(napi_env env, async_op *op)
 {
-    if (!op->cw || !op->ev_count || !op->cw->sink)
+    if (!op->cw || !op->cw->sink)
         return 0;
     ev_sink *k = op->cw->sink;
+    pthread_mutex_lock(&k->mu);
+    bool raised = k->cur && k->queued != op->ev_mark;
+    pthread_mutex_unlock(&k->mu);
+    if (!raised)
+        return 0;
     ev_item *it = malloc(sizeof *it + 1);
     if (!it)
         return 0;
@@ -846,8 +880,7 @@ static int ev_queue_settle(napi_env env, async_op *op)
     int queued = 0;
     pthread_mutex_lock(&k->mu);
     ev_fn *f = k->cur;
-    if (f && k->gen == op->ev_gen &&
-        napi_call_threadsafe_function(f->tsfn, it, napi_tsfn_nonblocking) == napi_ok) {
+    if (f && napi_call_threadsafe_function(f->tsfn, it, napi_tsfn_nonblocking) == napi_ok) {
         queued = 1;
         /* An unref'd tsfn would let the process exit with the Promise
          * pending: hold the loop until the marker is through. */
@@ -950,6 +983,11 @@ static napi_value op_queue(napi_env env, async_op *op, napi_value keep_obj)
     }
     if (napi_create_async_work(env, NULL, name, op_execute, op_complete, op, &op->work) != napi_ok)
         goto fail;
+    if (op->cw && op->cw->sink) {
+        pthread_mutex_lock(&op->cw->sink->mu);
+        op->ev_mark = op->cw->sink->queued;
+        pthread_mutex_unlock(&op->cw->sink->mu);
+    }
     if (op->cw) {
         op->cw->refs++;
         op->cw->busy++;
@@ -1108,12 +1146,10 @@ static napi_value dispatch(napi_env env, napi_callback_info info, bool on_sessio
     addon *ad = get_addon(env);
     if (check_not_in_callback(env, ad))
         return NULL;
-    void *wrapped = NULL;
-    if (napi_unwrap(env, self, &wrapped) != napi_ok || !wrapped) {
-        napi_throw_type_error(env, NULL,
-                              on_session ? "not a Session object" : "not a Context object");
+    void *wrapped = on_session ? unwrap_tagged(env, self, &SESSION_TAG, "Session")
+                               : unwrap_tagged(env, self, &CTX_TAG, "Context");
+    if (!wrapped)
         return NULL;
-    }
     session_wrap *sw = on_session ? wrapped : NULL;
     ctx_wrap *cw = on_session ? sw->cw : wrapped;
 
@@ -1818,12 +1854,15 @@ static napi_value ctx_constructor(napi_env env, napi_callback_info info)
     cw->ad = ad;
     cw->ctx = ctx;
     cw->refs = 1;
-    if (napi_wrap(env, self, cw, ctx_finalize, NULL, NULL) != napi_ok) {
+    /* Tagged first: an object tagged but not wrapped still unwraps to
+     * nothing (a TypeError), never to the wrong struct. */
+    if (napi_type_tag_object(env, self, &CTX_TAG) != napi_ok ||
+        napi_wrap(env, self, cw, ctx_finalize, NULL, NULL) != napi_ok) {
         integ_ctx_close(ctx);
         pthread_mutex_destroy(&k->mu);
         free(k);
         free(cw);
-        throw_napi_failure(env, "napi_wrap");
+        throw_napi_failure(env, "napi_type_tag_object/napi_wrap");
         return NULL;
     }
     return self;
@@ -1839,12 +1878,7 @@ static ctx_wrap *ctx_this(napi_env env, napi_callback_info info, size_t *argc, n
     }
     if (self)
         *self = me;
-    void *w = NULL;
-    if (napi_unwrap(env, me, &w) != napi_ok || !w) {
-        napi_throw_type_error(env, NULL, "not a Context object");
-        return NULL;
-    }
-    return w;
+    return unwrap_tagged(env, me, &CTX_TAG, "Context");
 }
 
 static napi_value ctx_close(napi_env env, napi_callback_info info)
@@ -1959,7 +1993,6 @@ static napi_value ctx_set_event_callback(napi_env env, napi_callback_info info)
     pthread_mutex_lock(&k->mu);
     ev_fn *old = k->cur;
     k->cur = f;
-    k->gen++;
     pthread_mutex_unlock(&k->mu);
     if (old)
         napi_release_threadsafe_function(old->tsfn, napi_tsfn_release);
@@ -2177,11 +2210,12 @@ static napi_value session_constructor(napi_env env, napi_callback_info info)
     sw->cw = cw;
     sw->s = s;
     cw->refs++;
-    if (napi_wrap(env, self, sw, session_finalize, NULL, NULL) != napi_ok) {
+    if (napi_type_tag_object(env, self, &SESSION_TAG) != napi_ok ||
+        napi_wrap(env, self, sw, session_finalize, NULL, NULL) != napi_ok) {
         integ_session_close(s);
         cw->refs--;
         free(sw);
-        throw_napi_failure(env, "napi_wrap");
+        throw_napi_failure(env, "napi_type_tag_object/napi_wrap");
         return NULL;
     }
     return self;
@@ -2195,12 +2229,7 @@ static session_wrap *session_this(napi_env env, napi_callback_info info)
         throw_napi_failure(env, "napi_get_cb_info");
         return NULL;
     }
-    void *w = NULL;
-    if (napi_unwrap(env, me, &w) != napi_ok || !w) {
-        napi_throw_type_error(env, NULL, "not a Session object");
-        return NULL;
-    }
-    return w;
+    return unwrap_tagged(env, me, &SESSION_TAG, "Session");
 }
 
 static napi_value session_close(napi_env env, napi_callback_info info)

@@ -268,6 +268,74 @@ test('registerDefinition and setAppCredentials', () => {
   }
 });
 
+// Accessors get no receiver check from V8 (methods do): the addon tags each
+// object with its class and checks the tag. A getter of one class called on
+// the other's object used to read its struct as the wrong one (a closed
+// Context through Session#context: a segfault).
+const wrongReceiver = (() => {
+  const getter = (cls, name) => Object.getOwnPropertyDescriptor(cls.prototype, name).get;
+  const ctxClosed = getter(integ.Context, 'closed');
+  const sClosed = getter(integ.Session, 'closed');
+  const sContext = getter(integ.Session, 'context');
+  const illegal = (e) => e instanceof TypeError && /Illegal invocation/.test(e.message);
+  // A Promise-returning method may throw (V8's own receiver check) or reject.
+  const refused = async (f) => {
+    let p;
+    try {
+      p = f();
+    } catch (e) {
+      assert.ok(illegal(e), String(e));
+      return;
+    }
+    await assert.rejects(p, illegal);
+  };
+  return async (ctx, s) => {
+    const plain = [{}, Object.create(integ.Context.prototype), Object.create(integ.Session.prototype),
+      integ.Context.prototype, integ.Session.prototype, [], () => {}, 42, 'x', null, undefined];
+    for (const other of [ctx, ...plain]) {
+      assert.throws(() => sContext.call(other), illegal);
+      assert.throws(() => sClosed.call(other), illegal);
+      assert.throws(() => integ.Session.prototype.close.call(other), illegal);
+      assert.throws(() => integ.Session.prototype.integrations.call(other), illegal);
+      await refused(() => integ.Session.prototype.testIntegration.call(other, 'x'));
+    }
+    for (const other of [s, ...plain]) {
+      assert.throws(() => ctxClosed.call(other), illegal);
+      assert.throws(() => integ.Context.prototype.close.call(other), illegal);
+      assert.throws(() => integ.Context.prototype.session.call(other, 't', 'u'), illegal);
+      assert.throws(() => integ.Context.prototype.setEventCallback.call(other, null), illegal);
+      assert.throws(() => integ.Context.prototype.setPermissionCallback.call(other, null), illegal);
+      assert.throws(() => integ.Context.prototype.receiveWebhook.call(other, 'x', {}), illegal);
+      assert.throws(() => integ.Context.prototype.definitions.call(other), illegal);
+      await refused(() => integ.Context.prototype.processWebhooks.call(other));
+    }
+  };
+})();
+
+test('wrong receiver, open objects: getters and methods of one class on the other or a plain object are TypeError', async () => {
+  const ctx = memContext();
+  const s = ctx.session('t', 'u');
+  await wrongReceiver(ctx, s);
+  // Nothing was touched: both still work.
+  assert.equal(ctx.closed, false);
+  assert.equal(s.closed, false);
+  assert.equal(s.context, ctx);
+  assert.deepEqual(s.integrations(), []);
+  s.close();
+  ctx.close();
+});
+
+test('wrong receiver, closed objects: the same (Session.prototype.context on a closed Context crashed)', async () => {
+  const ctx = memContext();
+  const s = ctx.session('t', 'u');
+  s.close();
+  ctx.close();
+  await wrongReceiver(ctx, s);
+  assert.equal(ctx.closed, true);
+  assert.equal(s.closed, true);
+  assert.equal(s.context, ctx);
+});
+
 test('misuse: wrong receiver, direct Session construction, call without new', () => {
   const ctx = memContext();
   try {

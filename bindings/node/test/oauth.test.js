@@ -24,6 +24,11 @@ test.before(async () => {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(obj));
     };
+    // The API (sync): a refreshed access token reads an empty list; the first one is refused.
+    if (req.method === 'GET' && req.url.startsWith('/crm/v3/objects/contacts')) {
+      if (req.headers.authorization === 'Bearer at-2') return send(200, { results: [] });
+      return send(401, { status: 'error', message: 'expired', category: 'EXPIRED_AUTHENTICATION' });
+    }
     if (req.method !== 'POST' || req.url !== '/oauth/v1/token') return send(404, { message: 'not found' });
     if (form.client_id !== APP.client_id || form.client_secret !== APP.client_secret) {
       return send(401, { error: 'invalid_client' });
@@ -194,5 +199,36 @@ test('refreshOAuth: a new token; a revoked one is AuthError and integration.need
   assert.equal(again.id, integration.id);
   assert.equal(again.status, 'active');
   assert.equal(s.integrations().length, 1);
+  ctx.close();
+});
+
+// The built-in engine fetches a sync's pages on a helper thread of the
+// library's, not the pool thread running the call: an event raised there
+// (a 401, then a refresh the provider refuses) must still reach the
+// callback before the Promise settles. A dry run raises no sync.* event on
+// the call's own thread that the settling would otherwise queue behind.
+test('sync: integration.needs_reauth raised on the page-fetch thread arrives before the Promise settles', async () => {
+  const ctx = oauthContext();
+  const events = [];
+  ctx.setEventCallback((e) => events.push(e));
+  const s = ctx.session('acme', 'alice', ['admin']);
+  const integration = await ctx.completeOAuth({ state: begin(s).state, code: 'good-code' });
+  peer.revoked = true;
+  try {
+    for (let i = 0; i < 10; i++) {
+      if (i > 0) { // connect it again: a rejected refresh token is not offered twice
+        await ctx.completeOAuth({ state: begin(s, { integration_id: integration.id }).state, code: 'good-code' });
+      }
+      events.length = 0;
+      peer.requests.length = 0;
+      await assert.rejects(s.sync(integration.id, { entity: 'contacts', dry_run: true }),
+        (e) => e instanceof integ.AuthError && /invalid_grant/.test(e.message));
+      assert.ok(peer.requests.some((r) => r.form.grant_type === 'refresh_token'), 'the refresh was tried');
+      assert.deepEqual(events.map((e) => e.type), ['integration.needs_reauth'], `round ${i}`);
+      assert.equal(events[0].integration_id, integration.id);
+    }
+  } finally {
+    peer.revoked = false;
+  }
   ctx.close();
 });
