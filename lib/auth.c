@@ -10,13 +10,21 @@
  * Getting a new token is single-flight per integration: an in-process
  * mutex per integration id serialises the threads of this process, a lease
  * in the store ("refresh:<integration id>") the processes sharing the
- * store. Whoever gets both re-reads the record first: when someone else
- * has renewed the token meanwhile, that token is used as it is. */
+ * store, kept by a keeper thread while the provider answers. Whoever gets
+ * both re-reads the record first: when someone else has renewed the token
+ * meanwhile, that token is used as it is.
+ *
+ * A renewal writes its result only when the record's credentials are still
+ * those it started from (compare-and-set in the write transaction).
+ * integ_integration_set_credentials and integ_oauth_complete take no
+ * lease: when they replaced the credentials meanwhile, the renewal adopts
+ * those instead of overwriting them or marking them needs_reauth. */
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "auth.h"
 #include "error.h"
@@ -31,6 +39,8 @@
 #define LEASE_TTL_MS 60000
 #define LEASE_POLL_MS 100
 #define LEASE_MAX_POLLS 900
+#define KEEP_POLL_MS 250 /* the keeper looks this often (real time) */
+#define MAX_CREDS_CHANGES 3
 #define MAX_RENEWALS_AFTER_401 3
 #define JWT_LIFETIME_S 3600
 
@@ -90,7 +100,8 @@ static void flight_put(struct flight *f)
 
 /* ---- the store lease (across processes) ---------------------------------------- */
 
-static int lease_take(integ_ctx *ctx, const char *lease_id, const char *holder, const char *integration_id)
+static int lease_take(integ_ctx *ctx, const char *lease_id, const char *holder, const char *integration_id,
+                      int64_t *until)
 {
     const ig_clock *k = ig_ctx_clock(ctx);
     for (int i = 0;; i++) {
@@ -123,8 +134,10 @@ static int lease_take(integ_ctx *ctx, const char *lease_id, const char *holder, 
         }
         if (rc)
             return rc;
-        if (!busy)
+        if (!busy) {
+            *until = now + LEASE_TTL_MS;
             return INTEG_OK;
+        }
         if (i >= LEASE_MAX_POLLS)
             return ig_err(INTEG_ECONFLICT, "token refresh of integration %s: another process holds the refresh lease",
                           integration_id);
@@ -146,6 +159,104 @@ static void lease_release(integ_ctx *ctx, const char *lease_id, const char *hold
         ig_tx_end(ctx, tx, 1, rc == INTEG_ENOTFOUND ? INTEG_OK : rc);
     }
     integ_error_set(0, saved);
+}
+
+/* ---- keeping the lease while the provider answers ------------------------------------ */
+
+/* A token request can outlast the lease: each attempt may run to the
+ * transport's timeout, and a 429 or 503 is waited out (Retry-After,
+ * backoff) before it is sent again. So while a renewal runs, a keeper
+ * thread looks every KEEP_POLL_MS (real time) and, once a third of the TTL
+ * has gone on the context clock, moves the expiry on by the TTL, as long as
+ * the lease is still this holder's. A holder that dies stops extending it:
+ * the others take it over LEASE_TTL_MS later at most. */
+struct keeper {
+    integ_ctx *ctx;
+    const char *lease_id, *holder;
+    int64_t until;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stop, started;
+    pthread_t th;
+};
+
+static int lease_extend(integ_ctx *ctx, const char *lease_id, const char *holder, int64_t *until)
+{
+    int64_t now = ig_ctx_now_ms(ctx);
+    void *tx = NULL;
+    json_object *cur = NULL;
+    int rc = ig_tx_begin(ctx, 1, &tx);
+    if (rc == INTEG_OK) {
+        rc = ig_store_get(ctx, tx, INTEG_KIND_LEASE, NULL, lease_id, &cur);
+        if (rc == INTEG_OK && strcmp(ig_json_str(cur, "holder") ? ig_json_str(cur, "holder") : "", holder))
+            rc = INTEG_ENOTFOUND; /* taken over: not ours to keep */
+        if (rc == INTEG_OK) {
+            json_object_object_add(cur, "expires_at_ms", json_object_new_int64(now + LEASE_TTL_MS));
+            rc = ig_store_put(ctx, tx, INTEG_KIND_LEASE, cur, INTEG_PUT_UPDATE);
+        }
+        rc = ig_tx_end(ctx, tx, 1, rc);
+    }
+    json_object_put(cur);
+    if (rc == INTEG_OK)
+        *until = now + LEASE_TTL_MS;
+    return rc;
+}
+
+static void *keeper_main(void *p)
+{
+    struct keeper *k = p;
+    pthread_mutex_lock(&k->mu);
+    while (!k->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        ts.tv_nsec += KEEP_POLL_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&k->cv, &k->mu, &ts);
+        if (k->stop || ig_ctx_now_ms(k->ctx) < k->until - LEASE_TTL_MS * 2 / 3)
+            continue;
+        pthread_mutex_unlock(&k->mu);
+        int rc = lease_extend(k->ctx, k->lease_id, k->holder, &k->until);
+        pthread_mutex_lock(&k->mu);
+        if (rc == INTEG_ENOTFOUND)
+            break; /* gone or taken over: the compare-and-set guards the writes */
+    }
+    pthread_mutex_unlock(&k->mu);
+    return NULL;
+}
+
+/* Without a thread (pthread_create failed) the renewal runs all the same:
+ * the lease may then expire under a slow provider, and the writes'
+ * compare-and-set keeps a second renewal from overwriting the first. */
+static void keeper_start(struct keeper *k, integ_ctx *ctx, const char *lease_id, const char *holder, int64_t until)
+{
+    memset(k, 0, sizeof *k);
+    k->ctx = ctx;
+    k->lease_id = lease_id;
+    k->holder = holder;
+    k->until = until;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_mutex_init(&k->mu, NULL);
+    pthread_cond_init(&k->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    k->started = pthread_create(&k->th, NULL, keeper_main, k) == 0;
+}
+
+static void keeper_stop(struct keeper *k)
+{
+    if (k->started) {
+        pthread_mutex_lock(&k->mu);
+        k->stop = 1;
+        pthread_cond_signal(&k->cv);
+        pthread_mutex_unlock(&k->mu);
+        pthread_join(k->th, NULL);
+    }
+    pthread_cond_destroy(&k->cv);
+    pthread_mutex_destroy(&k->mu);
 }
 
 /* ---- token state ------------------------------------------------------------------- */
@@ -228,9 +339,61 @@ static void adopt_token(ig_conn *c, json_object *tok)
     c->token = tok;
 }
 
-static void creds_fp(ig_conn *c, json_object *rec, char out[33])
+/* The {config.x} placeholders in the strings of a manifest value (walked,
+ * never printed: the definition may be shared), with c's values. */
+static void config_used(ig_conn *c, json_object *v, json_object *used)
 {
-    ig_oauth_fingerprint(ig_json_str(rec ? rec : c->integration, "credentials_sealed"), out);
+    if (json_object_is_type(v, json_type_object)) {
+        json_object_object_foreach(v, k, m)
+        {
+            (void)k;
+            config_used(c, m, used);
+        }
+    } else if (json_object_is_type(v, json_type_array)) {
+        for (size_t i = 0; i < ig_json_len(v); i++)
+            config_used(c, json_object_array_get_idx(v, i), used);
+    } else if (json_object_is_type(v, json_type_string)) {
+        for (const char *p = json_object_get_string(v); (p = strstr(p, "{config.")); p++) {
+            const char *n = p + 8, *e = strchr(n, '}');
+            char name[128];
+            if (!e || e == n || (size_t)(e - n) >= sizeof name || memchr(n, '{', (size_t)(e - n)))
+                continue;
+            memcpy(name, n, (size_t)(e - n));
+            name[e - n] = '\0';
+            json_object *cv = ig_json_get(c->config, name);
+            json_object_object_add(used, name, cv ? ig_json_copy(cv) : NULL);
+        }
+    }
+}
+
+/* The fingerprint a runtime token is cached under: the sealed credentials
+ * it was obtained with and the config values its request used, every
+ * {config.x} of the auth method (token_url, token_params, scopes, login,
+ * ...) and of the base URL (where a session login goes). A token for
+ * another tenant in the token URL (Microsoft {config.tenant}) or another
+ * org (Dynamics {config.org_url}) is another token. Without such values it
+ * is the fingerprint of the sealed credentials alone. */
+static void token_fp(ig_conn *c, const char *creds_sealed, char out[33])
+{
+    json_object *used = json_object_new_object();
+    config_used(c, c->method, used);
+    json_object *base = ig_json_get(c->manifest, "base_url");
+    config_used(c, base, used);
+    if (!json_object_object_length(used)) {
+        ig_oauth_fingerprint(creds_sealed, out);
+    } else {
+        const char *cfg = json_object_to_json_string_ext(used, JSON_C_TO_STRING_PLAIN);
+        size_t n = strlen(creds_sealed ? creds_sealed : "") + strlen(cfg) + 2;
+        char *m = malloc(n);
+        if (m) {
+            snprintf(m, n, "%s\n%s", creds_sealed ? creds_sealed : "", cfg);
+            ig_oauth_fingerprint(m, out);
+            free(m);
+        } else {
+            snprintf(out, 33, "%s", "-"); /* matches no cached token */
+        }
+    }
+    json_object_put(used);
 }
 
 /* A runtime token as it is cached: the token, when it was obtained and
@@ -272,10 +435,12 @@ static int token_object(ig_conn *c, const char *what, json_object *resp, json_ob
 
 /* ---- obtaining tokens ---------------------------------------------------------------- */
 
-static int fetch_client_credentials(ig_conn *c, json_object **out)
+/* The runtime flows take the credentials to use (the record's as re-read,
+ * not necessarily the connection's yet). */
+static int fetch_client_credentials(ig_conn *c, json_object *creds, json_object **out)
 {
     json_object *m = c->method;
-    ig_auth_vars vars = {c->config, c->credentials, NULL};
+    ig_auth_vars vars = {c->config, creds, NULL};
     char *url = NULL, *cid = NULL, *secret = NULL, *scope = NULL, what[160];
     json_object *headers = NULL, *resp = NULL;
     ig_form form = {0};
@@ -302,8 +467,7 @@ static int fetch_client_credentials(ig_conn *c, json_object **out)
     }
     if (rc == INTEG_OK) {
         ig_token_call call = {what, url, ig_json_str(m, "client_auth"), cid, secret,
-                              ig_json_str(c->credentials, "private_key"), ig_json_str(c->credentials, "key_id"),
-                              headers};
+                              ig_json_str(creds, "private_key"), ig_json_str(creds, "key_id"), headers};
         rc = ig_oauth_token_post(c->ctx, &call, &form, &resp, NULL);
     }
     if (rc == INTEG_OK)
@@ -320,10 +484,10 @@ static int fetch_client_credentials(ig_conn *c, json_object **out)
     return rc;
 }
 
-static int fetch_jwt_bearer(ig_conn *c, json_object **out)
+static int fetch_jwt_bearer(ig_conn *c, json_object *creds, json_object **out)
 {
     json_object *m = c->method;
-    ig_auth_vars vars = {c->config, c->credentials, NULL};
+    ig_auth_vars vars = {c->config, creds, NULL};
     char *url = NULL, *aud = NULL, *scope = NULL, *jwt = NULL, what[160];
     json_object *claims = json_object_new_object(), *extra = NULL, *resp = NULL;
     ig_form form = {0};
@@ -353,9 +517,9 @@ static int fetch_jwt_bearer(ig_conn *c, json_object **out)
         if (json_object_is_type(extra, json_type_object)) {
             json_object_object_foreach(extra, k, v) json_object_object_add(claims, k, json_object_get(v));
         }
-        const char *kid = ig_json_str(c->credentials, "private_key_id") ? ig_json_str(c->credentials, "private_key_id")
-                                                                         : ig_json_str(c->credentials, "key_id");
-        rc = ig_jwt_sign(ig_json_str(m, "alg"), ig_json_str(c->credentials, "private_key"), kid, claims, &jwt);
+        const char *kid = ig_json_str(creds, "private_key_id") ? ig_json_str(creds, "private_key_id")
+                                                               : ig_json_str(creds, "key_id");
+        rc = ig_jwt_sign(ig_json_str(m, "alg"), ig_json_str(creds, "private_key"), kid, claims, &jwt);
         if (rc)
             ig_err_prefix(rc, what);
     }
@@ -383,7 +547,7 @@ static int fetch_jwt_bearer(ig_conn *c, json_object **out)
  * base URL and path, static and login headers, query, the manifest's
  * rate-limit signals), its templates over config, credentials and
  * {session.expiration_date}; the token is at token_path in the response. */
-static int fetch_session(ig_conn *c, json_object **out)
+static int fetch_session(ig_conn *c, json_object *creds, json_object **out)
 {
     json_object *m = c->method, *login = ig_json_get(m, "login");
     integ_ctx *ctx = c->ctx;
@@ -394,7 +558,7 @@ static int fetch_session(ig_conn *c, json_object **out)
     date[10] = '\0';
     json_object *session = json_object_new_object();
     json_object_object_add(session, "expiration_date", json_object_new_string(date));
-    ig_auth_vars vars = {c->config, c->credentials, session};
+    ig_auth_vars vars = {c->config, creds, session};
     snprintf(what, sizeof what, "%s session login", key_of(c));
     json_object *jbody = NULL, *doc = NULL;
     ig_form form = {0};
@@ -418,8 +582,8 @@ static int fetch_session(ig_conn *c, json_object **out)
         if (rc == INTEG_OK) /* an empty form: no body (a GET stays a GET) */
             rc = form.len ? ig_req_body(&r, form.buf, form.len, form_type) : ig_req_header(&r, "Content-Type", form_type);
     }
-    if (rc == INTEG_OK)
-        rc = ig_req_send_once(c, &r, what, 0, &resp);
+    if (rc == INTEG_OK) /* a login is a token request too: not re-sent once it may have arrived */
+        rc = ig_req_send_once(c, &r, what, IG_HTTP_NON_IDEMPOTENT, &resp);
     if (rc == INTEG_OK && resp.status >= 300)
         rc = ig_err(INTEG_EREMOTE, "%s: unexpected HTTP %ld", what, resp.status);
     if (rc == INTEG_OK) {
@@ -458,17 +622,24 @@ static int fetch_session(ig_conn *c, json_object **out)
 
 /* ---- refresh of oauth2 tokens ------------------------------------------------------------ */
 
-static int save_record_field(ig_conn *c, const char *field, json_object *value, int reactivate)
+/* Seal `value` into the record's `field`, compare-and-set: only while the
+ * record's credentials are still those the renewal started from (`seen`).
+ * Otherwise nothing is written and IG_CREDS_CHANGED is returned. */
+static int save_record_field(ig_conn *c, const char *field, json_object *value, int reactivate,
+                             const ig_creds_seen *seen)
 {
     integ_ctx *ctx = c->ctx;
     void *tx = NULL;
     json_object *rec = NULL;
+    int changed = 0;
     int rc = ig_tx_begin(ctx, 1, &tx);
     if (rc == INTEG_OK)
         rc = ig_store_get(ctx, tx, INTEG_KIND_INTEGRATION, c->tenant_id, id_of(c), &rec);
-    if (rc == INTEG_OK)
+    if (rc == INTEG_OK && !ig_oauth_creds_unchanged(ctx, rec, seen))
+        changed = 1;
+    if (rc == INTEG_OK && !changed)
         rc = ig_oauth_seal_into(ctx, rec, field, value);
-    if (rc == INTEG_OK && reactivate) {
+    if (rc == INTEG_OK && !changed && reactivate) {
         const char *st = ig_json_str(rec, "status");
         if (st && !strcmp(st, "needs_reauth")) {
             json_object_object_add(rec, "status", json_object_new_string("active"));
@@ -476,14 +647,18 @@ static int save_record_field(ig_conn *c, const char *field, json_object *value, 
         }
         json_object_object_del(rec, "rejected_refresh_fp");
     }
-    if (rc == INTEG_OK)
+    if (rc == INTEG_OK && !changed)
         rc = ig_store_put(ctx, tx, INTEG_KIND_INTEGRATION, rec, INTEG_PUT_UPDATE);
     rc = ig_tx_end(ctx, tx, 1, rc);
     json_object_put(rec);
-    return rc;
+    return rc == INTEG_OK && changed ? IG_CREDS_CHANGED : rc;
 }
 
-static int oauth2_refresh(ig_conn *c, json_object *creds)
+/* Refresh `creds` (the record's, as re-read: `seen`). IG_CREDS_CHANGED when
+ * the record's credentials changed while the provider answered: the
+ * answer (new tokens of the old grant, or invalid_grant for the old
+ * refresh token) is then dropped. */
+static int oauth2_refresh(ig_conn *c, json_object *creds, const ig_creds_seen *seen)
 {
     integ_ctx *ctx = c->ctx;
     json_object *m = c->method, *app = NULL, *resp = NULL, *newc = NULL, *check = NULL;
@@ -511,7 +686,7 @@ static int oauth2_refresh(ig_conn *c, json_object *creds)
         snprintf(reason, sizeof reason, "%s (the refresh token was rejected: re-authorise with integ_oauth_begin)",
                  ig_errmsg());
         ig_oauth_fingerprint(rt, fp);
-        rc = ig_oauth_needs_reauth(ctx, c->tenant_id, id_of(c), INTEG_EAUTH, reason, fp);
+        rc = ig_oauth_needs_reauth(ctx, c->tenant_id, id_of(c), INTEG_EAUTH, reason, fp, seen);
     }
     if (rc == INTEG_OK)
         rc = ig_oauth_token_creds(what, m, resp, creds, ig_ctx_now_ms(ctx), &newc, NULL);
@@ -521,7 +696,7 @@ static int oauth2_refresh(ig_conn *c, json_object *creds)
             rc = ig_err_prefix(INTEG_EREMOTE, what);
     }
     if (rc == INTEG_OK)
-        rc = save_record_field(c, "credentials_sealed", newc, 1);
+        rc = save_record_field(c, "credentials_sealed", newc, 1, seen);
     if (rc == INTEG_OK) {
         adopt_creds(c, newc);
         newc = NULL;
@@ -537,10 +712,22 @@ static int oauth2_refresh(ig_conn *c, json_object *creds)
 
 /* ---- the single flight --------------------------------------------------------------------- */
 
+/* A runtime token and the credentials it was obtained with become the
+ * connection's together (so c->credentials is the record's as opened
+ * whenever c->token is NULL, which ig_auth_prepare relies on). */
+static void adopt_runtime(ig_conn *c, json_object **creds, json_object *tok)
+{
+    ig_json_wipe_put(c->credentials);
+    c->credentials = *creds;
+    *creds = NULL;
+    adopt_token(c, tok);
+}
+
 /* With the flight and the lease held: re-read, then renew only if still
  * needed. `failed` is the access token a 401 rejected (NULL: ahead of
- * expiry); `force` renews regardless. */
-static int renew_locked(ig_conn *c, const char *failed, int force)
+ * expiry); `force` renews regardless. IG_CREDS_CHANGED when the record's
+ * credentials changed before the result could be written. */
+static int renew_once(ig_conn *c, const char *failed, int force)
 {
     integ_ctx *ctx = c->ctx;
     json_object *rec = NULL, *creds = NULL, *tok = NULL;
@@ -552,9 +739,20 @@ static int renew_locked(ig_conn *c, const char *failed, int force)
     if (rc)
         return rc;
     const char *t = type_of(c);
+    if (strcmp(ig_json_str(rec, "auth_type") ? ig_json_str(rec, "auth_type") : "none", t)) {
+        /* Credentials of another method were set meanwhile: this connection
+         * cannot use them. */
+        rc = ig_err(INTEG_ECONFLICT, "integration %s: its auth type changed to %s meanwhile: try again", id_of(c),
+                    ig_json_str(rec, "auth_type") ? ig_json_str(rec, "auth_type") : "none");
+        goto out;
+    }
+    /* The credentials as they are now: a renewal uses these (set meanwhile?
+     * the new ones, not those the connection opened with), and writes its
+     * result only while they still are (compare-and-set). */
+    if ((rc = ig_oauth_open_from(ctx, rec, "credentials_sealed", &creds)))
+        goto out;
+    ig_creds_seen seen = {ig_json_str(rec, "credentials_sealed"), creds};
     if (!strcmp(t, "oauth2")) {
-        if ((rc = ig_oauth_open_from(ctx, rec, "credentials_sealed", &creds)))
-            goto out;
         const char *at = ig_json_str(creds, "access_token");
         if (!at) {
             rc = ig_err(INTEG_EAUTH, "integration %s has no access token: connect it (integ_oauth_begin)", id_of(c));
@@ -579,47 +777,63 @@ static int renew_locked(ig_conn *c, const char *failed, int force)
                         id_of(c));
             goto out;
         }
-        rc = oauth2_refresh(c, creds);
+        rc = oauth2_refresh(c, creds, &seen);
         goto out;
     }
-    /* Runtime tokens. */
+    /* Runtime tokens: cached under the credentials and config they were
+     * obtained with (token_fp). */
     char fp[33];
-    creds_fp(c, rec, fp);
+    token_fp(c, seen.sealed, fp);
     if ((rc = ig_oauth_open_from(ctx, rec, "token_sealed", &tok)))
         goto out;
     if (tok && !force && !strcmp(ig_json_str(tok, "creds_fp") ? ig_json_str(tok, "creds_fp") : "", fp) &&
         (failed ? strcmp(ig_json_str(tok, "access_token") ? ig_json_str(tok, "access_token") : "", failed) != 0
                 : !token_expiring(tok, now))) {
-        adopt_token(c, tok);
+        adopt_runtime(c, &creds, tok);
         tok = NULL;
         goto out;
     }
     ig_json_wipe_put(tok);
     tok = NULL;
     if (!strcmp(t, "oauth2_client_credentials"))
-        rc = fetch_client_credentials(c, &tok);
+        rc = fetch_client_credentials(c, creds, &tok);
     else if (!strcmp(t, "jwt_bearer"))
-        rc = fetch_jwt_bearer(c, &tok);
+        rc = fetch_jwt_bearer(c, creds, &tok);
     else
-        rc = fetch_session(c, &tok);
+        rc = fetch_session(c, creds, &tok);
     if (rc == INTEG_EAUTH) {
         char reason[1200];
         snprintf(reason, sizeof reason, "%s", ig_errmsg());
-        rc = ig_oauth_needs_reauth(ctx, c->tenant_id, id_of(c), rc, reason, NULL);
+        rc = ig_oauth_needs_reauth(ctx, c->tenant_id, id_of(c), rc, reason, NULL, &seen);
         goto out;
     }
     if (rc)
         goto out;
     json_object_object_add(tok, "creds_fp", json_object_new_string(fp));
-    if ((rc = save_record_field(c, "token_sealed", tok, 1)))
+    if ((rc = save_record_field(c, "token_sealed", tok, 1, &seen)))
         goto out;
-    adopt_token(c, tok);
+    adopt_runtime(c, &creds, tok);
     tok = NULL;
 out:
     ig_json_wipe_put(tok);
     ig_json_wipe_put(creds);
     json_object_put(rec);
     return rc;
+}
+
+/* renew_once until its result is written: when the credentials changed
+ * under it (set or re-authorised meanwhile), again with those, as they are
+ * (no longer forced: new credentials are used until they are due). */
+static int renew_locked(ig_conn *c, const char *failed, int force)
+{
+    for (int i = 0; i < MAX_CREDS_CHANGES; i++) {
+        int rc = renew_once(c, failed, force);
+        if (rc != IG_CREDS_CHANGED)
+            return rc;
+        force = 0;
+    }
+    return ig_err(INTEG_ECONFLICT, "integration %s: its credentials changed during each of %d token renewals: try again",
+                  id_of(c), MAX_CREDS_CHANGES);
 }
 
 static int renew(ig_conn *c, const char *failed, int force)
@@ -632,9 +846,13 @@ static int renew(ig_conn *c, const char *failed, int force)
     char lease_id[96], holder[37];
     snprintf(lease_id, sizeof lease_id, "refresh:%s", iid);
     ig_ctx_new_id(c->ctx, holder, ig_now_ms());
-    int rc = lease_take(c->ctx, lease_id, holder, iid);
+    int64_t until = 0;
+    int rc = lease_take(c->ctx, lease_id, holder, iid, &until);
     if (rc == INTEG_OK) {
+        struct keeper k;
+        keeper_start(&k, c->ctx, lease_id, holder, until);
         rc = renew_locked(c, failed, force);
+        keeper_stop(&k);
         char saved[1024];
         snprintf(saved, sizeof saved, "%s", ig_errmsg());
         lease_release(c->ctx, lease_id, holder);
@@ -669,7 +887,7 @@ int ig_auth_prepare(ig_conn *c)
          * another connection obtained: use it while it is good. */
         json_object *tok = NULL;
         char fp[33];
-        creds_fp(c, NULL, fp);
+        token_fp(c, ig_json_str(c->integration, "credentials_sealed"), fp);
         if (ig_oauth_open_from(c->ctx, c->integration, "token_sealed", &tok) == INTEG_OK && tok &&
             !strcmp(ig_json_str(tok, "creds_fp") ? ig_json_str(tok, "creds_fp") : "", fp) && !token_expiring(tok, now)) {
             c->token = tok;

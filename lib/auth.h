@@ -10,7 +10,10 @@
 
 #include "engine.h"
 
-/* Make c->token current for c's auth method (no-op for static methods). */
+/* Make c->token current for c's auth method (no-op for static methods).
+ * A renewal uses the credentials stored now, which may have been set since
+ * c was opened: c->credentials is then replaced by those along with the
+ * token (doc/oauth.md, "Single flight"). */
 int ig_auth_prepare(ig_conn *c);
 
 /* After a 401 on a request made with c->token: obtain a fresh token once.

@@ -396,7 +396,8 @@ int ig_oauth_token_post(integ_ctx *ctx, const ig_token_call *call, ig_form *form
     ig_http_response resp = {0};
     if ((rc = ig_ctx_http(ctx, &http)) == INTEG_OK) {
         ig_http_request req = {"POST", call->url, hs, n, form->buf ? form->buf : "", form->len};
-        rc = ig_http_send(http, &req, NULL, NULL, NULL, &resp);
+        /* Never re-sent once it may have reached the server (oauth.h). */
+        rc = ig_http_send_ex(http, &req, IG_HTTP_NON_IDEMPOTENT, NULL, NULL, NULL, &resp);
         if (rc)
             ig_err_prefix(rc, what);
     }
@@ -499,27 +500,51 @@ void ig_oauth_fingerprint(const char *secret, char out[33])
     sodium_bin2hex(out, 33, h, sizeof h);
 }
 
+int ig_oauth_creds_unchanged(integ_ctx *ctx, json_object *rec, const ig_creds_seen *seen)
+{
+    const char *cur = ig_json_str(rec, "credentials_sealed");
+    if (!cur || !seen->sealed)
+        return !cur && !seen->sealed;
+    if (!strcmp(cur, seen->sealed))
+        return 1;
+    /* Another sealing: a master-key rotation re-seals the same credentials. */
+    json_object *now = NULL;
+    char saved[1024];
+    snprintf(saved, sizeof saved, "%s", ig_errmsg());
+    int same = ig_oauth_open_from(ctx, rec, "credentials_sealed", &now) == INTEG_OK && now && seen->creds &&
+               json_object_equal(now, seen->creds);
+    ig_json_wipe_put(now);
+    integ_error_set(0, saved);
+    return same;
+}
+
 int ig_oauth_needs_reauth(integ_ctx *ctx, const char *tenant_id, const char *integration_id, int code,
-                          const char *reason, const char *rejected_fp)
+                          const char *reason, const char *rejected_fp, const ig_creds_seen *seen)
 {
     char msg[1024];
     snprintf(msg, sizeof msg, "%s", reason ? reason : "");
     void *tx = NULL;
     json_object *rec = NULL;
+    int changed = 0;
     int rc = ig_tx_begin(ctx, 1, &tx);
     if (rc == INTEG_OK)
         rc = ig_store_get(ctx, tx, INTEG_KIND_INTEGRATION, tenant_id, integration_id, &rec);
-    if (rc == INTEG_OK) {
+    if (rc == INTEG_OK && seen && !ig_oauth_creds_unchanged(ctx, rec, seen))
+        changed = 1; /* set or re-authorised meanwhile: the rejection is about credentials gone */
+    if (rc == INTEG_OK && !changed) {
         char now[32];
         ig_rfc3339(now, ig_now_ms(), 0);
-        json_object_object_add(rec, "status", json_object_new_string("needs_reauth"));
+        /* A person paused it: it stays paused (as a failed sync leaves it). */
+        const char *st = ig_json_str(rec, "status");
+        if (!st || strcmp(st, "paused"))
+            json_object_object_add(rec, "status", json_object_new_string("needs_reauth"));
         json_object_object_add(rec, "last_error", json_object_new_string(msg));
         json_object_object_add(rec, "updated_at", json_object_new_string(now));
         if (rejected_fp)
             json_object_object_add(rec, "rejected_refresh_fp", json_object_new_string(rejected_fp));
         rc = ig_store_put(ctx, tx, INTEG_KIND_INTEGRATION, rec, INTEG_PUT_UPDATE);
     }
-    if (rc == INTEG_OK) {
+    if (rc == INTEG_OK && !changed) {
         json_object *d = json_object_new_object();
         json_object_object_add(d, "reason", json_object_new_string(msg));
         rc = ig_audit(ctx, tx, tenant_id, NULL, "integration.needs_reauth", "integration", integration_id, d);
@@ -527,6 +552,10 @@ int ig_oauth_needs_reauth(integ_ctx *ctx, const char *tenant_id, const char *int
     }
     ig_tx_end(ctx, tx, 1, rc);
     json_object_put(rec);
+    if (changed) {
+        ig_err_clear();
+        return IG_CREDS_CHANGED;
+    }
     json_object *f = json_object_new_object();
     json_object_object_add(f, "tenant_id", json_object_new_string(tenant_id));
     json_object_object_add(f, "integration_id", json_object_new_string(integration_id));
@@ -854,7 +883,10 @@ static int store_integration(integ_ctx *ctx, json_object *st, json_object *def, 
             rc = ig_err(rc, "oauth callback: integration '%s' was deleted meanwhile", reauth);
         if (rc == INTEG_OK) {
             json_object_object_add(rec, "auth_type", json_object_new_string("oauth2"));
-            json_object_object_add(rec, "status", json_object_new_string("active"));
+            /* Working credentials again; a person's pause stays. */
+            const char *cur = ig_json_str(rec, "status");
+            if (!cur || strcmp(cur, "paused"))
+                json_object_object_add(rec, "status", json_object_new_string("active"));
             if (ig_json_bool(st, "config_given", 0))
                 json_object_object_add(rec, "config", json_object_get(ig_json_get(st, "config")));
             /* As an update would: auto_sync on and unscheduled runs now

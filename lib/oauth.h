@@ -78,8 +78,13 @@ typedef struct ig_token_call {
  * authentication of `call`. INTEG_OK with the parsed JSON object in *out
  * (owned; wipe with ig_json_wipe_put). An OAuth error response is
  * INTEG_EAUTH (4xx) naming the error and its description, and its error
- * code is copied to oauth_error (e.g. "invalid_grant"); 5xx after the
- * transport's retries INTEG_EREMOTE; no response INTEG_ENETWORK. */
+ * code is copied to oauth_error (e.g. "invalid_grant"); another 5xx
+ * INTEG_EREMOTE; no response INTEG_ENETWORK.
+ * Sent as IG_HTTP_NON_IDEMPOTENT: a token request can consume what it
+ * carries (a rotating refresh token, a one-time code, a JWT's jti), so it
+ * is sent again only when it cannot have reached the server (refused
+ * connection, nothing written, 429, 503); after a timeout, a reset or
+ * another 5xx the error is returned at once and the grant is not re-sent. */
 int ig_oauth_token_post(integ_ctx *ctx, const ig_token_call *call, ig_form *form, json_object **out,
                         char oauth_error[64]);
 
@@ -106,13 +111,37 @@ int ig_oauth_seal_into(integ_ctx *ctx, json_object *rec, const char *field, json
 /* Open rec[field] (NULL when absent). */
 int ig_oauth_open_from(integ_ctx *ctx, json_object *rec, const char *field, json_object **out);
 
+/* The credentials a token renewal started from: the record's
+ * credentials_sealed as it was read and those credentials opened (either
+ * may be NULL when the record had none). */
+typedef struct ig_creds_seen {
+    const char *sealed;
+    json_object *creds;
+} ig_creds_seen;
+
+/* Returned (a positive value, never by a public call) by the writes that
+ * compare-and-set on the credentials (ig_oauth_needs_reauth, auth.c's
+ * saves) when the record's credentials are no longer those `seen`: someone
+ * set or re-authorised them meanwhile. Nothing was written; the caller
+ * re-reads the record and adopts its credentials. */
+#define IG_CREDS_CHANGED 1
+
+/* 1 when rec's credentials are still `seen`: the same sealed text, or
+ * (re-sealed by a master-key rotation) the same credentials once opened. */
+int ig_oauth_creds_unchanged(integ_ctx *ctx, json_object *rec, const ig_creds_seen *seen);
+
 /* Mark an integration needs_reauth (status, last_error, audit) and emit
- * "integration.needs_reauth". `rejected_fp` (may be NULL) is the
- * fingerprint of the refresh token the provider rejected: until the
- * integration is re-authorised no other thread or process tries it again.
- * Returns `code` with `reason` as the message. */
+ * "integration.needs_reauth". An integration a person paused stays
+ * "paused" (last_error, the audit entry and the event are written all the
+ * same). `rejected_fp` (may be NULL) is the fingerprint of the refresh
+ * token the provider rejected: until the integration is re-authorised no
+ * other thread or process tries it again. `seen` (may be NULL: no check)
+ * are the credentials that were rejected: when the record's are others
+ * now (set or re-authorised meanwhile) nothing is written, no event is
+ * emitted and IG_CREDS_CHANGED is returned. Otherwise returns `code` with
+ * `reason` as the message. */
 int ig_oauth_needs_reauth(integ_ctx *ctx, const char *tenant_id, const char *integration_id, int code,
-                          const char *reason, const char *rejected_fp);
+                          const char *reason, const char *rejected_fp, const ig_creds_seen *seen);
 
 /* A short fingerprint (hex) of a secret, to recognise it without keeping it. */
 void ig_oauth_fingerprint(const char *secret, char out[33]);

@@ -1010,6 +1010,14 @@ static struct {
     atomic_int b1_logins, b1_revoked;
     atomic_int o2_refreshes, o2_cur, o2_rejected_once, o2_bad_client;
     atomic_int total;
+    /* /o2/token: every POST counted; o2_mode 1 rotates the refresh token and
+     * answers 502 (a gateway that lost the answer), once; 2 calls o2_hook
+     * then answers as usual, 3 calls o2_hook then answers invalid_grant
+     * (each once). */
+    atomic_int o2_posts, o2_mode;
+    void (*o2_hook)(void);
+    /* /cc/token: client credentials, the token names client_id and resource. */
+    atomic_int cc_posts, cc_old;
 } srv;
 
 struct body_buf {
@@ -1145,8 +1153,27 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         return reply(conn, 200, "{\"value\":[]}");
     }
     /* An OAuth provider + API for a sync whose token expires mid-run. */
+    if (!strcmp(url, "/cc/token") && !strcmp(method, "POST")) {
+        char cid[64] = "", res[64] = "";
+        const char *p = strstr(bb->data, "client_id="), *q = strstr(bb->data, "resource=");
+        if (p)
+            sscanf(p + 10, "%63[^&]", cid);
+        if (q)
+            sscanf(q + 9, "%63[^&]", res);
+        if (!strcmp(cid, "OLD"))
+            srv.cc_old++;
+        snprintf(buf, sizeof buf, "{\"access_token\":\"cc-%s-%s-%d\",\"token_type\":\"bearer\",\"expires_in\":3600}", cid,
+                 res, ++srv.cc_posts);
+        return reply(conn, 200, buf);
+    }
     if (!strcmp(url, "/o2/token") && !strcmp(method, "POST")) {
         char want[64];
+        srv.o2_posts++;
+        int mode = atomic_exchange(&srv.o2_mode, 0);
+        if ((mode == 2 || mode == 3) && srv.o2_hook)
+            srv.o2_hook(); /* while the library waits for this answer */
+        if (mode == 3)
+            return reply(conn, 400, "{\"error\":\"invalid_grant\",\"error_description\":\"refresh token is invalid\"}");
         snprintf(want, sizeof want, "refresh_token=rt-%d", srv.o2_cur);
         if (!form_has(bb->data, "client_id=app") || !form_has(bb->data, "client_secret=app-secret")) {
             srv.o2_bad_client++;
@@ -1165,6 +1192,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
             return reply(conn, 400, "{\"error\":\"invalid_grant\",\"error_description\":\"refresh token is invalid\"}");
         srv.o2_refreshes++;
         int n = ++srv.o2_cur;
+        if (mode == 1) /* rotated, but the answer is lost on the way */
+            return reply(conn, 502, "{\"message\":\"bad gateway\"}");
         snprintf(buf, sizeof buf,
                  "{\"access_token\":\"at-%d\",\"refresh_token\":\"rt-%d\",\"expires_in\":3600,\"token_type\":\"bearer\"}", n, n);
         return reply(conn, 200, buf);
@@ -1691,6 +1720,314 @@ static void test_code_flow_auto_sync_scheduled(void)
     env_close(&e);
 }
 
+/* ---- token requests, concurrent credential changes, paused ------------------------- */
+
+/* An env with the scripted /o2 provider behind `key` and, behind `down`
+ * (may be NULL), a token URL where nothing listens. */
+static int o2_env(struct env *e, const char *key, const char *down)
+{
+    clock_reset();
+    char ovr[1024], m[8192];
+    int n = snprintf(ovr, sizeof ovr, "{\"%s\":{\"api\":\"%s/o2/api\",\"token_url\":\"%s/o2/token\"}", key, srv.base,
+                     srv.base);
+    if (down)
+        n += snprintf(ovr + n, sizeof ovr - (size_t)n, ",\"%s\":{\"api\":\"%s/o2/api\",\"token_url\":\"http://127.0.0.1:1/token\"}",
+                      down, srv.base);
+    snprintf(ovr + n, sizeof ovr - (size_t)n, "}");
+    if (env_open(e, ovr))
+        return -1;
+    const char *keys[2] = {key, down};
+    for (int i = 0; i < 2 && keys[i]; i++) {
+        oauth2_manifest(m, sizeof m, keys[i], "client_secret_post");
+        if (integ_definition_register(e->ctx, m, NULL) != INTEG_OK ||
+            integ_definition_set_app_credentials(e->ctx, keys[i], "{\"client_id\":\"app\",\"client_secret\":\"app-secret\"}")) {
+            fprintf(stderr, "  o2_env: %s\n", integ_errmsg());
+            return -1;
+        }
+    }
+    srv.o2_mode = 0;
+    srv.o2_hook = NULL;
+    return 0;
+}
+
+/* An oauth2 integration of `key` whose access token expired a second ago. */
+static int o2_create(struct env *e, const char *key, const char *at, const char *rt, const char *status, char id[64])
+{
+    char exp[32], req[768];
+    ig_rfc3339(exp, fake_now - 1000, 0);
+    snprintf(req, sizeof req,
+             "{\"integration_definition_id\":\"%s\",%s%s%s\"credentials\":{\"access_token\":\"%s\",\"refresh_token\":\"%s\","
+             "\"expires_at\":\"%s\"}}",
+             key, status ? "\"status\":\"" : "", status ? status : "", status ? "\"," : "", at, rt, exp);
+    return create(e, req, id);
+}
+
+static const char *rec_str(struct env *e, const char *id, const char *field, char *buf, size_t cap)
+{
+    json_object *rec = stored_rec(e, id);
+    const char *v = jstr(rec, field);
+    snprintf(buf, cap, "%s", v ? v : "(none)");
+    json_object_put(rec);
+    return buf;
+}
+
+/* A provider that rotates refresh tokens consumed the refresh token, and
+ * its gateway answered 502. Sending the same refresh token again would be
+ * invalid_grant (needs_reauth for an integration that is fine): token
+ * requests are not re-sent once they may have reached the server, and the
+ * failure is the transient INTEG_EREMOTE. A refused connection (nothing
+ * reached the server) is still tried again. */
+static void test_refresh_not_resent_after_502(void)
+{
+    struct env e;
+    if (o2_env(&e, "to2r-crm", "to2d-crm")) {
+        CHECK(!"env");
+        return;
+    }
+    char id[64], buf[256];
+    srv.o2_cur = 1;
+    CHECK_OK(o2_create(&e, "to2r-crm", "at-1", "rt-1", NULL, id));
+    int events = ev_reauth;
+    srv.o2_posts = 0;
+    srv.o2_mode = 1;
+    CHECK_RC(integ_oauth_refresh(e.s, id), INTEG_EREMOTE);
+    CHECK_MSG("502");
+    CHECK(srv.o2_posts == 1); /* sent once: the retry would have carried the consumed rt-1 */
+    CHECK(ev_reauth == events);
+    CHECK_STR(rec_str(&e, id, "status", buf, sizeof buf), "active");
+    CHECK_STR(rec_str(&e, id, "rejected_refresh_fp", buf, sizeof buf), "(none)");
+    /* The same ahead of expiry, through a connection (the provider takes
+     * rt-1 again here). */
+    srv.o2_cur = 1;
+    srv.o2_posts = 0;
+    srv.o2_mode = 1;
+    int rc = 0;
+    char *tok = conn_token(&e, id, &rc);
+    CHECK(tok == NULL && rc == INTEG_EREMOTE);
+    CHECK(srv.o2_posts == 1);
+    CHECK_STR(rec_str(&e, id, "status", buf, sizeof buf), "active");
+    /* Next time it works. */
+    srv.o2_cur = 1;
+    tok = conn_token(&e, id, &rc);
+    CHECK_OK(rc);
+    CHECK_STR(tok, "at-2");
+    free(tok);
+    /* Nothing listens: the connection is refused, so the request is tried
+     * again (max_retries 1: 2 attempts). */
+    char down[64];
+    CHECK_OK(o2_create(&e, "to2d-crm", "at-1", "rt-1", NULL, down));
+    CHECK_RC(integ_oauth_refresh(e.s, down), INTEG_ENETWORK);
+    CHECK_MSG("2 attempts");
+    CHECK_STR(rec_str(&e, down, "status", buf, sizeof buf), "active");
+    env_close(&e);
+}
+
+/* The keeper moves the refresh lease on while the provider is slow. */
+static integ_ctx *hook_ctx;
+static char hook_id[64];
+static int64_t hook_lease_exp;
+static void lease_hook(void)
+{
+    fake_now += 45 * 1000; /* the provider takes 45 s */
+    struct timespec ts = {0, 700 * 1000000L};
+    nanosleep(&ts, NULL);
+    char lid[96];
+    snprintf(lid, sizeof lid, "refresh:%s", hook_id);
+    void *tx = NULL;
+    json_object *l = NULL;
+    if (ig_tx_begin(hook_ctx, 0, &tx) == INTEG_OK)
+        ig_tx_end(hook_ctx, tx, 1, ig_store_get(hook_ctx, tx, INTEG_KIND_LEASE, NULL, lid, &l));
+    hook_lease_exp = ig_json_int(l, "expires_at_ms", 0);
+    json_object_put(l);
+}
+
+static void test_refresh_lease_kept(void)
+{
+    struct env e;
+    if (o2_env(&e, "to2l-crm", NULL)) {
+        CHECK(!"env");
+        return;
+    }
+    srv.o2_cur = 1;
+    CHECK_OK(o2_create(&e, "to2l-crm", "at-1", "rt-1", NULL, hook_id));
+    hook_ctx = e.ctx;
+    hook_lease_exp = 0;
+    int64_t t0 = fake_now;
+    srv.o2_hook = lease_hook;
+    srv.o2_mode = 2;
+    CHECK_OK(integ_oauth_refresh(e.s, hook_id));
+    /* Taken until t0 + 60 s; 45 s into the request it was moved on. */
+    CHECK(hook_lease_exp >= t0 + 45 * 1000 + 60 * 1000);
+    srv.o2_hook = NULL;
+    env_close(&e);
+}
+
+/* Client credentials: the token is obtained with the credentials and the
+ * config as they are when it is obtained, and cached for those only. */
+#define CC_MANIFEST                                                                                                  \
+    "{\"manifest_version\":1,\"key\":\"tcc-erp\",\"name\":\"Test CC\",\"category\":\"erp\","                         \
+    "\"base_url\":\"https://api.example.com\",\"auth\":{\"default\":\"oauth2_client_credentials\",\"methods\":{"     \
+    "\"oauth2_client_credentials\":{\"token_url\":\"https://idp.example.com/token\",\"scopes\":[\"api\"],"           \
+    "\"client_auth\":\"client_secret_post\",\"token_params\":{\"resource\":\"{config.tenant}\"},\"apply\":" BEARER_TOKEN "," \
+    "\"credentials_schema\":{\"type\":\"object\",\"properties\":{\"client_id\":{\"type\":\"string\",\"minLength\":1},"  \
+    "\"client_secret\":{\"type\":\"string\",\"minLength\":1}},\"required\":[\"client_id\",\"client_secret\"]}}}},"  \
+    "\"config_schema\":{\"type\":\"object\",\"properties\":{\"tenant\":{\"type\":\"string\"},\"sync_interval\":"      \
+    "{\"type\":\"integer\",\"minimum\":60,\"default\":3600}}},\"capabilities\":[\"pull\"],\"entities\":" ENTITY ","  \
+    "\"test_request\":{\"method\":\"GET\",\"path\":\"/ping\"}}"
+
+static void test_client_credentials_new_credentials(void)
+{
+    clock_reset();
+    char ovr[512];
+    snprintf(ovr, sizeof ovr, "{\"tcc-erp\":{\"api\":\"%s/cc/api\",\"token_url\":\"%s/cc/token\"}}", srv.base, srv.base);
+    struct env e;
+    if (env_open(&e, ovr)) {
+        CHECK(!"env");
+        return;
+    }
+    CHECK_OK(integ_definition_register(e.ctx, CC_MANIFEST, NULL));
+    srv.cc_posts = 0;
+    srv.cc_old = 0;
+    char id[64];
+    CHECK_OK(create(&e, "{\"integration_definition_id\":\"tcc-erp\",\"credentials\":{\"client_id\":\"OLD\","
+                        "\"client_secret\":\"s1\"},\"config\":{\"tenant\":\"t1\"}}", id));
+    /* A connection (a long sync) opened with the old credentials gets its
+     * first token after they were replaced: with the new ones. */
+    ig_conn *c1 = NULL, *c2 = NULL;
+    CHECK_OK(ig_conn_open(e.ctx, "acme", id, &c1));
+    CHECK_OK(integ_integration_set_credentials(e.s, id, "{\"client_id\":\"NEW\",\"client_secret\":\"s2\"}"));
+    CHECK_OK(ig_auth_prepare(c1));
+    CHECK_STR(jstr(c1->token, "access_token"), "cc-NEW-t1-1");
+    CHECK_STR(jstr(c1->credentials, "client_id"), "NEW");
+    CHECK(srv.cc_old == 0);
+    /* ... and that token is the one cached for the new credentials. */
+    int rc = 0;
+    char *tok = conn_token(&e, id, &rc);
+    CHECK_STR(tok, "cc-NEW-t1-1");
+    CHECK(srv.cc_posts == 1);
+    free(tok);
+    /* Config the token request uses (here token_params.resource; Microsoft's
+     * {config.tenant} in the token URL): a change means another token. */
+    CHECK_OK(ig_conn_open(e.ctx, "acme", id, &c2));
+    CHECK_OK(integ_integration_update(e.s, id, "{\"config\":{\"tenant\":\"t2\"}}", NULL));
+    tok = conn_token(&e, id, &rc);
+    CHECK_STR(tok, "cc-NEW-t2-2");
+    free(tok);
+    /* A connection opened before the change gets a token for the config it
+     * runs with; connections with the new config do not take that one. */
+    fake_now += 2 * 3600 * 1000;
+    CHECK_OK(ig_auth_prepare(c2));
+    CHECK_STR(jstr(c2->token, "access_token"), "cc-NEW-t1-3");
+    tok = conn_token(&e, id, &rc);
+    CHECK_STR(tok, "cc-NEW-t2-4");
+    free(tok);
+    tok = conn_token(&e, id, &rc);
+    CHECK_STR(tok, "cc-NEW-t2-4");
+    free(tok);
+    CHECK(srv.cc_posts == 4 && srv.cc_old == 0);
+    ig_conn_close(c1);
+    ig_conn_close(c2);
+    env_close(&e);
+}
+
+/* Credentials set (a re-authorisation) while a refresh waits for the
+ * provider are kept: the refresh's answer is dropped, not written over
+ * them, and an invalid_grant for the old refresh token marks nothing. */
+static integ_session *hook_s;
+static const char *hook_creds;
+static void set_creds_hook(void)
+{
+    if (integ_integration_set_credentials(hook_s, hook_id, hook_creds) != INTEG_OK)
+        fprintf(stderr, "  hook: set_credentials: %s\n", integ_errmsg());
+}
+
+static void test_credentials_set_during_refresh(void)
+{
+    struct env e;
+    if (o2_env(&e, "to2c-crm", NULL)) {
+        CHECK(!"env");
+        return;
+    }
+    char buf[256];
+    srv.o2_cur = 1;
+    CHECK_OK(o2_create(&e, "to2c-crm", "at-1", "rt-1", NULL, hook_id));
+    CHECK_OK(integ_session_open(&hook_s, e.ctx, "acme", "bob", "[\"admin\"]"));
+    ig_conn *c = NULL;
+    CHECK_OK(ig_conn_open(e.ctx, "acme", hook_id, &c));
+    /* The provider rotates rt-1 and answers; meanwhile bob sets new tokens. */
+    hook_creds = "{\"access_token\":\"reauth-at\",\"refresh_token\":\"reauth-rt\"}";
+    srv.o2_hook = set_creds_hook;
+    srv.o2_mode = 2;
+    int refreshes = srv.o2_refreshes;
+    CHECK_OK(ig_auth_prepare(c));
+    CHECK(srv.o2_refreshes == refreshes + 1);
+    CHECK_STR(jstr(c->token, "access_token"), "reauth-at"); /* the connection adopted them */
+    char *s = stored_str(&e, hook_id, "credentials_sealed", "access_token");
+    CHECK_STR(s, "reauth-at");
+    free(s);
+    s = stored_str(&e, hook_id, "credentials_sealed", "refresh_token");
+    CHECK_STR(s, "reauth-rt");
+    free(s);
+    ig_conn_close(c);
+    /* A forced refresh of rt-5 answered invalid_grant, after bob set new
+     * tokens: about credentials that are gone, so no needs_reauth. */
+    CHECK_OK(integ_integration_set_credentials(e.s, hook_id, "{\"access_token\":\"at-5\",\"refresh_token\":\"rt-5\"}"));
+    hook_creds = "{\"access_token\":\"reauth2-at\",\"refresh_token\":\"reauth2-rt\"}";
+    srv.o2_mode = 3;
+    int events = ev_reauth;
+    CHECK_OK(integ_oauth_refresh(e.s, hook_id));
+    CHECK(ev_reauth == events);
+    CHECK_STR(rec_str(&e, hook_id, "status", buf, sizeof buf), "active");
+    CHECK_STR(rec_str(&e, hook_id, "rejected_refresh_fp", buf, sizeof buf), "(none)");
+    CHECK_STR(rec_str(&e, hook_id, "last_error", buf, sizeof buf), "(none)");
+    s = stored_str(&e, hook_id, "credentials_sealed", "refresh_token");
+    CHECK_STR(s, "reauth2-rt");
+    free(s);
+    srv.o2_hook = NULL;
+    integ_session_close(hook_s);
+    hook_s = NULL;
+    env_close(&e);
+}
+
+/* A person paused it: a rejected refresh token records the error but the
+ * integration stays paused, and so do new credentials and a
+ * re-authorisation. */
+static void test_paused_stays_paused(void)
+{
+    struct env e;
+    if (o2_env(&e, "to2p-crm", NULL)) {
+        CHECK(!"env");
+        return;
+    }
+    char id[64], again[64] = "", buf[512];
+    srv.o2_cur = 50; /* rt-0 is unknown */
+    CHECK_OK(o2_create(&e, "to2p-crm", "at-0", "rt-0", "paused", id));
+    int events = ev_reauth;
+    CHECK_RC(integ_oauth_refresh(e.s, id), INTEG_EAUTH);
+    CHECK_MSG("invalid_grant");
+    CHECK(ev_reauth == events + 1); /* the event and audit entry all the same */
+    CHECK_STR(rec_str(&e, id, "status", buf, sizeof buf), "paused");
+    CHECK(strstr(rec_str(&e, id, "last_error", buf, sizeof buf), "invalid_grant"));
+    /* The same through a connection (a connection test needs no admin). */
+    int rc = 0;
+    fake_now += 1000;
+    free(conn_token(&e, id, &rc));
+    CHECK(rc == INTEG_EAUTH);
+    CHECK_STR(rec_str(&e, id, "status", buf, sizeof buf), "paused");
+    CHECK_OK(integ_integration_set_credentials(e.s, id, "{\"access_token\":\"at-9\",\"refresh_token\":\"rt-9\"}"));
+    CHECK_STR(rec_str(&e, id, "status", buf, sizeof buf), "paused");
+    CHECK_OK(code_connect(&e, "to2p-crm", NULL, id, again));
+    CHECK_STR(again, id);
+    CHECK_STR(rec_str(&e, id, "status", buf, sizeof buf), "paused");
+    CHECK_STR(rec_str(&e, id, "last_error", buf, sizeof buf), "(none)");
+    /* Unpaused by a person, it is active with the new tokens. */
+    CHECK_OK(integ_integration_update(e.s, id, "{\"status\":\"active\"}", NULL));
+    char *tok = conn_token(&e, id, &rc);
+    CHECK_OK(rc);
+    free(tok);
+    env_close(&e);
+}
+
 /* ---- the sandbox's HubSpot-style OAuth endpoints (the demo's connect flow) ---- */
 
 static void test_sandbox_hubspot_connect(void)
@@ -1793,6 +2130,11 @@ int main(void)
     RUN(test_sap_b1_cookie_session);
     RUN(test_sync_token_expires_mid_run);
     RUN(test_code_flow_auto_sync_scheduled);
+    RUN(test_refresh_not_resent_after_502);
+    RUN(test_refresh_lease_kept);
+    RUN(test_client_credentials_new_credentials);
+    RUN(test_credentials_set_during_refresh);
+    RUN(test_paused_stays_paused);
     RUN(test_sandbox_hubspot_connect);
     int have_peer = peer_start() == 0;
     if (have_peer) {
