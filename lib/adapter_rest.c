@@ -580,6 +580,32 @@ static int list_page(ig_conn *c, const char *entity_name, json_object *state, in
         }
         out->next_state = next;
     }
+    /* fetch_each: the list gives stubs (Gmail: {id, threadId}), so each
+     * record is read with the entity's get request before it is mapped.
+     * One that is gone by now (404) is left out, as if not listed. */
+    if (rc == INTEG_OK && !deletes && ig_json_bool(e, "fetch_each", 0)) {
+        json_object *full = json_object_new_array();
+        const char *idf = ig_json_str(e, "id_field") ? ig_json_str(e, "id_field") : "id";
+        for (size_t i = 0; rc == INTEG_OK && i < ig_json_len(out->records); i++) {
+            json_object *idv = ig_json_get(json_object_array_get_idx(out->records, i), idf), *rec = NULL;
+            if (!idv || json_object_is_type(idv, json_type_null)) {
+                rc = ig_err(INTEG_EREMOTE, "%s: listed record %zu has no %s", what, i, idf);
+                break;
+            }
+            rc = ig_rest_fetch_one(c, entity_name,
+                                   json_object_is_type(idv, json_type_string)
+                                       ? json_object_get_string(idv)
+                                       : json_object_to_json_string_ext(idv, JSON_C_TO_STRING_PLAIN),
+                                   &rec);
+            if (rc == INTEG_OK)
+                json_object_array_add(full, rec);
+            else if (rc == INTEG_ENOTFOUND)
+                rc = INTEG_OK;
+        }
+        json_object_put(rc == INTEG_OK ? out->records : full);
+        if (rc == INTEG_OK)
+            out->records = full;
+    }
     if (rc)
         ig_page_free(out);
     json_object_put(doc);

@@ -13,6 +13,7 @@
 #include "schema.h"
 
 #define PATH_MAX_LEN 384
+#define MAX_SESSION_S 315360000 /* session_token.lifetime_s / renew_before_s: 10 years */
 
 /* What one validation run shares between the section checkers. */
 typedef struct {
@@ -288,25 +289,31 @@ static int json_mentions(json_object *v, const char *needle)
 
 /* ------------------------------------------------------------- placeholders */
 
-/* A placeholder is "{" identifier ("." identifier)? "}" with no spaces;
- * any other brace is literal text (GraphQL bodies are full of them).
- * Returns the length of the placeholder at s (0 when s is not one) and
- * splits it into namespace/name (name empty for "{since}"-style ones). */
+/* A placeholder is "{" namespace ("." name)? "}" with no spaces, in the
+ * grammar of lib/template.c, which renders them: the namespace is
+ * [A-Za-z0-9_]+, the name [A-Za-z0-9_-]+. Any other brace is literal text
+ * (GraphQL bodies are full of them). Returns the length of the placeholder
+ * at s (0 when s is not one) and splits it into namespace/name (name empty
+ * for "{since}"-style ones). */
 static size_t placeholder_at(const char *s, char *ns, size_t ns_sz, char *name, size_t name_sz)
 {
     if (s[0] != '{')
         return 0;
-    size_t i = 1, dot = 0;
-    while (s[i] && s[i] != '}') {
-        if (s[i] == '.' && !dot && i > 1)
-            dot = i;
-        else if (!is_ident_char(s[i]))
-            return 0;
+    size_t i = 1;
+    while (is_ident_char(s[i]))
         i++;
-    }
-    if (s[i] != '}' || i == 1 || (dot && dot == i - 1))
+    size_t ns_len = i - 1, dot = 0;
+    if (!ns_len)
         return 0;
-    size_t ns_len = dot ? dot - 1 : i - 1;
+    if (s[i] == '.') {
+        dot = i++;
+        while (is_ident_char(s[i]) || s[i] == '-')
+            i++;
+        if (i == dot + 1)
+            return 0;
+    }
+    if (s[i] != '}')
+        return 0;
     size_t name_len = dot ? i - dot - 1 : 0;
     if (ns_len >= ns_sz || name_len >= name_sz)
         return 0;
@@ -315,6 +322,27 @@ static size_t placeholder_at(const char *s, char *ns, size_t ns_sz, char *name, 
     memcpy(name, s + dot + 1, name_len);
     name[name_len] = '\0';
     return i + 1;
+}
+
+/* A '{' directly followed by a letter, digit or '_' opens a placeholder
+ * for the renderer; when it does not parse ("{config.a.b}", "{config.}",
+ * "{id }") the renderer sends it as literal text and the value is silently
+ * lost. Literal braces are followed by anything else (a space, a quote,
+ * another brace), as in GraphQL and JSON text. */
+static int opens_placeholder(const char *p)
+{
+    return p[0] == '{' && is_ident_char(p[1]);
+}
+
+static int malformed_placeholder(const char *p, const char *path)
+{
+    size_t n = strcspn(p, "} \t\r\n");
+    if (n > 40)
+        n = 40;
+    return ig_err(INTEG_EINVAL,
+                  "%s: malformed placeholder '%.*s%s' (placeholders are {namespace} or "
+                  "{namespace.name}; a literal '{' must not be followed by a letter, digit or '_')",
+                  path, (int)n, p, p[n] == '}' ? "}" : "");
 }
 
 /* Tenant-supplied values that end up in a URL must be constrained, or a
@@ -393,6 +421,10 @@ enum {
     URL_ALLOW_ID = 4,  /* {id} of the record an operation targets */
     URL_ALLOW_CREDS = 8,
     URL_ALLOW_VALUE = 16, /* {value}: the searched value of a lookup request */
+    /* Never in a URL, only in the query, headers or body of a request: */
+    ALLOW_SINCE = 32,     /* {since}: list requests (the incremental watermark) */
+    ALLOW_RECORD = 64,    /* {record}: create and update bodies */
+    ALLOW_RECORDS = 128,  /* {records}: batch bodies */
 };
 
 /* A URL or path template. `method` scopes {credentials.x} (see above). */
@@ -472,6 +504,7 @@ static int check_url_field(const vctx *v, json_object *obj, const char *key, con
 enum {
     T_TOKEN = 1,   /* {token.access_token}: a token the method obtains at runtime */
     T_SESSION = 2, /* {session.expiration_date}: session_token login only */
+    T_CLAIM = 4,   /* a JWT claim: readable by anyone who sees the assertion */
 };
 
 /* Placeholders inside auth templates (apply values, token params, claims,
@@ -484,8 +517,11 @@ static int check_auth_template_string(const vctx *v, const char *s, const char *
     char ns[64], name[128];
     for (const char *p = s; *p; p++) {
         size_t len = placeholder_at(p, ns, sizeof ns, name, sizeof name);
-        if (!len)
+        if (!len) {
+            if (opens_placeholder(p))
+                return malformed_placeholder(p, path);
             continue;
+        }
         int ok;
         if (strcmp(ns, "config") == 0 && *name) {
             int rc = check_config_ref(v, name, 0, 0, path);
@@ -498,6 +534,13 @@ static int check_auth_template_string(const vctx *v, const char *s, const char *
                 return ig_err(INTEG_EINVAL,
                               "%s: placeholder {credentials.%s} names no property of credentials_schema",
                               path, name);
+            /* The JWT is signed, not encrypted: the signing key must not
+             * travel inside it. */
+            if ((flags & T_CLAIM) && strcmp(name, "private_key") == 0)
+                return ig_err(INTEG_EINVAL,
+                              "%s: placeholder {credentials.private_key} must not appear in a JWT "
+                              "claim (the assertion is readable)",
+                              path);
         } else if (strcmp(ns, "token") == 0 && *name) {
             ok = (flags & T_TOKEN) &&
                  (strcmp(name, "access_token") == 0 || array_has_string(extras, name));
@@ -554,6 +597,96 @@ static int check_auth_template_field(const vctx *v, json_object *obj, const char
     char p[PATH_MAX_LEN];
     path_fmt(p, "%s.%s", path, key);
     return check_auth_template(v, val, p, method_def, flags);
+}
+
+/* Placeholders in request templates (query and header values, bodies,
+ * incremental templates). What exists depends on the request, as the
+ * engine renders it (adapter_rest.c, adapter_write.c): {config.x}
+ * everywhere; the ALLOW_* and URL_ALLOW_* bits of `allow` add {since},
+ * {id}, {value}, and in bodies {record}/{records}. Credentials and tokens
+ * are sent by the auth method's `apply` only, never from a request's own
+ * templates (a query string ends up in logs and proxies). */
+static int check_request_template_string(const vctx *v, const char *s, const char *path, int allow,
+                                         int in_body)
+{
+    char ns[64], name[128];
+    for (const char *p = s; *p; p++) {
+        if (*p != '{')
+            continue;
+        size_t len = placeholder_at(p, ns, sizeof ns, name, sizeof name);
+        if (!len) {
+            if (opens_placeholder(p))
+                return malformed_placeholder(p, path);
+            continue;
+        }
+        int ok = 0;
+        if (strcmp(ns, "config") == 0 && *name) {
+            int rc = check_config_ref(v, name, 0, 0, path);
+            if (rc)
+                return rc;
+            ok = 1;
+        } else if (!*name) {
+            ok = (strcmp(ns, "since") == 0 && (allow & ALLOW_SINCE)) ||
+                 (strcmp(ns, "id") == 0 && (allow & URL_ALLOW_ID)) ||
+                 (strcmp(ns, "value") == 0 && (allow & URL_ALLOW_VALUE)) ||
+                 (strcmp(ns, "record") == 0 && in_body && (allow & ALLOW_RECORD)) ||
+                 (strcmp(ns, "records") == 0 && in_body && (allow & ALLOW_RECORDS));
+        }
+        if (!ok && (strcmp(ns, "credentials") == 0 || strcmp(ns, "token") == 0))
+            return ig_err(INTEG_EINVAL,
+                          "%s: placeholder {%s%s%s} is not allowed here (credentials and tokens "
+                          "are sent only by the auth method's apply)",
+                          path, ns, *name ? "." : "", name);
+        if (!ok)
+            return ig_err(INTEG_EINVAL, "%s: placeholder {%s%s%s} is not allowed here", path, ns,
+                          *name ? "." : "", name);
+        p += len - 1;
+    }
+    return INTEG_OK;
+}
+
+static int check_request_template(const vctx *v, json_object *val, const char *path, int allow,
+                                  int in_body)
+{
+    char p[PATH_MAX_LEN];
+    switch (json_object_get_type(val)) {
+    case json_type_string:
+        return check_request_template_string(v, json_object_get_string(val), path, allow, in_body);
+    case json_type_array: {
+        size_t n = json_object_array_length(val);
+        for (size_t i = 0; i < n; i++) {
+            path_fmt(p, "%s[%zu]", path, i);
+            int rc = check_request_template(v, json_object_array_get_idx(val, i), p, allow, in_body);
+            if (rc)
+                return rc;
+        }
+        return INTEG_OK;
+    }
+    case json_type_object: {
+        json_object_object_foreach(val, k, child) {
+            path_fmt(p, "%s.%s", path, k);
+            int rc = check_request_template(v, child, p, allow, in_body);
+            if (rc)
+                return rc;
+        }
+        return INTEG_OK;
+    }
+    default:
+        return INTEG_OK;
+    }
+}
+
+/* An object of string templates (query, headers). */
+static int check_template_map(const vctx *v, json_object *obj, const char *key, const char *path,
+                              int allow)
+{
+    int rc = need_string_map(obj, key, path);
+    json_object *val = ig_json_get(obj, key);
+    if (rc || !val)
+        return rc;
+    char p[PATH_MAX_LEN];
+    path_fmt(p, "%s.%s", path, key);
+    return check_request_template(v, val, p, allow, 0);
 }
 
 /* ---------------------------------------------------------------- schemas */
@@ -730,9 +863,11 @@ static int check_auth_method(const vctx *v, const char *type, json_object *mdef,
             (rc = check_auth_template_field(v, mdef, "token_params", path, mdef, 0)))
             return rc;
     }
+    if (has(mdef, "optional_scopes"))
+        return ig_err(INTEG_EINVAL, "%s.optional_scopes: not implemented (the host passes extra "
+                      "scopes to integ_oauth_begin); list them in notes", path);
     if (is_oauth2) {
         if ((rc = check_url_field(v, mdef, "authorize_url", path, 1, URL_ABSOLUTE, NULL)) ||
-            (rc = need_string_array(mdef, "optional_scopes", path, 1)) ||
             (rc = need_bool(mdef, "pkce", path)) || (rc = need_bool(mdef, "refresh", path)) ||
             (rc = need_string_map(mdef, "authorize_params", path)) ||
             (rc = check_auth_template_field(v, mdef, "authorize_params", path, mdef, 0)))
@@ -760,7 +895,8 @@ static int check_auth_method(const vctx *v, const char *type, json_object *mdef,
             return ig_err(INTEG_EINVAL, "%s.claims: must be an object", path);
         if ((rc = need_enum(mdef, "alg", path, 0, k_jwt_algs, "algorithm")) ||
             (rc = need_string(mdef, "audience", path, 0)) ||
-            (rc = check_auth_template_field(v, mdef, "claims", path, mdef, 0)))
+            (rc = check_auth_template_field(v, mdef, "audience", path, mdef, T_CLAIM)) ||
+            (rc = check_auth_template_field(v, mdef, "claims", path, mdef, T_CLAIM)))
             return rc;
     }
     if (is_session) {
@@ -784,6 +920,16 @@ static int check_auth_method(const vctx *v, const char *type, json_object *mdef,
             (rc = need_positive(mdef, "lifetime_s", path, 0)) ||
             (rc = need_positive(mdef, "renew_before_s", path, 0)))
             return rc;
+        /* Seconds become milliseconds in int64 arithmetic (auth.c). */
+        int64_t life = ig_json_int(mdef, "lifetime_s", 0);
+        int64_t renew = ig_json_int(mdef, "renew_before_s", 0);
+        if (life > MAX_SESSION_S || renew > MAX_SESSION_S)
+            return ig_err(INTEG_EINVAL, "%s.%s: must be at most %d seconds (10 years)", path,
+                          life > MAX_SESSION_S ? "lifetime_s" : "renew_before_s", MAX_SESSION_S);
+        /* Renewing a session before it starts means a login per request. */
+        if (life && renew >= life)
+            return ig_err(INTEG_EINVAL, "%s.renew_before_s: must be less than lifetime_s (%lld)", path,
+                          (long long)life);
     }
     if (has(mdef, "base_url")) {
         if ((rc = check_url_field(v, mdef, "base_url", path, 0, URL_ABSOLUTE | URL_ALLOW_CREDS, type)))
@@ -841,9 +987,11 @@ static int check_rate_limit(json_object *rl)
         (rc = need_positive(rl, "requests", path, 0)) ||
         (rc = need_positive(rl, "per_seconds", path, 0)) ||
         (rc = need_positive(rl, "daily", path, 0)) ||
-        (rc = need_positive(rl, "concurrency", path, 0)) ||
         (rc = need_bool(rl, "retry_after", path)))
         return rc;
+    if (has(rl, "concurrency"))
+        return ig_err(INTEG_EINVAL, "%s.concurrency: not implemented (requests are paced by the "
+                      "budget, not by a concurrency cap); describe it in notes", path);
     if (has(rl, "requests") != has(rl, "per_seconds"))
         return ig_err(INTEG_EINVAL, "%s.%s: required with %s", path,
                       has(rl, "requests") ? "per_seconds" : "requests",
@@ -858,6 +1006,9 @@ static int check_rate_limit(json_object *rl)
             (rc = need_string_map(rl, "headers", path)) ||
             (rc = need_enum(headers, "reset_unit", p, 0, k_reset_units, "reset unit")))
             return rc;
+        if (has(headers, "usage_format"))
+            return ig_err(INTEG_EINVAL, "%s.usage_format: not implemented (a usage header is read "
+                          "as 'used/limit' or 'api-usage=used/limit', whichever matches)", p);
     }
     json_object *signals = ig_json_get(rl, "signals");
     if (signals) {
@@ -1051,7 +1202,8 @@ static int check_pagination(json_object *pg, const char *path)
             (rc = need_jsonpath(pg, "total_path", path, 0)))
             return rc;
         json_object *start = ig_json_get(pg, "start");
-        if (start && (!json_object_is_type(start, json_type_int) || json_object_get_int64(start) < 0))
+        if (start && (!json_object_is_type(start, json_type_int) ||
+                      (json_object_get_int64(start) != 0 && json_object_get_int64(start) != 1)))
             return ig_err(INTEG_EINVAL, "%s.start: must be 0 or 1", path);
     } else if (strcmp(t, "offset") == 0) {
         if ((rc = check_fields(pg, path, f_common, f_offset)) ||
@@ -1092,10 +1244,22 @@ static int check_request(const vctx *v, json_object *req, const char *path, int 
         (rc = need_enum(req, "method", path, 1, methods, "HTTP method")) ||
         (rc = check_url_field(v, req, "path", path, need_path, URL_RELATIVE | flags, NULL)) ||
         (rc = need_string_map(req, "query", path)) || (rc = need_string_map(req, "headers", path)) ||
-        (rc = need_jsonpath(req, "records_path", path, 0)) || (rc = need_bool(req, "async", path)))
+        (rc = need_jsonpath(req, "records_path", path, 0)))
         return rc;
+    if (has(req, "async"))
+        return ig_err(INTEG_EINVAL, "%s.async: not implemented (the engine does not poll jobs); "
+                      "describe the behaviour in notes", path);
     if (!(flags & URL_ALLOW_VALUE) && json_mentions(req, "{value}"))
         return ig_err(INTEG_EINVAL, "%s: placeholder {value} is only allowed in lookup requests", path);
+    if ((rc = check_template_map(v, req, "query", path, flags)) ||
+        (rc = check_template_map(v, req, "headers", path, flags)))
+        return rc;
+    if (has(req, "body")) {
+        char p[PATH_MAX_LEN];
+        path_fmt(p, "%s.body", path);
+        if ((rc = check_request_template(v, ig_json_get(req, "body"), p, flags, 1)))
+            return rc;
+    }
     if (has(req, "pagination")) {
         char p[PATH_MAX_LEN];
         path_fmt(p, "%s.pagination", path);
@@ -1127,8 +1291,15 @@ static int check_incremental(const vctx *v, json_object *inc, const char *path)
         (rc = need_enum(inc, "in", path, 1, k_incremental_in, "incremental location")) ||
         (rc = need_enum(inc, "format", path, 1, k_time_formats, "time format")) ||
         (rc = need_string(inc, "param", path, 0)) || (rc = need_string(inc, "template", path, 0)) ||
-        (rc = need_string_map(inc, "query", path)) || (rc = need_positive(inc, "result_cap", path, 0)))
+        (rc = check_template_map(v, inc, "query", path, ALLOW_SINCE)) ||
+        (rc = need_positive(inc, "result_cap", path, 0)))
         return rc;
+    if (has(inc, "template")) {
+        char p[PATH_MAX_LEN];
+        path_fmt(p, "%s.template", path);
+        if ((rc = check_request_template(v, ig_json_get(inc, "template"), p, ALLOW_SINCE, 0)))
+            return rc;
+    }
     const char *in = ig_json_str(inc, "in");
     const char *tmpl = ig_json_str(inc, "template");
     if (tmpl && !strstr(tmpl, "{since}"))
@@ -1139,7 +1310,7 @@ static int check_incremental(const vctx *v, json_object *inc, const char *path)
         path_fmt(p, "%s.request", path);
         if (!req)
             return ig_err(INTEG_EINVAL, "%s: required when in is 'request'", p);
-        if ((rc = check_request(v, req, p, 0, k_list_methods, 1)))
+        if ((rc = check_request(v, req, p, ALLOW_SINCE, k_list_methods, 1)))
             return rc;
         if (!json_mentions(req, "{since}"))
             return ig_err(INTEG_EINVAL, "%s: must use {since} in its query or body", p);
@@ -1177,7 +1348,7 @@ static int check_batch(const vctx *v, json_object *batch, const char *path)
         if (!has(batch, *op))
             continue;
         ops++;
-        if ((rc = check_request_field(v, batch, *op, path, 0, k_http_methods)))
+        if ((rc = check_request_field(v, batch, *op, path, ALLOW_RECORDS, k_http_methods)))
             return rc;
     }
     if (!ops)
@@ -1236,11 +1407,14 @@ static int check_entity(vctx *v, const char *name, json_object *ent, const char 
         (rc = check_url_field(v, ent, "path", path, 1, URL_RELATIVE, NULL)) ||
         (rc = need_string(ent, "id_field", path, 0)) ||
         (rc = need_string(ent, "updated_field", path, 0)) ||
-        (rc = need_string(ent, "version_field", path, 0)) ||
         (rc = need_enum(ent, "updated_format", path, 0, k_time_formats, "time format")) ||
-        (rc = need_string_map(ent, "headers", path)) || (rc = need_bool(ent, "fetch_each", path)) ||
+        (rc = check_template_map(v, ent, "headers", path, 0)) ||
+        (rc = need_bool(ent, "fetch_each", path)) ||
         (rc = need_positive(ent, "result_cap", path, 0)))
         return rc;
+    if (has(ent, "version_field"))
+        return ig_err(INTEG_EINVAL, "%s.version_field: not implemented (updates send no revision); "
+                      "describe the field in notes", path);
 
     char p[PATH_MAX_LEN];
     json_object *list = ig_json_get(ent, "list");
@@ -1250,7 +1424,7 @@ static int check_entity(vctx *v, const char *name, json_object *ent, const char 
         v->caps_seen |= CAP_PULL;
         if (list) {
             path_fmt(p, "%s.list", path);
-            if ((rc = check_request(v, list, p, 0, k_list_methods, 0)))
+            if ((rc = check_request(v, list, p, ALLOW_SINCE, k_list_methods, 0)))
                 return rc;
         }
         if ((rc = need_jsonpath(ent, "records_path", path, 1)) ||
@@ -1264,7 +1438,7 @@ static int check_entity(vctx *v, const char *name, json_object *ent, const char 
             return ig_err(INTEG_EINVAL, "%s.get: required with fetch_each", path);
     } else {
         static const char *const not_listable[] = {"records_path", "pagination", "incremental",
-                                                   "deletes", NULL};
+                                                   "deletes", "fetch_each", NULL};
         for (const char *const *k = not_listable; *k; k++)
             if (has(ent, *k))
                 return ig_err(INTEG_EINVAL, "%s.%s: not allowed when list is false", path, *k);
@@ -1275,13 +1449,16 @@ static int check_entity(vctx *v, const char *name, json_object *ent, const char 
             return rc;
         v->caps_seen |= CAP_INCREMENTAL;
     }
+    if (has(ent, "send"))
+        return ig_err(INTEG_EINVAL, "%s.send: not implemented (no engine sends messages yet)", path);
     if ((rc = check_request_field(v, ent, "get", path, URL_ALLOW_ID, k_http_methods)) ||
-        (rc = check_request_field(v, ent, "create", path, 0, k_http_methods)) ||
-        (rc = check_request_field(v, ent, "update", path, URL_ALLOW_ID, k_http_methods)) ||
+        (rc = check_request_field(v, ent, "create", path, ALLOW_RECORD, k_http_methods)) ||
+        (rc = check_request_field(v, ent, "update", path, URL_ALLOW_ID | ALLOW_RECORD, k_http_methods)) ||
         (rc = check_request_field(v, ent, "delete", path, URL_ALLOW_ID, k_http_methods)) ||
-        (rc = check_request_field(v, ent, "send", path, 0, k_http_methods)) ||
         (rc = check_request_field(v, ent, "deletes", path, 0, k_list_methods)))
         return rc;
+    if (has(ig_json_get(ent, "get"), "body"))
+        return ig_err(INTEG_EINVAL, "%s.get.body: not sent (a get request has no body)", path);
     if (has(ent, "create") || has(ent, "update"))
         v->caps_seen |= CAP_PUSH;
     if (has(ent, "send"))
@@ -1409,6 +1586,9 @@ static int check_capabilities(const vctx *v, unsigned *caps)
             return ig_err(INTEG_EINVAL, "%s[%zu]: unknown capability '%s'", path, i, s);
         if (*caps & k_capability_bits[idx])
             return ig_err(INTEG_EINVAL, "%s[%zu]: duplicate capability '%s'", path, i, s);
+        if (k_capability_bits[idx] == CAP_SEND)
+            return ig_err(INTEG_EINVAL, "%s[%zu]: 'send' is not implemented yet (no engine sends "
+                          "messages)", path, i);
         *caps |= k_capability_bits[idx];
     }
     return INTEG_OK;
@@ -1447,7 +1627,7 @@ int ig_manifest_validate(json_object *manifest)
     if ((rc = check_url_field(&v, manifest, "base_url", "manifest", 1, URL_ABSOLUTE | URL_ALLOW_CREDS,
                               NULL)) ||
         (rc = check_url_field(&v, manifest, "docs_url", "manifest", 0, URL_ABSOLUTE, NULL)) ||
-        (rc = need_string_map(manifest, "headers", "manifest")))
+        (rc = check_template_map(&v, manifest, "headers", "manifest", 0)))
         return rc;
     /* A docs link is for people: no tenant values in it. */
     const char *docs = ig_json_str(manifest, "docs_url");
@@ -1515,7 +1695,7 @@ const char *ig_manifest_infer_auth_type(json_object *manifest, json_object *cred
         if (!copy)
             return NULL;
         int rc = ig_schema_validate(schema, copy, 0, "credentials");
-        json_object_put(copy);
+        ig_json_wipe_put(copy); /* a copy of the secret */
         if (rc == INTEG_OK)
             return type;
     }

@@ -255,33 +255,40 @@ int ig_req_auth(ig_req *r, ig_conn *c, ig_tmpl_lookup lookup, void *l)
     return apply_one_auth(r, apply, lookup, l);
 }
 
+/* Does the response carry this rate-limit signal ({status,
+ * body_contains?, json_path? + equals?})? */
+static int signal_matches(json_object *s, const ig_http_response *resp)
+{
+    if (ig_json_int(s, "status", 0) != resp->status)
+        return 0;
+    const char *contains = ig_json_str(s, "body_contains");
+    const char *jp = ig_json_str(s, "json_path");
+    int match = 1;
+    if (contains)
+        match = resp->body && strstr(resp->body, contains) != NULL;
+    if (match && jp) {
+        json_object *doc = resp->body ? json_tokener_parse(resp->body) : NULL;
+        json_object *vals = json_object_new_array();
+        ig_jsonpath_collect(doc, jp, vals);
+        match = 0;
+        const char *eq = ig_json_str(s, "equals");
+        for (size_t k = 0; k < ig_json_len(vals); k++) {
+            json_object *v = json_object_array_get_idx(vals, k);
+            if (!eq || (json_object_is_type(v, json_type_string) && !strcmp(json_object_get_string(v), eq)))
+                match = 1;
+        }
+        json_object_put(vals);
+        json_object_put(doc);
+    }
+    return match;
+}
+
 static ig_http_class classify(void *payload, const ig_http_response *resp)
 {
     json_object *signals = payload;
     for (size_t i = 0; i < ig_json_len(signals); i++) {
         json_object *s = json_object_array_get_idx(signals, i);
-        if (ig_json_int(s, "status", 0) != resp->status)
-            continue;
-        const char *contains = ig_json_str(s, "body_contains");
-        const char *jp = ig_json_str(s, "json_path");
-        int match = 1;
-        if (contains)
-            match = resp->body && strstr(resp->body, contains) != NULL;
-        if (match && jp) {
-            json_object *doc = resp->body ? json_tokener_parse(resp->body) : NULL;
-            json_object *vals = json_object_new_array();
-            ig_jsonpath_collect(doc, jp, vals);
-            match = 0;
-            const char *eq = ig_json_str(s, "equals");
-            for (size_t k = 0; k < ig_json_len(vals); k++) {
-                json_object *v = json_object_array_get_idx(vals, k);
-                if (!eq || (json_object_is_type(v, json_type_string) && !strcmp(json_object_get_string(v), eq)))
-                    match = 1;
-            }
-            json_object_put(vals);
-            json_object_put(doc);
-        }
-        if (match)
+        if (signal_matches(s, resp))
             return ig_json_bool(s, "retry", 1) ? IG_HTTP_RATE_LIMITED : IG_HTTP_OK;
     }
     if (resp->status == 429)
@@ -291,14 +298,17 @@ static ig_http_class classify(void *payload, const ig_http_response *resp)
     return IG_HTTP_OK;
 }
 
+/* The first signal that matches decides, as in classify(): a budget that
+ * is exhausted (retry: false) is an error even on HTTP 200. */
 static int exhausted(json_object *signals, const ig_http_response *resp)
 {
-    for (size_t i = 0; i < ig_json_len(signals); i++) {
+    int any = 0; /* without a retry: false signal, skip the matching (and its parse) */
+    for (size_t i = 0; i < ig_json_len(signals); i++)
+        any |= !ig_json_bool(json_object_array_get_idx(signals, i), "retry", 1);
+    for (size_t i = 0; any && i < ig_json_len(signals); i++) {
         json_object *s = json_object_array_get_idx(signals, i);
-        if (ig_json_int(s, "status", 0) == resp->status && !ig_json_bool(s, "retry", 1) &&
-            (!ig_json_str(s, "body_contains") ||
-             (resp->body && strstr(resp->body, ig_json_str(s, "body_contains")))))
-            return 1;
+        if (signal_matches(s, resp))
+            return !ig_json_bool(s, "retry", 1);
     }
     return 0;
 }

@@ -534,7 +534,7 @@ static const struct {
      "manifest.capabilities[1]: unknown capability 'teleport'"},
     {"capabilities", "[\"pull\", \"pull\"]", "manifest.capabilities[1]: duplicate capability 'pull'"},
     {"capabilities", "[\"pull\", \"incremental\", \"webhooks\", \"send\"]",
-     "manifest.capabilities: 'send' is declared but no entity supports it"},
+     "manifest.capabilities[3]: 'send' is not implemented yet"},
     {"capabilities", "[\"pull\", \"push\", \"incremental\"]",
      "manifest.capabilities: webhook.scheme is set but 'webhooks' is not listed"},
     {"webhook", "null", "manifest.webhook.scheme: capability 'webhooks' needs a webhook scheme"},
@@ -601,6 +601,159 @@ static void test_negative_cases(void)
     }
 }
 
+struct mutation {
+    const char *path;  /* '/'-separated member of the base manifest */
+    const char *value; /* JSON text, or NULL to delete the member */
+    const char *want;  /* the error message must start with this (NULL: valid) */
+};
+
+static void check_mutations(const struct mutation *cases, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        json_object *m = parse(k_base);
+        int mrc = mutate(m, cases[i].path, cases[i].value);
+        if (mrc)
+            fprintf(stderr, "  case %zu: cannot mutate %s\n", i, cases[i].path);
+        CHECK(mrc == 0);
+        int rc = ig_manifest_validate(m);
+        const char *msg = rc ? integ_errmsg() : "";
+        int ok = cases[i].want ? rc == INTEG_EINVAL && strncmp(msg, cases[i].want, strlen(cases[i].want)) == 0
+                               : rc == INTEG_OK;
+        if (!ok)
+            fprintf(stderr, "  case %zu (%s = %s): rc %d, message \"%s\", want \"%s\"\n", i, cases[i].path,
+                    cases[i].value ? cases[i].value : "(deleted)", rc, msg, cases[i].want ? cases[i].want : "valid");
+        CHECK(ok);
+        json_object_put(m);
+    }
+}
+
+/* Every template is checked with the renderer's placeholder grammar
+ * (lib/template.c) and the namespaces the engine provides in that place:
+ * request query, headers and bodies, entity and top-level headers,
+ * incremental templates, auth templates and the JWT audience. */
+static void test_templates_checked(void)
+{
+    static const struct mutation cases[] = {
+        /* Credentials and tokens only through the auth method's apply. */
+        {"entities/contacts/list/query", "{\"limit\": \"100\", \"key\": \"{credentials.api_key}\"}",
+         "manifest.entities.contacts.list.query.key: placeholder {credentials.api_key} is not allowed here "
+         "(credentials and tokens are sent only by the auth method's apply)"},
+        {"entities/contacts/headers", "{\"Authorization\": \"Bearer {credentials.access_token}\"}",
+         "manifest.entities.contacts.headers.Authorization: placeholder {credentials.access_token} is not "
+         "allowed here"},
+        {"entities/contacts/create",
+         "{\"method\": \"POST\", \"path\": \"/contacts\", \"body\": {\"t\": \"{token.access_token}\"}}",
+         "manifest.entities.contacts.create.body.t: placeholder {token.access_token} is not allowed here"},
+        {"test_request/headers", "{\"X-Key\": \"{credentials.api_key}\"}",
+         "manifest.test_request.headers.X-Key: placeholder {credentials.api_key} is not allowed here"},
+        /* Unknown namespaces and names. */
+        {"headers", "{\"X-Thing\": \"{nosuch.thing}\"}",
+         "manifest.headers.X-Thing: placeholder {nosuch.thing} is not allowed here"},
+        {"test_request/query", "{\"x\": \"{config.nosuch}\"}",
+         "manifest.test_request.query.x: placeholder {config.nosuch} names no property of config_schema"},
+        {"entities/contacts/list/query", "{\"q\": \"{config.no-such}\"}",
+         "manifest.entities.contacts.list.query.q: placeholder {config.no-such} names no property"},
+        /* Values that exist in other requests only. */
+        {"entities/contacts/create", "{\"method\": \"POST\", \"path\": \"/contacts\", \"body\": {\"id\": \"{id}\"}}",
+         "manifest.entities.contacts.create.body.id: placeholder {id} is not allowed here"},
+        {"entities/contacts/create",
+         "{\"method\": \"POST\", \"path\": \"/contacts\", \"body\": {\"a\": [\"{since}\"]}}",
+         "manifest.entities.contacts.create.body.a[0]: placeholder {since} is not allowed here"},
+        {"entities/contacts/create",
+         "{\"method\": \"POST\", \"path\": \"/contacts\", \"body\": {\"inputs\": \"{records}\"}}",
+         "manifest.entities.contacts.create.body.inputs: placeholder {records} is not allowed here"},
+        {"entities/contacts/list/query", "{\"id\": \"{id}\"}",
+         "manifest.entities.contacts.list.query.id: placeholder {id} is not allowed here"},
+        {"entities/contacts/get/query", "{\"r\": \"{record}\"}",
+         "manifest.entities.contacts.get.query.r: placeholder {record} is not allowed here"},
+        {"entities/contacts/update/headers", "{\"X-R\": \"{record}\"}",
+         "manifest.entities.contacts.update.headers.X-R: placeholder {record} is not allowed here"},
+        {"entities/contacts/deletes",
+         "{\"method\": \"GET\", \"path\": \"/contacts\", \"query\": {\"since\": \"{since}\"}}",
+         "manifest.entities.contacts.deletes.query.since: placeholder {since} is not allowed here"},
+        {"test_request/query", "{\"since\": \"{since}\"}",
+         "manifest.test_request.query.since: placeholder {since} is not allowed here"},
+        {"entities/contacts/headers", "{\"X-Id\": \"{id}\"}",
+         "manifest.entities.contacts.headers.X-Id: placeholder {id} is not allowed here"},
+        {"entities/contacts/incremental/template", "\"updated ge {since} and {credentials.api_key}\"",
+         "manifest.entities.contacts.incremental.template: placeholder {credentials.api_key} is not allowed"},
+        {"entities/contacts/incremental/query", "{\"gmt\": \"{token.x}\"}",
+         "manifest.entities.contacts.incremental.query.gmt: placeholder {token.x} is not allowed here"},
+        /* A brace that opens a placeholder but does not parse is an error,
+         * not literal text that silently drops the value. */
+        {"entities/contacts/list/query", "{\"$filter\": \"name eq '{config.region.x}'\"}",
+         "manifest.entities.contacts.list.query.$filter: malformed placeholder '{config.region.x}'"},
+        {"entities/contacts/update/body", "{\"a\": \"{record }\"}",
+         "manifest.entities.contacts.update.body.a: malformed placeholder '{record'"},
+        {"headers", "{\"X-A\": \"{config.}\"}", "manifest.headers.X-A: malformed placeholder"},
+        /* Auth templates: the renderer's grammar (names may contain '-'). */
+        {"auth/methods/api_key/apply/value", "\"{credentials.api-key}\"",
+         "manifest.auth.methods.api_key.apply.value: placeholder {credentials.api-key} names no property of "
+         "credentials_schema"},
+        {"auth/methods/api_key/apply/value", "\"{credentials.api_key.x}\"",
+         "manifest.auth.methods.api_key.apply.value: malformed placeholder"},
+        {"auth/methods/session_token/login/body/user", "\"{credentials.no-such-field}\"",
+         "manifest.auth.methods.session_token.login.body.user: placeholder {credentials.no-such-field} names "
+         "no property"},
+        /* The audience is a claim template like the others; the signing key
+         * never goes into the (readable) assertion. */
+        {"auth/methods/jwt_bearer/audience", "\"{credentials.private_key}\"",
+         "manifest.auth.methods.jwt_bearer.audience: placeholder {credentials.private_key} must not appear "
+         "in a JWT claim"},
+        {"auth/methods/jwt_bearer/audience", "\"{credentials.nosuch}\"",
+         "manifest.auth.methods.jwt_bearer.audience: placeholder {credentials.nosuch} names no property"},
+        {"auth/methods/jwt_bearer/claims/sub", "\"{credentials.private_key}\"",
+         "manifest.auth.methods.jwt_bearer.claims.sub: placeholder {credentials.private_key} must not appear"},
+        /* What each place does provide stays valid. */
+        {"entities/contacts/list/query", "{\"limit\": \"100\", \"filter\": \"{config.free}\", \"s\": \"{since}\"}",
+         NULL},
+        {"entities/contacts/update/body", "{\"id\": \"{id}\", \"data\": \"{record}\", \"r\": \"{config.region}\"}",
+         NULL},
+        {"entities/contacts/list/body",
+         "{\"query\": \"query ($a: String) { items(after: $a) { edges { node { id } } } }\", \"v\": {}}", NULL},
+        {"entities/contacts/list/query", "{\"where\": \"{\\\"a\\\": 1}\", \"x\": \"{ literal }\"}", NULL},
+        {"auth/methods/jwt_bearer/audience", "\"https://login.acme.example/{config.region}\"", NULL},
+        {"headers", "{\"X-Region\": \"{config.region}\"}", NULL},
+    };
+    check_mutations(cases, sizeof cases / sizeof cases[0]);
+}
+
+/* Fields the engine does not implement are refused (not silently
+ * ignored), and values are bounded where the engine computes with them. */
+static void test_unimplemented_and_bounds(void)
+{
+    static const struct mutation cases[] = {
+        {"entities/orders/pagination/start", "7", "manifest.entities.orders.pagination.start: must be 0 or 1"},
+        {"entities/orders/pagination/start", "-1", "manifest.entities.orders.pagination.start: must be 0 or 1"},
+        {"entities/orders/pagination/start", "0", NULL},
+        {"entities/orders/pagination/start", "1", NULL},
+        {"auth/methods/session_token/lifetime_s", "60",
+         "manifest.auth.methods.session_token.renew_before_s: must be less than lifetime_s (60)"},
+        {"auth/methods/session_token/lifetime_s", "100000000000000000",
+         "manifest.auth.methods.session_token.lifetime_s: must be at most 315360000 seconds (10 years)"},
+        {"auth/methods/session_token/renew_before_s", "9000000000000000000",
+         "manifest.auth.methods.session_token.renew_before_s: must be at most 315360000 seconds"},
+        {"auth/methods/session_token/lifetime_s", "315360000", NULL},
+        {"auth/methods/session_token/lifetime_s", "61", NULL},
+        {"rate_limit/concurrency", "4", "manifest.rate_limit.concurrency: not implemented"},
+        {"rate_limit/headers/usage_format", "\"used/limit\"", "manifest.rate_limit.headers.usage_format: not implemented"},
+        {"entities/contacts/list/async", "true", "manifest.entities.contacts.list.async: not implemented"},
+        {"entities/contacts/version_field", "\"version\"", "manifest.entities.contacts.version_field: not implemented"},
+        {"auth/methods/oauth2/optional_scopes", "[\"write\"]",
+         "manifest.auth.methods.oauth2.optional_scopes: not implemented"},
+        {"entities/contacts/send", "{\"method\": \"POST\", \"path\": \"/send\", \"body\": \"{record}\"}",
+         "manifest.entities.contacts.send: not implemented"},
+        {"entities/contacts/get/body", "{\"a\": 1}", "manifest.entities.contacts.get.body: not sent"},
+        /* fetch_each is implemented: it needs the get request. */
+        {"entities/orders/fetch_each", "true", "manifest.entities.orders.get: required with fetch_each"},
+        {"entities/contacts/fetch_each", "true", NULL},
+        /* private_key_jwt is implemented (lib/oauth.c) and accepted. */
+        {"auth/methods/oauth2/client_auth", "\"private_key_jwt\"", NULL},
+        {"auth/methods/oauth2_client_credentials/client_auth", "\"private_key_jwt\"", NULL},
+    };
+    check_mutations(cases, sizeof cases / sizeof cases[0]);
+}
+
 /* Schema problems come from ig_schema_check, rooted at the manifest path. */
 static void test_schema_errors_are_located(void)
 {
@@ -663,6 +816,8 @@ int main(void)
     RUN(test_tenant_url_config);
     RUN(test_base_manifest_valid);
     RUN(test_negative_cases);
+    RUN(test_templates_checked);
+    RUN(test_unimplemented_and_bounds);
     RUN(test_schema_errors_are_located);
     RUN(test_builtin_mutations);
     TEST_END();

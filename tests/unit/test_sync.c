@@ -30,6 +30,9 @@ static struct {
     atomic_int bump;              /* records >= bump get a newer timestamp */
     atomic_int last_since_seen;   /* 1 when a since filter came in */
     atomic_int overlap;           /* cursor pages after the first repeat this many records */
+    atomic_int gone_id;           /* /stubs/one/<this id> answers 404 (deleted after listing) */
+    atomic_int gets;              /* requests to /stubs/one/<id> */
+    atomic_int credits_out;       /* every list answers 200 with an INSUFFICIENT_CREDITS error */
     int total;
     char base[64];
 } srv;
@@ -139,6 +142,20 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         return reply(conn, 503, "{\"message\":\"try later\"}", NULL, NULL, NULL);
     if (!strcmp(url, "/ping"))
         return reply(conn, 200, "{\"ok\":true}", NULL, NULL, NULL);
+    if (srv.credits_out) /* Xledger-style: an exhausted budget is an HTTP 200 */
+        return reply(conn, 200, "{\"data\":null,\"error\":{\"code\":\"INSUFFICIENT_CREDITS\"}}", NULL, NULL,
+                     NULL);
+    if (!strncmp(url, "/stubs/one/", 11)) { /* the get request of fetch_each */
+        int id = atoi(url + 11);
+        srv.gets++;
+        if (id < 1 || id > srv.total || id == srv.gone_id)
+            return reply(conn, 404, "{\"message\":\"no such record\"}", NULL, NULL, NULL);
+        json_object *rec = make_record(id);
+        enum MHD_Result r = reply(conn, 200, json_object_to_json_string_ext(rec, JSON_C_TO_STRING_PLAIN), NULL,
+                                  NULL, NULL);
+        json_object_put(rec);
+        return r;
+    }
 
     int ids[1000];
     long since = since_param(conn);
@@ -149,7 +166,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     const char *extra_n = NULL;
     const char *style = url + 1; /* "/cursor/items" -> "cursor/items" */
 
-    if (!strncmp(style, "cursor", 6)) {
+    int stubs = !strncmp(style, "stubs", 5); /* a cursor list of {id, thread} stubs (Gmail) */
+    if (!strncmp(style, "cursor", 6) || stubs) {
         const char *after = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "after");
         start = after ? atoi(after) : 0;
         if (start > 0)
@@ -184,12 +202,21 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
     if (start < 0)
         start = 0;
     int end = start + count < n ? start + count : n;
-    for (int k = start; k < end; k++)
-        json_object_array_add(arr, make_record(ids[k]));
+    for (int k = start; k < end; k++) {
+        json_object *rec = make_record(ids[k]);
+        if (stubs) {
+            json_object *stub = json_object_new_object();
+            json_object_object_add(stub, "id", json_object_get(json_object_object_get(rec, "id")));
+            json_object_object_add(stub, "thread", json_object_new_string("t1"));
+            json_object_put(rec);
+            rec = stub;
+        }
+        json_object_array_add(arr, rec);
+    }
     int more = end < n;
     char num[32];
     snprintf(num, sizeof num, "%d", end);
-    if (!strncmp(style, "cursor", 6)) {
+    if (!strncmp(style, "cursor", 6) || stubs) {
         json_object_object_add(doc, "results", arr);
         if (more) {
             json_object *paging = json_object_new_object(), *next = json_object_new_object();
@@ -265,6 +292,7 @@ static void server_reset(void)
     srv.requests = 0;
     srv.rate_limit_every = srv.error_every = srv.unauthorized = srv.truncate_at = 0;
     srv.missing_email_id = srv.bump = srv.last_since_seen = srv.overlap = 0;
+    srv.gone_id = srv.gets = srv.credits_out = 0;
     srv.total = TOTAL;
 }
 
@@ -279,15 +307,20 @@ static const ig_clock fake_clock = {fk_now, fk_sleep, fk_rand, NULL};
 
 /* ---- fixtures ---------------------------------------------------------------- */
 
+/* The manifest's rate_limit section, when a test sets one. */
+static const char *g_rate_limit;
+
 /* A test definition per pagination style, pointed at the server. */
 static const char *manifest_for(const char *style, char *buf, size_t cap)
 {
-    char entity[1400];
-    const char *pag, *records = "$.items", *list = "{\"method\":\"GET\"}", *path = "/%s/items";
+    char entity[1400], rate_limit[512] = "";
+    const char *pag, *records = "$.items", *list = "{\"method\":\"GET\"}", *path = "/%s/items", *more = "";
     const char *inc = ",\"incremental\":{\"in\":\"query\",\"param\":\"since\",\"format\":\"rfc3339\"}";
-    if (!strcmp(style, "cursor")) {
+    if (!strcmp(style, "cursor") || !strcmp(style, "stubs")) {
         pag = "{\"type\":\"cursor\",\"cursor_path\":\"$.paging.next.after\",\"param\":\"after\"}";
         records = "$.results";
+        if (!strcmp(style, "stubs"))
+            more = ",\"fetch_each\":true,\"get\":{\"method\":\"GET\",\"path\":\"/stubs/one/{id}\"}";
     } else if (!strcmp(style, "nexturl")) {
         pag = "{\"type\":\"next_url\",\"next_path\":\"$['@odata.nextLink']\"}";
         records = "$.value";
@@ -310,11 +343,13 @@ static const char *manifest_for(const char *style, char *buf, size_t cap)
     snprintf(p, sizeof p, path, style);
     snprintf(entity, sizeof entity,
              "{\"local_entity\":\"contacts\",\"path\":\"%s\",\"list\":%s,\"records_path\":\"%s\",\"id_field\":\"id\","
-             "\"updated_field\":\"updated\",\"pagination\":%s%s,"
+             "\"updated_field\":\"updated\",\"pagination\":%s%s%s,"
              "\"default_mapping\":{\"field_map\":{\"email\":\"email\",\"first_name\":\"name\",\"external_updated_at\":\"updated\"},"
              "\"transform_rules\":[{\"target\":\"email\",\"op\":\"trim\"},{\"target\":\"email\",\"op\":\"lowercase\"}],"
              "\"required\":[\"email\"]}}",
-             p, list, records, pag, inc);
+             p, list, records, pag, inc, more);
+    if (g_rate_limit)
+        snprintf(rate_limit, sizeof rate_limit, "\"rate_limit\":%s,", g_rate_limit);
     snprintf(buf, cap,
              "{\"manifest_version\":1,\"key\":\"t%s-crm\",\"name\":\"Test %s\",\"category\":\"crm\","
              "\"base_url\":\"https://api.example.com\","
@@ -325,9 +360,9 @@ static const char *manifest_for(const char *style, char *buf, size_t cap)
              "\"maximum\":604800,\"default\":3600},\"auto_sync\":{\"type\":\"boolean\",\"default\":false},"
              "\"entities\":{\"type\":\"array\",\"uniqueItems\":true,\"items\":{\"type\":\"string\",\"enum\":[\"items\"]}}},"
              "\"additionalProperties\":false},"
-             "\"capabilities\":[\"pull\"%s],\"entities\":{\"items\":%s},"
+             "\"capabilities\":[\"pull\"%s],%s\"entities\":{\"items\":%s},"
              "\"test_request\":{\"method\":\"GET\",\"path\":\"/ping\"}}",
-             style, style, inc[0] ? ",\"incremental\"" : "", entity);
+             style, style, inc[0] ? ",\"incremental\"" : "", rate_limit, entity);
     return buf;
 }
 
@@ -704,6 +739,66 @@ static void test_rate_limits_and_5xx(void)
     srv.rate_limit_every = 1;
     r = run_sync(&e, "{\"entity\":\"items\",\"full\":true}", INTEG_ERATELIMIT);
     json_object_put(r);
+    env_close(&e);
+}
+
+/* A retry: false signal with json_path/equals (Xledger INSUFFICIENT_CREDITS
+ * on HTTP 200) fails the sync only when the body matches: an ordinary 200
+ * is not an exhausted budget. */
+static void test_exhausted_signal_json_path(void)
+{
+    server_reset();
+    g_rate_limit = "{\"signals\":[{\"status\":200,\"json_path\":\"$.error.code\",\"equals\":\"INSUFFICIENT_CREDITS\","
+                   "\"retry\":false}]}";
+    struct env e;
+    int open_rc = env_open(&e, "cursor", 0);
+    g_rate_limit = NULL;
+    if (open_rc) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object *r = run_sync(&e, "{\"entity\":\"items\"}", INTEG_OK);
+    CHECK(r && jint(r, "records_created") == TOTAL);
+    json_object_put(r);
+    check_local_set(&e, TOTAL);
+    srv.credits_out = 1;
+    int before = srv.requests;
+    r = run_sync(&e, "{\"entity\":\"items\",\"full\":true}", INTEG_ERATELIMIT);
+    CHECK_MSG("budget is exhausted");
+    CHECK(srv.requests - before == 1); /* not retried */
+    json_object_put(r);
+    env_close(&e);
+}
+
+/* fetch_each: the list gives {id, thread} stubs and every record is read
+ * with the get request before mapping; one deleted in between (404) is
+ * left out. */
+static void test_fetch_each(void)
+{
+    server_reset();
+    struct env e;
+    if (env_open(&e, "stubs", 0)) {
+        CHECK(!"env_open");
+        return;
+    }
+    json_object *r = run_sync(&e, "{\"entity\":\"items\"}", INTEG_OK);
+    CHECK(r && jint(r, "records_created") == TOTAL && jint(r, "records_failed") == 0);
+    CHECK(r && !strcmp(jstr(r, "status"), "success"));
+    CHECK(srv.gets == TOTAL);
+    json_object_put(r);
+    check_local_set(&e, TOTAL);
+    env_close(&e);
+
+    server_reset();
+    srv.gone_id = 7;
+    if (env_open(&e, "stubs", 0)) {
+        CHECK(!"env_open");
+        return;
+    }
+    r = run_sync(&e, "{\"entity\":\"items\"}", INTEG_OK);
+    CHECK(r && jint(r, "records_created") == TOTAL - 1 && jint(r, "records_failed") == 0);
+    json_object_put(r);
+    check_local_set(&e, TOTAL - 1);
     env_close(&e);
 }
 
@@ -1136,6 +1231,8 @@ int main(void)
     RUN(test_reappearing_record_undeleted);
     RUN(test_dry_full_read_deletes_as_real);
     RUN(test_rate_limits_and_5xx);
+    RUN(test_exhausted_signal_json_path);
+    RUN(test_fetch_each);
     RUN(test_unauthorized);
     RUN(test_truncated_page_then_resume);
     RUN(test_resume_after_sigkill);
