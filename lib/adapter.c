@@ -4,18 +4,50 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "definitions.h"
 #include "engine.h"
 #include "error.h"
 #include "json.h"
 #include "util.h"
 
+/* One registration. ctx->adapters lists the current registration of each
+ * key and the replaced ones that connections still hold. `refs` counts the
+ * registry's reference (while current) and one per open connection
+ * (ig_ctx_adapter); the last release calls the host's destroy. Guarded by
+ * ctx->cb_lock. */
 struct ig_adapter_entry {
     struct ig_adapter_entry *next;
     const integ_adapter *adapter;
     void *payload;
+    int refs;
+    int retired; /* replaced by a later registration: no longer found by key */
     char key[];
 };
+
+/* Drop one reference (under cb_lock); the entry when it was the last, now
+ * unlinked, for the caller to destroy outside the lock. */
+static struct ig_adapter_entry *unref_locked(integ_ctx *ctx, struct ig_adapter_entry *e)
+{
+    if (--e->refs > 0)
+        return NULL;
+    for (struct ig_adapter_entry **p = &ctx->adapters; *p; p = &(*p)->next) {
+        if (*p == e) {
+            *p = e->next;
+            break;
+        }
+    }
+    return e;
+}
+
+static void entry_destroy(struct ig_adapter_entry *e)
+{
+    if (!e)
+        return;
+    if (e->adapter->destroy)
+        e->adapter->destroy(e->payload);
+    free(e);
+}
 
 struct integ_adapter_call {
     char *config;
@@ -60,36 +92,37 @@ INTEG_API int integ_adapter_register(integ_ctx *ctx, const char *definition_key,
     memcpy(e->key, key, n);
     e->adapter = adapter;
     e->payload = payload;
+    e->refs = 1; /* the registry's */
+    e->retired = 0;
     json_object_put(def);
-    struct ig_adapter_entry *old = NULL;
+    struct ig_adapter_entry *gone = NULL;
     pthread_mutex_lock(&ctx->cb_lock);
-    for (struct ig_adapter_entry **p = &ctx->adapters; *p; p = &(*p)->next) {
-        if (!strcmp((*p)->key, e->key)) {
-            old = *p;
-            *p = old->next;
+    for (struct ig_adapter_entry *p = ctx->adapters; p; p = p->next) {
+        if (!p->retired && !strcmp(p->key, e->key)) {
+            /* Connections that hold it keep using it; the last one to
+             * close destroys it. */
+            p->retired = 1;
+            gone = unref_locked(ctx, p);
             break;
         }
     }
     e->next = ctx->adapters;
     ctx->adapters = e;
     pthread_mutex_unlock(&ctx->cb_lock);
-    if (old) {
-        if (old->adapter->destroy)
-            old->adapter->destroy(old->payload);
-        free(old);
-    }
+    entry_destroy(gone);
     return INTEG_OK;
 }
 
-const integ_adapter *ig_ctx_adapter(integ_ctx *ctx, const char *key, void **payload)
+const integ_adapter *ig_ctx_adapter(integ_ctx *ctx, const char *key, void **handle)
 {
     const integ_adapter *a = NULL;
-    *payload = NULL;
+    *handle = NULL;
     pthread_mutex_lock(&ctx->cb_lock);
     for (struct ig_adapter_entry *e = ctx->adapters; e; e = e->next) {
-        if (!strcmp(e->key, key)) {
+        if (!e->retired && !strcmp(e->key, key)) {
+            e->refs++;
             a = e->adapter;
-            *payload = e->payload;
+            *handle = e;
             break;
         }
     }
@@ -97,15 +130,63 @@ const integ_adapter *ig_ctx_adapter(integ_ctx *ctx, const char *key, void **payl
     return a;
 }
 
+void ig_conn_adapter_release(ig_conn *c)
+{
+    struct ig_adapter_entry *e = c->adapter_payload;
+    c->adapter = NULL;
+    c->adapter_payload = NULL;
+    if (!e)
+        return;
+    pthread_mutex_lock(&c->ctx->cb_lock);
+    struct ig_adapter_entry *gone = unref_locked(c->ctx, e);
+    pthread_mutex_unlock(&c->ctx->cb_lock);
+    entry_destroy(gone);
+}
+
 void ig_adapters_free(integ_ctx *ctx)
 {
+    /* Every connection has closed: the current registrations and any
+     * replaced one a connection did not release. */
     while (ctx->adapters) {
         struct ig_adapter_entry *e = ctx->adapters;
         ctx->adapters = e->next;
-        if (e->adapter->destroy)
-            e->adapter->destroy(e->payload);
-        free(e);
+        entry_destroy(e);
     }
+}
+
+/* The host's payload of the registration the connection holds. */
+static void *payload_of(ig_conn *c)
+{
+    return ((struct ig_adapter_entry *)c->adapter_payload)->payload;
+}
+
+/* The credentials as the adapter sees them, made current first as the REST
+ * engine does before a request (ig_auth_prepare: an oauth2 access token is
+ * refreshed ahead of expiry; a client-credentials, JWT-bearer or session
+ * token is obtained or renewed). Such a runtime token is added as
+ * "access_token". */
+static int call_credentials(ig_conn *c, char **out)
+{
+    *out = NULL;
+    int rc = ig_auth_prepare(c);
+    if (rc)
+        return rc;
+    json_object *creds = c->credentials, *view = NULL;
+    const char *at = ig_json_str(c->token, "access_token");
+    const char *cur = ig_json_str(creds, "access_token");
+    if (at && (!cur || strcmp(at, cur) != 0)) {
+        view = creds ? ig_json_copy(creds) : json_object_new_object();
+        if (!view)
+            return ig_err(INTEG_ENOMEM, "out of memory");
+        json_object_object_add(view, "access_token", json_object_new_string(at));
+        creds = view;
+    }
+    if (creds)
+        rc = ig_json_to_secret_string(creds, out);
+    else if (!(*out = strdup("{}")))
+        rc = ig_err(INTEG_ENOMEM, "out of memory");
+    ig_json_wipe_put(view);
+    return rc;
 }
 
 static int call_make(ig_conn *c, integ_adapter_call *call)
@@ -119,14 +200,10 @@ static int call_make(ig_conn *c, integ_adapter_call *call)
         free(call->config);
         call->config = strdup("{}");
     }
-    if (rc == INTEG_OK) {
-        if (c->credentials)
-            rc = ig_json_to_string(c->credentials, &call->credentials);
-        else
-            call->credentials = strdup("{}");
-    }
-    if (rc == INTEG_OK && (!call->config || !call->credentials))
+    if (rc == INTEG_OK && !call->config)
         rc = ig_err(INTEG_ENOMEM, "out of memory");
+    if (rc == INTEG_OK)
+        rc = call_credentials(c, &call->credentials);
     return rc;
 }
 
@@ -154,7 +231,7 @@ int ig_adapter_list_page(ig_conn *c, const char *entity, json_object *state, int
         json_object_object_add(req, "since", NULL);
     }
     if (rc == INTEG_OK) {
-        rc = c->adapter->list_page(c->adapter_payload, &call, entity,
+        rc = c->adapter->list_page(payload_of(c), &call, entity,
                                    json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN), ig_json_reply_into, &reply);
         if (rc)
             ig_err_prefix(rc, key);
@@ -186,7 +263,7 @@ int ig_adapter_test(ig_conn *c)
     int rc = call_make(c, &call);
     json_object *reply = NULL;
     if (rc == INTEG_OK) {
-        rc = c->adapter->test_connection(c->adapter_payload, &call, ig_json_reply_into, &reply);
+        rc = c->adapter->test_connection(payload_of(c), &call, ig_json_reply_into, &reply);
         if (rc)
             ig_err_prefix(rc, key);
     }
@@ -216,7 +293,7 @@ int ig_adapter_fetch_one(ig_conn *c, const char *entity, const char *external_id
     integ_adapter_call call;
     int rc = call_make(c, &call);
     if (rc == INTEG_OK) {
-        rc = c->adapter->fetch_one(c->adapter_payload, &call, entity, external_id, ig_json_reply_into, out);
+        rc = c->adapter->fetch_one(payload_of(c), &call, entity, external_id, ig_json_reply_into, out);
         if (rc)
             ig_err_prefix(rc, key);
     }
@@ -234,7 +311,7 @@ int ig_adapter_create(ig_conn *c, const char *entity, json_object *record, json_
     integ_adapter_call call;
     int rc = call_make(c, &call);
     if (rc == INTEG_OK) {
-        rc = c->adapter->create(c->adapter_payload, &call, entity,
+        rc = c->adapter->create(payload_of(c), &call, entity,
                                 json_object_to_json_string_ext(record, JSON_C_TO_STRING_PLAIN), ig_json_reply_into, out);
         if (rc)
             ig_err_prefix(rc, key);
@@ -254,7 +331,7 @@ int ig_adapter_update(ig_conn *c, const char *entity, const char *external_id, j
     integ_adapter_call call;
     int rc = call_make(c, &call);
     if (rc == INTEG_OK) {
-        rc = c->adapter->update(c->adapter_payload, &call, entity, external_id,
+        rc = c->adapter->update(payload_of(c), &call, entity, external_id,
                                 json_object_to_json_string_ext(record, JSON_C_TO_STRING_PLAIN), ig_json_reply_into, out);
         if (rc)
             ig_err_prefix(rc, key);
@@ -277,7 +354,7 @@ int ig_adapter_remove(ig_conn *c, const char *entity, const char *external_id)
     integ_adapter_call call;
     int rc = call_make(c, &call);
     if (rc == INTEG_OK) {
-        rc = c->adapter->remove(c->adapter_payload, &call, entity, external_id);
+        rc = c->adapter->remove(payload_of(c), &call, entity, external_id);
         if (rc == INTEG_ENOTFOUND)
             rc = INTEG_OK; /* already gone */
         else if (rc)

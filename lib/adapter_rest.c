@@ -119,6 +119,7 @@ void ig_conn_close(ig_conn *c)
 {
     if (!c)
         return;
+    ig_conn_adapter_release(c); /* a replaced adapter's destroy may run now */
     ig_json_wipe_put(c->token);
     ig_json_wipe_put(c->credentials);
     json_object_put(c->integration);

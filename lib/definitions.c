@@ -64,7 +64,12 @@ static int upsert_manifest(integ_ctx *ctx, void *tx, json_object *manifest, cons
     int rc = ig_definition_lookup(ctx, tx, key, &old);
     if (rc && rc != INTEG_ENOTFOUND)
         return rc;
-    if (old && json_object_equal(ig_json_get(old, "manifest"), manifest)) {
+    /* A built-in only fills in or updates its own record: a definition that
+     * a host registered or an adapters_dir file provided stays (precedence:
+     * doc/manifest.md). A record without a source predates sources. */
+    const char *old_source = old ? ig_json_str(old, "source") : NULL;
+    int keep = old && !strcmp(source, "builtin") && old_source && strcmp(old_source, "builtin") != 0;
+    if (old && (keep || json_object_equal(ig_json_get(old, "manifest"), manifest))) {
         if (out_rec)
             *out_rec = old;
         else

@@ -7,7 +7,9 @@
 #include "ctx.h"
 
 /* At open: validate and upsert the built-in manifests, then those of the
- * "adapters_dir" option (which override built-ins with the same key). */
+ * "adapters_dir" option (which override built-ins with the same key). A
+ * built-in replaces only a stored built-in: a definition registered with
+ * integ_definition_register or loaded from an adapters_dir stays. */
 int ig_definitions_load(integ_ctx *ctx);
 
 /* The stored definition record for a key or id ({id, key, category,

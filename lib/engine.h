@@ -28,7 +28,7 @@ typedef struct ig_conn {
     char *base_url;           /* resolved (override or template) */
     ig_bucket *bucket;        /* the integration's budget (owned by the context) */
     const struct integ_adapter *adapter; /* a host's C adapter for this key, or NULL */
-    void *adapter_payload;
+    void *adapter_payload;    /* the registration held (adapter.c): ig_conn_adapter_release */
 } ig_conn;
 
 /* Load the integration (scoped to the tenant), its definition and
@@ -78,10 +78,19 @@ int ig_adapter_list_page(ig_conn *c, const char *entity, json_object *state, int
 int ig_adapter_test(ig_conn *c);
 int ig_adapter_fetch_one(ig_conn *c, const char *entity, const char *external_id, json_object **out);
 
-/* Find the adapter registered for a definition key (NULL when none). */
-const struct integ_adapter *ig_ctx_adapter(integ_ctx *ctx, const char *key, void **payload);
+/* Find the adapter registered for a definition key (NULL when none) and
+ * hold its registration: *handle (c->adapter_payload) keeps it alive, with
+ * its host payload, until ig_conn_adapter_release, even when
+ * integ_adapter_register replaces it meanwhile (the last holder destroys
+ * it). The adapter calls above use the held registration. */
+const struct integ_adapter *ig_ctx_adapter(integ_ctx *ctx, const char *key, void **handle);
 
-/* Release every registration (at context close). */
+/* Release the registration c holds (ig_conn_close does it); clears
+ * c->adapter. No-op without one. */
+void ig_conn_adapter_release(ig_conn *c);
+
+/* Release every registration (at context close), replaced ones that a
+ * connection still held included. */
 void ig_adapters_free(integ_ctx *ctx);
 
 /* An entity record's remote id as text ("512"), NULL if absent. */

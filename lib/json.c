@@ -1,5 +1,8 @@
 /* json-c helpers: parsing with located errors, field access, serialising. */
 #include <inttypes.h>
+#ifdef __GLIBC__
+#include <malloc.h> /* malloc_usable_size */
+#endif
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +94,17 @@ int ig_json_to_string(json_object *obj, char **out)
      * text cached in the objects (ig_json_write prints what json-c would). */
     ig_jbuf b = {NULL, 0, 0, 0, 0};
     if (ig_json_write(obj, &b) || !b.p) {
+        ig_jbuf_free(&b);
+        return ig_err(INTEG_ENOMEM, "out of memory serialising JSON");
+    }
+    *out = b.p;
+    return INTEG_OK;
+}
+
+int ig_json_to_secret_string(json_object *obj, char **out)
+{
+    ig_jbuf b = {malloc(256), 0, 256, IG_JBUF_SECRET, 0};
+    if (!b.p || ig_json_write(obj, &b)) {
         ig_jbuf_free(&b);
         return ig_err(INTEG_ENOMEM, "out of memory serialising JSON");
     }
@@ -207,6 +221,8 @@ json_object *ig_json_copy(json_object *obj)
 
 void ig_jbuf_free(ig_jbuf *b)
 {
+    if (b->heap == IG_JBUF_SECRET && b->p)
+        sodium_memzero(b->p, b->cap);
     if (b->heap)
         free(b->p);
     b->p = NULL;
@@ -222,6 +238,17 @@ static int jb_reserve(ig_jbuf *b, size_t more)
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->n + more + 1)
         cap *= 2;
+    if (b->heap == IG_JBUF_SECRET) { /* no realloc: it would free the old text as is */
+        char *p = malloc(cap);
+        if (!p)
+            return -1;
+        memcpy(p, b->p, b->n);
+        sodium_memzero(b->p, b->cap);
+        free(b->p);
+        b->p = p;
+        b->cap = cap;
+        return 0;
+    }
     char *p = b->heap ? realloc(b->p, cap) : malloc(cap);
     if (!p)
         return -1;
@@ -410,16 +437,55 @@ static void wipe_strings(json_object *o)
     }
 }
 
+/* Every json_object has its own print buffer, made by the first
+ * json_object_to_json_string*() on that object (a child serialised on its
+ * own, as ig_oauth_seal_into does with a nested credentials object, has one
+ * apart from its parent's) and freed as is with the object. json-c 0.16
+ * keeps the buffer private, but serialising an object again reuses it and
+ * returns its start: serialise `o` and each descendant in the shortest
+ * format (never longer than an earlier serialisation of the same content,
+ * so the buffer is not reallocated, which would free the old block
+ * unwiped) and zero the whole block, the tail of a longer earlier
+ * serialisation included. Containers first, while the strings they print
+ * are intact; objects still referenced elsewhere are zeroed too. */
+static void wipe_print_buffers(json_object *o)
+{
+    if (!o)
+        return;
+    size_t len = 0;
+    char *s = (char *)json_object_to_json_string_length(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE | JSON_C_TO_STRING_NOZERO, &len);
+    if (s) {
+#ifdef __GLIBC__
+        size_t cap = malloc_usable_size(s);
+        sodium_memzero(s, cap > len ? cap : len);
+#else
+        sodium_memzero(s, len);
+#endif
+    }
+    switch (json_object_get_type(o)) {
+    case json_type_array:
+        for (size_t i = 0; i < json_object_array_length(o); i++)
+            wipe_print_buffers(json_object_array_get_idx(o, i));
+        break;
+    case json_type_object: {
+        json_object_object_foreach(o, k, v)
+        {
+            (void)k;
+            wipe_print_buffers(v);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+}
+
 void ig_json_wipe_put(json_object *obj)
 {
     if (!obj)
         return;
-    /* Serialising reuses the object's print buffer, which may still hold an
-     * earlier serialisation of the secret: overwrite it, then zero it. */
-    size_t len = 0;
-    const char *s = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN, &len);
-    if (s)
-        memset((char *)s, 0, len);
+    wipe_print_buffers(obj);
     wipe_strings(obj);
     json_object_put(obj);
 }

@@ -16,6 +16,10 @@ int ig_json_parse_object(const char *text, const char *what, int allow_null, jso
 /* Serialise compactly into a malloc'd string (freed with integ_free/free). */
 int ig_json_to_string(json_object *obj, char **out);
 
+/* The same for JSON that holds a secret (credentials): the buffer's earlier
+ * blocks are zeroed as it grows. Free the text with ig_free_secret. */
+int ig_json_to_secret_string(json_object *obj, char **out);
+
 /* The records of `rows` as the API shows them, pub(row) each (a new
  * object), as one JSON array text in *out (ig_json_to_string). */
 int ig_json_public_list(json_object *rows, json_object *(*pub)(json_object *rec), char **out);
@@ -68,10 +72,13 @@ json_object *ig_json_copy(json_object *obj);
 typedef struct ig_jbuf {
     char *p;
     size_t n, cap;
-    int heap;         /* p was malloc'd here */
+    int heap;         /* p was malloc'd here; IG_JBUF_SECRET: and holds a
+                       * secret, zeroed when it grows or is freed */
     int escape_slash; /* set: '/' written as "\/", json-c's PLAIN form
                        * without NOSLASHESCAPE (record hashes use it) */
 } ig_jbuf;
+
+#define IG_JBUF_SECRET 2
 
 void ig_jbuf_free(ig_jbuf *b);
 
@@ -111,7 +118,9 @@ json_object *ig_json_parse_secret(const char *text, size_t len);
  * when the reply is not JSON. */
 int ig_json_reply_into(void *payload, const char *json, size_t len);
 
-/* Zero every string inside `obj` (recursively) and its cached serialisation,
- * then drop the reference: for JSON that held secrets. NULL is fine. */
+/* Zero every string inside `obj` (recursively) and the cached serialisation
+ * (print buffer) of `obj` and of every value inside it, then drop the
+ * reference: for JSON that held secrets. Values inside that are still
+ * referenced elsewhere are zeroed all the same. NULL is fine. */
 void ig_json_wipe_put(json_object *obj);
 #endif

@@ -38,7 +38,13 @@ typedef struct integ_adapter_call integ_adapter_call;
 
 /** The integration's config (JSON object). */
 INTEG_API const char *integ_adapter_call_config(const integ_adapter_call *call);
-/** The integration's credentials (JSON object, "{}" when none). A secret: never log it. */
+/**
+ * The integration's credentials (JSON object, "{}" when none), made current
+ * before the call as for a REST request: an oauth2 access token is
+ * refreshed ahead of expiry; a client-credentials, JWT-bearer or session
+ * token is obtained or renewed and given as "access_token". A secret:
+ * never log it.
+ */
 INTEG_API const char *integ_adapter_call_credentials(const integ_adapter_call *call);
 /** The resolved base URL (the manifest's, or the host's base_url_overrides). */
 INTEG_API const char *integ_adapter_call_base_url(const integ_adapter_call *call);
@@ -88,14 +94,21 @@ typedef struct integ_adapter {
                          const unsigned char *body, size_t body_len, integ_reply_cb reply,
                          void *reply_payload);
 
-    /** Release the payload; called once when the context closes (may be NULL). */
+    /**
+     * Release the payload (may be NULL); called once: when the context
+     * closes, or after a replacing registration (see integ_adapter_register).
+     */
     void (*destroy)(void *payload);
 } integ_adapter;
 
 /**
  * Use `adapter` for every integration of the definition `definition_key`
- * (which must exist). Replaces an earlier registration for that key (whose
- * destroy is then called). The vtable must outlive the context.
+ * (which must exist). Replaces an earlier registration for that key:
+ * operations that started after this call use the new adapter; those
+ * already running (a sync, on this thread or another) finish with the
+ * earlier one, whose destroy is called once the last of them has ended (at
+ * the latest when the context closes), never while one of its functions
+ * may still be called. The vtable must outlive the context.
  */
 INTEG_API int integ_adapter_register(integ_ctx *ctx, const char *definition_key,
                                      const integ_adapter *adapter, void *payload);

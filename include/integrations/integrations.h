@@ -194,7 +194,10 @@ INTEG_API int integ_definition_get(integ_ctx *ctx, const char *key, char **out_j
 /**
  * Add or replace a definition from a manifest (doc/manifest.md). A bad
  * manifest is INTEG_EINVAL with the JSON path of the offending field.
- * Replacing keeps the definition's id.
+ * Replacing keeps the definition's id. A registered definition stays in
+ * the store across context opens: the built-in with the same key does not
+ * replace it; an adapters_dir file with the same key does, at each open
+ * (precedence: doc/manifest.md).
  * @param out_json  NULL or receives the stored definition.
  */
 INTEG_API int integ_definition_register(integ_ctx *ctx, const char *manifest_json, char **out_json);

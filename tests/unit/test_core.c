@@ -2,6 +2,7 @@
 #include <json-c/json.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ctx.h"
@@ -517,6 +518,133 @@ static void test_adapters_dir(void)
     json_object_put(m);
 }
 
+static char *name_of(integ_ctx *ctx, const char *key)
+{
+    char *out = NULL, *name = NULL;
+    if (integ_definition_get(ctx, key, &out) != INTEG_OK)
+        return strdup("?");
+    json_object *d = json_tokener_parse(out);
+    integ_free(out);
+    name = strdup(json_object_get_string(json_object_object_get(d, "name")));
+    json_object_put(d);
+    return name;
+}
+
+#define CHECK_NAME(ctx, key, want)             \
+    do {                                       \
+        char *n_ = name_of(ctx, key);          \
+        CHECK_STR(n_, want);                   \
+        free(n_);                              \
+    } while (0)
+
+/* Precedence across opens of one file-backed store (doc/manifest.md): a
+ * registration survives every open without adapters_dir; an adapters_dir
+ * file wins at the open that has it and stays after the option is dropped;
+ * a stored built-in is still replaced by the library's own. */
+static void test_catalog_precedence(void)
+{
+    char dir[] = "/tmp/integ-prec-XXXXXX";
+    CHECK(mkdtemp(dir) != NULL);
+    char db[600], opts[1400], opts_dir[1400], path[600];
+    snprintf(db, sizeof db, "%s/store.db", dir);
+    snprintf(opts, sizeof opts, "{\"store\":\"sqlite:%s\",\"master_key\":\"" TEST_MASTER_KEY "\"}", db);
+    snprintf(opts_dir, sizeof opts_dir,
+             "{\"store\":\"sqlite:%s\",\"master_key\":\"" TEST_MASTER_KEY "\",\"adapters_dir\":\"%s/adapters\"}",
+             db, dir);
+    integ_ctx *ctx = NULL;
+    CHECK_OK(integ_ctx_open(&ctx, opts));
+    if (!ctx)
+        return;
+    json_object *hub = manifest_of(ctx, "hubspot-crm");
+    json_object *pipe = manifest_of(ctx, "pipedrive-crm");
+    char *pipe_builtin = name_of(ctx, "pipedrive-crm");
+    json_object_object_add(hub, "name", json_object_new_string("HubSpot (registered)"));
+    CHECK_OK(integ_definition_register(ctx, json_object_to_json_string(hub), NULL));
+    CHECK_OK(integ_definition_set_app_credentials(ctx, "hubspot-crm", "{\"client_id\":\"cid\",\"client_secret\":\"s\"}"));
+    char *out = NULL;
+    CHECK_OK(integ_definition_get(ctx, "hubspot-crm", &out));
+    json_object *d = json_tokener_parse(out);
+    integ_free(out);
+    char id[64];
+    snprintf(id, sizeof id, "%s", json_object_get_string(json_object_object_get(d, "id")));
+    json_object_put(d);
+    integ_ctx_close(ctx);
+
+    /* Reopened (as another process would): the registration stands. */
+    CHECK_OK(integ_ctx_open(&ctx, opts));
+    CHECK_NAME(ctx, "hubspot-crm", "HubSpot (registered)");
+    CHECK_NAME(ctx, "pipedrive-crm", pipe_builtin);
+    CHECK_OK(integ_definition_get(ctx, "hubspot-crm", &out));
+    CHECK(out && strstr(out, id) && strstr(out, "\"has_app_credentials\":true"));
+    integ_free(out);
+    integ_ctx_close(ctx);
+
+    /* An adapters_dir file replaces a registration and a built-in... */
+    snprintf(path, sizeof path, "%s/adapters", dir);
+    CHECK(mkdir(path, 0700) == 0);
+    json_object_object_add(hub, "name", json_object_new_string("HubSpot (dir)"));
+    json_object_object_add(pipe, "name", json_object_new_string("Pipedrive (dir)"));
+    snprintf(path, sizeof path, "%s/adapters/hubspot-crm.json", dir);
+    CHECK(json_object_to_file(path, hub) == 0);
+    snprintf(path, sizeof path, "%s/adapters/pipedrive-crm.json", dir);
+    CHECK(json_object_to_file(path, pipe) == 0);
+    CHECK_OK(integ_ctx_open(&ctx, opts_dir));
+    CHECK_NAME(ctx, "hubspot-crm", "HubSpot (dir)");
+    CHECK_NAME(ctx, "pipedrive-crm", "Pipedrive (dir)");
+    integ_ctx_close(ctx);
+    /* ... and stays when the store is opened without the option. */
+    CHECK_OK(integ_ctx_open(&ctx, opts));
+    CHECK_NAME(ctx, "hubspot-crm", "HubSpot (dir)");
+    CHECK_NAME(ctx, "pipedrive-crm", "Pipedrive (dir)");
+    /* A registration replaces an adapters_dir definition until the next
+     * open with the directory. */
+    json_object_object_add(hub, "name", json_object_new_string("HubSpot (registered 2)"));
+    CHECK_OK(integ_definition_register(ctx, json_object_to_json_string(hub), NULL));
+    integ_ctx_close(ctx);
+    CHECK_OK(integ_ctx_open(&ctx, opts));
+    CHECK_NAME(ctx, "hubspot-crm", "HubSpot (registered 2)");
+    integ_ctx_close(ctx);
+    CHECK_OK(integ_ctx_open(&ctx, opts_dir));
+    CHECK_NAME(ctx, "hubspot-crm", "HubSpot (dir)");
+    CHECK_OK(integ_definition_get(ctx, "hubspot-crm", &out));
+    CHECK(out && strstr(out, id) && strstr(out, "\"has_app_credentials\":true"));
+    integ_free(out);
+    integ_ctx_close(ctx);
+
+    /* A stored built-in that differs from the library's (an older library
+     * wrote it; a record without "source" predates sources) is updated at
+     * open, keeping its id. */
+    sqlite3 *sdb = NULL;
+    CHECK(sqlite3_open(db, &sdb) == SQLITE_OK);
+    CHECK(sqlite3_exec(sdb,
+                       "UPDATE integration_definitions SET data = json_set(data, '$.manifest.name', 'Old Shopify') "
+                       "WHERE key = 'shopify-ecommerce';"
+                       "UPDATE integration_definitions SET data = json_remove(json_set(data, "
+                       "'$.manifest.name', 'Old Xledger'), '$.source') WHERE key = 'xledger-accounting';",
+                       NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(sdb);
+    CHECK_OK(integ_ctx_open(&ctx, opts));
+    CHECK_NAME(ctx, "shopify-ecommerce", "Shopify");
+    CHECK_NAME(ctx, "xledger-accounting", "Xledger");
+    CHECK_NAME(ctx, "hubspot-crm", "HubSpot (dir)");
+    integ_ctx_close(ctx);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/adapters/hubspot-crm.json", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/adapters", dir);
+    rmdir(path);
+    free(pipe_builtin);
+    json_object_put(hub);
+    json_object_put(pipe);
+    char wal[640];
+    snprintf(wal, sizeof wal, "%s-wal", db);
+    unlink(wal);
+    snprintf(wal, sizeof wal, "%s-shm", db);
+    unlink(wal);
+    unlink(db);
+    rmdir(dir);
+}
+
 int main(void)
 {
     RUN(test_version_and_strerror);
@@ -532,5 +660,6 @@ int main(void)
     RUN(test_register);
     RUN(test_app_credentials);
     RUN(test_adapters_dir);
+    RUN(test_catalog_precedence);
     TEST_END();
 }

@@ -7,8 +7,12 @@
  *
  *   test_push_requests SANDBOX_BINARY */
 #include <curl/curl.h>
+#include <arpa/inet.h>
 #include <json-c/json.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -952,6 +956,349 @@ static void test_c_adapter(void)
     env_close(&e);
 }
 
+/* ---- replacing a C adapter while a connection holds it ------------------------------------------ */
+
+struct lt_adapter {
+    char name[8];
+    int *destroyed;
+};
+static int lt_destroyed[3];
+
+static struct lt_adapter *lt_new(const char *name, int *destroyed)
+{
+    struct lt_adapter *a = calloc(1, sizeof *a);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->destroyed = destroyed;
+    return a;
+}
+
+static void lt_destroy(void *p)
+{
+    struct lt_adapter *a = p;
+    (*a->destroyed)++;
+    memset(a, 0, sizeof *a); /* a late call through it would read this */
+    free(a);
+}
+
+/* Replies {"id": <the adapter's name>}: which registration served the call. */
+static int lt_create(void *p, const integ_adapter_call *call, const char *entity, const char *record_json,
+                     integ_reply_cb reply, void *rp)
+{
+    (void)call;
+    (void)entity;
+    (void)record_json;
+    struct lt_adapter *a = p;
+    char body[64];
+    snprintf(body, sizeof body, "{\"id\":\"%s\"}", a->name);
+    return reply(rp, body, strlen(body));
+}
+
+static const char *lt_served_by(ig_conn *c, char *buf, size_t cap)
+{
+    json_object *rec = J("{\"name\":\"Ann\"}"), *res = NULL;
+    snprintf(buf, cap, "?");
+    if (ig_rest_create(c, "persons", rec, &res) == INTEG_OK)
+        snprintf(buf, cap, "%s", json_object_get_string(json_object_object_get(res, "id")));
+    json_object_put(res);
+    json_object_put(rec);
+    return buf;
+}
+
+static void test_c_adapter_replaced(void)
+{
+    static const integ_adapter lt = {.version = INTEG_ADAPTER_VERSION, .create = lt_create, .destroy = lt_destroy};
+    memset(lt_destroyed, 0, sizeof lt_destroyed);
+    struct env e;
+    memset(&e, 0, sizeof e);
+    if (integ_ctx_open(&e.ctx, "{\"store\":\"sqlite::memory:\",\"master_key\":\"" TEST_MASTER_KEY "\"}") != INTEG_OK) {
+        CHECK(!"ctx");
+        return;
+    }
+    CHECK_OK(integ_adapter_register(e.ctx, "pipedrive-crm", &lt, lt_new("a", &lt_destroyed[0])));
+    integ_session_open(&e.s, e.ctx, "acme", "alice", "[\"admin\"]");
+    char *out = NULL, who[16];
+    CHECK_OK(integ_integration_create(e.s, "{\"integration_definition_id\":\"pipedrive-crm\","
+                                           "\"credentials\":{\"api_key\":\"k\"}}", &out));
+    json_object *o = json_tokener_parse(out);
+    snprintf(e.id, sizeof e.id, "%s", json_object_get_string(json_object_object_get(o, "id")));
+    json_object_put(o);
+    integ_free(out);
+    ig_conn *held = NULL, *later = NULL;
+    CHECK_OK(ig_conn_open(e.ctx, "acme", e.id, &held));
+    if (!held) {
+        env_close(&e);
+        return;
+    }
+    CHECK_STR(lt_served_by(held, who, sizeof who), "a");
+    /* Replaced while `held` (another thread's sync, say) still uses it. */
+    CHECK_OK(integ_adapter_register(e.ctx, "pipedrive-crm", &lt, lt_new("b", &lt_destroyed[1])));
+    CHECK(lt_destroyed[0] == 0);
+    CHECK_STR(lt_served_by(held, who, sizeof who), "a");
+    CHECK(lt_destroyed[0] == 0);
+    /* Connections opened afterwards get the new one. */
+    CHECK_OK(ig_conn_open(e.ctx, "acme", e.id, &later));
+    if (later)
+        CHECK_STR(lt_served_by(later, who, sizeof who), "b");
+    ig_conn_close(later);
+    CHECK(lt_destroyed[0] == 0);
+    ig_conn_close(held);
+    /* Destroyed once the last holder is done, at that close; never twice. */
+    CHECK(lt_destroyed[0] == 1 && lt_destroyed[1] == 0);
+    integ_session_close(e.s);
+    integ_ctx_close(e.ctx);
+    CHECK(lt_destroyed[0] == 1 && lt_destroyed[1] == 1);
+
+    /* A registration no connection holds is destroyed when replaced. */
+    memset(lt_destroyed, 0, sizeof lt_destroyed);
+    CHECK_OK(integ_ctx_open(&e.ctx, "{\"store\":\"sqlite::memory:\",\"master_key\":\"" TEST_MASTER_KEY "\"}"));
+    CHECK_OK(integ_adapter_register(e.ctx, "pipedrive-crm", &lt, lt_new("a", &lt_destroyed[0])));
+    CHECK_OK(integ_adapter_register(e.ctx, "pipedrive-crm", &lt, lt_new("b", &lt_destroyed[1])));
+    CHECK(lt_destroyed[0] == 1 && lt_destroyed[1] == 0);
+    integ_ctx_close(e.ctx);
+    CHECK(lt_destroyed[0] == 1 && lt_destroyed[1] == 1);
+}
+
+/* ---- a C adapter gets credentials made current, as a REST request would ----------------------- */
+
+static char *ta_seen; /* the credentials of the last call */
+
+static int ta_test(void *p, const integ_adapter_call *call, integ_reply_cb reply, void *rp)
+{
+    (void)p;
+    (void)reply;
+    (void)rp;
+    free(ta_seen);
+    ta_seen = strdup(integ_adapter_call_credentials(call));
+    return INTEG_OK;
+}
+
+static long no_redirect_get(const char *url, char *location, size_t cap)
+{
+    CURL *c = curl_easy_init();
+    struct buf b = {NULL, 0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    long status = 0;
+    char *loc = NULL;
+    location[0] = '\0';
+    if (curl_easy_perform(c) == CURLE_OK) {
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+        if (curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &loc) == CURLE_OK && loc)
+            snprintf(location, cap, "%s", loc);
+    }
+    curl_easy_cleanup(c);
+    free(b.p);
+    return status;
+}
+
+static json_object *form_post(const char *url, const char *form)
+{
+    CURL *c = curl_easy_init();
+    struct buf b = {NULL, 0};
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    json_object *o = curl_easy_perform(c) == CURLE_OK && b.p ? json_tokener_parse(b.p) : NULL;
+    curl_easy_cleanup(c);
+    free(b.p);
+    return o;
+}
+
+static void test_c_adapter_oauth_refresh(void)
+{
+    struct sandbox sb;
+    if (sb_start(&sb, "all=1")) {
+        CHECK(!"sandbox start");
+        return;
+    }
+    /* A refresh token the sandbox issued (authorization code grant). */
+    char url[512], loc[1024], form[1024], rt[128] = "";
+    snprintf(url, sizeof url,
+             "%s/hubspot/oauth/authorize?client_id=app&redirect_uri=https%%3A%%2F%%2Fhost.test%%2Fcb"
+             "&response_type=code&scope=oauth&state=s1", sb.url);
+    CHECK(no_redirect_get(url, loc, sizeof loc) == 302);
+    const char *code = strstr(loc, "code=");
+    snprintf(form, sizeof form,
+             "grant_type=authorization_code&code=%.*s&redirect_uri=https%%3A%%2F%%2Fhost.test%%2Fcb"
+             "&client_id=app&client_secret=sec", code ? (int)strcspn(code + 5, "&") : 0, code ? code + 5 : "");
+    snprintf(url, sizeof url, "%s/hubspot/oauth/v1/token", sb.url);
+    json_object *tok = form_post(url, form);
+    const char *r = json_object_get_string(json_object_object_get(tok, "refresh_token"));
+    snprintf(rt, sizeof rt, "%s", r ? r : "");
+    json_object_put(tok);
+    CHECK(rt[0] != '\0');
+
+    static const integ_adapter ta = {.version = INTEG_ADAPTER_VERSION, .test_connection = ta_test};
+    struct env e;
+    memset(&e, 0, sizeof e);
+    char opts[1024];
+    snprintf(opts, sizeof opts,
+             "{\"store\":\"sqlite::memory:\",\"master_key\":\"" TEST_MASTER_KEY "\","
+             "\"http\":{\"allow_private_networks\":true},"
+             "\"base_url_overrides\":{\"hubspot-crm\":{\"api\":\"%s/hubspot\",\"token_url\":\"%s/hubspot/oauth/v1/token\"}}}",
+             sb.url, sb.url);
+    if (rt[0] && integ_ctx_open(&e.ctx, opts) == INTEG_OK) {
+        ig_ctx_set_clock(e.ctx, &fake_clock);
+        CHECK_OK(integ_definition_set_app_credentials(e.ctx, "hubspot-crm",
+                                                      "{\"client_id\":\"app\",\"client_secret\":\"sec\"}"));
+        CHECK_OK(integ_adapter_register(e.ctx, "hubspot-crm", &ta, NULL));
+        integ_session_open(&e.s, e.ctx, "acme", "alice", "[\"admin\"]");
+        /* An access token that expired before the (injected) now. */
+        char req[1024], *out = NULL;
+        snprintf(req, sizeof req,
+                 "{\"integration_definition_id\":\"hubspot-crm\",\"auth_type\":\"oauth2\",\"credentials\":"
+                 "{\"access_token\":\"stale-token\",\"refresh_token\":\"%s\",\"expires_at\":\"2025-01-01T00:00:00Z\"}}",
+                 rt);
+        CHECK_OK(integ_integration_create(e.s, req, &out));
+        json_object *o = out ? json_tokener_parse(out) : NULL;
+        snprintf(e.id, sizeof e.id, "%s", o ? json_object_get_string(json_object_object_get(o, "id")) : "-");
+        json_object_put(o);
+        integ_free(out);
+        int64_t before = sb_count(&sb, "POST /hubspot/oauth/v1/token");
+        CHECK_OK(ig_conn_open(e.ctx, "acme", e.id, &e.c));
+        long status = 0;
+        if (e.c) {
+            CHECK_OK(ig_rest_test(e.c, &status));
+            json_object *seen = ta_seen ? json_tokener_parse(ta_seen) : NULL;
+            const char *at = json_object_get_string(json_object_object_get(seen, "access_token"));
+            const char *rt2 = json_object_get_string(json_object_object_get(seen, "refresh_token"));
+            CHECK_STR(at, TOKEN); /* refreshed before the call */
+            CHECK(rt2 && strcmp(rt2, rt) != 0);        /* rotated */
+            json_object_put(seen);
+            CHECK(sb_count(&sb, "POST /hubspot/oauth/v1/token") == before + 1);
+            /* Fresh now: the next call does not refresh again. */
+            CHECK_OK(ig_rest_test(e.c, &status));
+            CHECK(ta_seen && strstr(ta_seen, TOKEN) && !strstr(ta_seen, "stale-token"));
+            CHECK(sb_count(&sb, "POST /hubspot/oauth/v1/token") == before + 1);
+        }
+        env_close(&e);
+    }
+    free(ta_seen);
+    ta_seen = NULL;
+    sandbox_stop(&sb);
+}
+
+/* A token endpoint for the client-credentials grant (the sandbox has
+ * none): every request gets a new token; `requests` counts them. */
+struct token_peer {
+    int fd, port;
+    atomic_int requests;
+    pthread_t th;
+};
+
+static void *token_peer_run(void *arg)
+{
+    struct token_peer *t = arg;
+    for (;;) {
+        int c = accept(t->fd, NULL, NULL);
+        if (c < 0)
+            break;
+        char req[8192];
+        size_t n = 0;
+        char *end = NULL;
+        while (n < sizeof req - 1 && !end) {
+            ssize_t k = read(c, req + n, sizeof req - 1 - n);
+            if (k <= 0)
+                break;
+            n += (size_t)k;
+            req[n] = '\0';
+            end = strstr(req, "\r\n\r\n");
+        }
+        const char *cl = end ? strcasestr(req, "content-length:") : NULL;
+        size_t want = end ? (size_t)(end + 4 - req) + (cl ? strtoul(cl + 15, NULL, 10) : 0) : 0;
+        while (end && n < want && n < sizeof req - 1) {
+            ssize_t k = read(c, req + n, sizeof req - 1 - n);
+            if (k <= 0)
+                break;
+            n += (size_t)k;
+        }
+        int i = ++t->requests;
+        char body[128], resp[512];
+        snprintf(body, sizeof body, "{\"access_token\":\"cc-token-%d\",\"token_type\":\"bearer\",\"expires_in\":3600}", i);
+        int len = snprintf(resp, sizeof resp,
+                           "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                           "Connection: close\r\n\r\n%s", strlen(body), body);
+        if (write(c, resp, (size_t)len) < 0)
+            perror("token peer write");
+        close(c);
+    }
+    return NULL;
+}
+
+static int token_peer_start(struct token_peer *t)
+{
+    memset(t, 0, sizeof *t);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    t->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (t->fd < 0 || bind(t->fd, (struct sockaddr *)&a, sizeof a) || listen(t->fd, 8) ||
+        getsockname(t->fd, (struct sockaddr *)&a, &al))
+        return -1;
+    t->port = ntohs(a.sin_port);
+    return pthread_create(&t->th, NULL, token_peer_run, t);
+}
+
+static void token_peer_stop(struct token_peer *t)
+{
+    shutdown(t->fd, SHUT_RDWR);
+    close(t->fd);
+    pthread_join(t->th, NULL);
+}
+
+/* A runtime token (client credentials) is obtained before the call and
+ * handed over as "access_token", next to the stored credentials. */
+static void test_c_adapter_runtime_token(void)
+{
+    struct token_peer tp;
+    if (token_peer_start(&tp)) {
+        CHECK(!"token peer");
+        return;
+    }
+    static const integ_adapter ta = {.version = INTEG_ADAPTER_VERSION, .test_connection = ta_test};
+    struct env e;
+    memset(&e, 0, sizeof e);
+    char opts[1024];
+    snprintf(opts, sizeof opts,
+             "{\"store\":\"sqlite::memory:\",\"master_key\":\"" TEST_MASTER_KEY "\","
+             "\"http\":{\"allow_private_networks\":true},"
+             "\"base_url_overrides\":{\"visma-erp\":{\"api\":\"http://127.0.0.1:%d/api\","
+             "\"token_url\":\"http://127.0.0.1:%d/token\"}}}", tp.port, tp.port);
+    if (integ_ctx_open(&e.ctx, opts) == INTEG_OK) {
+        ig_ctx_set_clock(e.ctx, &fake_clock);
+        CHECK_OK(integ_adapter_register(e.ctx, "visma-erp", &ta, NULL));
+        integ_session_open(&e.s, e.ctx, "acme", "alice", "[\"admin\"]");
+        char *out = NULL;
+        CHECK_OK(integ_integration_create(e.s, "{\"integration_definition_id\":\"visma-erp\","
+                                               "\"auth_type\":\"oauth2_client_credentials\","
+                                               "\"credentials\":{\"client_id\":\"cid\",\"client_secret\":\"cs\"}}", &out));
+        json_object *o = out ? json_tokener_parse(out) : NULL;
+        snprintf(e.id, sizeof e.id, "%s", o ? json_object_get_string(json_object_object_get(o, "id")) : "-");
+        json_object_put(o);
+        integ_free(out);
+        CHECK_OK(ig_conn_open(e.ctx, "acme", e.id, &e.c));
+        long status = 0;
+        if (e.c) {
+            CHECK_OK(ig_rest_test(e.c, &status));
+            json_object *seen = ta_seen ? json_tokener_parse(ta_seen) : NULL;
+            CHECK_STR(json_object_get_string(json_object_object_get(seen, "access_token")), "cc-token-1");
+            CHECK_STR(json_object_get_string(json_object_object_get(seen, "client_id")), "cid");
+            json_object_put(seen);
+            CHECK(tp.requests == 1);
+            CHECK_OK(ig_rest_test(e.c, &status)); /* still good: not fetched again */
+            CHECK(ta_seen && strstr(ta_seen, "\"cc-token-1\""));
+            CHECK(tp.requests == 1);
+        }
+        env_close(&e);
+    } else {
+        CHECK(!"ctx");
+    }
+    free(ta_seen);
+    ta_seen = NULL;
+    token_peer_stop(&tp);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -968,5 +1315,8 @@ int main(int argc, char **argv)
     RUN(test_retry_rule);
     RUN(test_auth_and_rate_limit);
     RUN(test_c_adapter);
+    RUN(test_c_adapter_replaced);
+    RUN(test_c_adapter_oauth_refresh);
+    RUN(test_c_adapter_runtime_token);
     TEST_END();
 }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "ctx.h"
+#include "json.h"
 #include "test.h"
 
 #define SECRET "pat-na1-KNOWN-SECRET-7f3a9c"
@@ -219,6 +220,63 @@ static void test_rotate_master_key(void)
     remove_db();
 }
 
+static int all_zero(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return 0;
+    return 1;
+}
+
+/* ig_json_wipe_put zeroes the print buffer of every value inside, not only
+ * the top one's: json-c gives each object its own buffer when it is
+ * serialised on its own (ig_oauth_seal_into does that with a nested
+ * credentials object), and frees it as is. The values are kept alive with
+ * extra references so their buffers can be read after the wipe. */
+static void test_wipe_nested_print_buffers(void)
+{
+    json_object *top = json_tokener_parse("{\"name\":\"n\",\"credentials\":{\"api_key\":\"" SECRET "\","
+                                          "\"url\":\"https://x/" SECRET "\",\"list\":[\"" SECRET "\","
+                                          "{\"deep\":\"" SECRET "\"}]}}");
+    CHECK(top != NULL);
+    if (!top)
+        return;
+    json_object *creds = json_object_object_get(top, "credentials");
+    json_object *list = json_object_object_get(creds, "list");
+    json_object *deep = json_object_array_get_idx(list, 1);
+    json_object *url = json_object_object_get(creds, "url");
+    struct {
+        json_object *o;
+        int flags;
+        const char *buf;
+        size_t len;
+    } held[] = {
+        {top, JSON_C_TO_STRING_PLAIN, NULL, 0},
+        {creds, JSON_C_TO_STRING_PLAIN, NULL, 0},  /* as ig_oauth_seal_into */
+        {list, JSON_C_TO_STRING_SPACED | JSON_C_TO_STRING_PRETTY, NULL, 0}, /* longer than plain */
+        {deep, JSON_C_TO_STRING_SPACED, NULL, 0},
+        {url, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, NULL, 0},
+    };
+    size_t n = sizeof held / sizeof *held;
+    for (size_t i = 0; i < n; i++) {
+        held[i].buf = json_object_to_json_string_length(held[i].o, held[i].flags, &held[i].len);
+        CHECK(held[i].buf && strstr(held[i].buf, SECRET));
+        json_object_get(held[i].o);
+    }
+    json_object *key = json_object_get(json_object_object_get(creds, "api_key"));
+    ig_json_wipe_put(top);
+    for (size_t i = 0; i < n; i++) {
+        /* The whole earlier serialisation, also past a shorter rewrite. */
+        if (!all_zero(held[i].buf, held[i].len))
+            fprintf(stderr, "  print buffer %zu still holds: %.*s\n", i, (int)held[i].len, held[i].buf);
+        CHECK(all_zero(held[i].buf, held[i].len));
+    }
+    CHECK(all_zero(json_object_get_string(key), strlen(SECRET)));
+    json_object_put(key);
+    for (size_t i = n; i-- > 0;)
+        json_object_put(held[i].o);
+}
+
 int main(void)
 {
     make_path();
@@ -226,6 +284,7 @@ int main(void)
     RUN(test_wrong_master_key);
     RUN(test_tampered_and_moved);
     RUN(test_rotate_master_key);
+    RUN(test_wipe_nested_print_buffers);
     remove_db();
     TEST_END();
 }
