@@ -557,18 +557,27 @@ static int check_auth_template_string(const vctx *v, const char *s, const char *
     return INTEG_OK;
 }
 
-static int check_auth_template(const vctx *v, json_object *val, const char *path,
-                               json_object *method_def, int flags)
+/* Every string inside val (arrays and objects walked, each string's path
+ * given), checked by one template checker: auth templates and request
+ * templates differ only in what a string may hold. */
+struct tmpl_check {
+    int (*string)(const vctx *v, const char *s, const char *path, const struct tmpl_check *c);
+    json_object *method_def; /* auth: the method whose inputs may be named */
+    int flags;               /* auth: T_* / request: ALLOW_* */
+    int in_body;             /* request: a body template */
+};
+
+static int check_template_strings(const vctx *v, json_object *val, const char *path, const struct tmpl_check *c)
 {
     char p[PATH_MAX_LEN];
     switch (json_object_get_type(val)) {
     case json_type_string:
-        return check_auth_template_string(v, json_object_get_string(val), path, method_def, flags);
+        return c->string(v, json_object_get_string(val), path, c);
     case json_type_array: {
         size_t n = json_object_array_length(val);
         for (size_t i = 0; i < n; i++) {
             path_fmt(p, "%s[%zu]", path, i);
-            int rc = check_auth_template(v, json_object_array_get_idx(val, i), p, method_def, flags);
+            int rc = check_template_strings(v, json_object_array_get_idx(val, i), p, c);
             if (rc)
                 return rc;
         }
@@ -577,7 +586,7 @@ static int check_auth_template(const vctx *v, json_object *val, const char *path
     case json_type_object: {
         json_object_object_foreach(val, k, child) {
             path_fmt(p, "%s.%s", path, k);
-            int rc = check_auth_template(v, child, p, method_def, flags);
+            int rc = check_template_strings(v, child, p, c);
             if (rc)
                 return rc;
         }
@@ -586,6 +595,18 @@ static int check_auth_template(const vctx *v, json_object *val, const char *path
     default:
         return INTEG_OK;
     }
+}
+
+static int auth_string(const vctx *v, const char *s, const char *path, const struct tmpl_check *c)
+{
+    return check_auth_template_string(v, s, path, c->method_def, c->flags);
+}
+
+static int check_auth_template(const vctx *v, json_object *val, const char *path,
+                               json_object *method_def, int flags)
+{
+    const struct tmpl_check c = {auth_string, method_def, flags, 0};
+    return check_template_strings(v, val, path, &c);
 }
 
 static int check_auth_template_field(const vctx *v, json_object *obj, const char *key,
@@ -645,35 +666,16 @@ static int check_request_template_string(const vctx *v, const char *s, const cha
     return INTEG_OK;
 }
 
+static int request_string(const vctx *v, const char *s, const char *path, const struct tmpl_check *c)
+{
+    return check_request_template_string(v, s, path, c->flags, c->in_body);
+}
+
 static int check_request_template(const vctx *v, json_object *val, const char *path, int allow,
                                   int in_body)
 {
-    char p[PATH_MAX_LEN];
-    switch (json_object_get_type(val)) {
-    case json_type_string:
-        return check_request_template_string(v, json_object_get_string(val), path, allow, in_body);
-    case json_type_array: {
-        size_t n = json_object_array_length(val);
-        for (size_t i = 0; i < n; i++) {
-            path_fmt(p, "%s[%zu]", path, i);
-            int rc = check_request_template(v, json_object_array_get_idx(val, i), p, allow, in_body);
-            if (rc)
-                return rc;
-        }
-        return INTEG_OK;
-    }
-    case json_type_object: {
-        json_object_object_foreach(val, k, child) {
-            path_fmt(p, "%s.%s", path, k);
-            int rc = check_request_template(v, child, p, allow, in_body);
-            if (rc)
-                return rc;
-        }
-        return INTEG_OK;
-    }
-    default:
-        return INTEG_OK;
-    }
+    const struct tmpl_check c = {request_string, NULL, allow, in_body};
+    return check_template_strings(v, val, path, &c);
 }
 
 /* An object of string templates (query, headers). */
