@@ -208,12 +208,7 @@ static void *keeper_main(void *p)
     pthread_mutex_lock(&k->mu);
     while (!k->stop) {
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += KEEP_POLL_MS * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        ig_deadline_after_us(&ts, KEEP_POLL_MS * 1000LL);
         pthread_cond_timedwait(&k->cv, &k->mu, &ts);
         if (k->stop || ig_ctx_now_ms(k->ctx) < k->until - LEASE_TTL_MS * 2 / 3)
             continue;

@@ -30,6 +30,7 @@
 #include "json.h"
 #include "store_schema.h"
 #include "store_sqlite.h"
+#include "util.h"
 
 /* ------------------------------------------------------------------------ */
 /* Schema                                                                   */
@@ -394,24 +395,13 @@ static int conn_open(sq_store *s, sq_conn **out)
     return INTEG_OK;
 }
 
-static void deadline_after(struct timespec *ts, int ms)
-{
-    clock_gettime(CLOCK_MONOTONIC, ts);
-    ts->tv_sec += ms / 1000;
-    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-    if (ts->tv_nsec >= 1000000000L) {
-        ts->tv_sec++;
-        ts->tv_nsec -= 1000000000L;
-    }
-}
-
 /* Take an idle connection (opening one if the pool may grow) and, for a
  * write transaction, the writer slot. Waits up to the busy timeout. */
 static int pool_acquire(sq_store *s, int write, sq_conn **out)
 {
     *out = NULL;
     struct timespec deadline;
-    deadline_after(&deadline, IG_SQLITE_BUSY_TIMEOUT_MS);
+    ig_deadline_after_us(&deadline, IG_SQLITE_BUSY_TIMEOUT_MS * 1000LL);
     pthread_mutex_lock(&s->mu);
     for (;;) {
         if (!s->opened) {

@@ -12,6 +12,11 @@ int ig_in_list(const char *s, const char *const *list);
 /* Current wall-clock time in unix milliseconds. */
 int64_t ig_now_ms(void);
 
+struct timespec;
+/* *ts = CLOCK_MONOTONIC now + us microseconds: the deadline of a
+ * pthread_cond_timedwait on a condition variable set to that clock. */
+void ig_deadline_after_us(struct timespec *ts, int64_t us);
+
 /* A UUIDv7 string (36 chars + NUL) for time `ms`, all other bits random:
  * ordered against other milliseconds only. */
 void ig_uuid7(char out[37], int64_t ms);

@@ -22,6 +22,7 @@
 #include "ctx.h"
 #include "error.h"
 #include "json.h"
+#include "util.h"
 #include "webhook_ingest.h"
 
 /* error.c's message size: a copied message is never shorter than the original. */
@@ -280,12 +281,7 @@ static void linger(ig_wh_ingest *q)
     if (seen <= q->cpus || !expecting(q))
         return;
     struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_nsec += IG_WH_INGEST_LINGER_US * 1000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    ig_deadline_after_us(&until, IG_WH_INGEST_LINGER_US);
     q->lingering = 1;
     while (expecting(q))
         if (pthread_cond_timedwait(&q->lead_cv, &q->mu, &until) != 0)
