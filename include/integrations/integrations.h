@@ -42,6 +42,19 @@ extern "C" {
  * Library
  * ---------------------------------------------------------------------- */
 
+/*
+ * The version of these headers (compile time); integ_version() is the
+ * version of the library actually loaded (run time). MAJOR.MINOR names the
+ * newest symbol version node (INTEGRATIONS_0.4 -> 0.4): a host that needs a
+ * function added in INTEGRATIONS_0.N can check
+ *   #if INTEG_VERSION_MAJOR > 0 || INTEG_VERSION_MINOR >= N
+ * Kept equal to the project version in meson.build by test_version.
+ */
+#define INTEG_VERSION_MAJOR 0
+#define INTEG_VERSION_MINOR 4
+#define INTEG_VERSION_PATCH 0
+#define INTEG_VERSION_STRING "0.4.0"
+
 /** The library version, "MAJOR.MINOR.PATCH". Static storage; never free. */
 INTEG_API const char *integ_version(void);
 

@@ -62,7 +62,7 @@ from .errors import (
 )
 
 #: The version of this binding (the C library's is :func:`version`).
-__version__ = "0.1.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "Context",
