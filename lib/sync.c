@@ -14,6 +14,7 @@
 #include "error.h"
 #include "json.h"
 #include "mapping.h"
+#include "oauth.h"
 #include "store_schema.h"
 #include "prefetch.h"
 #include "sync.h"
@@ -1378,11 +1379,23 @@ static int finish(struct run *r, const char *status, int err, json_object **resu
              * let the scheduler run it), and keeps "needs_reauth" too: the
              * credentials are still to be fixed, whatever else failed now.
              * A run that lost its lease leaves the status to the run that
-             * took over. */
-            if (!cur || (strcmp(cur, "paused") != 0 && strcmp(cur, "needs_reauth") != 0))
+             * took over.
+             *
+             * INTEG_EAUTH is compare-and-set on the credentials (as
+             * ig_oauth_needs_reauth): the rejected ones are those the
+             * connection holds (as opened, or as it renewed or adopted
+             * them). When the record's are others now (set or
+             * re-authorised during the run), the rejection is about
+             * credentials gone and the new ones are untried: the status
+             * and last_error stay; the sync log, the audit entry and
+             * sync.failed record the failure. */
+            ig_creds_seen seen = {ig_json_str(r->c->integration, "credentials_sealed"), r->c->credentials};
+            int gone = err == INTEG_EAUTH && !ig_oauth_creds_unchanged(ctx, integ, &seen);
+            if (!gone && (!cur || (strcmp(cur, "paused") != 0 && strcmp(cur, "needs_reauth") != 0)))
                 json_object_object_add(integ, "status",
                                        json_object_new_string(err == INTEG_EAUTH ? "needs_reauth" : "error"));
-            json_object_object_add(integ, "last_error", json_object_new_string(saved));
+            if (!gone)
+                json_object_object_add(integ, "last_error", json_object_new_string(saved));
         }
         json_object_object_add(integ, "updated_at", json_object_new_string(at));
         rc = ig_store_put(ctx, tx, INTEG_KIND_INTEGRATION, integ, INTEG_PUT_UPDATE);

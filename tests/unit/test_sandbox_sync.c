@@ -729,6 +729,93 @@ static void test_failure_keeps_paused_and_needs_reauth(void)
     sandbox_stop(&sb);
 }
 
+/* The integration's stored record (NULL: none). */
+static json_object *integration_record(struct env *e)
+{
+    struct body b = {NULL, 0};
+    void *tx = NULL;
+    json_object *o = NULL;
+    if (e->ctx->store->begin(e->ctx->store_data, 0, &tx) == INTEG_OK) {
+        if (e->ctx->store->get(tx, INTEG_KIND_INTEGRATION, "acme", e->id, collect_first, &b) == INTEG_OK && b.p)
+            o = json_tokener_parse(b.p);
+        e->ctx->store->end(tx, 0);
+    }
+    free(b.p);
+    return o;
+}
+
+struct new_creds {
+    struct sandbox *sb;
+    struct env *e;
+    int calls, set_rc;
+    char sealed[4096]; /* credentials_sealed right after they were set */
+};
+
+/* After page 1: a person sets new credentials (another session), and the
+ * provider starts refusing the old ones the run is using. */
+static int set_creds_during_run(void *payload, const char *progress_json)
+{
+    (void)progress_json;
+    struct new_creds *n = payload;
+    if (++n->calls != 1)
+        return 0;
+    integ_session *other = NULL;
+    integ_session_open(&other, n->e->ctx, "acme", "bob", "[\"admin\"]");
+    n->set_rc = integ_integration_set_credentials(other, n->e->id, "{\"api_key\":\"a-new-key\"}");
+    integ_session_close(other);
+    json_object *rec = integration_record(n->e);
+    snprintf(n->sealed, sizeof n->sealed, "%s", rec && jstr(rec, "credentials_sealed") ? jstr(rec, "credentials_sealed") : "");
+    json_object_put(rec);
+    if (sb_control(n->sb, "/_sandbox/config", "{\"faults\":\"unauthorized=1\"}"))
+        n->set_rc = -1;
+    return 0;
+}
+
+/* A run whose credentials were replaced while it ran, and which the
+ * provider then refuses (a 401 for the old credentials), does not mark the
+ * new ones needs_reauth: they have not been tried. The failure is in the
+ * sync log; the status, last_error and the new credentials stay. A 401
+ * for the credentials the integration has (the next run) still marks it. */
+static void test_unauthorized_after_new_credentials(void)
+{
+    struct sandbox sb;
+    struct env e;
+    if (hubspot_1200(&sb, &e, ""))
+        return;
+    struct new_creds n = {&sb, &e, 0, -1, ""};
+    char *out = NULL, status[32], err[256];
+    int rc = integ_sync(e.s, e.id, "{\"entity\":\"contacts\"}", set_creds_during_run, &n, &out);
+    integ_free(out);
+    CHECK(rc == INTEG_EAUTH);
+    CHECK(n.calls >= 1 && n.set_rc == INTEG_OK && n.sealed[0]);
+    integration_status(&e, status, err);
+    if (strcmp(status, "active") != 0)
+        fprintf(stderr, "  status %s (%s)\n", status, err);
+    CHECK_STR(status, "active");
+    CHECK(strstr(err, "401") == NULL);
+    json_object *rec = integration_record(&e);
+    CHECK(rec && jstr(rec, "credentials_sealed") && !strcmp(jstr(rec, "credentials_sealed"), n.sealed));
+    json_object_put(rec);
+    /* The run's failure is recorded all the same. */
+    CHECK_OK(integ_sync_logs(e.s, e.id, NULL, &out));
+    json_object *logs = out ? json_tokener_parse(out) : NULL;
+    integ_free(out);
+    int errors = 0;
+    for (size_t i = 0; i < json_object_array_length(logs); i++)
+        errors += !strcmp(jstr(json_object_array_get_idx(logs, i), "status"), "error");
+    CHECK(errors == 1);
+    json_object_put(logs);
+
+    /* The next run is refused with the credentials the integration has:
+     * needs_reauth. */
+    json_object_put(sync_entity(&e, "contacts", NULL, INTEG_EAUTH));
+    integration_status(&e, status, err);
+    CHECK_STR(status, "needs_reauth");
+    CHECK(strstr(err, "401") != NULL);
+    env_close(&e);
+    sandbox_stop(&sb);
+}
+
 /* The stored checkpoint of an entity (NULL: none). */
 static json_object *checkpoint_of(struct env *e, const char *entity)
 {
@@ -1046,6 +1133,7 @@ int main(int argc, char **argv)
     RUN(test_writer_read_plan_meets_link);
     RUN(test_writer_links_as_built);
     RUN(test_failure_keeps_paused_and_needs_reauth);
+    RUN(test_unauthorized_after_new_credentials);
     RUN(test_failed_record_retried_incrementally);
     RUN(test_lease_lost_writer_page);
     RUN(test_lease_lost_tx_page);
