@@ -214,6 +214,31 @@ static void call_free(integ_adapter_call *call)
         ig_free_secret(call->credentials, strlen(call->credentials));
 }
 
+/* The adapter returned INTEG_EAUTH (`*rc`): the rule of the REST engine
+ * after a 401 (ig_req_send). A token method gets one fresh token
+ * (ig_auth_after_401: single flight, compare-and-set, needs_reauth on
+ * invalid_grant, at most 3 renewals per connection) and the call is made
+ * once more with it; this holds for create as well (the remote refused the
+ * request, so it did not act). 1: call the adapter again with `call`'s new
+ * credentials. 0: give up with *rc, which stays INTEG_EAUTH (the message is
+ * the adapter's, or the failed renewal's) unless the fresh credentials
+ * could not be handed over. */
+static int renewed_after_eauth(ig_conn *c, integ_adapter_call *call, int *rc)
+{
+    if (*rc != INTEG_EAUTH || ig_auth_after_401(c) != INTEG_OK)
+        return 0;
+    char *fresh = NULL;
+    int crc = call_credentials(c, &fresh);
+    if (crc) {
+        *rc = crc;
+        return 0;
+    }
+    if (call->credentials)
+        ig_free_secret(call->credentials, strlen(call->credentials));
+    call->credentials = fresh;
+    return 1;
+}
+
 int ig_adapter_list_page(ig_conn *c, const char *entity, json_object *state, int64_t since_ms, ig_page *out)
 {
     const char *key = ig_json_str(c->definition, "key");
@@ -231,10 +256,17 @@ int ig_adapter_list_page(ig_conn *c, const char *entity, json_object *state, int
         json_object_object_add(req, "since", NULL);
     }
     if (rc == INTEG_OK) {
-        rc = c->adapter->list_page(payload_of(c), &call, entity,
-                                   json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN), ig_json_reply_into, &reply);
-        if (rc)
-            ig_err_prefix(rc, key);
+        for (int retried = 0;; retried = 1) {
+            rc = c->adapter->list_page(payload_of(c), &call, entity,
+                                       json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN), ig_json_reply_into,
+                                       &reply);
+            if (rc)
+                ig_err_prefix(rc, key);
+            if (retried || !renewed_after_eauth(c, &call, &rc))
+                break;
+            json_object_put(reply);
+            reply = NULL;
+        }
     }
     if (rc == INTEG_OK && !json_object_is_type(ig_json_get(reply, "records"), json_type_array))
         rc = ig_err(INTEG_EREMOTE, "the %s adapter's list_page reply has no \"records\" array", key);
@@ -263,9 +295,15 @@ int ig_adapter_test(ig_conn *c)
     int rc = call_make(c, &call);
     json_object *reply = NULL;
     if (rc == INTEG_OK) {
-        rc = c->adapter->test_connection(payload_of(c), &call, ig_json_reply_into, &reply);
-        if (rc)
-            ig_err_prefix(rc, key);
+        for (int retried = 0;; retried = 1) {
+            rc = c->adapter->test_connection(payload_of(c), &call, ig_json_reply_into, &reply);
+            if (rc)
+                ig_err_prefix(rc, key);
+            if (retried || !renewed_after_eauth(c, &call, &rc))
+                break;
+            json_object_put(reply);
+            reply = NULL;
+        }
     }
     json_object_put(reply);
     call_free(&call);
@@ -293,9 +331,15 @@ int ig_adapter_fetch_one(ig_conn *c, const char *entity, const char *external_id
     integ_adapter_call call;
     int rc = call_make(c, &call);
     if (rc == INTEG_OK) {
-        rc = c->adapter->fetch_one(payload_of(c), &call, entity, external_id, ig_json_reply_into, out);
-        if (rc)
-            ig_err_prefix(rc, key);
+        for (int retried = 0;; retried = 1) {
+            rc = c->adapter->fetch_one(payload_of(c), &call, entity, external_id, ig_json_reply_into, out);
+            if (rc)
+                ig_err_prefix(rc, key);
+            if (retried || !renewed_after_eauth(c, &call, &rc))
+                break;
+            json_object_put(*out);
+            *out = NULL;
+        }
     }
     rc = adapter_record(key, "fetch_one", rc, out);
     call_free(&call);
@@ -311,10 +355,17 @@ int ig_adapter_create(ig_conn *c, const char *entity, json_object *record, json_
     integ_adapter_call call;
     int rc = call_make(c, &call);
     if (rc == INTEG_OK) {
-        rc = c->adapter->create(payload_of(c), &call, entity,
-                                json_object_to_json_string_ext(record, JSON_C_TO_STRING_PLAIN), ig_json_reply_into, out);
-        if (rc)
-            ig_err_prefix(rc, key);
+        for (int retried = 0;; retried = 1) { /* after INTEG_EAUTH too: the remote did not act */
+            rc = c->adapter->create(payload_of(c), &call, entity,
+                                    json_object_to_json_string_ext(record, JSON_C_TO_STRING_PLAIN), ig_json_reply_into,
+                                    out);
+            if (rc)
+                ig_err_prefix(rc, key);
+            if (retried || !renewed_after_eauth(c, &call, &rc))
+                break;
+            json_object_put(*out);
+            *out = NULL;
+        }
     }
     rc = adapter_record(key, "create", rc, out);
     call_free(&call);
@@ -331,10 +382,17 @@ int ig_adapter_update(ig_conn *c, const char *entity, const char *external_id, j
     integ_adapter_call call;
     int rc = call_make(c, &call);
     if (rc == INTEG_OK) {
-        rc = c->adapter->update(payload_of(c), &call, entity, external_id,
-                                json_object_to_json_string_ext(record, JSON_C_TO_STRING_PLAIN), ig_json_reply_into, out);
-        if (rc)
-            ig_err_prefix(rc, key);
+        for (int retried = 0;; retried = 1) {
+            rc = c->adapter->update(payload_of(c), &call, entity, external_id,
+                                    json_object_to_json_string_ext(record, JSON_C_TO_STRING_PLAIN), ig_json_reply_into,
+                                    out);
+            if (rc)
+                ig_err_prefix(rc, key);
+            if (retried || !renewed_after_eauth(c, &call, &rc))
+                break;
+            json_object_put(*out);
+            *out = NULL;
+        }
     }
     /* An adapter may reply nothing: the update stands, *out stays NULL. */
     if (rc == INTEG_OK && !*out) {
@@ -354,11 +412,15 @@ int ig_adapter_remove(ig_conn *c, const char *entity, const char *external_id)
     integ_adapter_call call;
     int rc = call_make(c, &call);
     if (rc == INTEG_OK) {
-        rc = c->adapter->remove(payload_of(c), &call, entity, external_id);
-        if (rc == INTEG_ENOTFOUND)
-            rc = INTEG_OK; /* already gone */
-        else if (rc)
-            ig_err_prefix(rc, key);
+        for (int retried = 0;; retried = 1) {
+            rc = c->adapter->remove(payload_of(c), &call, entity, external_id);
+            if (rc == INTEG_ENOTFOUND)
+                rc = INTEG_OK; /* already gone */
+            else if (rc)
+                ig_err_prefix(rc, key);
+            if (retried || !renewed_after_eauth(c, &call, &rc))
+                break;
+        }
     }
     call_free(&call);
     return rc;

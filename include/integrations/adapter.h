@@ -17,6 +17,19 @@
  * credentials, INTEG_ERATELIMIT, INTEG_ENETWORK, INTEG_EREMOTE, ... as the
  * REST engine does. A member may be NULL when the adapter cannot do it
  * (INTEG_EUNSUPPORTED is then reported). Calls come from any thread.
+ *
+ * INTEG_EAUTH means the remote refused the credentials (its 401) and is
+ * treated as a 401 on the REST path: when the auth method has a token to
+ * renew (oauth2 with a refresh token, client credentials, JWT bearer,
+ * session login), the library gets one fresh token and calls the same
+ * function once more with the new credentials; any reply of the refused
+ * call is dropped. This holds for test_connection, list_page, fetch_one,
+ * create, update and remove, create included (a refused request was not
+ * acted on), so return INTEG_EAUTH only when the remote did not act; a
+ * refusal a new token cannot fix (a 403, say) costs one renewal. A second
+ * INTEG_EAUTH is final, as is the first for api_key, basic and none; a
+ * renewal the provider refuses (invalid_grant) marks the integration
+ * needs_reauth (doc/sync.md, "Host C adapters").
  */
 #ifndef INTEGRATIONS_ADAPTER_H
 #define INTEGRATIONS_ADAPTER_H
@@ -42,7 +55,8 @@ INTEG_API const char *integ_adapter_call_config(const integ_adapter_call *call);
  * The integration's credentials (JSON object, "{}" when none), made current
  * before the call as for a REST request: an oauth2 access token is
  * refreshed ahead of expiry; a client-credentials, JWT-bearer or session
- * token is obtained or renewed and given as "access_token". A secret:
+ * token is obtained or renewed and given as "access_token". After the call
+ * returned INTEG_EAUTH, the call made again gets renewed ones. A secret:
  * never log it.
  */
 INTEG_API const char *integ_adapter_call_credentials(const integ_adapter_call *call);

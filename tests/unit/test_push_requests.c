@@ -1106,6 +1106,28 @@ static json_object *form_post(const char *url, const char *form)
     return o;
 }
 
+/* A refresh token the sandbox's HubSpot issued (authorization code grant)
+ * into rt ("" on failure). */
+static void sb_refresh_token(struct sandbox *sb, char *rt, size_t cap)
+{
+    char url[512], loc[1024], form[1024];
+    rt[0] = '\0';
+    snprintf(url, sizeof url,
+             "%s/hubspot/oauth/authorize?client_id=app&redirect_uri=https%%3A%%2F%%2Fhost.test%%2Fcb"
+             "&response_type=code&scope=oauth&state=s1", sb->url);
+    CHECK(no_redirect_get(url, loc, sizeof loc) == 302);
+    const char *code = strstr(loc, "code=");
+    snprintf(form, sizeof form,
+             "grant_type=authorization_code&code=%.*s&redirect_uri=https%%3A%%2F%%2Fhost.test%%2Fcb"
+             "&client_id=app&client_secret=sec", code ? (int)strcspn(code + 5, "&") : 0, code ? code + 5 : "");
+    snprintf(url, sizeof url, "%s/hubspot/oauth/v1/token", sb->url);
+    json_object *tok = form_post(url, form);
+    const char *r = json_object_get_string(json_object_object_get(tok, "refresh_token"));
+    snprintf(rt, cap, "%s", r ? r : "");
+    json_object_put(tok);
+    CHECK(rt[0] != '\0');
+}
+
 static void test_c_adapter_oauth_refresh(void)
 {
     struct sandbox sb;
@@ -1113,22 +1135,8 @@ static void test_c_adapter_oauth_refresh(void)
         CHECK(!"sandbox start");
         return;
     }
-    /* A refresh token the sandbox issued (authorization code grant). */
-    char url[512], loc[1024], form[1024], rt[128] = "";
-    snprintf(url, sizeof url,
-             "%s/hubspot/oauth/authorize?client_id=app&redirect_uri=https%%3A%%2F%%2Fhost.test%%2Fcb"
-             "&response_type=code&scope=oauth&state=s1", sb.url);
-    CHECK(no_redirect_get(url, loc, sizeof loc) == 302);
-    const char *code = strstr(loc, "code=");
-    snprintf(form, sizeof form,
-             "grant_type=authorization_code&code=%.*s&redirect_uri=https%%3A%%2F%%2Fhost.test%%2Fcb"
-             "&client_id=app&client_secret=sec", code ? (int)strcspn(code + 5, "&") : 0, code ? code + 5 : "");
-    snprintf(url, sizeof url, "%s/hubspot/oauth/v1/token", sb.url);
-    json_object *tok = form_post(url, form);
-    const char *r = json_object_get_string(json_object_object_get(tok, "refresh_token"));
-    snprintf(rt, sizeof rt, "%s", r ? r : "");
-    json_object_put(tok);
-    CHECK(rt[0] != '\0');
+    char rt[128];
+    sb_refresh_token(&sb, rt, sizeof rt);
 
     static const integ_adapter ta = {.version = INTEG_ADAPTER_VERSION, .test_connection = ta_test};
     struct env e;
@@ -1299,6 +1307,249 @@ static void test_c_adapter_runtime_token(void)
     token_peer_stop(&tp);
 }
 
+/* ---- an adapter's INTEG_EAUTH: one fresh token and one more call, as after a REST 401 ------------ */
+
+/* Rejects an access token "old-token" or "cc-token-1" (or every call with
+ * ea_always), and credentials without an access token (api_key): as a
+ * remote answering 401 to the adapter's own request. */
+static int ea_calls, ea_always;
+static char ea_last[128]; /* the access token of the last call */
+
+static int ea_check(const integ_adapter_call *call)
+{
+    ea_calls++;
+    json_object *cr = json_tokener_parse(integ_adapter_call_credentials(call));
+    const char *at = json_object_get_string(json_object_object_get(cr, "access_token"));
+    snprintf(ea_last, sizeof ea_last, "%s", at ? at : "");
+    int rc = INTEG_OK;
+    if (ea_always || !at || !strcmp(at, "old-token") || !strcmp(at, "cc-token-1"))
+        rc = integ_error_set(INTEG_EAUTH, "HTTP 401: the adapter's token was rejected");
+    json_object_put(cr);
+    return rc;
+}
+
+static int ea_fetch(void *p, const integ_adapter_call *call, const char *entity, const char *id,
+                    integ_reply_cb reply, void *rp)
+{
+    (void)p;
+    (void)entity;
+    int rc = ea_check(call);
+    if (rc)
+        return rc;
+    char body[128];
+    snprintf(body, sizeof body, "{\"id\":\"%s\"}", id);
+    return reply(rp, body, strlen(body));
+}
+
+static int ea_create(void *p, const integ_adapter_call *call, const char *entity, const char *record_json,
+                     integ_reply_cb reply, void *rp)
+{
+    (void)p;
+    (void)entity;
+    (void)record_json;
+    int rc = ea_check(call);
+    return rc ? rc : reply(rp, "{\"id\":\"77\"}", 11);
+}
+
+/* A rejected call that replied anyway: the retry's (empty) reply counts. */
+static int ea_update(void *p, const integ_adapter_call *call, const char *entity, const char *id,
+                     const char *record_json, integ_reply_cb reply, void *rp)
+{
+    (void)p;
+    (void)entity;
+    (void)id;
+    (void)record_json;
+    int rc = ea_check(call);
+    if (rc)
+        reply(rp, "{\"stale\":true}", 14);
+    return rc;
+}
+
+static const integ_adapter ea_adapter = {.version = INTEG_ADAPTER_VERSION,
+                                         .fetch_one = ea_fetch,
+                                         .create = ea_create,
+                                         .update = ea_update};
+
+/* Create the integration described by `req` and open its connection. */
+static int ea_open(struct env *e, const char *req)
+{
+    char *out = NULL;
+    e->c = NULL;
+    if (integ_integration_create(e->s, req, &out) != INTEG_OK) {
+        fprintf(stderr, "  create: %s\n", integ_errmsg());
+        return -1;
+    }
+    json_object *o = json_tokener_parse(out);
+    snprintf(e->id, sizeof e->id, "%s", json_object_get_string(json_object_object_get(o, "id")));
+    json_object_put(o);
+    integ_free(out);
+    return ig_conn_open(e->ctx, "acme", e->id, &e->c) == INTEG_OK ? 0 : -1;
+}
+
+static int ea_status_is(struct env *e, const char *status)
+{
+    char *out = NULL, want[64];
+    snprintf(want, sizeof want, "\"status\":\"%s\"", status);
+    int yes = integ_integration_get(e->s, e->id, &out) == INTEG_OK && out && strstr(out, want);
+    integ_free(out);
+    return yes;
+}
+
+/* oauth2: the adapter rejects the stored access token (no expires_at: used
+ * until rejected); one refresh, one more call. Always rejected: exactly one
+ * refresh, then INTEG_EAUTH. A refresh token the provider refuses
+ * (invalid_grant): no second call, needs_reauth. */
+static void test_c_adapter_eauth_oauth2(void)
+{
+    struct sandbox sb;
+    if (sb_start(&sb, "all=1")) {
+        CHECK(!"sandbox start");
+        return;
+    }
+    char rt[128];
+    sb_refresh_token(&sb, rt, sizeof rt);
+    struct env e;
+    memset(&e, 0, sizeof e);
+    char opts[1024], req[1024];
+    snprintf(opts, sizeof opts,
+             "{\"store\":\"sqlite::memory:\",\"master_key\":\"" TEST_MASTER_KEY "\","
+             "\"http\":{\"allow_private_networks\":true},"
+             "\"base_url_overrides\":{\"hubspot-crm\":{\"api\":\"%s/hubspot\",\"token_url\":\"%s/hubspot/oauth/v1/token\"}}}",
+             sb.url, sb.url);
+    if (!rt[0] || integ_ctx_open(&e.ctx, opts) != INTEG_OK) {
+        CHECK(!"ctx");
+        sandbox_stop(&sb);
+        return;
+    }
+    ig_ctx_set_clock(e.ctx, &fake_clock);
+    CHECK_OK(integ_definition_set_app_credentials(e.ctx, "hubspot-crm", "{\"client_id\":\"app\",\"client_secret\":\"sec\"}"));
+    CHECK_OK(integ_adapter_register(e.ctx, "hubspot-crm", &ea_adapter, NULL));
+    integ_session_open(&e.s, e.ctx, "acme", "alice", "[\"admin\"]");
+    snprintf(req, sizeof req,
+             "{\"integration_definition_id\":\"hubspot-crm\",\"auth_type\":\"oauth2\",\"credentials\":"
+             "{\"access_token\":\"old-token\",\"refresh_token\":\"%s\"}}", rt);
+    const char *route = "POST /hubspot/oauth/v1/token";
+    int64_t before = sb_count(&sb, route);
+    CHECK(ea_open(&e, req) == 0);
+    if (e.c) {
+        json_object *rec = J("{\"email\":\"ann@example.com\"}"), *res = NULL;
+        /* Rejected, refreshed once, called again with the new token: a
+         * create too (the remote refused the request: it did not act). */
+        ea_calls = ea_always = 0;
+        CHECK_OK(ig_rest_create(e.c, "contacts", rec, &res));
+        CHECK(res && !strcmp(json_object_get_string(json_object_object_get(res, "id")), "77"));
+        json_object_put(res);
+        res = NULL;
+        CHECK(ea_calls == 2);
+        CHECK_STR(ea_last, TOKEN);
+        CHECK(sb_count(&sb, route) == before + 1);
+        /* The new token stands: no refresh, one call. */
+        ea_calls = 0;
+        CHECK_OK(ig_rest_fetch_one(e.c, "contacts", "5", &res));
+        CHECK(res && !strcmp(json_object_get_string(json_object_object_get(res, "id")), "5"));
+        json_object_put(res);
+        res = NULL;
+        CHECK(ea_calls == 1 && sb_count(&sb, route) == before + 1);
+        /* Rejected with the fresh token too: exactly one refresh, two calls,
+         * the adapter's INTEG_EAUTH. */
+        ea_calls = 0;
+        ea_always = 1;
+        CHECK_RC(ig_rest_fetch_one(e.c, "contacts", "5", &res), INTEG_EAUTH);
+        CHECK_MSG("hubspot-crm: HTTP 401: the adapter's token was rejected");
+        CHECK(res == NULL);
+        CHECK(ea_calls == 2);
+        CHECK(sb_count(&sb, route) == before + 2);
+        CHECK(ea_status_is(&e, "active"));
+        ea_always = 0;
+        json_object_put(rec);
+        ig_conn_close(e.c);
+        e.c = NULL;
+    }
+    /* A refresh token the provider refuses: invalid_grant marks the
+     * integration needs_reauth, the adapter is not called again. */
+    before = sb_count(&sb, route);
+    CHECK(ea_open(&e, "{\"integration_definition_id\":\"hubspot-crm\",\"auth_type\":\"oauth2\",\"credentials\":"
+                      "{\"access_token\":\"old-token\",\"refresh_token\":\"revoked-rt\"}}") == 0);
+    if (e.c) {
+        json_object *res = NULL;
+        ea_calls = 0;
+        CHECK_RC(ig_rest_fetch_one(e.c, "contacts", "5", &res), INTEG_EAUTH);
+        CHECK_MSG("invalid_grant");
+        CHECK(res == NULL && ea_calls == 1);
+        CHECK(sb_count(&sb, route) == before + 1);
+        CHECK(ea_status_is(&e, "needs_reauth"));
+    }
+    env_close(&e);
+    sandbox_stop(&sb);
+}
+
+/* Client credentials: the first runtime token is rejected, a second is
+ * obtained (the token endpoint asked once more) and the call made again;
+ * the rejected call's reply is dropped. */
+static void test_c_adapter_eauth_runtime_token(void)
+{
+    struct token_peer tp;
+    if (token_peer_start(&tp)) {
+        CHECK(!"token peer");
+        return;
+    }
+    struct env e;
+    memset(&e, 0, sizeof e);
+    char opts[1024];
+    snprintf(opts, sizeof opts,
+             "{\"store\":\"sqlite::memory:\",\"master_key\":\"" TEST_MASTER_KEY "\","
+             "\"http\":{\"allow_private_networks\":true},"
+             "\"base_url_overrides\":{\"visma-erp\":{\"api\":\"http://127.0.0.1:%d/api\","
+             "\"token_url\":\"http://127.0.0.1:%d/token\"}}}", tp.port, tp.port);
+    if (integ_ctx_open(&e.ctx, opts) == INTEG_OK) {
+        ig_ctx_set_clock(e.ctx, &fake_clock);
+        CHECK_OK(integ_adapter_register(e.ctx, "visma-erp", &ea_adapter, NULL));
+        integ_session_open(&e.s, e.ctx, "acme", "alice", "[\"admin\"]");
+        CHECK(ea_open(&e, "{\"integration_definition_id\":\"visma-erp\",\"auth_type\":\"oauth2_client_credentials\","
+                          "\"credentials\":{\"client_id\":\"cid\",\"client_secret\":\"cs\"}}") == 0);
+        if (e.c) {
+            json_object *rec = J("{\"name\":\"Acme\"}"), *res = (json_object *)1;
+            ea_calls = ea_always = 0;
+            CHECK_OK(ig_rest_update(e.c, "customers", "9", rec, &res));
+            CHECK(res == NULL); /* not the rejected call's {"stale": true} */
+            CHECK(ea_calls == 2);
+            CHECK_STR(ea_last, "cc-token-2");
+            CHECK(tp.requests == 2); /* the first token, and one renewal */
+            json_object_put(rec);
+        }
+        env_close(&e);
+    } else {
+        CHECK(!"ctx");
+    }
+    token_peer_stop(&tp);
+}
+
+/* api_key: nothing to renew, so the adapter's INTEG_EAUTH stands after one call. */
+static void test_c_adapter_eauth_static(void)
+{
+    struct env e;
+    memset(&e, 0, sizeof e);
+    if (integ_ctx_open(&e.ctx, "{\"store\":\"sqlite::memory:\",\"master_key\":\"" TEST_MASTER_KEY "\"}") != INTEG_OK) {
+        CHECK(!"ctx");
+        return;
+    }
+    CHECK_OK(integ_adapter_register(e.ctx, "pipedrive-crm", &ea_adapter, NULL));
+    integ_session_open(&e.s, e.ctx, "acme", "alice", "[\"admin\"]");
+    CHECK(ea_open(&e, "{\"integration_definition_id\":\"pipedrive-crm\",\"credentials\":{\"api_key\":\"k\"}}") == 0);
+    if (e.c) {
+        json_object *rec = J("{\"name\":\"Ann\"}"), *res = NULL;
+        ea_calls = ea_always = 0;
+        CHECK_RC(ig_rest_create(e.c, "persons", rec, &res), INTEG_EAUTH);
+        CHECK_MSG("pipedrive-crm: HTTP 401: the adapter's token was rejected");
+        CHECK(res == NULL && ea_calls == 1);
+        ea_calls = 0;
+        CHECK_RC(ig_rest_fetch_one(e.c, "persons", "3", &res), INTEG_EAUTH);
+        CHECK(res == NULL && ea_calls == 1);
+        json_object_put(rec);
+    }
+    env_close(&e);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -1318,5 +1569,8 @@ int main(int argc, char **argv)
     RUN(test_c_adapter_replaced);
     RUN(test_c_adapter_oauth_refresh);
     RUN(test_c_adapter_runtime_token);
+    RUN(test_c_adapter_eauth_oauth2);
+    RUN(test_c_adapter_eauth_runtime_token);
+    RUN(test_c_adapter_eauth_static);
     TEST_END();
 }
