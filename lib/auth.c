@@ -542,12 +542,25 @@ static int fetch_jwt_bearer(ig_conn *c, json_object *creds, json_object **out)
  * base URL and path, static and login headers, query, the manifest's
  * rate-limit signals), its templates over config, credentials and
  * {session.expiration_date}; the token is at token_path in the response. */
+/* A manifest's seconds as milliseconds, within 0..10 years: the validator
+ * bounds them (manifest.c MAX_SESSION_S), but a definition stored before
+ * that bound existed is not validated again, and * 1000 must not overflow. */
+static int64_t manifest_s_to_ms(json_object *m, const char *key)
+{
+    int64_t s = ig_json_int(m, key, 0);
+    if (s < 0)
+        s = 0;
+    if (s > 315360000)
+        s = 315360000;
+    return s * 1000;
+}
+
 static int fetch_session(ig_conn *c, json_object *creds, json_object **out)
 {
     json_object *m = c->method, *login = ig_json_get(m, "login");
     integ_ctx *ctx = c->ctx;
     int64_t now = ig_ctx_now_ms(ctx);
-    int64_t lifetime_ms = ig_json_int(m, "lifetime_s", 0) * 1000;
+    int64_t lifetime_ms = manifest_s_to_ms(m, "lifetime_s");
     char date[32], what[160];
     ig_rfc3339(date, now + (lifetime_ms > 0 ? lifetime_ms : 86400000), 0);
     date[10] = '\0';
@@ -600,7 +613,7 @@ static int fetch_session(ig_conn *c, json_object *creds, json_object **out)
             json_object *t = runtime_token(json_object_get_string(tv), now, exp);
             if (ig_json_get(m, "renew_before_s"))
                 json_object_object_add(t, "renew_before_ms",
-                                       json_object_new_int64(ig_json_int(m, "renew_before_s", 0) * 1000));
+                                       json_object_new_int64(manifest_s_to_ms(m, "renew_before_s")));
             *out = t;
         }
     }

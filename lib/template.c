@@ -108,7 +108,12 @@ static int render_value(json_object *t, ig_tmpl_lookup lookup, void *payload, js
         size_t ns_len, name_off, name_len, end;
         if (placeholder_at(s, 0, &ns_len, &name_off, &name_len, &end) && s[end] == '\0') {
             json_object *v = lookup_span(s, 0, ns_len, name_off, name_len, lookup, payload);
-            *out = v ? json_object_get(v) : NULL;
+            /* A copy, not a reference: a rendered body holding credentials
+             * is wiped when freed (ig_json_wipe_put), and wiping a shared
+             * value would zero the connection's config or credentials. */
+            *out = v ? ig_json_copy(v) : NULL;
+            if (v && !*out)
+                return ig_err(INTEG_ENOMEM, "out of memory");
             return INTEG_OK; /* NULL: missing, the member is dropped */
         }
         char *r = NULL;
@@ -153,8 +158,9 @@ static int render_value(json_object *t, ig_tmpl_lookup lookup, void *payload, js
         return INTEG_OK;
     }
     default:
-        *out = json_object_get(t);
-        return INTEG_OK;
+        /* A literal of the (shared) manifest: copied for the same reason. */
+        *out = ig_json_copy(t);
+        return t && !*out ? ig_err(INTEG_ENOMEM, "out of memory") : INTEG_OK;
     }
 }
 

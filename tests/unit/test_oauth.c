@@ -31,9 +31,11 @@
 
 #include "auth.h"
 #include "ctx.h"
+#include "definitions.h"
 #include "engine.h"
 #include "json.h"
 #include "oauth.h"
+#include "template.h"
 #include "test.h"
 #include "util.h"
 
@@ -1140,8 +1142,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const cha
         int ok = b && jstr(b, "CompanyDB") && !strcmp(jstr(b, "CompanyDB"), "SBODEMOUS") && jstr(b, "UserName") &&
                  !strcmp(jstr(b, "UserName"), "manager") && jstr(b, "Password") && !strcmp(jstr(b, "Password"), "pw");
         json_object_put(b);
-        if (!ok)
+        if (!ok) {
             return reply(conn, 401, "{\"error\":{\"code\":-304,\"message\":{\"value\":\"Fail to get DB Credentials\"}}}");
+        }
         snprintf(buf, sizeof buf, "{\"SessionId\":\"b1-%d\",\"Version\":\"1000190\",\"SessionTimeout\":30}", ++srv.b1_logins);
         return reply(conn, 200, buf);
     }
@@ -1515,6 +1518,29 @@ static void test_sap_b1_cookie_session(void)
     srv.b1_revoked = srv.b1_logins;
     CHECK(conn_test(&e, id));
     CHECK(srv.b1_logins == l0 + 2);
+    /* A definition stored before the validator bounded lifetime_s (it is
+     * not validated again when read) still logs in: the seconds are
+     * clamped to 10 years before * 1000, which would overflow (UBSan). */
+    json_object *def = NULL;
+    void *tx = NULL;
+    CHECK_OK(ig_tx_begin(e.ctx, 1, &tx));
+    int rc = ig_definition_lookup(e.ctx, tx, "tsapb1-erp", &def);
+    json_object *st = ig_jsonpath_get(def, "$.manifest.auth.methods.session_token");
+    if (rc == INTEG_OK && st) {
+        json_object_object_add(st, "lifetime_s", json_object_new_int64(INT64_MAX / 10));
+        json_object_object_add(st, "renew_before_s", json_object_new_int64(INT64_MAX / 100));
+        rc = ig_store_put(e.ctx, tx, INTEG_KIND_DEFINITION, def, INTEG_PUT_UPDATE);
+    }
+    CHECK_OK(ig_tx_end(e.ctx, tx, 1, rc));
+    json_object_put(def);
+    srv.b1_revoked = srv.b1_logins;
+    CHECK(conn_test(&e, id));
+    CHECK(srv.b1_logins >= l0 + 3);
+    /* Several logins on one connection (renew_before is now the whole
+     * lifetime: every request logs in again) send the same body: the
+     * rendered login body held the config value itself, and wiping the
+     * body zeroed the connection's company_db for the next login. */
+    CHECK(conn_test(&e, id));
     env_close(&e);
 }
 
