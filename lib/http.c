@@ -1957,13 +1957,29 @@ static int path_char_ok(unsigned char c)
     return ig_url_unreserved(c) || (c < 0x80 && strchr("!$&'()*+,;=:@/", c));
 }
 
-/* A segment boundary for the dot-segment test: '/', and what a decoding
- * server may take for one ("%2f", '\' which is sent as "%5c"). */
-static int is_path_separator(const char *p)
+/* p at "%XX" (or "%25XX", encoded twice, for servers that decode twice):
+ * the length of that escape when XX is hex `hi` followed by one of `lo`
+ * (either case), else 0. */
+static size_t escape_of(const char *p, char hi, const char *lo)
 {
-    return *p == '/' || *p == '\\' ||
-           (p[0] == '%' && ((p[1] == '2' && (p[2] == 'f' || p[2] == 'F')) ||
-                            (p[1] == '5' && (p[2] == 'c' || p[2] == 'C'))));
+    if (p[0] != '%')
+        return 0;
+    size_t n = 1;
+    if (p[1] == '2' && p[2] == '5')
+        n = 3; /* "%25" is an escaped '%' */
+    if (p[n] == hi && p[n + 1] && strchr(lo, p[n + 1]))
+        return n + 2;
+    return 0;
+}
+
+/* The length of a path separator at p in any spelling a server may decode
+ * to one ('/', '\\', %2f, %5c, and those encoded twice), else 0. */
+static size_t path_separator_len(const char *p)
+{
+    if (*p == '/' || *p == '\\')
+        return 1;
+    size_t n = escape_of(p, '2', "fF");
+    return n ? n : escape_of(p, '5', "cC");
 }
 
 int ig_url_append_path(ig_url *u, const char *path)
@@ -1972,27 +1988,31 @@ int ig_url_append_path(ig_url *u, const char *path)
         return ig_err(INTEG_EINVAL, "invalid argument: %s", u ? "path" : "url");
     /* Dot segments would let an id climb out of the API's path. Existing
      * escapes are kept, and servers that decode before resolving dot
-     * segments read "%2e" as '.', and some "%2f" or '\' as '/': a segment
-     * that reads "." or ".." in any of these spellings is refused. */
+     * segments read "%2e" as '.', and some "%2f" or '\' as '/' (some
+     * decode twice: "%252e"); Tomcat and Jetty drop a segment's ";params"
+     * first. A segment that reads "." or ".." in any of these spellings is
+     * refused. */
     for (const char *p = path; *p;) {
-        size_t dots = 0;
-        int other = 0;
-        while (*p && !is_path_separator(p)) {
-            if (*p == '.') {
-                dots++;
+        size_t dots = 0, sep = 0, n;
+        int other = 0, params = 0;
+        while (*p && !(sep = path_separator_len(p))) {
+            if (*p == ';' || escape_of(p, '3', "bB")) {
+                params = 1; /* the rest of the segment is its parameters */
+                p += *p == ';' ? 1 : escape_of(p, '3', "bB");
+            } else if (*p == '.') {
+                dots += !params;
                 p++;
-            } else if (p[0] == '%' && p[1] == '2' && (p[2] == 'e' || p[2] == 'E')) {
-                dots++;
-                p += 3;
+            } else if ((n = escape_of(p, '2', "eE"))) {
+                dots += !params;
+                p += n;
             } else {
-                other = 1;
+                other |= !params;
                 p++;
             }
         }
         if (!other && (dots == 1 || dots == 2))
             return ig_err(INTEG_EINVAL, "path: '.' and '..' segments are not allowed");
-        if (*p)
-            p += *p == '%' ? 3 : 1;
+        p += sep;
     }
     while (*path == '/')
         path++;

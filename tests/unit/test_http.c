@@ -1671,12 +1671,22 @@ static void test_url_helpers(void)
     CHECK_RC(ig_url_append_path(u, "a%2f%2e%2e%2fadmin"), INTEG_EINVAL);
     CHECK_RC(ig_url_append_path(u, "..\\admin"), INTEG_EINVAL);
     CHECK_RC(ig_url_append_path(u, "a%5C..%5cadmin"), INTEG_EINVAL);
+    /* Or with ";params" (dropped by Tomcat and Jetty before resolving), or
+     * encoded twice (for servers that decode twice). */
+    CHECK_RC(ig_url_append_path(u, "..;x/admin"), INTEG_EINVAL);
+    CHECK_RC(ig_url_append_path(u, "a/.%3Bjsessionid=1/b"), INTEG_EINVAL);
+    CHECK_RC(ig_url_append_path(u, "%252e%252e/admin"), INTEG_EINVAL);
+    CHECK_RC(ig_url_append_path(u, "a%252f..%255Cadmin"), INTEG_EINVAL);
+    CHECK_MSG("path: '.' and '..' segments are not allowed");
     CHECK_URL(u, "https://api.example.com/base/x/accounts(00000000-0000)"); /* unchanged */
     /* Dots inside a segment, or three of them, are just characters. */
     CHECK_OK(ig_url_append_path(u, "a%2eb"));
     CHECK_URL(u, "https://api.example.com/base/x/accounts(00000000-0000)/a%2eb");
     CHECK_OK(ig_url_append_path(u, "%2e%2e%2e/.x/v1.2"));
     CHECK_URL(u, "https://api.example.com/base/x/accounts(00000000-0000)/a%2eb/%2e%2e%2e/.x/v1.2");
+    /* A name before the parameters, or a double-encoded dot inside one. */
+    CHECK_OK(ig_url_append_path(u, "x;..%3B/a%252eb"));
+    CHECK_URL(u, "https://api.example.com/base/x/accounts(00000000-0000)/a%2eb/%2e%2e%2e/.x/v1.2/x;..%3B/a%252eb");
     ig_url_free(u);
     CHECK_OK(ig_url_parse("https://api.example.com/base/", &u));
     CHECK_OK(ig_url_append_path(u, "/x"));
