@@ -239,13 +239,64 @@ static int renewed_after_eauth(ig_conn *c, integ_adapter_call *call, int *rc)
     return 1;
 }
 
+/* One adapter operation and its arguments. */
+enum op_kind { OP_TEST, OP_LIST, OP_FETCH, OP_CREATE, OP_UPDATE, OP_REMOVE };
+struct op {
+    enum op_kind kind;
+    const char *entity, *id, *json;
+};
+
+static int call_once(ig_conn *c, integ_adapter_call *call, const struct op *op, json_object **reply)
+{
+    const struct integ_adapter *a = c->adapter;
+    void *p = payload_of(c);
+    switch (op->kind) {
+    case OP_TEST:
+        return a->test_connection(p, call, ig_json_reply_into, reply);
+    case OP_LIST:
+        return a->list_page(p, call, op->entity, op->json, ig_json_reply_into, reply);
+    case OP_FETCH:
+        return a->fetch_one(p, call, op->entity, op->id, ig_json_reply_into, reply);
+    case OP_CREATE:
+        return a->create(p, call, op->entity, op->json, ig_json_reply_into, reply);
+    case OP_UPDATE:
+        return a->update(p, call, op->entity, op->id, op->json, ig_json_reply_into, reply);
+    case OP_REMOVE: {
+        int rc = a->remove(p, call, op->entity, op->id);
+        return rc == INTEG_ENOTFOUND ? INTEG_OK : rc; /* already gone */
+    }
+    }
+    return ig_err(INTEG_EINTERNAL, "adapter: unknown operation");
+}
+
+/* Call the adapter with fresh credentials and, after INTEG_EAUTH, once more
+ * with renewed ones (renewed_after_eauth; for a create too: the remote did
+ * not act). *reply (may be NULL for remove) holds the last call's reply. */
+static int invoke(ig_conn *c, const struct op *op, json_object **reply)
+{
+    const char *key = ig_json_str(c->definition, "key");
+    integ_adapter_call call;
+    int rc = call_make(c, &call);
+    for (int retried = 0; rc == INTEG_OK || retried; retried = 1) {
+        rc = call_once(c, &call, op, reply);
+        if (rc)
+            ig_err_prefix(rc, key);
+        if (retried || !renewed_after_eauth(c, &call, &rc))
+            break;
+        if (reply) {
+            json_object_put(*reply);
+            *reply = NULL;
+        }
+    }
+    call_free(&call);
+    return rc;
+}
+
 int ig_adapter_list_page(ig_conn *c, const char *entity, json_object *state, int64_t since_ms, ig_page *out)
 {
     const char *key = ig_json_str(c->definition, "key");
     if (!c->adapter->list_page)
         return ig_err(INTEG_EUNSUPPORTED, "the %s adapter cannot list pages", key);
-    integ_adapter_call call;
-    int rc = call_make(c, &call);
     json_object *req = json_object_new_object(), *reply = NULL;
     json_object_object_add(req, "cursor", json_object_get(ig_json_get(state, "cursor")));
     if (since_ms >= 0) {
@@ -255,19 +306,8 @@ int ig_adapter_list_page(ig_conn *c, const char *entity, json_object *state, int
     } else {
         json_object_object_add(req, "since", NULL);
     }
-    if (rc == INTEG_OK) {
-        for (int retried = 0;; retried = 1) {
-            rc = c->adapter->list_page(payload_of(c), &call, entity,
-                                       json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN), ig_json_reply_into,
-                                       &reply);
-            if (rc)
-                ig_err_prefix(rc, key);
-            if (retried || !renewed_after_eauth(c, &call, &rc))
-                break;
-            json_object_put(reply);
-            reply = NULL;
-        }
-    }
+    const struct op op = {OP_LIST, entity, NULL, json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN)};
+    int rc = invoke(c, &op, &reply);
     if (rc == INTEG_OK && !json_object_is_type(ig_json_get(reply, "records"), json_type_array))
         rc = ig_err(INTEG_EREMOTE, "the %s adapter's list_page reply has no \"records\" array", key);
     if (rc == INTEG_OK) {
@@ -282,7 +322,6 @@ int ig_adapter_list_page(ig_conn *c, const char *entity, json_object *state, int
     }
     json_object_put(reply);
     json_object_put(req);
-    call_free(&call);
     return rc;
 }
 
@@ -291,22 +330,10 @@ int ig_adapter_test(ig_conn *c)
     const char *key = ig_json_str(c->definition, "key");
     if (!c->adapter->test_connection)
         return ig_err(INTEG_EUNSUPPORTED, "the %s adapter has no connection test", key);
-    integ_adapter_call call;
-    int rc = call_make(c, &call);
     json_object *reply = NULL;
-    if (rc == INTEG_OK) {
-        for (int retried = 0;; retried = 1) {
-            rc = c->adapter->test_connection(payload_of(c), &call, ig_json_reply_into, &reply);
-            if (rc)
-                ig_err_prefix(rc, key);
-            if (retried || !renewed_after_eauth(c, &call, &rc))
-                break;
-            json_object_put(reply);
-            reply = NULL;
-        }
-    }
+    const struct op op = {OP_TEST, NULL, NULL, NULL};
+    int rc = invoke(c, &op, &reply);
     json_object_put(reply);
-    call_free(&call);
     return rc;
 }
 
@@ -328,22 +355,8 @@ int ig_adapter_fetch_one(ig_conn *c, const char *entity, const char *external_id
     *out = NULL;
     if (!c->adapter->fetch_one)
         return ig_err(INTEG_EUNSUPPORTED, "the %s adapter cannot fetch one record", key);
-    integ_adapter_call call;
-    int rc = call_make(c, &call);
-    if (rc == INTEG_OK) {
-        for (int retried = 0;; retried = 1) {
-            rc = c->adapter->fetch_one(payload_of(c), &call, entity, external_id, ig_json_reply_into, out);
-            if (rc)
-                ig_err_prefix(rc, key);
-            if (retried || !renewed_after_eauth(c, &call, &rc))
-                break;
-            json_object_put(*out);
-            *out = NULL;
-        }
-    }
-    rc = adapter_record(key, "fetch_one", rc, out);
-    call_free(&call);
-    return rc;
+    const struct op op = {OP_FETCH, entity, external_id, NULL};
+    return adapter_record(key, "fetch_one", invoke(c, &op, out), out);
 }
 
 int ig_adapter_create(ig_conn *c, const char *entity, json_object *record, json_object **out)
@@ -352,24 +365,8 @@ int ig_adapter_create(ig_conn *c, const char *entity, json_object *record, json_
     *out = NULL;
     if (!c->adapter->create)
         return ig_err(INTEG_EUNSUPPORTED, "the %s adapter cannot create records", key);
-    integ_adapter_call call;
-    int rc = call_make(c, &call);
-    if (rc == INTEG_OK) {
-        for (int retried = 0;; retried = 1) { /* after INTEG_EAUTH too: the remote did not act */
-            rc = c->adapter->create(payload_of(c), &call, entity,
-                                    json_object_to_json_string_ext(record, JSON_C_TO_STRING_PLAIN), ig_json_reply_into,
-                                    out);
-            if (rc)
-                ig_err_prefix(rc, key);
-            if (retried || !renewed_after_eauth(c, &call, &rc))
-                break;
-            json_object_put(*out);
-            *out = NULL;
-        }
-    }
-    rc = adapter_record(key, "create", rc, out);
-    call_free(&call);
-    return rc;
+    const struct op op = {OP_CREATE, entity, NULL, json_object_to_json_string_ext(record, JSON_C_TO_STRING_PLAIN)};
+    return adapter_record(key, "create", invoke(c, &op, out), out);
 }
 
 int ig_adapter_update(ig_conn *c, const char *entity, const char *external_id, json_object *record,
@@ -379,29 +376,12 @@ int ig_adapter_update(ig_conn *c, const char *entity, const char *external_id, j
     *out = NULL;
     if (!c->adapter->update)
         return ig_err(INTEG_EUNSUPPORTED, "the %s adapter cannot update records", key);
-    integ_adapter_call call;
-    int rc = call_make(c, &call);
-    if (rc == INTEG_OK) {
-        for (int retried = 0;; retried = 1) {
-            rc = c->adapter->update(payload_of(c), &call, entity, external_id,
-                                    json_object_to_json_string_ext(record, JSON_C_TO_STRING_PLAIN), ig_json_reply_into,
-                                    out);
-            if (rc)
-                ig_err_prefix(rc, key);
-            if (retried || !renewed_after_eauth(c, &call, &rc))
-                break;
-            json_object_put(*out);
-            *out = NULL;
-        }
-    }
+    const struct op op = {OP_UPDATE, entity, external_id, json_object_to_json_string_ext(record, JSON_C_TO_STRING_PLAIN)};
+    int rc = invoke(c, &op, out);
     /* An adapter may reply nothing: the update stands, *out stays NULL. */
-    if (rc == INTEG_OK && !*out) {
-        call_free(&call);
+    if (rc == INTEG_OK && !*out)
         return INTEG_OK;
-    }
-    rc = adapter_record(key, "update", rc, out);
-    call_free(&call);
-    return rc;
+    return adapter_record(key, "update", rc, out);
 }
 
 int ig_adapter_remove(ig_conn *c, const char *entity, const char *external_id)
@@ -409,19 +389,6 @@ int ig_adapter_remove(ig_conn *c, const char *entity, const char *external_id)
     const char *key = ig_json_str(c->definition, "key");
     if (!c->adapter->remove)
         return ig_err(INTEG_EUNSUPPORTED, "the %s adapter cannot delete records", key);
-    integ_adapter_call call;
-    int rc = call_make(c, &call);
-    if (rc == INTEG_OK) {
-        for (int retried = 0;; retried = 1) {
-            rc = c->adapter->remove(payload_of(c), &call, entity, external_id);
-            if (rc == INTEG_ENOTFOUND)
-                rc = INTEG_OK; /* already gone */
-            else if (rc)
-                ig_err_prefix(rc, key);
-            if (retried || !renewed_after_eauth(c, &call, &rc))
-                break;
-        }
-    }
-    call_free(&call);
-    return rc;
+    const struct op op = {OP_REMOVE, entity, external_id, NULL};
+    return invoke(c, &op, NULL);
 }
