@@ -581,7 +581,14 @@ static int fetch_session(ig_conn *c, json_object *creds, json_object **out)
     if (rc == INTEG_OK)
         rc = ig_req_headers(&r, ig_json_get(login, "headers"), ig_auth_lookup, &vars);
     if (rc == INTEG_OK && ig_json_get(login, "body")) {
-        rc = ig_tmpl_render_json(ig_json_get(login, "body"), ig_auth_lookup, &vars, &jbody);
+        /* The body is wiped when done: a copy, since rendering shares the
+         * connection's config and credential values (and the manifest's
+         * literals) by reference. */
+        json_object *shared = NULL;
+        rc = ig_tmpl_render_json(ig_json_get(login, "body"), ig_auth_lookup, &vars, &shared);
+        if (rc == INTEG_OK && shared && !(jbody = ig_json_copy(shared)))
+            rc = ig_err(INTEG_ENOMEM, "out of memory");
+        json_object_put(shared);
         if (rc == INTEG_OK)
             rc = ig_req_json_body(&r, jbody);
     } else if (rc == INTEG_OK && ig_json_get(login, "form")) {

@@ -108,12 +108,9 @@ static int render_value(json_object *t, ig_tmpl_lookup lookup, void *payload, js
         size_t ns_len, name_off, name_len, end;
         if (placeholder_at(s, 0, &ns_len, &name_off, &name_len, &end) && s[end] == '\0') {
             json_object *v = lookup_span(s, 0, ns_len, name_off, name_len, lookup, payload);
-            /* A copy, not a reference: a rendered body holding credentials
-             * is wiped when freed (ig_json_wipe_put), and wiping a shared
-             * value would zero the connection's config or credentials. */
-            *out = v ? ig_json_copy(v) : NULL;
-            if (v && !*out)
-                return ig_err(INTEG_ENOMEM, "out of memory");
+            /* A reference: a caller that wipes the result copies it first
+             * (ig_tmpl_render_json's contract). */
+            *out = v ? json_object_get(v) : NULL;
             return INTEG_OK; /* NULL: missing, the member is dropped */
         }
         char *r = NULL;
@@ -158,9 +155,8 @@ static int render_value(json_object *t, ig_tmpl_lookup lookup, void *payload, js
         return INTEG_OK;
     }
     default:
-        /* A literal of the (shared) manifest: copied for the same reason. */
-        *out = ig_json_copy(t);
-        return t && !*out ? ig_err(INTEG_ENOMEM, "out of memory") : INTEG_OK;
+        *out = json_object_get(t);
+        return INTEG_OK;
     }
 }
 

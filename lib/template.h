@@ -20,7 +20,9 @@ int ig_tmpl_render(const char *tmpl, ig_tmpl_lookup lookup, void *payload, char 
 /* Render a JSON template: every string is rendered; a string that is
  * exactly one placeholder ("{since}", "{record}") is replaced by the value
  * itself, keeping its JSON type. Returns a new object (owned); members
- * whose value is missing are dropped. */
+ * whose value is missing are dropped. Such values, and the template's
+ * literals, are shared by reference: a caller that wipes the result
+ * (ig_json_wipe_put) renders into a copy (ig_json_copy) first. */
 int ig_tmpl_render_json(json_object *tmpl, ig_tmpl_lookup lookup, void *payload, json_object **out);
 
 /* A JSON path of the manifest subset: "$", "$.a.b", "$['@odata.nextLink']",
