@@ -29,6 +29,7 @@
 #include "auth.h"
 #include "error.h"
 #include "json.h"
+#include "manifest.h"
 #include "jwt.h"
 #include "oauth.h"
 #include "rest_request.h"
@@ -543,15 +544,15 @@ static int fetch_jwt_bearer(ig_conn *c, json_object *creds, json_object **out)
  * rate-limit signals), its templates over config, credentials and
  * {session.expiration_date}; the token is at token_path in the response. */
 /* A manifest's seconds as milliseconds, within 0..10 years: the validator
- * bounds them (manifest.c MAX_SESSION_S), but a definition stored before
+ * bounds them (IG_MAX_SESSION_S), but a definition stored before
  * that bound existed is not validated again, and * 1000 must not overflow. */
 static int64_t manifest_s_to_ms(json_object *m, const char *key)
 {
     int64_t s = ig_json_int(m, key, 0);
     if (s < 0)
         s = 0;
-    if (s > 315360000)
-        s = 315360000;
+    if (s > IG_MAX_SESSION_S)
+        s = IG_MAX_SESSION_S;
     return s * 1000;
 }
 

@@ -791,7 +791,6 @@ typedef struct xfer {
 
     ig_http_header *hdrs;
     size_t n_hdrs, cap_hdrs, hdr_bytes;
-    long status; /* of the response whose headers are arriving */
     char *location;
     int hops;    /* redirects followed before the current request */
 
@@ -828,7 +827,6 @@ static void xfer_next_hop(xfer *x)
 {
     xfer_free(x);
     x->len = x->cap = x->hdr_bytes = 0;
-    x->status = 0;
 }
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
@@ -918,8 +916,6 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
     if (l >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         /* A new response (after a redirect or a 1xx): its headers only. */
         xfer_clear_headers(x);
-        const char *sp = memchr(data, ' ', l);
-        x->status = sp ? strtol(sp + 1, NULL, 10) : 0;
         return n;
     }
     if (l == 0)

@@ -13,7 +13,6 @@
 #include "schema.h"
 
 #define PATH_MAX_LEN 384
-#define MAX_SESSION_S 315360000 /* session_token.lifetime_s / renew_before_s: 10 years */
 
 /* What one validation run shares between the section checkers. */
 typedef struct {
@@ -925,9 +924,9 @@ static int check_auth_method(const vctx *v, const char *type, json_object *mdef,
         /* Seconds become milliseconds in int64 arithmetic (auth.c). */
         int64_t life = ig_json_int(mdef, "lifetime_s", 0);
         int64_t renew = ig_json_int(mdef, "renew_before_s", 0);
-        if (life > MAX_SESSION_S || renew > MAX_SESSION_S)
+        if (life > IG_MAX_SESSION_S || renew > IG_MAX_SESSION_S)
             return ig_err(INTEG_EINVAL, "%s.%s: must be at most %d seconds (10 years)", path,
-                          life > MAX_SESSION_S ? "lifetime_s" : "renew_before_s", MAX_SESSION_S);
+                          life > IG_MAX_SESSION_S ? "lifetime_s" : "renew_before_s", IG_MAX_SESSION_S);
         /* Renewing a session before it starts means a login per request. */
         if (life && renew >= life)
             return ig_err(INTEG_EINVAL, "%s.renew_before_s: must be less than lifetime_s (%lld)", path,

@@ -21,6 +21,10 @@ const char *ig_manifest_infer_auth_type(json_object *manifest, json_object *cred
  * an unknown scheme or source). */
 int ig_manifest_scheme_accepts(const char *scheme, const char *secret_source);
 
+/* The most a session method's lifetime_s / renew_before_s may be: 10 years
+ * (the validator's bound; auth.c clamps to it for definitions stored before). */
+#define IG_MAX_SESSION_S 315360000
+
 /* The manifests embedded at build time from adapters/ (generated). */
 extern const char *const ig_builtin_manifests[];
 extern const size_t ig_builtin_manifest_count;

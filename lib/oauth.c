@@ -25,7 +25,9 @@
 
 /* ---- small helpers --------------------------------------------------------- */
 
-double ig_oauth_expires_in(json_object *resp)
+/* A token response's expires_in in seconds (a number, or a numeric
+ * string), or -1 when it has none. */
+static double expires_in(json_object *resp)
 {
     json_object *ei = ig_json_get(resp, "expires_in");
     if (json_object_is_type(ei, json_type_int) || json_object_is_type(ei, json_type_double))
@@ -467,7 +469,7 @@ int ig_oauth_token_creds(const char *what, json_object *method, json_object *res
     const char *tt = ig_json_str(resp, "token_type") ? ig_json_str(resp, "token_type") : ig_json_str(prev, "token_type");
     if (tt)
         json_object_object_add(c, "token_type", json_object_new_string(tt));
-    double secs = ig_oauth_expires_in(resp);
+    double secs = expires_in(resp);
     if (secs > 0) {
         int64_t exp = now_ms + (int64_t)(secs * 1000.0);
         char at_s[32];

@@ -100,9 +100,6 @@ int ig_oauth_token_post(integ_ctx *ctx, const ig_token_call *call, ig_form *form
 int ig_oauth_token_creds(const char *what, json_object *method, json_object *resp, json_object *prev, int64_t now_ms,
                          json_object **out, int64_t *expires_at_ms);
 
-/* A token response's expires_in in seconds (a number, or a numeric
- * string), or -1 when it has none. */
-double ig_oauth_expires_in(json_object *resp);
 
 /* Seal a JSON object into rec[field] ("credentials_sealed", "token_sealed")
  * under the purpose that field names. */
