@@ -424,13 +424,11 @@ static int blank(json_object *v)
     return !v || (json_object_is_type(v, json_type_string) && json_object_get_string_len(v) == 0);
 }
 
-/* Per-field policies on a pull: fields the remote must not overwrite keep
- * their local value. `data` (mapped remote) is changed in place. */
-static void pull_policies(struct run *r, json_object *data, json_object *local)
+void ig_pull_policies(json_object *policies, json_object *data, json_object *local)
 {
-    if (!r->field_policies || !local)
+    if (!policies || !local)
         return;
-    ig_json_foreach(r->field_policies, field, pv)
+    ig_json_foreach(policies, field, pv)
     {
         const char *p = json_object_get_string(pv);
         json_object *lv = ig_json_get(local, field);
@@ -574,7 +572,7 @@ static int resolve_incoming(struct run *r, void *tx, json_object *link, json_obj
     *version = ig_json_int(local, "version", 0);
     int local_changed = !strcmp(ig_json_str(local, "origin") ? ig_json_str(local, "origin") : "sync", "local") &&
                         ig_json_int(local, "version", 0) > ig_json_int(link, "local_version", 0);
-    pull_policies(r, mapped, ig_json_get(local, "data"));
+    ig_pull_policies(r->field_policies, mapped, ig_json_get(local, "data"));
     if (!local_changed) {
         *data = json_object_get(mapped);
         json_object_put(local);

@@ -20,6 +20,13 @@ int ig_sync_apply(ig_conn *c, const char *tenant_id, const char *user_id, const 
  * {record (may be NULL), code, message} in errors: a run's error list. */
 void ig_sync_log_error(json_object *errors, int64_t *failed, const char *record, int code, const char *message);
 
+/* Field policies on pulled data (`data`, the mapped remote, changed in
+ * place): always_local and dont_sync fields, and prefer_remote_unless_blank
+ * ones the remote has blank, keep `local`'s value (or stay absent). No-op
+ * when policies or local is NULL. Also what a conflict resolved to the
+ * remote keeps (sync_push.c). */
+void ig_pull_policies(json_object *policies, json_object *data, json_object *local);
+
 struct ig_push_counts {
     int64_t processed, created, updated, deleted, adopted, skipped, failed;
     json_object *errors; /* [{record, code, message}] (owned) */

@@ -572,11 +572,6 @@ INTEG_API int integ_conflicts_list(integ_session *s, const char *integration_id,
     return rc;
 }
 
-static int blank(json_object *v)
-{
-    return !v || (json_object_is_type(v, json_type_string) && json_object_get_string_len(v) == 0);
-}
-
 /* The field policies on the data a resolution writes locally (changed in
  * place), as a pull and a merge apply them: an always_remote field takes
  * the remote value whatever was chosen (the remote is its authority and
@@ -590,21 +585,16 @@ static void resolve_policies(json_object *policies, json_object *final, json_obj
         return;
     ig_json_foreach(policies, field, pv)
     {
-        const char *p = json_object_get_string(pv);
-        json_object *from = NULL;
-        if (!strcmp(p, "always_remote"))
-            from = remote;
-        else if (chose_remote && (!strcmp(p, "always_local") || !strcmp(p, "dont_sync") ||
-                                  (!strcmp(p, "prefer_remote_unless_blank") && blank(ig_json_get(final, field)))))
-            from = local;
-        if (!from)
+        if (!remote || strcmp(json_object_get_string(pv), "always_remote") != 0)
             continue;
-        json_object *v = ig_json_get(from, field);
+        json_object *v = ig_json_get(remote, field);
         if (v)
             json_object_object_add(final, field, json_object_get(v));
         else
             json_object_object_del(final, field);
     }
+    if (chose_remote)
+        ig_pull_policies(policies, final, local); /* what a pull keeps locally */
 }
 
 INTEG_API int integ_conflict_resolve(integ_session *s, const char *conflict_id, const char *resolution_json)
