@@ -99,16 +99,25 @@ static void due_again(integ_ctx *ctx, json_object *claimed_rec)
     json_object_put(rec);
 }
 
-/* The run of one claimed integration could not start: say so in `syncs`. */
-static void start_failed(json_object *syncs, const char *tenant, const char *iid, int code)
+/* An entry of `syncs`: {tenant_id, integration_id, entity (when not
+ * NULL)}; the caller adds the outcome. */
+static json_object *sync_entry(json_object *syncs, const char *tenant, const char *iid, const char *entity)
 {
     json_object *o = json_object_new_object();
     json_object_object_add(o, "tenant_id", json_object_new_string(tenant));
     json_object_object_add(o, "integration_id", json_object_new_string(iid));
-    json_object_object_add(o, "status", json_object_new_string("error"));
+    if (entity)
+        json_object_object_add(o, "entity", json_object_new_string(entity));
+    json_object_array_add(syncs, o);
+    return o;
+}
+
+/* The outcome of a run that failed (or, "skipped", found one running). */
+static void entry_failed(json_object *o, const char *status, int code)
+{
+    json_object_object_add(o, "status", json_object_new_string(status));
     json_object_object_add(o, "code", json_object_new_int(code));
     json_object_object_add(o, "error", json_object_new_string(integ_errmsg()));
-    json_object_array_add(syncs, o);
 }
 
 INTEG_API int integ_run_due(integ_ctx *ctx, int max_jobs, char **out_json)
@@ -136,7 +145,7 @@ INTEG_API int integ_run_due(integ_ctx *ctx, int max_jobs, char **out_json)
         if (drc == INTEG_OK)
             drc = integ_session_open(&s, ctx, tenant, "scheduler", "[\"admin\"]");
         if (drc != INTEG_OK) {
-            start_failed(syncs, tenant, iid, drc);
+            entry_failed(sync_entry(syncs, tenant, iid, NULL), "error", drc);
             due_again(ctx, rec);
             json_object_put(def);
             continue;
@@ -150,10 +159,7 @@ INTEG_API int integ_run_due(integ_ctx *ctx, int max_jobs, char **out_json)
             int src = ig_sync_run(s, iid, json_object_to_json_string_ext(rq, JSON_C_TO_STRING_PLAIN), NULL, NULL,
                                   "schedule", &out);
             json_object_put(rq);
-            json_object *o = json_object_new_object();
-            json_object_object_add(o, "tenant_id", json_object_new_string(tenant));
-            json_object_object_add(o, "integration_id", json_object_new_string(iid));
-            json_object_object_add(o, "entity", json_object_new_string(entity));
+            json_object *o = sync_entry(syncs, tenant, iid, entity);
             if (src == INTEG_OK) {
                 json_object *res = json_tokener_parse(out);
                 json_object_object_add(o, "status", json_object_get(ig_json_get(res, "status")));
@@ -162,12 +168,9 @@ INTEG_API int integ_run_due(integ_ctx *ctx, int max_jobs, char **out_json)
                 json_object_put(res);
             } else {
                 /* A sync already running is skipped, not failed. */
-                json_object_object_add(o, "status", json_object_new_string(src == INTEG_ECONFLICT ? "skipped" : "error"));
-                json_object_object_add(o, "code", json_object_new_int(src));
-                json_object_object_add(o, "error", json_object_new_string(integ_errmsg()));
+                entry_failed(o, src == INTEG_ECONFLICT ? "skipped" : "error", src);
             }
             integ_free(out);
-            json_object_array_add(syncs, o);
             jobs++;
         }
         integ_session_close(s);

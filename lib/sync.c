@@ -684,13 +684,27 @@ static int ext_set_init(struct ext_set *set, size_t n)
     return set->slot ? INTEG_OK : ig_err(INTEG_ENOMEM, "out of memory");
 }
 
+/* The error of a run its progress callback stopped. */
+static int canceled(const struct run *r)
+{
+    return ig_err(INTEG_ECANCELED, "canceled by the progress callback after %lld pages", (long long)r->pages);
+}
+
+/* The slot holding id, or the empty slot where it would go. */
+static size_t ext_set_probe(const struct ext_set *set, const char *id)
+{
+    size_t k = ext_hash(id) & (set->cap - 1);
+    while (set->slot[k] && strcmp(set->slot[k], id) != 0)
+        k = (k + 1) & (set->cap - 1);
+    return k;
+}
+
 /* Add id (lent: it must outlive the set); 1 if it was there already. */
 static int ext_set_add(struct ext_set *set, const char *id)
 {
-    size_t k = ext_hash(id) & (set->cap - 1);
-    for (; set->slot[k]; k = (k + 1) & (set->cap - 1))
-        if (strcmp(set->slot[k], id) == 0)
-            return 1;
+    size_t k = ext_set_probe(set, id);
+    if (set->slot[k])
+        return 1;
     set->slot[k] = id;
     return 0;
 }
@@ -709,13 +723,9 @@ static int ext_set_meets(const struct ext_set *set, const struct page_facts *pf)
 {
     if (!set->slot)
         return 0;
-    for (size_t i = 0; i < pf->n; i++) {
-        if (!pf->r[i].ok)
-            continue;
-        for (size_t k = ext_hash(pf->r[i].ext) & (set->cap - 1); set->slot[k]; k = (k + 1) & (set->cap - 1))
-            if (strcmp(set->slot[k], pf->r[i].ext) == 0)
-                return 1;
-    }
+    for (size_t i = 0; i < pf->n; i++)
+        if (pf->r[i].ok && set->slot[ext_set_probe(set, pf->r[i].ext)])
+            return 1;
     return 0;
 }
 
@@ -1669,7 +1679,7 @@ static int land(struct run *r, struct inflight *fl, ig_worker *writer, ig_prefet
         emit_conflicts(r, rc);
         inflight_clear(fl, prefetch);
         if (rc == INTEG_OK && progress(r) != 0)
-            rc = ig_err(INTEG_ECANCELED, "canceled by the progress callback after %lld pages", (long long)r->pages);
+            rc = canceled(r);
         if (rc == INTEG_OK && next) {
             *next = tally_of(r);
             r->pages++; /* the page fetched since, not planned yet */
@@ -1691,7 +1701,7 @@ static int land(struct run *r, struct inflight *fl, ig_worker *writer, ig_prefet
     if (progress_at(r, next) != 0) {
         if (next)
             tally_restore(r, next);
-        return ig_err(INTEG_ECANCELED, "canceled by the progress callback after %lld pages", (long long)r->pages);
+        return canceled(r);
     }
     return INTEG_OK;
 }
@@ -1896,7 +1906,7 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
         }
         /* A page with the writer is reported when it lands. */
         if (!fl.active && progress(&r) != 0) {
-            rc = ig_err(INTEG_ECANCELED, "canceled by the progress callback after %lld pages", (long long)r.pages);
+            rc = canceled(&r);
             break;
         }
         if (!r.state)
