@@ -825,7 +825,7 @@ static const char *secrets_at(const struct ep_secrets *x, int64_t now)
  * and its opened secrets. */
 static int load_for_receive(integ_ctx *ctx, const char *endpoint_id, ig_ep_snap *out)
 {
-    json_object *integ = NULL, **ep = &out->ep, **def = &out->def;
+    json_object **ep = &out->ep, **def = &out->def;
     void *tx = NULL;
     int rc = ig_tx_begin(ctx, 0, &tx);
     if (rc == INTEG_OK) {
@@ -835,17 +835,10 @@ static int load_for_receive(integ_ctx *ctx, const char *endpoint_id, ig_ep_snap 
          * were kept on it. */
         const char *src = ig_json_str(*ep, "secret_source");
         int need_def = rc == INTEG_OK && (!ig_json_get(*ep, "locators") || (src && !strcmp(src, "app_secret")));
-        if (need_def && ig_json_str(*ep, "definition_id")) {
-            rc = ig_definition_lookup(ctx, tx, ig_json_str(*ep, "definition_id"), def);
-        } else if (need_def) {
-            rc = ig_store_get(ctx, tx, INTEG_KIND_INTEGRATION, ig_json_str(*ep, "tenant_id"),
-                              ig_json_str(*ep, "integration_id"), &integ);
-            if (rc == INTEG_OK)
-                rc = ig_definition_lookup(ctx, tx, ig_json_str(integ, "definition_id"), def);
-        }
+        if (need_def)
+            rc = endpoint_definition(ctx, tx, *ep, def);
         rc = ig_tx_end(ctx, tx, 1, rc);
     }
-    json_object_put(integ);
     if (rc == INTEG_OK) {
         struct ep_secrets *x = calloc(1, sizeof *x);
         if (!x)
