@@ -283,34 +283,29 @@ static int signal_matches(json_object *s, const ig_http_response *resp)
     return match;
 }
 
+/* classify()'s payload: the manifest's signals, and the one that matched
+ * the last response classified (the one ig_http_send_ex returns). */
+struct signals {
+    json_object *list;
+    json_object *matched;
+};
+
 static ig_http_class classify(void *payload, const ig_http_response *resp)
 {
-    json_object *signals = payload;
-    for (size_t i = 0; i < ig_json_len(signals); i++) {
-        json_object *s = json_object_array_get_idx(signals, i);
-        if (signal_matches(s, resp))
+    struct signals *sg = payload;
+    sg->matched = NULL;
+    for (size_t i = 0; i < ig_json_len(sg->list); i++) {
+        json_object *s = json_object_array_get_idx(sg->list, i);
+        if (signal_matches(s, resp)) {
+            sg->matched = s;
             return ig_json_bool(s, "retry", 1) ? IG_HTTP_RATE_LIMITED : IG_HTTP_OK;
+        }
     }
     if (resp->status == 429)
         return IG_HTTP_RATE_LIMITED;
     if (resp->status >= 500 && resp->status != 501)
         return IG_HTTP_RETRY;
     return IG_HTTP_OK;
-}
-
-/* The first signal that matches decides, as in classify(): a budget that
- * is exhausted (retry: false) is an error even on HTTP 200. */
-static int exhausted(json_object *signals, const ig_http_response *resp)
-{
-    int any = 0; /* without a retry: false signal, skip the matching (and its parse) */
-    for (size_t i = 0; i < ig_json_len(signals); i++)
-        any |= !ig_json_bool(json_object_array_get_idx(signals, i), "retry", 1);
-    for (size_t i = 0; any && i < ig_json_len(signals); i++) {
-        json_object *s = json_object_array_get_idx(signals, i);
-        if (signal_matches(s, resp))
-            return !ig_json_bool(s, "retry", 1);
-    }
-    return 0;
 }
 
 int ig_req_send_once(ig_conn *c, ig_req *r, const char *what, unsigned flags, ig_http_response *resp)
@@ -328,12 +323,15 @@ int ig_req_send_once(ig_conn *c, ig_req *r, const char *what, unsigned flags, ig
         hs[i].value = r->values[i];
     }
     ig_http_request hr = {r->method, url, hs, r->n, r->body, r->body ? r->body_len : 0};
-    json_object *signals = ig_json_get(ig_json_get(c->manifest, "rate_limit"), "signals");
-    rc = ig_http_send_ex(http, &hr, flags, c->bucket, classify, signals, resp);
+    struct signals sg = {ig_json_get(ig_json_get(c->manifest, "rate_limit"), "signals"), NULL};
+    rc = ig_http_send_ex(http, &hr, flags, c->bucket, classify, &sg, resp);
     free(url);
     if (rc)
         return ig_err_prefix(rc, what);
-    if (exhausted(signals, resp)) {
+    /* The first signal that matched the response decides, as in
+     * classify(): a budget that is exhausted (retry: false) is an error
+     * even on HTTP 200. */
+    if (sg.matched && !ig_json_bool(sg.matched, "retry", 1)) {
         char msg[1100];
         ig_http_status_error(resp, what);
         snprintf(msg, sizeof msg, "%s", ig_errmsg());
