@@ -375,20 +375,10 @@ static void token_fp(ig_conn *c, const char *creds_sealed, char out[33])
     config_used(c, c->method, used);
     json_object *base = ig_json_get(c->manifest, "base_url");
     config_used(c, base, used);
-    if (!json_object_object_length(used)) {
-        ig_oauth_fingerprint(creds_sealed, out);
-    } else {
-        const char *cfg = json_object_to_json_string_ext(used, JSON_C_TO_STRING_PLAIN);
-        size_t n = strlen(creds_sealed ? creds_sealed : "") + strlen(cfg) + 2;
-        char *m = malloc(n);
-        if (m) {
-            snprintf(m, n, "%s\n%s", creds_sealed ? creds_sealed : "", cfg);
-            ig_oauth_fingerprint(m, out);
-            free(m);
-        } else {
-            snprintf(out, 33, "%s", "-"); /* matches no cached token */
-        }
-    }
+    ig_oauth_fingerprint2(creds_sealed,
+                          json_object_object_length(used) ? json_object_to_json_string_ext(used, JSON_C_TO_STRING_PLAIN)
+                                                          : NULL,
+                          out);
     json_object_put(used);
 }
 

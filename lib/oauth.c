@@ -494,13 +494,25 @@ int ig_oauth_token_creds(const char *what, json_object *method, json_object *res
     return INTEG_OK;
 }
 
-void ig_oauth_fingerprint(const char *secret, char out[33])
+void ig_oauth_fingerprint2(const char *secret, const char *more, char out[33])
 {
+    /* BLAKE2b of secret, then "\n" + more when given: the digest of the
+     * joined text, without joining it. */
     unsigned char h[16];
-    crypto_generichash(h, sizeof h, (const unsigned char *)(secret ? secret : ""), secret ? strlen(secret) : 0,
-                       (const unsigned char *)"integ-token-fp-1", 16);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, (const unsigned char *)"integ-token-fp-1", 16, sizeof h);
+    if (secret)
+        crypto_generichash_update(&st, (const unsigned char *)secret, strlen(secret));
+    if (more) {
+        crypto_generichash_update(&st, (const unsigned char *)"\n", 1);
+        crypto_generichash_update(&st, (const unsigned char *)more, strlen(more));
+    }
+    crypto_generichash_final(&st, h, sizeof h);
+    sodium_memzero(&st, sizeof st);
     sodium_bin2hex(out, 33, h, sizeof h);
 }
+
+void ig_oauth_fingerprint(const char *secret, char out[33]) { ig_oauth_fingerprint2(secret, NULL, out); }
 
 int ig_oauth_creds_unchanged(integ_ctx *ctx, json_object *rec, const ig_creds_seen *seen)
 {

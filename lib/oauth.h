@@ -143,6 +143,9 @@ int ig_oauth_needs_reauth(integ_ctx *ctx, const char *tenant_id, const char *int
 /* A short fingerprint (hex) of a secret, to recognise it without keeping it. */
 void ig_oauth_fingerprint(const char *secret, char out[33]);
 
+/* The fingerprint of secret + "\n" + more (more NULL: as above). */
+void ig_oauth_fingerprint2(const char *secret, const char *more, char out[33]);
+
 /* Force a new token for an open connection (integ_oauth_refresh). */
 int ig_auth_force(ig_conn *c);
 
