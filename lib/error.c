@@ -6,8 +6,6 @@
 #include "error.h"
 #include "integrations/integrations.h"
 
-#define IG_ERRMSG_MAX 1024
-
 static _Thread_local char tl_msg[IG_ERRMSG_MAX];
 
 int ig_err(int code, const char *fmt, ...)
@@ -20,6 +18,10 @@ int ig_err(int code, const char *fmt, ...)
 }
 
 void ig_err_clear(void) { tl_msg[0] = '\0'; }
+
+void ig_err_save(ig_err_saved *s) { memcpy(s->msg, tl_msg, strlen(tl_msg) + 1); }
+
+void ig_err_restore(const ig_err_saved *s) { memcpy(tl_msg, s->msg, strlen(s->msg) + 1); }
 
 const char *ig_errmsg(void) { return tl_msg; }
 

@@ -28,6 +28,7 @@
 #include "error.h"
 #include "integrations/store.h"
 #include "json.h"
+#include "store_inbox.h"
 #include "store_schema.h"
 #include "store_sqlite.h"
 #include "util.h"
@@ -165,6 +166,11 @@ struct sq_store {
     int nconns;
     int opening; /* connections being opened outside the lock */
     int writer;  /* a write transaction of this process is running */
+    int writer_known; /* ...and writer_tid runs it (not the checkpointer) */
+    pthread_t writer_tid;
+    /* File stores: received webhook events wait here until a transaction
+     * begins (store_inbox.h). Set by open(). */
+    ig_inbox *inbox;
     /* The checkpointer (file stores): commits only signal it, so copying
      * WAL pages into the database and its fsync run on another thread
      * instead of inside every thousandth commit. ck_mu guards the rest. */
@@ -449,8 +455,11 @@ static int pool_acquire(sq_store *s, int write, sq_conn **out)
     }
     (*out)->in_use = 1;
     (*out)->tx.write = write;
-    if (write)
+    if (write) {
         s->writer = 1;
+        s->writer_known = 1;
+        s->writer_tid = pthread_self();
+    }
     pthread_mutex_unlock(&s->mu);
     return INTEG_OK;
 }
@@ -463,8 +472,10 @@ static void pool_release(sq_conn *c)
     sq_store *s = c->store;
     int broken = !s->memory && !sqlite3_get_autocommit(c->db);
     pthread_mutex_lock(&s->mu);
-    if (c->tx.write)
+    if (c->tx.write) {
         s->writer = 0;
+        s->writer_known = 0;
+    }
     c->tx.write = 0;
     c->tx.active = 0;
     c->in_use = 0;
@@ -1006,6 +1017,8 @@ static int deliver(const table_spec *t, sqlite3 *db, sqlite3_stmt *st, integ_sto
     return cb(payload, json, json_len, blob, blob_len);
 }
 
+static int inbox_open(sq_store *s);
+
 static int sq_open(void *store_data)
 {
     if (!store_data)
@@ -1023,6 +1036,8 @@ static int sq_open(void *store_data)
         }
         if (rc == INTEG_OK)
             rc = migrate(s, s->conns[0]);
+        if (rc == INTEG_OK && !s->memory && !s->inbox)
+            rc = inbox_open(s);
         if (rc == INTEG_OK && !s->memory)
             checkpointer_start(s);
         if (rc == INTEG_OK)
@@ -1037,6 +1052,13 @@ static void sq_close(void *store_data)
     sq_store *s = store_data;
     if (!s)
         return;
+    /* What the inbox holds goes into the table now; if that fails it stays
+     * in the file, and the next open's first transaction moves it. */
+    ig_err_saved saved;
+    ig_err_save(&saved);
+    ig_inbox_drain(s->inbox);
+    ig_inbox_close(s->inbox);
+    ig_err_restore(&saved);
     checkpointer_stop(s);
     for (int i = 0; i < s->nconns; i++)
         conn_free(s->conns[i]);
@@ -1055,8 +1077,18 @@ static int sq_begin(void *store_data, int write, void **out_tx)
     *out_tx = NULL;
     if (!store_data)
         return ig_err(INTEG_EINVAL, "sqlite: begin: invalid argument: store_data");
+    sq_store *s = store_data;
+    /* Every transaction sees the events received before it began. A move
+     * that fails (busy, disk full) leaves them safe in the inbox: this
+     * transaction goes on without them, and the next begin tries again. */
+    if (s->inbox) {
+        ig_err_saved saved;
+        ig_err_save(&saved);
+        if (ig_inbox_drain(s->inbox) != INTEG_OK)
+            ig_err_restore(&saved);
+    }
     sq_conn *c = NULL;
-    int rc = pool_acquire(store_data, write ? 1 : 0, &c);
+    int rc = pool_acquire(s, write ? 1 : 0, &c);
     if (rc != INTEG_OK)
         return rc;
     int src = tx_exec(c, write ? TX_BEGIN_WRITE : TX_BEGIN_READ);
@@ -1164,6 +1196,90 @@ static int put_row(sq_tx *tx, const table_spec *t, integ_store_kind kind, const 
         rc = ig_err(INTEG_ENOTFOUND, "%s: update: no record with id \"%s\"", t->table, f[0].str);
     stmt_done(&r);
     return rc;
+}
+
+/* ---- the inbox's callbacks (store_inbox.h) ---- */
+
+static int inbox_stored(void *arg, const char *endpoint_id, const char *event_id, int *out_found)
+{
+    sq_store *s = arg;
+    const table_spec *t = ig_store_spec(INTEG_KIND_WEBHOOK_EVENT);
+    *out_found = 0;
+    sq_conn *c = NULL;
+    int rc = pool_acquire(s, 0, &c);
+    if (rc != INTEG_OK)
+        return rc;
+    stmt_ref r;
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT 1 FROM %s WHERE endpoint_id = ?1 AND event_id = ?2", t->table);
+    rc = stmt_dynamic(c, sql, &r, t->table, "duplicate check");
+    if (rc == INTEG_OK) {
+        int src = sqlite3_bind_text(r.st, 1, endpoint_id, -1, SQLITE_STATIC);
+        if (src == SQLITE_OK)
+            src = sqlite3_bind_text(r.st, 2, event_id, -1, SQLITE_STATIC);
+        if (src == SQLITE_OK)
+            src = sqlite3_step(r.st);
+        if (src == SQLITE_ROW)
+            *out_found = 1;
+        else if (src != SQLITE_DONE)
+            rc = sql_fail(c->db, src, t->table, "duplicate check");
+        stmt_done(&r);
+    }
+    pool_release(c);
+    return rc;
+}
+
+static int inbox_move(void *arg, const ig_inbox_rec *recs, size_t n)
+{
+    sq_store *s = arg;
+    const table_spec *t = ig_store_spec(INTEG_KIND_WEBHOOK_EVENT);
+    sq_conn *c = NULL;
+    int rc = pool_acquire(s, 1, &c);
+    if (rc != INTEG_OK)
+        return rc;
+    int src = tx_exec(c, TX_BEGIN_WRITE);
+    if (src != SQLITE_OK)
+        rc = sql_fail(c->db, src, t->table, "move from the inbox: begin");
+    c->tx.active = 1;
+    for (size_t i = 0; rc == INTEG_OK && i < n; i++) {
+        json_object *obj = ig_json_parse_len(recs[i].json, recs[i].json_len);
+        integ_store_field f[MAX_COLS];
+        size_t nf = 0;
+        if (!obj || !json_object_is_type(obj, json_type_object))
+            rc = ig_err(INTEG_ESTORE, "%s: move from the inbox: record %zu is not a JSON object", t->table, i);
+        else
+            rc = ig_store_fields_from(t, obj, f, &nf);
+        if (rc == INTEG_OK) {
+            rc = put_row(&c->tx, t, INTEG_KIND_WEBHOOK_EVENT, recs[i].json, recs[i].json_len, f, recs[i].blob,
+                         recs[i].blob_len, INTEG_PUT_INSERT);
+            /* Moved already (a crash between commit and truncate), or a
+             * delivery the table has: the stored one stays. */
+            if (rc == INTEG_EEXISTS)
+                rc = INTEG_OK;
+        }
+        json_object_put(obj);
+    }
+    if (rc == INTEG_OK && (src = tx_exec(c, TX_COMMIT)) != SQLITE_OK)
+        rc = sql_fail(c->db, src, t->table, "move from the inbox: commit");
+    if (!sqlite3_get_autocommit(c->db))
+        tx_exec(c, TX_ROLLBACK);
+    pool_release(c);
+    return rc;
+}
+
+static int inbox_self_writing(void *arg)
+{
+    sq_store *s = arg;
+    pthread_mutex_lock(&s->mu);
+    int self = s->writer && s->writer_known && pthread_equal(s->writer_tid, pthread_self());
+    pthread_mutex_unlock(&s->mu);
+    return self;
+}
+
+static int inbox_open(sq_store *s)
+{
+    const ig_inbox_ops ops = {s, inbox_stored, inbox_move, inbox_self_writing};
+    return ig_inbox_open(s->path, &ops, &s->inbox);
 }
 
 static int sq_put(void *txp, integ_store_kind kind, const char *json, const unsigned char *blob,
@@ -1434,6 +1550,12 @@ static const integ_store sq_vtable = {
 sqlite3 *ig_sqlite_tx_db(void *tx) { return tx ? ((sq_tx *)tx)->conn->db : NULL; }
 
 int ig_sqlite_owns(const integ_store *store) { return store && store->open == sq_open; }
+
+ig_inbox *ig_sqlite_inbox(const integ_store *store, void *store_data)
+{
+    sq_store *s = store_data;
+    return store == &sq_vtable && s && !s->sync_full ? s->inbox : NULL;
+}
 
 int ig_sqlite_set_durability(void *store_data, int full)
 {

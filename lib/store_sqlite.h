@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "integrations/store.h"
+#include "store_inbox.h"
 
 /* The schema version PRAGMA user_version holds after open(). */
 #define IG_SQLITE_SCHEMA_VERSION 3
@@ -42,5 +43,12 @@ int ig_sqlite_owns(const integ_store *store);
  * only the durability it already has is accepted (INTEG_EINVAL
  * otherwise). */
 int ig_sqlite_set_durability(void *store_data, int full);
+
+/* The inbox received webhook events go to (store_inbox.h), when `store`
+ * is exactly the built-in SQLite store's vtable on an open file database
+ * with durability "normal"; NULL otherwise (":memory:", "full", a host
+ * store, a wrapped vtable: events are inserted in a transaction instead).
+ * Owned by the store. */
+ig_inbox *ig_sqlite_inbox(const integ_store *store, void *store_data);
 
 #endif

@@ -22,11 +22,10 @@
 #include "ctx.h"
 #include "error.h"
 #include "json.h"
+#include "store_sqlite.h"
 #include "util.h"
 #include "webhook_ingest.h"
 
-/* error.c's message size: a copied message is never shorter than the original. */
-#define MSG_MAX 1024
 
 struct ig_wh_ingest_item {
     ig_wh_ingest_item *next;
@@ -40,7 +39,7 @@ struct ig_wh_ingest_item {
      * (both under mu). */
     int done;
     int rc;
-    char msg[MSG_MAX];
+    char msg[IG_ERRMSG_MAX]; /* never shorter than the original */
 };
 
 int ig_wh_ingest_init(ig_wh_ingest *q)
@@ -223,8 +222,64 @@ static int insert_batch(integ_ctx *ctx, void *tx, ig_wh_ingest_item **v, size_t 
     return rc;
 }
 
+/* The built-in SQLite store on a file: the batch goes to its inbox
+ * (store_inbox.h) with one write, duplicates decided there. All or
+ * nothing: on an error no event of the batch was queued. */
+static void inbox_batch(ig_inbox *inbox, ig_wh_ingest_item **v, size_t n)
+{
+    ig_wh_ingest_item *s[IG_WH_INGEST_MAX_BATCH];
+    for (size_t i = 0; i < n; i++) {
+        v[i]->pos = i;
+        v[i]->duplicate = 0;
+        s[i] = v[i];
+    }
+    qsort(s, n, sizeof *s, sort_cmp);
+    for (size_t i = 1; i < n; i++)
+        if (has_key(s[i]) && key_cmp(s[i - 1], s[i]) == 0)
+            s[i]->duplicate = 1;
+    /* The records' text, one after another in one buffer. */
+    char stack[8192];
+    ig_jbuf text = {stack, 0, sizeof stack, 0, 0};
+    size_t off[IG_WH_INGEST_MAX_BATCH], len[IG_WH_INGEST_MAX_BATCH];
+    int rc = INTEG_OK;
+    for (size_t i = 0; rc == INTEG_OK && i < n; i++) {
+        off[i] = text.n;
+        if (!v[i]->duplicate && ig_json_write(v[i]->ev, &text))
+            rc = ig_err(INTEG_ENOMEM, "webhook ingest: out of memory");
+        len[i] = text.n - off[i];
+    }
+    ig_inbox_rec recs[IG_WH_INGEST_MAX_BATCH];
+    ig_wh_ingest_item *owner[IG_WH_INGEST_MAX_BATCH];
+    size_t m = 0;
+    for (size_t i = 0; rc == INTEG_OK && i < n; i++) {
+        if (v[i]->duplicate)
+            continue;
+        owner[m] = v[i];
+        recs[m++] = (ig_inbox_rec){.endpoint_id = v[i]->endpoint_id,
+                                   .event_id = v[i]->event_id,
+                                   .json = text.p + off[i],
+                                   .json_len = len[i],
+                                   .blob = v[i]->body,
+                                   .blob_len = v[i]->body_len};
+    }
+    if (rc == INTEG_OK)
+        rc = ig_inbox_put(inbox, recs, m);
+    for (size_t i = 0; rc == INTEG_OK && i < m; i++)
+        owner[i]->duplicate = recs[i].duplicate;
+    /* A repeat within the batch shares its first copy's fate: a duplicate
+     * when that was queued, the same error when it was not. */
+    for (size_t i = 0; i < n; i++)
+        settle(v[i], rc != INTEG_OK ? rc : v[i]->duplicate ? INTEG_EEXISTS : INTEG_OK);
+    ig_jbuf_free(&text);
+}
+
 static void commit_batch(integ_ctx *ctx, ig_wh_ingest_item **v, size_t n)
 {
+    ig_inbox *inbox = ig_sqlite_inbox(ctx->store, ctx->store_data);
+    if (inbox) {
+        inbox_batch(inbox, v, n);
+        return;
+    }
     if (n == 1) {
         /* No duplicate query: the unique index answers for one insert. */
         commit_alone(ctx, v[0]);

@@ -1,0 +1,87 @@
+/* Internal: the SQLite store's inbox for received webhook events.
+ *
+ * A 202 must mean "durable", and on SQLite that used to mean one commit
+ * per event: a WAL frame for the row and for each of the queue table's
+ * indexes (random webhook ids land on random index pages), which bounds one
+ * caller near 13,000 events/s on this kind of machine (bench/RESULTS.md).
+ * The inbox is a file next to the database (`<db>-inbox`): receiving
+ * appends the record with one write(), which survives the process exactly
+ * as a WAL commit under synchronous=NORMAL does (both sit in the page
+ * cache); the records are moved into webhook_events in batches, in one
+ * transaction each, and the inbox is then truncated. Under durability
+ * "full" a 202 needs an fsync either way, and SQLite's group commit shares
+ * one among concurrent receivers: receiving skips the inbox then (the store
+ * still drains it, for records another context left).
+ *
+ * Nothing reads from the inbox itself: every transaction of the store
+ * begins by moving what is there (so a read after a 202 sees its event,
+ * in any process), and so does closing the store. Duplicates stay exact:
+ * an appender holds the file's lock from its duplicate check to its write,
+ * checks the keys it appended itself and the table, and first moves
+ * records another process or context appended, if any.
+ *
+ * Locks: the inbox's mutex (this process), then the file's flock (other
+ * processes and other contexts on the same file), then whatever the
+ * callbacks take (the store's pool). Owned by the SQLite store. */
+#ifndef IG_STORE_INBOX_H
+#define IG_STORE_INBOX_H
+
+#include <stddef.h>
+
+/* Moved once this many events or bytes are waiting (by the appender that
+ * crosses the line): bounds the work a later read may have to do first. */
+#define IG_INBOX_MOVE_EVENTS 1024
+#define IG_INBOX_MOVE_BYTES (2u << 20)
+
+/* Past this size an append refuses (with the reason the inbox could not be
+ * moved) instead of growing the file further. */
+#define IG_INBOX_MAX_BYTES (64u << 20)
+
+/* How long to wait for another holder of the file's lock. */
+#define IG_INBOX_LOCK_TIMEOUT_MS 5000
+
+typedef struct ig_inbox ig_inbox;
+
+typedef struct ig_inbox_rec {
+    /* The duplicate key (NULL on records read back from the file). */
+    const char *endpoint_id, *event_id;
+    const char *json; /* the webhook_events record, json_len bytes (no NUL needed) */
+    size_t json_len;
+    const unsigned char *blob; /* the body */
+    size_t blob_len;
+    int duplicate; /* out of ig_inbox_put: the store or the inbox holds the key already */
+} ig_inbox_rec;
+
+typedef struct ig_inbox_ops {
+    void *arg;
+    /* *out_found = 1 when the table holds (endpoint_id, event_id). */
+    int (*stored)(void *arg, const char *endpoint_id, const char *event_id, int *out_found);
+    /* Insert recs[0..n) in one transaction and commit; a record the table
+     * already holds (same id or key: a move repeated after a crash) is
+     * skipped. Anything else fails the whole move. */
+    int (*move)(void *arg, const ig_inbox_rec *recs, size_t n);
+    /* 1 when moving now would wait for the calling thread itself (it is
+     * inside a write transaction of the store). */
+    int (*self_writing)(void *arg);
+} ig_inbox_ops;
+
+/* Open (creating it 0600) `<db_path>-inbox`. *out owned by the caller
+ * (ig_inbox_close). Records left by a crash are moved by the first drain. */
+int ig_inbox_open(const char *db_path, const ig_inbox_ops *ops, ig_inbox **out);
+
+/* Append the records of recs[0..n) that neither the inbox nor the store
+ * holds (the others get duplicate = 1; the caller has removed repeats
+ * within recs). INTEG_OK: every non-duplicate is in the file (and synced
+ * under sync_full). On error nothing was appended. */
+int ig_inbox_put(ig_inbox *b, ig_inbox_rec *recs, size_t n);
+
+/* Move whatever the file holds into the store. INTEG_OK when it is empty
+ * afterwards, or when the calling thread is writing (nothing is done: the
+ * records stay for the next drain). */
+int ig_inbox_drain(ig_inbox *b);
+
+/* Close the file, removing it when empty (no move: the store drains
+ * first). NULL is fine. */
+void ig_inbox_close(ig_inbox *b);
+
+#endif

@@ -1,0 +1,400 @@
+/* The SQLite store's inbox (lib/store_inbox.c): on a file database with
+ * durability "normal", a received event is appended to `<db>-inbox` and
+ * moved into webhook_events when a transaction begins, when enough have
+ * gathered, or when the store closes.
+ *
+ * Asserted here: a 202'd event is visible to the next read (in the same or
+ * another context), duplicates stay exact while events wait in the inbox
+ * (within one context and across two on the same file), events survive a
+ * process that dies without closing (a torn record after them is dropped),
+ * a move repeated after a crash changes nothing, receiving does not wait
+ * for the database's write lock, the appender moves a full inbox, "full"
+ * durability bypasses it, and an empty inbox is removed at close even
+ * while another context still has the old file open. */
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <mbedtls/md.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "ctx.h"
+#include "store_inbox.h"
+#include "test.h"
+
+#define SECRET "shpss_inbox_test_secret"
+#define BODY "{\"id\":42,\"note\":\"inbox\"}"
+
+static char dbpath[64], inboxpath[80];
+static char ep_id[128];
+
+static void rm_db(void)
+{
+    static const char *const sfx[] = {"", "-wal", "-shm", "-journal", "-inbox"};
+    for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
+        char p[96];
+        snprintf(p, sizeof p, "%s%s", dbpath, sfx[i]);
+        unlink(p);
+    }
+}
+
+static const char *jstr(json_object *o, const char *k) { return json_object_get_string(json_object_object_get(o, k)); }
+
+static integ_ctx *ctx_open(const char *durability)
+{
+    char opts[256];
+    snprintf(opts, sizeof opts, "{\"store\":\"sqlite:%s\",\"master_key\":\"" TEST_MASTER_KEY "\"%s%s%s}", dbpath,
+             durability ? ",\"durability\":\"" : "", durability ? durability : "", durability ? "\"" : "");
+    integ_ctx *ctx = NULL;
+    if (integ_ctx_open(&ctx, opts) != INTEG_OK) {
+        fprintf(stderr, "  open: %s\n", integ_errmsg());
+        return NULL;
+    }
+    return ctx;
+}
+
+/* A fresh file with a Shopify integration and endpoint (ep_id); the
+ * context that made them is closed again. */
+static void setup(void)
+{
+    snprintf(dbpath, sizeof dbpath, "integ-inbox-XXXXXX");
+    int fd = mkstemp(dbpath);
+    CHECK(fd >= 0);
+    close(fd);
+    snprintf(inboxpath, sizeof inboxpath, "%s-inbox", dbpath);
+    integ_ctx *ctx = ctx_open(NULL);
+    CHECK(ctx != NULL);
+    integ_session *s = NULL;
+    char *out = NULL;
+    CHECK_OK(integ_session_open(&s, ctx, "acme", "alice", "[\"admin\"]"));
+    CHECK_OK(integ_integration_create(s,
+                                      "{\"integration_definition_id\":\"shopify-ecommerce\",\"credentials\":{\"api_key\":"
+                                      "\"x\"},\"config\":{\"shop\":\"acme.myshopify.com\"}}",
+                                      &out));
+    json_object *o = json_tokener_parse(out);
+    char integ_id[64];
+    snprintf(integ_id, sizeof integ_id, "%s", jstr(o, "id"));
+    json_object_put(o);
+    integ_free(out);
+    CHECK_OK(integ_webhook_endpoint_create(s, integ_id, "{\"secret\":\"" SECRET "\"}", &out));
+    o = json_tokener_parse(out);
+    snprintf(ep_id, sizeof ep_id, "%s", jstr(o, "id"));
+    json_object_put(o);
+    integ_free(out);
+    integ_session_close(s);
+    integ_ctx_close(ctx);
+}
+
+/* One signed Shopify delivery with X-Shopify-Webhook-Id `wid`: the HTTP
+ * status the library answers (0 when the call failed). */
+static int receive(integ_ctx *ctx, const char *wid)
+{
+    unsigned char mac[32];
+    char sig[64];
+    mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), (const unsigned char *)SECRET, strlen(SECRET),
+                    (const unsigned char *)BODY, strlen(BODY), mac);
+    sodium_bin2base64(sig, sizeof sig, mac, sizeof mac, sodium_base64_VARIANT_ORIGINAL);
+    const char *names[] = {"X-Shopify-Hmac-Sha256", "X-Shopify-Topic", "X-Shopify-Webhook-Id", "Content-Type"};
+    const char *values[] = {sig, "orders/create", wid, "application/json"};
+    char *ob = NULL;
+    int status = 0;
+    int rc = integ_webhook_receive(ctx, ep_id, "POST", "https://app.example.com/hooks/x", names, values, 4,
+                                   (const unsigned char *)BODY, strlen(BODY), &status, &ob);
+    if (rc != INTEG_OK)
+        fprintf(stderr, "  receive %s: %s\n", wid, integ_errmsg());
+    integ_free(ob);
+    return rc == INTEG_OK ? status : 0;
+}
+
+/* Size of the inbox file; -1 when there is none. */
+static long inbox_size(void)
+{
+    struct stat st;
+    return stat(inboxpath, &st) == 0 ? (long)st.st_size : -1;
+}
+
+/* Rows in webhook_events, read with SQLite directly (no transaction of the
+ * library's: nothing is moved by looking). */
+static long table_rows(void)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    long n = -1;
+    if (sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT count(*) FROM webhook_events", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = (long)sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return n;
+}
+
+/* The tenant's events through the library (a transaction: moves first). */
+static json_object *events(integ_ctx *ctx)
+{
+    integ_session *s = NULL;
+    char *out = NULL;
+    CHECK_OK(integ_session_open(&s, ctx, "acme", "alice", "[\"admin\"]"));
+    CHECK_OK(integ_webhook_events_list(s, "{\"limit\":1000}", &out));
+    json_object *arr = json_tokener_parse(out ? out : "[]");
+    integ_free(out);
+    integ_session_close(s);
+    return arr;
+}
+
+static int count_with(json_object *arr, const char *k, const char *v)
+{
+    int n = 0;
+    for (size_t i = 0; i < json_object_array_length(arr); i++) {
+        const char *x = jstr(json_object_array_get_idx(arr, i), k);
+        n += x && !strcmp(x, v);
+    }
+    return n;
+}
+
+static void test_visible_after_receive(void)
+{
+    setup();
+    integ_ctx *ctx = ctx_open(NULL);
+    CHECK(receive(ctx, "wid-a") == 202);
+    CHECK(receive(ctx, "wid-b") == 202);
+    CHECK(receive(ctx, "wid-c") == 202);
+    /* Accepted into the inbox, not yet into the table. */
+    CHECK(inbox_size() > 0);
+    CHECK(table_rows() == 0);
+    json_object *arr = events(ctx);
+    CHECK(json_object_array_length(arr) == 3);
+    CHECK(count_with(arr, "event_id", "wid-b") == 1);
+    CHECK(count_with(arr, "status", "queued") == 3);
+    json_object_put(arr);
+    CHECK(inbox_size() == 0);
+    CHECK(table_rows() == 3);
+    integ_ctx_close(ctx);
+    /* An empty inbox goes at close, as SQLite's -wal does. */
+    CHECK(inbox_size() == -1);
+    rm_db();
+}
+
+static void test_duplicates_exact(void)
+{
+    setup();
+    integ_ctx *ctx = ctx_open(NULL);
+    CHECK(receive(ctx, "wid-dup") == 202);
+    /* The first copy waits in the inbox: still a duplicate. */
+    CHECK(receive(ctx, "wid-dup") == 200);
+    CHECK(receive(ctx, "wid-other") == 202);
+    json_object *arr = events(ctx);
+    CHECK(json_object_array_length(arr) == 2);
+    json_object_put(arr);
+    /* Now in the table: still a duplicate, and nothing new in the inbox. */
+    CHECK(receive(ctx, "wid-dup") == 200);
+    CHECK(inbox_size() == 0);
+    integ_ctx_close(ctx);
+    CHECK(table_rows() == 2);
+    rm_db();
+}
+
+static void test_two_contexts(void)
+{
+    setup();
+    integ_ctx *a = ctx_open(NULL), *b = ctx_open(NULL);
+    CHECK(a && b);
+    CHECK(receive(a, "wid-x") == 202);
+    /* B has no key of A's in memory: it moves A's record first and the
+     * table answers. */
+    CHECK(receive(b, "wid-x") == 200);
+    CHECK(receive(b, "wid-y") == 202);
+    CHECK(receive(a, "wid-y") == 200);
+    CHECK(receive(a, "wid-z") == 202);
+    /* B reads what A received. */
+    json_object *arr = events(b);
+    CHECK(json_object_array_length(arr) == 3);
+    CHECK(count_with(arr, "event_id", "wid-x") == 1);
+    CHECK(count_with(arr, "event_id", "wid-y") == 1);
+    CHECK(count_with(arr, "event_id", "wid-z") == 1);
+    json_object_put(arr);
+    integ_ctx_close(a);
+    integ_ctx_close(b);
+    CHECK(table_rows() == 3);
+    rm_db();
+}
+
+/* A child receives n events and dies without closing its context. */
+static void crash_after_receiving(int n)
+{
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        integ_ctx *ctx = ctx_open(NULL);
+        int ok = ctx != NULL;
+        for (int i = 0; ok && i < n; i++) {
+            char wid[32];
+            snprintf(wid, sizeof wid, "wid-crash-%d", i);
+            ok = receive(ctx, wid) == 202;
+        }
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static unsigned char *read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
+    *len = fread(buf, 1, (size_t)n, f);
+    fclose(f);
+    return buf;
+}
+
+static void write_file(const char *path, const unsigned char *buf, size_t len, const char *mode)
+{
+    FILE *f = fopen(path, mode);
+    CHECK(f != NULL);
+    CHECK(fwrite(buf, 1, len, f) == len);
+    fclose(f);
+}
+
+static void test_crash_recovery(void)
+{
+    setup();
+    crash_after_receiving(5);
+    CHECK(table_rows() == 0);
+    size_t len = 0;
+    unsigned char *saved = read_file(inboxpath, &len);
+    CHECK(saved && len > 0);
+    /* A torn record after them: what a power loss mid-append leaves. */
+    const unsigned char torn[] = {0x49, 0x47, 0x42, 0x31, 0x40, 0, 0, 0, 0x10, 0, 0, 0, 1, 2, 3};
+    write_file(inboxpath, torn, sizeof torn, "ab");
+
+    integ_ctx *ctx = ctx_open(NULL);
+    json_object *arr = events(ctx);
+    CHECK(json_object_array_length(arr) == 5);
+    CHECK(count_with(arr, "event_id", "wid-crash-4") == 1);
+    CHECK(inbox_size() == 0);
+    /* Accepted before the crash: a duplicate now. */
+    CHECK(receive(ctx, "wid-crash-2") == 200);
+
+    /* One event changes state; then the same records reappear, as after a
+     * crash between a move's commit and its truncate. */
+    const char *id0 = jstr(json_object_array_get_idx(arr, 0), "id");
+    void *tx = NULL;
+    json_object *rec = NULL;
+    CHECK_OK(ig_tx_begin(ctx, 1, &tx));
+    CHECK_OK(ig_store_get(ctx, tx, INTEG_KIND_WEBHOOK_EVENT, NULL, id0, &rec));
+    json_object_object_add(rec, "status", json_object_new_string("dead"));
+    CHECK_OK(ig_tx_end(ctx, tx, 1, ig_store_put(ctx, tx, INTEG_KIND_WEBHOOK_EVENT, rec, INTEG_PUT_UPDATE)));
+    json_object_put(rec);
+    write_file(inboxpath, saved, len, "ab");
+    json_object *again = events(ctx);
+    CHECK(json_object_array_length(again) == 5);
+    CHECK(count_with(again, "status", "dead") == 1);
+    CHECK(inbox_size() == 0);
+    json_object_put(again);
+    json_object_put(arr);
+    free(saved);
+    integ_ctx_close(ctx);
+    CHECK(table_rows() == 5);
+    rm_db();
+}
+
+static void test_receive_while_database_locked(void)
+{
+    setup();
+    integ_ctx *ctx = ctx_open(NULL);
+    CHECK(receive(ctx, "wid-before") == 202);
+    json_object_put(events(ctx)); /* table and inbox settled */
+    /* Another process holds the database's write lock. */
+    sqlite3 *db = NULL;
+    CHECK(sqlite3_open(dbpath, &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+    for (int i = 0; i < 3; i++) {
+        char wid[32];
+        snprintf(wid, sizeof wid, "wid-locked-%d", i);
+        CHECK(receive(ctx, wid) == 202);
+    }
+    CHECK(receive(ctx, "wid-locked-1") == 200);
+    CHECK(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    json_object *arr = events(ctx);
+    CHECK(json_object_array_length(arr) == 4);
+    json_object_put(arr);
+    integ_ctx_close(ctx);
+    rm_db();
+}
+
+static void test_full_inbox_moved_by_appender(void)
+{
+    setup();
+    integ_ctx *ctx = ctx_open(NULL);
+    for (int i = 0; i < IG_INBOX_MOVE_EVENTS - 1; i++) {
+        char wid[32];
+        snprintf(wid, sizeof wid, "wid-many-%d", i);
+        CHECK(receive(ctx, wid) == 202);
+    }
+    CHECK(table_rows() == 0);
+    CHECK(receive(ctx, "wid-many-last") == 202);
+    /* The appender that filled it moved it. */
+    CHECK(table_rows() == IG_INBOX_MOVE_EVENTS);
+    CHECK(inbox_size() == 0);
+    CHECK(receive(ctx, "wid-many-7") == 200);
+    integ_ctx_close(ctx);
+    rm_db();
+}
+
+static void test_full_durability_commits(void)
+{
+    setup();
+    integ_ctx *ctx = ctx_open("full");
+    CHECK(receive(ctx, "wid-full") == 202);
+    /* A 202 under "full" is a synced commit: in the table at once. */
+    CHECK(table_rows() == 1);
+    CHECK(inbox_size() <= 0);
+    CHECK(receive(ctx, "wid-full") == 200);
+    integ_ctx_close(ctx);
+    rm_db();
+}
+
+static void test_removed_inbox_reopened(void)
+{
+    setup();
+    integ_ctx *a = ctx_open(NULL), *b = ctx_open(NULL);
+    /* B closes with the inbox empty and removes it; A still holds the old
+     * file, and must append to a new one that others can see. */
+    integ_ctx_close(b);
+    CHECK(inbox_size() == -1);
+    CHECK(receive(a, "wid-after-remove") == 202);
+    CHECK(inbox_size() > 0);
+    integ_ctx *c = ctx_open(NULL);
+    json_object *arr = events(c);
+    CHECK(json_object_array_length(arr) == 1);
+    CHECK(count_with(arr, "event_id", "wid-after-remove") == 1);
+    json_object_put(arr);
+    CHECK(receive(a, "wid-after-remove") == 200);
+    integ_ctx_close(c);
+    integ_ctx_close(a);
+    CHECK(table_rows() == 1);
+    CHECK(inbox_size() == -1);
+    rm_db();
+}
+
+int main(void)
+{
+    RUN(test_visible_after_receive);
+    RUN(test_duplicates_exact);
+    RUN(test_two_contexts);
+    RUN(test_crash_recovery);
+    RUN(test_receive_while_database_locked);
+    RUN(test_full_inbox_moved_by_appender);
+    RUN(test_full_durability_commits);
+    RUN(test_removed_inbox_reopened);
+    TEST_END();
+}
