@@ -94,9 +94,12 @@ INTEG_API int integ_generate_master_key(char **out_b64);
  *                      202, a synced page) survives a crash of the process,
  *                      and an OS crash or power loss may lose the last
  *                      commits, never corrupt (SQLite WAL, synchronous=
- *                      NORMAL); "full": it survives those too (every
- *                      commit syncs the WAL: slower per commit, which
- *                      concurrent webhook receivers share)
+ *                      NORMAL; a file store appends received webhook
+ *                      events to PATH-inbox, with the same guarantee, and
+ *                      moves them into the queue in batches: every
+ *                      transaction sees them); "full": it survives those
+ *                      too (every commit syncs the WAL: slower per commit,
+ *                      which concurrent webhook receivers share)
  *   "master_key":      base64 of 32 bytes (see integ_generate_master_key)
  *   "master_key_file": path of a file holding that base64 text
  *   "adapters_dir":    a directory of extra *.json manifests (override the
@@ -347,8 +350,11 @@ INTEG_API int integ_webhook_endpoint_delete(integ_session *s, const char *endpoi
 /**
  * Handle one HTTP delivery to endpoint `endpoint_id` (the last path segment
  * of its URL). Returns INTEG_OK with the status and body the host sends:
- *   202 accepted — verified and durably committed to the queue (the commit
- *       happens before this returns); body {"status":"accepted","id"};
+ *   202 accepted — verified and durably queued before this returns
+ *       (committed; or, on a SQLite file with durability "normal",
+ *       appended to its inbox, which every later transaction moves into
+ *       the queue first: see the "durability" option); body
+ *       {"status":"accepted","id"};
  *   200 duplicate (already queued), ignored (unsubscribed event type) or a
  *       handshake (Graph validationToken echoed as text/plain, WooCommerce
  *       ping, Slack url_verification challenge);
@@ -366,7 +372,8 @@ INTEG_API int integ_webhook_endpoint_delete(integ_session *s, const char *endpoi
  * holding its event has committed. If a shared commit fails, each event is
  * committed alone, so only the call whose event fails returns the error
  * (its message in this thread's integ_errmsg()). A single caller commits
- * alone, as without concurrency.
+ * alone, as without concurrency. With the inbox a batch is one write to
+ * it, with the same answers.
  */
 INTEG_API int integ_webhook_receive(integ_ctx *ctx, const char *endpoint_id, const char *method, const char *url,
                                     const char *const *header_names, const char *const *header_values, size_t n_headers,

@@ -161,3 +161,35 @@ test('close() while a rotation runs waits for it', async () => {
   assert.equal(await pending, undefined);
   ctx.close(); // still idempotent
 });
+
+test('webhooks on a file store: a 202 waits in the inbox until the next transaction; duplicates stay exact', () => {
+  const db = path.join(dir, 'hooks.db');
+  const inbox = `${db}-inbox`;
+  const key = integ.generateMasterKey();
+  const opts = { store: `sqlite:${db}`, master_key: key, webhook: { base_url: 'https://hooks.example.com/wh' } };
+  const a = new integ.Context(opts);
+  const b = new integ.Context(opts);
+  const s = a.session('t1', 'u1', ['admin']);
+  const woo = s.createIntegration({ integration_definition_id: 'woocommerce-ecommerce',
+    config: { site_url: 'https://shop.example.com' }, credentials: { consumer_key: 'ck_x', consumer_secret: 'cs_x' } });
+  const ep = s.createWebhookEndpoint(woo.id);
+  const deliver = (ctx, delivery, id) => {
+    const body = Buffer.from(JSON.stringify({ id, email: `c${id}@example.com` }));
+    const sig = require('node:crypto').createHmac('sha256', ep.secret).update(body).digest('base64');
+    return ctx.receiveWebhook(ep.id, { url: ep.url, body, headers: {
+      'Content-Type': 'application/json', 'X-WC-Webhook-Topic': 'customer.updated',
+      'X-WC-Webhook-Signature': sig, 'X-WC-Webhook-Delivery-ID': delivery } }).status;
+  };
+  assert.equal(deliver(a, 'n-1', 1), 202);
+  assert.ok(fs.statSync(inbox).size > 0);
+  assert.equal(deliver(a, 'n-1', 1), 200);
+  assert.equal(deliver(b, 'n-1', 1), 200);
+  assert.equal(deliver(b, 'n-2', 2), 202);
+  const events = s.webhookEvents();
+  assert.deepEqual(events.map((e) => e.event_id).sort(), ['n-1', 'n-2']);
+  assert.equal(fs.statSync(inbox).size, 0);
+  s.close();
+  a.close();
+  b.close();
+  assert.equal(fs.existsSync(inbox), false);
+});

@@ -820,3 +820,25 @@ def test_response_value() -> None:
     assert back == r and back.reason == r.reason and type(back) is integrations.WebhookResponse
     plain = integrations.WebhookResponse(202, "{}")
     assert plain.reason == "" and plain.ok and plain._replace(status=200).reason == ""
+
+
+def test_receive_file_store_inbox(key: str, tmp_path: Any) -> None:
+    """On a SQLite file (durability "normal") a 202'd event waits in DB-inbox until the next
+    transaction, of this context or another on the file, moves it; duplicates stay exact."""
+    db = tmp_path / "hooks.db"
+    inbox = tmp_path / "hooks.db-inbox"
+    opts = {"store": f"sqlite:{db}", "master_key": key, "webhook": {"base_url": HOOK_BASE}}
+    with integrations.Context(opts) as a, integrations.Context(opts) as b:
+        with a.session("tenant-a", "alice", roles=["admin"]) as s:
+            ep = s.create_webhook_endpoint(s.create_integration(WOO, config=WOO_CONFIG, credentials=WOO_CREDS)["id"])
+        assert deliver_woo(a, ep, customer(1), "inbox-1").status == 202
+        assert inbox.stat().st_size > 0  # accepted: appended, not yet in the queue table
+        assert deliver_woo(a, ep, customer(1), "inbox-1").status == 200  # still waiting: a duplicate
+        assert deliver_woo(b, ep, customer(1), "inbox-1").status == 200  # the other context too
+        assert deliver_woo(b, ep, customer(2), "inbox-2").status == 202
+        with a.session("tenant-a", "bob") as reader:
+            got = reader.webhook_events()
+        assert sorted(e["event_id"] for e in got) == ["inbox-1", "inbox-2"]
+        assert all(e["status"] == "queued" for e in got)
+        assert inbox.stat().st_size == 0  # moved by the read's transaction
+    assert not inbox.exists()  # an empty inbox goes when the stores close
