@@ -12,7 +12,11 @@
  * failed statement aborts the whole transaction anyway) and inserted again
  * after one query that decides its duplicates. When anything else in a
  * batch fails, it is rolled back and every item is committed alone (the
- * pre-batch path), so one bad event fails only its own caller. */
+ * pre-batch path), so one bad event fails only its own caller.
+ *
+ * On the built-in SQLite store's inbox (durability "normal" on a file)
+ * there is no commit per event to share: each submitter appends its own
+ * event (inbox_submit). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,64 +226,35 @@ static int insert_batch(integ_ctx *ctx, void *tx, ig_wh_ingest_item **v, size_t 
     return rc;
 }
 
-/* The built-in SQLite store on a file: the batch goes to its inbox
- * (store_inbox.h) with one write, duplicates decided there. All or
- * nothing: on an error no event of the batch was queued. */
-static void inbox_batch(ig_inbox *inbox, ig_wh_ingest_item **v, size_t n)
+/* The built-in SQLite store on a file: the event goes to its inbox
+ * (store_inbox.h), one write under the inbox's own lock, duplicates
+ * decided there. Group commit has nothing to share then: an append costs
+ * less than handing a batch between threads (8 receivers on 2 cores:
+ * 19.0-23.7k events/s through the leader, 22.0-29.9k appending directly). */
+static int inbox_submit(ig_inbox *inbox, json_object *ev, const unsigned char *body, size_t body_len)
 {
-    ig_wh_ingest_item *s[IG_WH_INGEST_MAX_BATCH];
-    for (size_t i = 0; i < n; i++) {
-        v[i]->pos = i;
-        v[i]->duplicate = 0;
-        s[i] = v[i];
-    }
-    qsort(s, n, sizeof *s, sort_cmp);
-    for (size_t i = 1; i < n; i++)
-        if (has_key(s[i]) && key_cmp(s[i - 1], s[i]) == 0)
-            s[i]->duplicate = 1;
-    /* The records' text, one after another in one buffer. */
-    char stack[8192];
+    char stack[4096];
     ig_jbuf text = {stack, 0, sizeof stack, 0, 0};
-    size_t off[IG_WH_INGEST_MAX_BATCH], len[IG_WH_INGEST_MAX_BATCH];
-    int rc = INTEG_OK;
-    for (size_t i = 0; rc == INTEG_OK && i < n; i++) {
-        off[i] = text.n;
-        if (!v[i]->duplicate && ig_json_write(v[i]->ev, &text))
-            rc = ig_err(INTEG_ENOMEM, "webhook ingest: out of memory");
-        len[i] = text.n - off[i];
+    if (ig_json_write(ev, &text)) {
+        ig_jbuf_free(&text);
+        return ig_err(INTEG_ENOMEM, "webhook ingest: out of memory");
     }
-    ig_inbox_rec recs[IG_WH_INGEST_MAX_BATCH];
-    ig_wh_ingest_item *owner[IG_WH_INGEST_MAX_BATCH];
-    size_t m = 0;
-    for (size_t i = 0; rc == INTEG_OK && i < n; i++) {
-        if (v[i]->duplicate)
-            continue;
-        owner[m] = v[i];
-        recs[m++] = (ig_inbox_rec){.endpoint_id = v[i]->endpoint_id,
-                                   .event_id = v[i]->event_id,
-                                   .json = text.p + off[i],
-                                   .json_len = len[i],
-                                   .blob = v[i]->body,
-                                   .blob_len = v[i]->body_len};
-    }
-    if (rc == INTEG_OK)
-        rc = ig_inbox_put(inbox, recs, m);
-    for (size_t i = 0; rc == INTEG_OK && i < m; i++)
-        owner[i]->duplicate = recs[i].duplicate;
-    /* A repeat within the batch shares its first copy's fate: a duplicate
-     * when that was queued, the same error when it was not. */
-    for (size_t i = 0; i < n; i++)
-        settle(v[i], rc != INTEG_OK ? rc : v[i]->duplicate ? INTEG_EEXISTS : INTEG_OK);
+    ig_inbox_rec rec = {.endpoint_id = ig_json_str(ev, "endpoint_id"),
+                        .event_id = ig_json_str(ev, "event_id"),
+                        .json = text.p,
+                        .json_len = text.n,
+                        .blob = body,
+                        .blob_len = body_len};
+    int rc = ig_inbox_put(inbox, &rec, 1);
     ig_jbuf_free(&text);
+    if (rc != INTEG_OK)
+        return rc;
+    ig_err_clear();
+    return rec.duplicate ? INTEG_EEXISTS : INTEG_OK;
 }
 
 static void commit_batch(integ_ctx *ctx, ig_wh_ingest_item **v, size_t n)
 {
-    ig_inbox *inbox = ig_sqlite_inbox(ctx->store, ctx->store_data);
-    if (inbox) {
-        inbox_batch(inbox, v, n);
-        return;
-    }
     if (n == 1) {
         /* No duplicate query: the unique index answers for one insert. */
         commit_alone(ctx, v[0]);
@@ -347,6 +322,11 @@ static void linger(ig_wh_ingest *q)
 int ig_wh_ingest_submit(integ_ctx *ctx, json_object *ev, const unsigned char *body, size_t body_len)
 {
     ig_wh_ingest *q = &ctx->ingest;
+    ig_inbox *inbox = ig_sqlite_inbox(ctx->store, ctx->store_data);
+    if (inbox) {
+        atomic_fetch_sub(&q->preparing, 1);
+        return inbox_submit(inbox, ev, body, body_len);
+    }
     ig_wh_ingest_item it = {.ev = ev,
                             .endpoint_id = ig_json_str(ev, "endpoint_id"),
                             .event_id = ig_json_str(ev, "event_id"),

@@ -4,8 +4,9 @@
  * everything queued (after a bounded wait for the events it expects) in
  * one write transaction, then wakes each waiting thread with its own
  * outcome. One caller alone is a batch of one: the same single
- * insert-and-commit as before. The state is owned by the context
- * (integ_ctx.ingest). */
+ * insert-and-commit as before. On the SQLite store's inbox
+ * (ig_sqlite_inbox) each submitter appends its own event instead. The
+ * state is owned by the context (integ_ctx.ingest). */
 #ifndef IG_WEBHOOK_INGEST_H
 #define IG_WEBHOOK_INGEST_H
 

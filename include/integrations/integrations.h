@@ -372,8 +372,8 @@ INTEG_API int integ_webhook_endpoint_delete(integ_session *s, const char *endpoi
  * holding its event has committed. If a shared commit fails, each event is
  * committed alone, so only the call whose event fails returns the error
  * (its message in this thread's integ_errmsg()). A single caller commits
- * alone, as without concurrency. With the inbox a batch is one write to
- * it, with the same answers.
+ * alone, as without concurrency. With the inbox each call appends its own
+ * event (under the inbox's lock; nothing to share), with the same answers.
  */
 INTEG_API int integ_webhook_receive(integ_ctx *ctx, const char *endpoint_id, const char *method, const char *url,
                                     const char *const *header_names, const char *const *header_values, size_t n_headers,
