@@ -138,7 +138,7 @@ static int reopen_if_removed(ig_inbox *b, int *reopened)
     return INTEG_OK;
 }
 
-static int file_lock(ig_inbox *b)
+static int file_lock(ig_inbox *b, int timeout_ms)
 {
     long waited_us = 0, step_us = 20;
     for (;;) {
@@ -150,9 +150,9 @@ static int file_lock(ig_inbox *b)
         }
         if (errno != EWOULDBLOCK && errno != EINTR)
             return ig_err(INTEG_ESTORE, "sqlite inbox: %s: lock: %s", b->path, strerror(errno));
-        if (waited_us >= IG_INBOX_LOCK_TIMEOUT_MS * 1000L)
+        if (waited_us >= timeout_ms * 1000L)
             return ig_err(INTEG_ECONFLICT, "sqlite inbox: %s: busy (locked by another process for %d ms)", b->path,
-                          IG_INBOX_LOCK_TIMEOUT_MS);
+                          timeout_ms);
         struct timespec ts = {0, step_us * 1000L};
         nanosleep(&ts, NULL);
         waited_us += step_us;
@@ -182,8 +182,9 @@ static int file_truncate(ig_inbox *b, off_t size)
 
 /* ---- moving ------------------------------------------------------------------------------ */
 
-/* Move the file's `size` bytes (locked, under mu). */
-static int move_locked(ig_inbox *b, off_t size)
+/* Move the file's `size` bytes (locked, under mu), waiting at most
+ * timeout_ms for the database. */
+static int move_locked(ig_inbox *b, off_t size, int timeout_ms)
 {
     if (size == 0) {
         b->mine = 0;
@@ -240,7 +241,7 @@ static int move_locked(ig_inbox *b, off_t size)
     }
     int rc = recs ? INTEG_OK : ig_err(INTEG_ENOMEM, "sqlite inbox: out of memory");
     if (rc == INTEG_OK && n)
-        rc = b->ops.move(b->ops.arg, recs, n);
+        rc = b->ops.move(b->ops.arg, recs, n, timeout_ms);
     /* Committed: the records are in the table, so the file can go (a
      * crash before the truncate makes the next drain skip them all). */
     if (rc == INTEG_OK)
@@ -254,7 +255,7 @@ static int move_locked(ig_inbox *b, off_t size)
     return rc;
 }
 
-int ig_inbox_drain(ig_inbox *b)
+int ig_inbox_drain(ig_inbox *b, int patient)
 {
     if (!b)
         return INTEG_OK;
@@ -262,7 +263,19 @@ int ig_inbox_drain(ig_inbox *b)
      * write transaction to end. */
     if (b->ops.self_writing(b->ops.arg))
         return INTEG_OK;
-    pthread_mutex_lock(&b->mu);
+    int timeout_ms = patient ? b->ops.timeout_ms : IG_INBOX_READ_PATIENCE_MS;
+    /* An appender moving a batch holds mu meanwhile: a reader waits for it
+     * no longer than for the locks themselves. */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    if (pthread_mutex_timedlock(&b->mu, &until) != 0)
+        return ig_err(INTEG_ECONFLICT, "sqlite inbox: %s: busy (another thread is moving it)", b->path);
     off_t size = 0;
     int reopened = 0;
     int rc = reopen_if_removed(b, &reopened);
@@ -272,10 +285,10 @@ int ig_inbox_drain(ig_inbox *b)
         /* Someone moved what this inbox appended (or nothing was). */
         b->mine = 0;
         keys_clear(b);
-    } else if (rc == INTEG_OK && (rc = file_lock(b)) == INTEG_OK) {
+    } else if (rc == INTEG_OK && (rc = file_lock(b, timeout_ms)) == INTEG_OK) {
         rc = file_size(b, &size);
         if (rc == INTEG_OK)
-            rc = move_locked(b, size);
+            rc = move_locked(b, size, timeout_ms);
         file_unlock(b);
     }
     pthread_mutex_unlock(&b->mu);
@@ -320,7 +333,7 @@ static int put_locked(ig_inbox *b, ig_inbox_rec *recs, size_t n)
     /* Records another appender left would be invisible to the duplicate
      * check: move them first (and ours with them). */
     if (rc == INTEG_OK && (!as_left || size >= (off_t)IG_INBOX_MAX_BYTES)) {
-        rc = move_locked(b, size);
+        rc = move_locked(b, size, b->ops.timeout_ms);
         if (rc == INTEG_OK)
             size = 0;
     }
@@ -405,7 +418,7 @@ static int put_locked(ig_inbox *b, ig_inbox_rec *recs, size_t n)
             if (!g) {
                 /* The record is in the file but its key is not in memory:
                  * move now, so the store's index answers for it. */
-                int mrc = move_locked(b, b->mine);
+                int mrc = move_locked(b, b->mine, b->ops.timeout_ms);
                 if (mrc != INTEG_OK)
                     b->mine = -1;
                 break;
@@ -432,16 +445,17 @@ int ig_inbox_put(ig_inbox *b, ig_inbox_rec *recs, size_t n)
     if (n == 0)
         return INTEG_OK;
     pthread_mutex_lock(&b->mu);
-    int rc = file_lock(b);
+    int rc = file_lock(b, b->ops.timeout_ms);
     if (rc == INTEG_OK) {
         rc = put_locked(b, recs, n);
         /* Past the line, the appender moves the batch (the events are
-         * already safe: a failure here only leaves them for the next). */
+         * already safe: a busy database or a failure only leaves them for
+         * the next, so it waits no longer than a reader would). */
         if (rc == INTEG_OK && (b->nrecs >= IG_INBOX_MOVE_EVENTS || b->mine >= (off_t)IG_INBOX_MOVE_BYTES) &&
             !b->ops.self_writing(b->ops.arg)) {
             ig_err_saved saved;
             ig_err_save(&saved);
-            if (move_locked(b, b->mine) != INTEG_OK)
+            if (move_locked(b, b->mine, IG_INBOX_READ_PATIENCE_MS) != INTEG_OK)
                 ig_err_restore(&saved);
         }
         file_unlock(b);
@@ -492,7 +506,7 @@ void ig_inbox_close(ig_inbox *b)
      * appender holding the old file finds it removed and opens a new one. */
     pthread_mutex_lock(&b->mu);
     off_t size = -1;
-    if (file_lock(b) == INTEG_OK) {
+    if (file_lock(b, b->ops.timeout_ms) == INTEG_OK) {
         if (file_size(b, &size) == INTEG_OK && size == 0)
             unlink(b->path);
         file_unlock(b);

@@ -37,8 +37,12 @@
  * moved) instead of growing the file further. */
 #define IG_INBOX_MAX_BYTES (64u << 20)
 
-/* How long to wait for another holder of the file's lock. */
-#define IG_INBOX_LOCK_TIMEOUT_MS 5000
+/* How long a drain for a reader waits for the file's lock and for the
+ * database's write lock before leaving the records for the next
+ * transaction: a read must not stall behind another process's long
+ * write (reads never wait for writers in WAL mode). Appends and drains
+ * for writers wait as long as the store does (ig_inbox_ops.timeout_ms). */
+#define IG_INBOX_READ_PATIENCE_MS 100
 
 typedef struct ig_inbox ig_inbox;
 
@@ -56,13 +60,15 @@ typedef struct ig_inbox_ops {
     void *arg;
     /* *out_found = 1 when the table holds (endpoint_id, event_id). */
     int (*stored)(void *arg, const char *endpoint_id, const char *event_id, int *out_found);
-    /* Insert recs[0..n) in one transaction and commit; a record the table
-     * already holds (same id or key: a move repeated after a crash) is
-     * skipped. Anything else fails the whole move. */
-    int (*move)(void *arg, const ig_inbox_rec *recs, size_t n);
+    /* Insert recs[0..n) in one transaction and commit, waiting at most
+     * timeout_ms for the database; a record the table already holds (same
+     * id or key: a move repeated after a crash) is skipped. Anything else
+     * fails the whole move. */
+    int (*move)(void *arg, const ig_inbox_rec *recs, size_t n, int timeout_ms);
     /* 1 when moving now would wait for the calling thread itself (it is
      * inside a write transaction of the store). */
     int (*self_writing)(void *arg);
+    int timeout_ms; /* the store's busy timeout: the most any step waits */
 } ig_inbox_ops;
 
 /* Open (creating it 0600) `<db_path>-inbox`. *out owned by the caller
@@ -77,8 +83,10 @@ int ig_inbox_put(ig_inbox *b, ig_inbox_rec *recs, size_t n);
 
 /* Move whatever the file holds into the store. INTEG_OK when it is empty
  * afterwards, or when the calling thread is writing (nothing is done: the
- * records stay for the next drain). */
-int ig_inbox_drain(ig_inbox *b);
+ * records stay for the next drain). `patient` 0 (for a reader): wait at
+ * most IG_INBOX_READ_PATIENCE_MS for the locks, else INTEG_ECONFLICT with
+ * the records left in place. */
+int ig_inbox_drain(ig_inbox *b, int patient);
 
 /* Close the file, removing it when empty (no move: the store drains
  * first). NULL is fine. */

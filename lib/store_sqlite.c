@@ -402,12 +402,12 @@ static int conn_open(sq_store *s, sq_conn **out)
 }
 
 /* Take an idle connection (opening one if the pool may grow) and, for a
- * write transaction, the writer slot. Waits up to the busy timeout. */
-static int pool_acquire(sq_store *s, int write, sq_conn **out)
+ * write transaction, the writer slot. Waits up to timeout_ms. */
+static int pool_acquire(sq_store *s, int write, int timeout_ms, sq_conn **out)
 {
     *out = NULL;
     struct timespec deadline;
-    ig_deadline_after_us(&deadline, IG_SQLITE_BUSY_TIMEOUT_MS * 1000LL);
+    ig_deadline_after_us(&deadline, timeout_ms * 1000LL);
     pthread_mutex_lock(&s->mu);
     for (;;) {
         if (!s->opened) {
@@ -449,8 +449,7 @@ static int pool_acquire(sq_store *s, int write, sq_conn **out)
         if (rc == ETIMEDOUT) {
             pthread_mutex_unlock(&s->mu);
             return ig_err(INTEG_ECONFLICT,
-                          "sqlite: begin: database is busy (no connection free within %d ms)",
-                          IG_SQLITE_BUSY_TIMEOUT_MS);
+                          "sqlite: begin: database is busy (no connection free within %d ms)", timeout_ms);
         }
     }
     (*out)->in_use = 1;
@@ -1056,7 +1055,7 @@ static void sq_close(void *store_data)
      * in the file, and the next open's first transaction moves it. */
     ig_err_saved saved;
     ig_err_save(&saved);
-    ig_inbox_drain(s->inbox);
+    ig_inbox_drain(s->inbox, 1);
     ig_inbox_close(s->inbox);
     ig_err_restore(&saved);
     checkpointer_stop(s);
@@ -1084,11 +1083,11 @@ static int sq_begin(void *store_data, int write, void **out_tx)
     if (s->inbox) {
         ig_err_saved saved;
         ig_err_save(&saved);
-        if (ig_inbox_drain(s->inbox) != INTEG_OK)
+        if (ig_inbox_drain(s->inbox, write != 0) != INTEG_OK)
             ig_err_restore(&saved);
     }
     sq_conn *c = NULL;
-    int rc = pool_acquire(s, write ? 1 : 0, &c);
+    int rc = pool_acquire(s, write ? 1 : 0, IG_SQLITE_BUSY_TIMEOUT_MS, &c);
     if (rc != INTEG_OK)
         return rc;
     int src = tx_exec(c, write ? TX_BEGIN_WRITE : TX_BEGIN_READ);
@@ -1206,7 +1205,7 @@ static int inbox_stored(void *arg, const char *endpoint_id, const char *event_id
     const table_spec *t = ig_store_spec(INTEG_KIND_WEBHOOK_EVENT);
     *out_found = 0;
     sq_conn *c = NULL;
-    int rc = pool_acquire(s, 0, &c);
+    int rc = pool_acquire(s, 0, IG_SQLITE_BUSY_TIMEOUT_MS, &c);
     if (rc != INTEG_OK)
         return rc;
     stmt_ref r;
@@ -1229,15 +1228,19 @@ static int inbox_stored(void *arg, const char *endpoint_id, const char *event_id
     return rc;
 }
 
-static int inbox_move(void *arg, const ig_inbox_rec *recs, size_t n)
+static int inbox_move(void *arg, const ig_inbox_rec *recs, size_t n, int timeout_ms)
 {
     sq_store *s = arg;
     const table_spec *t = ig_store_spec(INTEG_KIND_WEBHOOK_EVENT);
     sq_conn *c = NULL;
-    int rc = pool_acquire(s, 1, &c);
+    int rc = pool_acquire(s, 1, timeout_ms, &c);
     if (rc != INTEG_OK)
         return rc;
+    if (timeout_ms != IG_SQLITE_BUSY_TIMEOUT_MS)
+        sqlite3_busy_timeout(c->db, timeout_ms);
     int src = tx_exec(c, TX_BEGIN_WRITE);
+    if (timeout_ms != IG_SQLITE_BUSY_TIMEOUT_MS)
+        sqlite3_busy_timeout(c->db, IG_SQLITE_BUSY_TIMEOUT_MS);
     if (src != SQLITE_OK)
         rc = sql_fail(c->db, src, t->table, "move from the inbox: begin");
     c->tx.active = 1;
@@ -1278,7 +1281,7 @@ static int inbox_self_writing(void *arg)
 
 static int inbox_open(sq_store *s)
 {
-    const ig_inbox_ops ops = {s, inbox_stored, inbox_move, inbox_self_writing};
+    const ig_inbox_ops ops = {s, inbox_stored, inbox_move, inbox_self_writing, IG_SQLITE_BUSY_TIMEOUT_MS};
     return ig_inbox_open(s->path, &ops, &s->inbox);
 }
 
