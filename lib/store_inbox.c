@@ -6,8 +6,9 @@
  * bytes) followed by the JSON and the body. A record a crash cut short (or
  * a power loss left as garbage) fails its magic, lengths or checksum: it
  * and anything after it were never acknowledged (an appender truncates its
- * own failed write, and every append starts from a file it has checked),
- * so a drain moves the records before it and truncates the rest.
+ * own failed write, and every appender reads the file up to its end before
+ * it writes, cutting such a tail off first), so a drain moves the records
+ * before it and truncates the rest.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,12 +25,13 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "json.h"
 #include "store_inbox.h"
 
 #define MAGIC 0x31424749u /* "IGB1" little-endian */
 #define HDR 24
 
-/* One key this inbox appended and has not seen moved yet. */
+/* The key of a record in the file (as far as this inbox has read it). */
 struct key {
     uint64_t h;
     char *s; /* endpoint_id NUL event_id NUL, owned */
@@ -41,16 +43,18 @@ struct ig_inbox {
     int fd;
     ig_inbox_ops ops;
     pthread_mutex_t mu; /* everything below, and the file within this process */
-    /* The file as this inbox left it: its size, and the header of the
-     * last record it appended (at last_off). Another size, or another
-     * record there, means another appender or mover was there since; the
-     * header holds the checksum of a record with a fresh event id, so an
-     * equal size with other records (a move, then appends) shows. */
-    off_t mine, last_off;
+    /* How far this inbox has read the file: records [0, known) have their
+     * keys in `keys`, whoever appended them; the last of them starts at
+     * last_off with header last_hdr. The file only grows by appends or
+     * shrinks to nothing (a move), so when that header is still there the
+     * prefix is the same; the header holds the checksum of a record with a
+     * fresh event id, so a file moved and refilled to the same length shows. */
+    off_t known, last_off;
     unsigned char last_hdr[HDR];
-    size_t nrecs; /* records appended since the file was last empty */
+    size_t nrecs; /* records in [0, known) */
     struct key *keys;
     size_t nkeys, capkeys;
+    long long rejected; /* records set aside (tests, diagnostics) */
 };
 
 /* A checksum against torn writes, not an adversary: 64-bit words,
@@ -116,24 +120,70 @@ static int key_held(const ig_inbox *b, const char *k, size_t len, uint64_t h)
     return 0;
 }
 
-/* ---- the file's lock --------------------------------------------------------------------- */
+static int key_add(ig_inbox *b, char *text, size_t len, uint64_t h)
+{
+    if (b->nkeys == b->capkeys) {
+        size_t cap = b->capkeys ? 2 * b->capkeys : 64;
+        struct key *g = realloc(b->keys, cap * sizeof *g);
+        if (!g)
+            return ig_err(INTEG_ENOMEM, "sqlite inbox: out of memory");
+        b->keys = g;
+        b->capkeys = cap;
+    }
+    b->keys[b->nkeys++] = (struct key){h, text, len};
+    return INTEG_OK;
+}
+
+static void forget(ig_inbox *b)
+{
+    keys_clear(b);
+    b->known = 0;
+    b->last_off = 0;
+}
+
+/* The record at buf[off..size) when it is whole; 0 otherwise. */
+static int rec_at(const unsigned char *buf, size_t size, size_t off, ig_inbox_rec *r, size_t *next)
+{
+    if (size - off < HDR)
+        return 0;
+    uint32_t magic, jl, bl;
+    uint64_t sum;
+    memcpy(&magic, buf + off, 4);
+    memcpy(&jl, buf + off + 4, 4);
+    memcpy(&bl, buf + off + 8, 4);
+    memcpy(&sum, buf + off + 16, 8);
+    size_t room = size - off - HDR;
+    if (magic != MAGIC || jl > room || bl > room - jl ||
+        rec_sum(jl, bl, buf + off + HDR, buf + off + HDR + jl) != sum)
+        return 0;
+    *r = (ig_inbox_rec){.json = (const char *)buf + off + HDR,
+                        .json_len = jl,
+                        .blob = buf + off + HDR + jl,
+                        .blob_len = bl};
+    *next = off + HDR + (size_t)jl + bl;
+    return 1;
+}
+
+/* ---- the file --------------------------------------------------------------------------- */
 
 /* The last store to close an empty inbox removes the file (under its
- * lock); a holder of the old file must then open the new one. Under mu. */
-static int reopen_if_removed(ig_inbox *b, int *reopened)
+ * lock); a holder of the old file must then open the new one. The file's
+ * identity, not its link count, tells: a path another file took over is
+ * not this one. Under mu. */
+static int reopen_if_replaced(ig_inbox *b, int *reopened)
 {
-    struct stat st;
+    struct stat fs, ps;
     *reopened = 0;
-    if (fstat(b->fd, &st) != 0)
+    if (fstat(b->fd, &fs) != 0)
         return ig_err(INTEG_ESTORE, "sqlite inbox: %s: stat: %s", b->path, strerror(errno));
-    if (st.st_nlink > 0)
+    if (stat(b->path, &ps) == 0 && ps.st_dev == fs.st_dev && ps.st_ino == fs.st_ino)
         return INTEG_OK;
-    int fd = open(b->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    int fd = open(b->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, fs.st_mode & 0666);
     if (fd < 0)
         return ig_err(INTEG_ESTORE, "sqlite inbox: %s: open: %s", b->path, strerror(errno));
     close(b->fd);
     b->fd = fd;
-    b->mine = -1; /* whatever the new file holds is someone else's */
+    forget(b); /* whatever the new file holds, this inbox has not read */
     *reopened = 1;
     return INTEG_OK;
 }
@@ -143,7 +193,9 @@ static int file_lock(ig_inbox *b, int timeout_ms)
     long waited_us = 0, step_us = 20;
     for (;;) {
         if (flock(b->fd, LOCK_EX | LOCK_NB) == 0) {
-            int reopened = 0, rc = reopen_if_removed(b, &reopened);
+            int reopened = 0, rc = reopen_if_replaced(b, &reopened);
+            if (rc != INTEG_OK)
+                flock(b->fd, LOCK_UN);
             if (rc != INTEG_OK || !reopened)
                 return rc;
             continue; /* lock the file that is there now */
@@ -151,7 +203,7 @@ static int file_lock(ig_inbox *b, int timeout_ms)
         if (errno != EWOULDBLOCK && errno != EINTR)
             return ig_err(INTEG_ESTORE, "sqlite inbox: %s: lock: %s", b->path, strerror(errno));
         if (waited_us >= timeout_ms * 1000L)
-            return ig_err(INTEG_ECONFLICT, "sqlite inbox: %s: busy (locked by another process for %d ms)", b->path,
+            return ig_err(INTEG_ECONFLICT, "sqlite inbox: %s: busy (locked by another context for %d ms)", b->path,
                           timeout_ms);
         struct timespec ts = {0, step_us * 1000L};
         nanosleep(&ts, NULL);
@@ -180,25 +232,16 @@ static int file_truncate(ig_inbox *b, off_t size)
     return INTEG_OK;
 }
 
-/* ---- moving ------------------------------------------------------------------------------ */
-
-/* Move the file's `size` bytes (locked, under mu), waiting at most
- * timeout_ms for the database. */
-static int move_locked(ig_inbox *b, off_t size, int timeout_ms)
+/* bytes [off, off + len) of the file into a new buffer. */
+static int file_read(ig_inbox *b, off_t off, size_t len, unsigned char **out)
 {
-    if (size == 0) {
-        b->mine = 0;
-        keys_clear(b);
-        return INTEG_OK;
-    }
-    if ((uintmax_t)size > SIZE_MAX)
-        return ig_err(INTEG_ESTORE, "sqlite inbox: %s: too large to read", b->path);
-    unsigned char *buf = malloc((size_t)size);
+    *out = NULL;
+    unsigned char *buf = malloc(len ? len : 1);
     if (!buf)
-        return ig_err(INTEG_ENOMEM, "sqlite inbox: out of memory reading %lld bytes", (long long)size);
+        return ig_err(INTEG_ENOMEM, "sqlite inbox: out of memory reading %zu bytes", len);
     size_t got = 0;
-    while (got < (size_t)size) {
-        ssize_t r = pread(b->fd, buf + got, (size_t)size - got, (off_t)got);
+    while (got < len) {
+        ssize_t r = pread(b->fd, buf + got, len - got, off + (off_t)got);
         if (r < 0 && errno == EINTR)
             continue;
         if (r <= 0) {
@@ -208,21 +251,168 @@ static int move_locked(ig_inbox *b, off_t size, int timeout_ms)
         }
         got += (size_t)r;
     }
-    /* Count, then index, the well-formed records up to the first that isn't. */
-    size_t n = 0, cap = 64;
-    ig_inbox_rec *recs = malloc(cap * sizeof *recs);
-    size_t off = 0;
-    while (recs && (size_t)size - off >= HDR) {
-        uint32_t magic, jl, bl;
-        uint64_t sum;
-        memcpy(&magic, buf + off, 4);
-        memcpy(&jl, buf + off + 4, 4);
-        memcpy(&bl, buf + off + 8, 4);
-        memcpy(&sum, buf + off + 16, 8);
-        size_t room = (size_t)size - off - HDR;
-        if (magic != MAGIC || jl > room || bl > room - jl ||
-            rec_sum(jl, bl, buf + off + HDR, buf + off + HDR + jl) != sum)
-            break;
+    *out = buf;
+    return INTEG_OK;
+}
+
+/* writev all of iov[0..n), whatever the kernel takes per call. */
+static int write_all(int fd, const char *path, struct iovec *iov, int n)
+{
+    while (n > 0) {
+        ssize_t w = writev(fd, iov, n > IOV_MAX ? IOV_MAX : n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return ig_err(INTEG_ESTORE, "sqlite inbox: %s: write: %s", path, strerror(w < 0 ? errno : EIO));
+        size_t left = (size_t)w;
+        while (n > 0 && left >= iov->iov_len) {
+            left -= iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (char *)iov->iov_base + left;
+            iov->iov_len -= left;
+        }
+    }
+    return INTEG_OK;
+}
+
+static void rec_header(unsigned char h[HDR], const ig_inbox_rec *r)
+{
+    uint32_t magic = MAGIC, jl = (uint32_t)r->json_len, bl = (uint32_t)r->blob_len, zero = 0;
+    uint64_t sum = rec_sum(jl, bl, r->json, r->blob ? r->blob : (const unsigned char *)"");
+    memcpy(h, &magic, 4);
+    memcpy(h + 4, &jl, 4);
+    memcpy(h + 8, &bl, 4);
+    memcpy(h + 12, &zero, 4);
+    memcpy(h + 16, &sum, 8);
+}
+
+/* ---- reading what others appended -------------------------------------------------------- */
+
+/* Bring the keys up to the file's end (locked, under mu): forget them when
+ * the file was moved since, read the records appended since, and cut off a
+ * torn tail (never answered: see the top). *size: the file's size after. */
+static int catch_up(ig_inbox *b, off_t *size)
+{
+    int rc = file_size(b, size);
+    if (rc != INTEG_OK)
+        return rc;
+    if (b->known > 0) {
+        unsigned char h[HDR];
+        if (*size < b->known || pread(b->fd, h, HDR, b->last_off) != HDR || memcmp(h, b->last_hdr, HDR))
+            forget(b);
+    }
+    if (*size == b->known)
+        return INTEG_OK;
+    unsigned char *buf = NULL;
+    size_t len = (size_t)(*size - b->known);
+    if ((rc = file_read(b, b->known, len, &buf)) != INTEG_OK)
+        return rc;
+    size_t off = 0, next = 0;
+    ig_inbox_rec r;
+    while (rc == INTEG_OK && rec_at(buf, len, off, &r, &next)) {
+        /* Another appender's record: its key from its JSON. A record
+         * without one (or unreadable) is still counted. */
+        json_object *o = ig_json_parse_len(r.json, r.json_len);
+        const char *ep = ig_json_str(o, "endpoint_id"), *ev = ig_json_str(o, "event_id");
+        if (ep && ev) {
+            size_t kl = 0;
+            char *k = key_text(ep, ev, &kl);
+            rc = k ? key_add(b, k, kl, key_hash(k, kl)) : ig_err(INTEG_ENOMEM, "sqlite inbox: out of memory");
+            if (rc != INTEG_OK)
+                free(k);
+        }
+        json_object_put(o);
+        if (rc == INTEG_OK) {
+            b->last_off = b->known + (off_t)off;
+            memcpy(b->last_hdr, buf + off, HDR);
+            b->nrecs++;
+            off = next;
+        }
+    }
+    if (rc == INTEG_OK && off < len) {
+        rc = file_truncate(b, b->known + (off_t)off);
+        if (rc == INTEG_OK)
+            *size = b->known + (off_t)off;
+    }
+    if (rc == INTEG_OK)
+        b->known = *size;
+    else
+        forget(b); /* read again from the start next time */
+    free(buf);
+    return rc;
+}
+
+/* ---- moving ------------------------------------------------------------------------------ */
+
+/* Append the records the store refused for good to <path>-rejected. */
+static int set_aside(ig_inbox *b, const ig_inbox_rec *recs, size_t n)
+{
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        m += recs[i].rejected != 0;
+    if (!m)
+        return INTEG_OK;
+    size_t plen = strlen(b->path) + sizeof "-rejected";
+    char *path = malloc(plen);
+    unsigned char *hdrs = malloc(m * HDR);
+    struct iovec *iov = malloc(3 * m * sizeof *iov);
+    int rc = INTEG_OK, fd = -1;
+    if (!path || !hdrs || !iov) {
+        rc = ig_err(INTEG_ENOMEM, "sqlite inbox: out of memory");
+        goto out;
+    }
+    snprintf(path, plen, "%s-rejected", b->path);
+    struct stat st;
+    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, fstat(b->fd, &st) == 0 ? st.st_mode & 0666 : 0600);
+    if (fd < 0) {
+        rc = ig_err(INTEG_ESTORE, "sqlite inbox: %s: open: %s", path, strerror(errno));
+        goto out;
+    }
+    int niov = 0;
+    for (size_t i = 0, k = 0; i < n; i++) {
+        if (!recs[i].rejected)
+            continue;
+        rec_header(hdrs + k * HDR, &recs[i]);
+        iov[niov++] = (struct iovec){hdrs + k * HDR, HDR};
+        iov[niov++] = (struct iovec){(void *)recs[i].json, recs[i].json_len};
+        iov[niov++] = (struct iovec){(void *)recs[i].blob, recs[i].blob_len};
+        k++;
+    }
+    rc = write_all(fd, path, iov, niov);
+    if (rc == INTEG_OK && fdatasync(fd) != 0)
+        rc = ig_err(INTEG_ESTORE, "sqlite inbox: %s: sync: %s", path, strerror(errno));
+    if (rc == INTEG_OK)
+        b->rejected += (long long)m;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(iov);
+    free(hdrs);
+    free(path);
+    return rc;
+}
+
+/* Move the file's `size` bytes (locked, under mu), waiting at most
+ * timeout_ms for the database. */
+static int move_locked(ig_inbox *b, off_t size, int timeout_ms)
+{
+    if (size == 0) {
+        forget(b);
+        return INTEG_OK;
+    }
+    if ((uintmax_t)size > SIZE_MAX)
+        return ig_err(INTEG_ESTORE, "sqlite inbox: %s: too large to read", b->path);
+    unsigned char *buf = NULL;
+    int rc = file_read(b, 0, (size_t)size, &buf);
+    if (rc != INTEG_OK)
+        return rc;
+    /* The whole records up to the first that isn't. */
+    size_t n = 0, cap = 64, off = 0, next = 0;
+    ig_inbox_rec *recs = malloc(cap * sizeof *recs), r;
+    while (recs && rec_at(buf, (size_t)size, off, &r, &next)) {
         if (n == cap) {
             ig_inbox_rec *g = realloc(recs, 2 * cap * sizeof *recs);
             if (!g) {
@@ -233,23 +423,21 @@ static int move_locked(ig_inbox *b, off_t size, int timeout_ms)
             recs = g;
             cap *= 2;
         }
-        recs[n++] = (ig_inbox_rec){.json = (const char *)buf + off + HDR,
-                                   .json_len = jl,
-                                   .blob = buf + off + HDR + jl,
-                                   .blob_len = bl};
-        off += HDR + (size_t)jl + bl;
+        recs[n++] = r;
+        off = next;
     }
-    int rc = recs ? INTEG_OK : ig_err(INTEG_ENOMEM, "sqlite inbox: out of memory");
+    rc = recs ? INTEG_OK : ig_err(INTEG_ENOMEM, "sqlite inbox: out of memory");
     if (rc == INTEG_OK && n)
-        rc = b->ops.move(b->ops.arg, recs, n, timeout_ms);
+        rc = b->ops.move(b->ops.arg, recs, n, timeout_ms, 0);
     /* Committed: the records are in the table, so the file can go (a
-     * crash before the truncate makes the next drain skip them all). */
+     * crash before the truncate makes the next drain skip them all). A
+     * record the table refused is kept aside first: accepted is never lost. */
+    if (rc == INTEG_OK)
+        rc = set_aside(b, recs, n);
     if (rc == INTEG_OK)
         rc = file_truncate(b, 0);
-    if (rc == INTEG_OK) {
-        b->mine = 0;
-        keys_clear(b);
-    }
+    if (rc == INTEG_OK)
+        forget(b);
     free(recs);
     free(buf);
     return rc;
@@ -277,14 +465,13 @@ int ig_inbox_drain(ig_inbox *b, int patient)
     if (pthread_mutex_timedlock(&b->mu, &until) != 0)
         return ig_err(INTEG_ECONFLICT, "sqlite inbox: %s: busy (another thread is moving it)", b->path);
     off_t size = 0;
-    int reopened = 0;
-    int rc = reopen_if_removed(b, &reopened);
-    if (rc == INTEG_OK)
-        rc = file_size(b, &size);
-    if (rc == INTEG_OK && size == 0) {
-        /* Someone moved what this inbox appended (or nothing was). */
-        b->mine = 0;
-        keys_clear(b);
+    struct stat st;
+    int rc = fstat(b->fd, &st) == 0 ? INTEG_OK
+                                    : ig_err(INTEG_ESTORE, "sqlite inbox: %s: stat: %s", b->path, strerror(errno));
+    /* The common case costs one fstat: this file, still linked, empty. A
+     * replaced file is found by file_lock. */
+    if (rc == INTEG_OK && st.st_size == 0 && st.st_nlink > 0) {
+        forget(b);
     } else if (rc == INTEG_OK && (rc = file_lock(b, timeout_ms)) == INTEG_OK) {
         rc = file_size(b, &size);
         if (rc == INTEG_OK)
@@ -297,46 +484,32 @@ int ig_inbox_drain(ig_inbox *b, int patient)
 
 /* ---- appending --------------------------------------------------------------------------- */
 
-/* writev all of iov[0..n), whatever the kernel takes per call. */
-static int write_all(ig_inbox *b, struct iovec *iov, int n)
+/* More than the store takes: SQLite's length limit holds for each value
+ * and for the row (the record, the body and the indexed fields). */
+static int r_too_big(const ig_inbox_rec *r, long long max_bytes)
 {
-    while (n > 0) {
-        ssize_t w = writev(b->fd, iov, n > IOV_MAX ? IOV_MAX : n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return ig_err(INTEG_ESTORE, "sqlite inbox: %s: write: %s", b->path, strerror(w < 0 ? errno : EIO));
-        size_t left = (size_t)w;
-        while (n > 0 && left >= iov->iov_len) {
-            left -= iov->iov_len;
-            iov++;
-            n--;
-        }
-        if (n > 0) {
-            iov->iov_base = (char *)iov->iov_base + left;
-            iov->iov_len -= left;
-        }
-    }
-    return INTEG_OK;
+    if (r->json_len > UINT32_MAX || r->blob_len > UINT32_MAX - r->json_len)
+        return 1;
+    return max_bytes > 0 && (long long)(r->json_len + r->blob_len) > max_bytes - 4096;
 }
 
-/* Decide duplicates, append, remember the keys (locked, under mu). */
-static int put_locked(ig_inbox *b, ig_inbox_rec *recs, size_t n)
+/* Decide duplicates, then append or commit (locked, under mu). */
+static int put_locked(ig_inbox *b, ig_inbox_rec *recs, size_t n, int commit)
 {
+    for (size_t i = 0; i < n; i++) {
+        recs[i].duplicate = 0;
+        recs[i].rejected = 0;
+        /* What the move would refuse for good is refused now, before a 202. */
+        if (r_too_big(&recs[i], b->ops.max_bytes))
+            return ig_err(INTEG_EINVAL, "webhook: the event is too large for the SQLite store (%zu bytes of body and "
+                                        "record; the most is %lld)",
+                          recs[i].json_len + recs[i].blob_len, b->ops.max_bytes);
+    }
     off_t size = 0;
-    int rc = file_size(b, &size);
-    int as_left = rc == INTEG_OK && size == b->mine;
-    if (as_left && size > 0) {
-        unsigned char h[HDR];
-        as_left = pread(b->fd, h, HDR, b->last_off) == HDR && !memcmp(h, b->last_hdr, HDR);
-    }
-    /* Records another appender left would be invisible to the duplicate
-     * check: move them first (and ours with them). */
-    if (rc == INTEG_OK && (!as_left || size >= (off_t)IG_INBOX_MAX_BYTES)) {
-        rc = move_locked(b, size, b->ops.timeout_ms);
-        if (rc == INTEG_OK)
-            size = 0;
-    }
+    int rc = catch_up(b, &size);
+    /* Past the cap the file must shrink first, whatever it costs to wait. */
+    if (rc == INTEG_OK && size >= (off_t)IG_INBOX_MAX_BYTES && (rc = move_locked(b, size, b->ops.timeout_ms)) == INTEG_OK)
+        size = 0;
     if (rc != INTEG_OK)
         return rc;
     uint64_t *hashes = calloc(n, sizeof *hashes);
@@ -344,19 +517,16 @@ static int put_locked(ig_inbox *b, ig_inbox_rec *recs, size_t n)
     char **ktext = calloc(n, sizeof *ktext);
     unsigned char *hdrs = malloc(n * HDR);
     struct iovec *iov = malloc(3 * n * sizeof *iov);
-    if (!hashes || !klen || !ktext || !hdrs || !iov) {
+    ig_inbox_rec *fresh = malloc(n * sizeof *fresh);
+    size_t *fresh_of = malloc(n * sizeof *fresh_of);
+    if (!hashes || !klen || !ktext || !hdrs || !iov || !fresh || !fresh_of) {
         rc = ig_err(INTEG_ENOMEM, "sqlite inbox: out of memory");
         goto out;
     }
     int niov = 0;
-    size_t bytes = 0, appended = 0, last = 0, last_at = 0;
+    size_t bytes = 0, m = 0, last = 0, last_at = 0;
     for (size_t i = 0; i < n && rc == INTEG_OK; i++) {
         ig_inbox_rec *r = &recs[i];
-        r->duplicate = 0;
-        if (r->json_len > UINT32_MAX || r->blob_len > UINT32_MAX - r->json_len) {
-            rc = ig_err(INTEG_EINVAL, "webhook: the event is too large to queue (%zu bytes)", r->json_len + r->blob_len);
-            break;
-        }
         if (r->endpoint_id && r->event_id) {
             if (!(ktext[i] = key_text(r->endpoint_id, r->event_id, &klen[i]))) {
                 rc = ig_err(INTEG_ENOMEM, "sqlite inbox: out of memory");
@@ -376,14 +546,12 @@ static int put_locked(ig_inbox *b, ig_inbox_rec *recs, size_t n)
                 continue;
             }
         }
+        fresh_of[m] = i;
+        fresh[m++] = *r;
+        if (commit)
+            continue;
         unsigned char *h = hdrs + i * HDR;
-        uint32_t magic = MAGIC, jl = (uint32_t)r->json_len, bl = (uint32_t)r->blob_len, zero = 0;
-        uint64_t sum = rec_sum(jl, bl, r->json, r->blob ? r->blob : (const unsigned char *)"");
-        memcpy(h, &magic, 4);
-        memcpy(h + 4, &jl, 4);
-        memcpy(h + 8, &bl, 4);
-        memcpy(h + 12, &zero, 4);
-        memcpy(h + 16, &sum, 8);
+        rec_header(h, r);
         last = i;
         last_at = bytes;
         iov[niov++] = (struct iovec){h, HDR};
@@ -391,42 +559,41 @@ static int put_locked(ig_inbox *b, ig_inbox_rec *recs, size_t n)
         if (r->blob_len)
             iov[niov++] = (struct iovec){(void *)r->blob, r->blob_len};
         bytes += HDR + r->json_len + r->blob_len;
-        appended++;
     }
-    if (rc == INTEG_OK && niov) {
-        rc = write_all(b, iov, niov);
-        if (rc != INTEG_OK) {
-            /* Nothing of this batch is acknowledged: cut it off again, so
-             * the file holds only whole, answered records (failing that,
-             * the next append or drain moves the whole ones and truncates). */
-            b->mine = ftruncate(b->fd, size) == 0 ? size : -1;
-            goto out;
-        }
-        b->mine = size + (off_t)bytes;
-        b->last_off = size + (off_t)last_at;
-        memcpy(b->last_hdr, hdrs + last * HDR, HDR);
-        b->nrecs += appended;
-    }
-    if (rc != INTEG_OK)
+    if (rc != INTEG_OK || m == 0)
         goto out;
-    for (size_t i = 0; i < n; i++) {
-        if (!ktext[i] || recs[i].duplicate)
+    if (commit) {
+        /* Strict: all or nothing, and a key the table got meanwhile (a
+         * context outside this lock) is a duplicate, not an error. */
+        rc = b->ops.move(b->ops.arg, fresh, m, b->ops.timeout_ms, 1);
+        for (size_t j = 0; rc == INTEG_OK && j < m; j++)
+            recs[fresh_of[j]].duplicate = fresh[j].duplicate;
+        goto out;
+    }
+    rc = write_all(b->fd, b->path, iov, niov);
+    if (rc != INTEG_OK) {
+        /* Nothing of this batch is acknowledged: cut it off again, so the
+         * file holds only whole, answered records (failing that, the next
+         * appender reads up to the torn record and cuts it off). */
+        if (ftruncate(b->fd, size) != 0)
+            forget(b);
+        goto out;
+    }
+    b->known = size + (off_t)bytes;
+    b->last_off = size + (off_t)last_at;
+    memcpy(b->last_hdr, hdrs + last * HDR, HDR);
+    b->nrecs += m;
+    for (size_t j = 0; j < m; j++) {
+        size_t i = fresh_of[j];
+        if (!ktext[i])
             continue;
-        if (b->nkeys == b->capkeys) {
-            size_t cap = b->capkeys ? 2 * b->capkeys : 64;
-            struct key *g = realloc(b->keys, cap * sizeof *g);
-            if (!g) {
-                /* The record is in the file but its key is not in memory:
-                 * move now, so the store's index answers for it. */
-                int mrc = move_locked(b, b->mine, b->ops.timeout_ms);
-                if (mrc != INTEG_OK)
-                    b->mine = -1;
-                break;
-            }
-            b->keys = g;
-            b->capkeys = cap;
+        if (key_add(b, ktext[i], klen[i], hashes[i]) != INTEG_OK) {
+            /* The record is in the file but its key is not in memory:
+             * read the file again from the start next time. */
+            forget(b);
+            ig_err_clear();
+            break;
         }
-        b->keys[b->nkeys++] = (struct key){hashes[i], ktext[i], klen[i]};
         ktext[i] = NULL;
     }
 out:
@@ -437,26 +604,28 @@ out:
     free(hashes);
     free(hdrs);
     free(iov);
+    free(fresh);
+    free(fresh_of);
     return rc;
 }
 
-int ig_inbox_put(ig_inbox *b, ig_inbox_rec *recs, size_t n)
+int ig_inbox_put(ig_inbox *b, ig_inbox_rec *recs, size_t n, int commit)
 {
     if (n == 0)
         return INTEG_OK;
     pthread_mutex_lock(&b->mu);
     int rc = file_lock(b, b->ops.timeout_ms);
     if (rc == INTEG_OK) {
-        rc = put_locked(b, recs, n);
-        /* Past the line, the appender moves the batch (the events are
+        rc = put_locked(b, recs, n, commit);
+        /* Past the line, the appender moves the file (the events are
          * already safe: a busy database or a failure only leaves them for
          * the next, so it waits no longer than a reader would). */
-        if (rc == INTEG_OK && (b->nrecs >= IG_INBOX_MOVE_EVENTS || b->mine >= (off_t)IG_INBOX_MOVE_BYTES) &&
+        if (rc == INTEG_OK && (b->nrecs >= IG_INBOX_MOVE_EVENTS || b->known >= (off_t)IG_INBOX_MOVE_BYTES) &&
             !b->ops.self_writing(b->ops.arg)) {
             ig_err_saved saved;
             ig_err_save(&saved);
-            if (move_locked(b, b->mine, IG_INBOX_READ_PATIENCE_MS) != INTEG_OK)
-                ig_err_restore(&saved);
+            move_locked(b, b->known, IG_INBOX_READ_PATIENCE_MS);
+            ig_err_restore(&saved);
         }
         file_unlock(b);
     }
@@ -477,12 +646,29 @@ int ig_inbox_open(const char *db_path, const ig_inbox_ops *ops, ig_inbox **out)
     }
     snprintf(b->path, len, "%s-inbox", db_path);
     b->ops = *ops;
-    b->fd = open(b->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    /* The database file's mode and owner, as SQLite gives its -wal and
+     * -shm: every user who can open the database can open the inbox. */
+    struct stat db;
+    int have_db = stat(db_path, &db) == 0;
+    mode_t mode = have_db ? db.st_mode & 0666 : 0600;
+    int created = 1;
+    b->fd = open(b->path, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, mode);
+    if (b->fd < 0 && errno == EEXIST) {
+        created = 0;
+        b->fd = open(b->path, O_RDWR | O_APPEND | O_CLOEXEC);
+    }
     if (b->fd < 0) {
         int err = ig_err(INTEG_ESTORE, "sqlite inbox: %s: open: %s", b->path, strerror(errno));
         free(b->path);
         free(b);
         return err;
+    }
+    if (created && have_db) {
+        /* The umask must not narrow it; root hands it to the database's owner. */
+        if (fchmod(b->fd, mode) != 0) {
+        }
+        if (geteuid() == 0 && fchown(b->fd, db.st_uid, db.st_gid) != 0) {
+        }
     }
     if (pthread_mutex_init(&b->mu, NULL) != 0) {
         close(b->fd);
@@ -490,10 +676,6 @@ int ig_inbox_open(const char *db_path, const ig_inbox_ops *ops, ig_inbox **out)
         free(b);
         return ig_err(INTEG_ENOMEM, "sqlite inbox: cannot create a mutex");
     }
-    /* Anything already in the file belongs to a previous run: a size this
-     * inbox did not write, so the first append or drain moves it. */
-    off_t size = 0;
-    b->mine = file_size(b, &size) == INTEG_OK && size == 0 ? 0 : -1;
     *out = b;
     return INTEG_OK;
 }
@@ -503,7 +685,8 @@ void ig_inbox_close(ig_inbox *b)
     if (!b)
         return;
     /* An empty inbox goes, as SQLite's -wal does: under the lock, so an
-     * appender holding the old file finds it removed and opens a new one. */
+     * appender holding the old file finds it replaced and opens a new one;
+     * file_lock has checked that the path is still this file. */
     pthread_mutex_lock(&b->mu);
     off_t size = -1;
     if (file_lock(b, b->ops.timeout_ms) == INTEG_OK) {

@@ -16,9 +16,10 @@
  * Nothing reads from the inbox itself: every transaction of the store
  * begins by moving what is there (so a read after a 202 sees its event,
  * in any process), and so does closing the store. Duplicates stay exact:
- * an appender holds the file's lock from its duplicate check to its write,
- * checks the keys it appended itself and the table, and first moves
- * records another process or context appended, if any.
+ * every insert of a received event, appended or committed, holds the
+ * file's lock from its duplicate check to its write, and checks the keys of
+ * every record in the file (read from it: this inbox's own, and those
+ * another context or process appended) and the table.
  *
  * Locks: the inbox's mutex (this process), then the file's flock (other
  * processes and other contexts on the same file), then whatever the
@@ -53,7 +54,8 @@ typedef struct ig_inbox_rec {
     size_t json_len;
     const unsigned char *blob; /* the body */
     size_t blob_len;
-    int duplicate; /* out of ig_inbox_put: the store or the inbox holds the key already */
+    int duplicate; /* out: the store or the inbox holds the key already */
+    int rejected;  /* out of a lenient move: the table refused the record for good */
 } ig_inbox_rec;
 
 typedef struct ig_inbox_ops {
@@ -61,31 +63,45 @@ typedef struct ig_inbox_ops {
     /* *out_found = 1 when the table holds (endpoint_id, event_id). */
     int (*stored)(void *arg, const char *endpoint_id, const char *event_id, int *out_found);
     /* Insert recs[0..n) in one transaction and commit, waiting at most
-     * timeout_ms for the database; a record the table already holds (same
-     * id or key: a move repeated after a crash) is skipped. Anything else
-     * fails the whole move. */
-    int (*move)(void *arg, const ig_inbox_rec *recs, size_t n, int timeout_ms);
+     * timeout_ms for the database. A record the table already holds (same
+     * id or key) is skipped with duplicate = 1. Strict: anything else fails
+     * the whole move (nothing inserted). Lenient (moving the file): a
+     * record the table refuses for good (too big, a malformed record) gets
+     * rejected = 1 and the others go in; a failure that may pass (busy, I/O,
+     * out of memory) still fails the whole move. */
+    int (*move)(void *arg, ig_inbox_rec *recs, size_t n, int timeout_ms, int strict);
     /* 1 when moving now would wait for the calling thread itself (it is
      * inside a write transaction of the store). */
     int (*self_writing)(void *arg);
-    int timeout_ms; /* the store's busy timeout: the most any step waits */
+    int timeout_ms;      /* the store's busy timeout: the most any step waits */
+    long long max_bytes; /* the most a record's JSON and body may hold together */
 } ig_inbox_ops;
 
-/* Open (creating it 0600) `<db_path>-inbox`. *out owned by the caller
- * (ig_inbox_close). Records left by a crash are moved by the first drain. */
+/* Open (creating it with the database file's mode and owner, as SQLite
+ * does its -wal) `<db_path>-inbox`; db_path is the database's canonical
+ * path (sqlite3_db_filename), so every context on the file finds the same
+ * inbox. *out owned by the caller (ig_inbox_close). Records left by a
+ * crash are moved by the first drain. */
 int ig_inbox_open(const char *db_path, const ig_inbox_ops *ops, ig_inbox **out);
 
-/* Append the records of recs[0..n) that neither the inbox nor the store
- * holds (the others get duplicate = 1; the caller has removed repeats
- * within recs). INTEG_OK: every non-duplicate is in the file (and synced
- * under sync_full). On error nothing was appended. */
-int ig_inbox_put(ig_inbox *b, ig_inbox_rec *recs, size_t n);
+/* Decide the duplicates of recs[0..n) against the inbox (every record in
+ * the file, whoever appended it) and the store (duplicate = 1; the caller
+ * has removed repeats within recs), then, holding the file's lock:
+ *   commit 0: append the others to the file. INTEG_OK: every non-duplicate
+ *             is in the file; on error nothing was appended.
+ *   commit 1: insert them into the store in one transaction (strict move),
+ *             which a 202 under durability "full" needs; holding the lock
+ *             keeps that insert and other contexts' appends from both
+ *             taking one delivery. On error nothing was inserted.
+ * INTEG_EINVAL (nothing done) for a record larger than the store takes. */
+int ig_inbox_put(ig_inbox *b, ig_inbox_rec *recs, size_t n, int commit);
 
 /* Move whatever the file holds into the store. INTEG_OK when it is empty
  * afterwards, or when the calling thread is writing (nothing is done: the
  * records stay for the next drain). `patient` 0 (for a reader): wait at
  * most IG_INBOX_READ_PATIENCE_MS for the locks, else INTEG_ECONFLICT with
- * the records left in place. */
+ * the records left in place. Records the store refuses for good are set
+ * aside in `<db>-inbox-rejected` (same format), never dropped. */
 int ig_inbox_drain(ig_inbox *b, int patient);
 
 /* Close the file, removing it when empty (no move: the store drains

@@ -46,6 +46,8 @@ static const char *const ig_migration_sql[IG_SQLITE_SCHEMA_VERSION + 1] = {
     [1] = NULL,
     [2] = NULL, /* webhook_events: three indexes replaced by one (store_schema.c) */
     [3] = NULL, /* entity_links: three indexes replaced by one on local_id (store_schema.c) */
+    [4] = NULL, /* the webhook inbox (store_inbox.h): a build without it must not open the file, since
+                 * it would neither see the events waiting there nor insert under the inbox's lock */
 };
 
 static int since_of(int since) { return since > 0 ? since : 1; }
@@ -1081,10 +1083,11 @@ static int sq_begin(void *store_data, int write, void **out_tx)
      * that fails (busy, disk full) leaves them safe in the inbox: this
      * transaction goes on without them, and the next begin tries again. */
     if (s->inbox) {
+        /* Best effort: whatever the move said, the caller's message stays. */
         ig_err_saved saved;
         ig_err_save(&saved);
-        if (ig_inbox_drain(s->inbox, write != 0) != INTEG_OK)
-            ig_err_restore(&saved);
+        ig_inbox_drain(s->inbox, write != 0);
+        ig_err_restore(&saved);
     }
     sq_conn *c = NULL;
     int rc = pool_acquire(s, write ? 1 : 0, IG_SQLITE_BUSY_TIMEOUT_MS, &c);
@@ -1228,7 +1231,18 @@ static int inbox_stored(void *arg, const char *endpoint_id, const char *event_id
     return rc;
 }
 
-static int inbox_move(void *arg, const ig_inbox_rec *recs, size_t n, int timeout_ms)
+/* A failure that moving again can never get past: the table refuses this
+ * record itself (not the database's state). */
+static int refused_for_good(sqlite3 *db, int rc)
+{
+    if (rc == INTEG_EINVAL)
+        return 1;
+    int x = sqlite3_extended_errcode(db);
+    return x == SQLITE_TOOBIG || x == SQLITE_MISMATCH ||
+           ((x & 0xff) == SQLITE_CONSTRAINT && x != SQLITE_CONSTRAINT_UNIQUE && x != SQLITE_CONSTRAINT_PRIMARYKEY);
+}
+
+static int inbox_move(void *arg, ig_inbox_rec *recs, size_t n, int timeout_ms, int strict)
 {
     sq_store *s = arg;
     const table_spec *t = ig_store_spec(INTEG_KIND_WEBHOOK_EVENT);
@@ -1248,17 +1262,26 @@ static int inbox_move(void *arg, const ig_inbox_rec *recs, size_t n, int timeout
         json_object *obj = ig_json_parse_len(recs[i].json, recs[i].json_len);
         integ_store_field f[MAX_COLS];
         size_t nf = 0;
+        recs[i].duplicate = recs[i].rejected = 0;
         if (!obj || !json_object_is_type(obj, json_type_object))
-            rc = ig_err(INTEG_ESTORE, "%s: move from the inbox: record %zu is not a JSON object", t->table, i);
+            rc = ig_err(INTEG_EINVAL, "%s: move from the inbox: record %zu is not a JSON object", t->table, i);
         else
             rc = ig_store_fields_from(t, obj, f, &nf);
-        if (rc == INTEG_OK) {
+        if (rc == INTEG_OK)
             rc = put_row(&c->tx, t, INTEG_KIND_WEBHOOK_EVENT, recs[i].json, recs[i].json_len, f, recs[i].blob,
                          recs[i].blob_len, INTEG_PUT_INSERT);
-            /* Moved already (a crash between commit and truncate), or a
-             * delivery the table has: the stored one stays. */
-            if (rc == INTEG_EEXISTS)
-                rc = INTEG_OK;
+        /* Moved already (a crash between commit and truncate), or a
+         * delivery the table has: the stored one stays. */
+        if (rc == INTEG_EEXISTS) {
+            recs[i].duplicate = 1;
+            rc = INTEG_OK;
+        }
+        /* One record the table will never take must not hold back the
+         * others, nor every later move (the inbox sets it aside). A failed
+         * INSERT leaves the transaction as it was. */
+        if (rc != INTEG_OK && !strict && refused_for_good(c->db, rc)) {
+            recs[i].rejected = 1;
+            rc = INTEG_OK;
         }
         json_object_put(obj);
     }
@@ -1281,8 +1304,13 @@ static int inbox_self_writing(void *arg)
 
 static int inbox_open(sq_store *s)
 {
-    const ig_inbox_ops ops = {s, inbox_stored, inbox_move, inbox_self_writing, IG_SQLITE_BUSY_TIMEOUT_MS};
-    return ig_inbox_open(s->path, &ops, &s->inbox);
+    sqlite3 *db = s->conns[0]->db;
+    const ig_inbox_ops ops = {s, inbox_stored, inbox_move, inbox_self_writing, IG_SQLITE_BUSY_TIMEOUT_MS,
+                              sqlite3_limit(db, SQLITE_LIMIT_LENGTH, -1)};
+    /* SQLite's own name for the file (absolute, links resolved): every
+     * context on it, whatever path it was given, finds one inbox. */
+    const char *name = sqlite3_db_filename(db, "main");
+    return ig_inbox_open(name && name[0] ? name : s->path, &ops, &s->inbox);
 }
 
 static int sq_put(void *txp, integ_store_kind kind, const char *json, const unsigned char *blob,
@@ -1554,10 +1582,12 @@ sqlite3 *ig_sqlite_tx_db(void *tx) { return tx ? ((sq_tx *)tx)->conn->db : NULL;
 
 int ig_sqlite_owns(const integ_store *store) { return store && store->open == sq_open; }
 
-ig_inbox *ig_sqlite_inbox(const integ_store *store, void *store_data)
+ig_inbox *ig_sqlite_inbox(const integ_store *store, void *store_data, int *commit)
 {
     sq_store *s = store_data;
-    return store == &sq_vtable && s && !s->sync_full ? s->inbox : NULL;
+    if (commit)
+        *commit = s && s->sync_full;
+    return store == &sq_vtable && s ? s->inbox : NULL;
 }
 
 int ig_sqlite_set_durability(void *store_data, int full)

@@ -10,7 +10,7 @@
 #include "store_inbox.h"
 
 /* The schema version PRAGMA user_version holds after open(). */
-#define IG_SQLITE_SCHEMA_VERSION 3
+#define IG_SQLITE_SCHEMA_VERSION 4
 
 /* How long a transaction waits for the database or a pooled connection
  * before giving up with INTEG_ECONFLICT ("database is busy"). */
@@ -44,11 +44,12 @@ int ig_sqlite_owns(const integ_store *store);
  * otherwise). */
 int ig_sqlite_set_durability(void *store_data, int full);
 
-/* The inbox received webhook events go to (store_inbox.h), when `store`
- * is exactly the built-in SQLite store's vtable on an open file database
- * with durability "normal"; NULL otherwise (":memory:", "full", a host
- * store, a wrapped vtable: events are inserted in a transaction instead).
- * Owned by the store. */
-ig_inbox *ig_sqlite_inbox(const integ_store *store, void *store_data);
+/* The inbox received webhook events go through (store_inbox.h), when
+ * `store` is exactly the built-in SQLite store's vtable on an open file
+ * database; NULL otherwise (":memory:", a host store, a wrapped vtable:
+ * events are inserted in a transaction of their own). *commit (may be
+ * NULL): 1 under durability "full", where events are committed through it
+ * (ig_inbox_put commit 1) rather than appended. Owned by the store. */
+ig_inbox *ig_sqlite_inbox(const integ_store *store, void *store_data, int *commit);
 
 #endif

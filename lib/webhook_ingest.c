@@ -14,9 +14,11 @@
  * batch fails, it is rolled back and every item is committed alone (the
  * pre-batch path), so one bad event fails only its own caller.
  *
- * On the built-in SQLite store's inbox (durability "normal" on a file)
- * there is no commit per event to share: each submitter appends its own
- * event (inbox_submit). */
+ * On the built-in SQLite store's file, every insert goes through its inbox
+ * (store_inbox.h), whose lock keeps duplicates exact between contexts.
+ * With durability "normal" there is no commit per event to share: each
+ * submitter appends its own event (inbox_submit); with "full" the leader
+ * commits the batch through it (inbox_commit). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,7 +247,7 @@ static int inbox_submit(ig_inbox *inbox, json_object *ev, const unsigned char *b
                         .json_len = text.n,
                         .blob = body,
                         .blob_len = body_len};
-    int rc = ig_inbox_put(inbox, &rec, 1);
+    int rc = ig_inbox_put(inbox, &rec, 1, 0);
     ig_jbuf_free(&text);
     if (rc != INTEG_OK)
         return rc;
@@ -253,8 +255,69 @@ static int inbox_submit(ig_inbox *inbox, json_object *ev, const unsigned char *b
     return rec.duplicate ? INTEG_EEXISTS : INTEG_OK;
 }
 
+/* Durability "full" on the built-in SQLite store's file: the batch is
+ * committed through the inbox (ig_inbox_put commit 1), under its lock, so
+ * no context appending to the inbox takes the same delivery meanwhile.
+ * All or nothing; when it fails each event is committed alone, so only the
+ * culprit's caller sees the error. */
+static void inbox_commit(ig_inbox *inbox, ig_wh_ingest_item **v, size_t n)
+{
+    ig_wh_ingest_item *s[IG_WH_INGEST_MAX_BATCH];
+    for (size_t i = 0; i < n; i++) {
+        v[i]->pos = i;
+        v[i]->duplicate = 0;
+        s[i] = v[i];
+    }
+    qsort(s, n, sizeof *s, sort_cmp);
+    for (size_t i = 1; i < n; i++)
+        if (has_key(s[i]) && key_cmp(s[i - 1], s[i]) == 0)
+            s[i]->duplicate = 1;
+    /* The records' text, one after another in one buffer. */
+    char stack[8192];
+    ig_jbuf text = {stack, 0, sizeof stack, 0, 0};
+    size_t off[IG_WH_INGEST_MAX_BATCH], len[IG_WH_INGEST_MAX_BATCH];
+    int rc = INTEG_OK;
+    for (size_t i = 0; rc == INTEG_OK && i < n; i++) {
+        off[i] = text.n;
+        if (!v[i]->duplicate && ig_json_write(v[i]->ev, &text))
+            rc = ig_err(INTEG_ENOMEM, "webhook ingest: out of memory");
+        len[i] = text.n - off[i];
+    }
+    ig_inbox_rec recs[IG_WH_INGEST_MAX_BATCH];
+    ig_wh_ingest_item *owner[IG_WH_INGEST_MAX_BATCH];
+    size_t m = 0;
+    for (size_t i = 0; rc == INTEG_OK && i < n; i++) {
+        if (v[i]->duplicate)
+            continue;
+        owner[m] = v[i];
+        recs[m++] = (ig_inbox_rec){.endpoint_id = v[i]->endpoint_id,
+                                   .event_id = v[i]->event_id,
+                                   .json = text.p + off[i],
+                                   .json_len = len[i],
+                                   .blob = v[i]->body,
+                                   .blob_len = v[i]->body_len};
+    }
+    if (rc == INTEG_OK)
+        rc = ig_inbox_put(inbox, recs, m, 1);
+    ig_jbuf_free(&text);
+    if (rc != INTEG_OK && n > 1) {
+        for (size_t i = 0; i < n; i++)
+            inbox_commit(inbox, &v[i], 1);
+        return;
+    }
+    for (size_t i = 0; rc == INTEG_OK && i < m; i++)
+        owner[i]->duplicate = recs[i].duplicate;
+    for (size_t i = 0; i < n; i++)
+        settle(v[i], rc != INTEG_OK ? rc : v[i]->duplicate ? INTEG_EEXISTS : INTEG_OK);
+}
+
 static void commit_batch(integ_ctx *ctx, ig_wh_ingest_item **v, size_t n)
 {
+    ig_inbox *inbox = ig_sqlite_inbox(ctx->store, ctx->store_data, NULL);
+    if (inbox) {
+        inbox_commit(inbox, v, n);
+        return;
+    }
     if (n == 1) {
         /* No duplicate query: the unique index answers for one insert. */
         commit_alone(ctx, v[0]);
@@ -322,8 +385,9 @@ static void linger(ig_wh_ingest *q)
 int ig_wh_ingest_submit(integ_ctx *ctx, json_object *ev, const unsigned char *body, size_t body_len)
 {
     ig_wh_ingest *q = &ctx->ingest;
-    ig_inbox *inbox = ig_sqlite_inbox(ctx->store, ctx->store_data);
-    if (inbox) {
+    int commit = 0;
+    ig_inbox *inbox = ig_sqlite_inbox(ctx->store, ctx->store_data, &commit);
+    if (inbox && !commit) {
         atomic_fetch_sub(&q->preparing, 1);
         return inbox_submit(inbox, ev, body, body_len);
     }

@@ -13,6 +13,7 @@
  * while another context still has the old file open. */
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <pthread.h>
 #include <mbedtls/md.h>
 #include <sodium.h>
 #include <sqlite3.h>
@@ -27,14 +28,14 @@
 #define SECRET "shpss_inbox_test_secret"
 #define BODY "{\"id\":42,\"note\":\"inbox\"}"
 
-static char dbpath[64], inboxpath[80];
+static char dbpath[256], inboxpath[272];
 static char ep_id[128];
 
 static void rm_db(void)
 {
     static const char *const sfx[] = {"", "-wal", "-shm", "-journal", "-inbox"};
     for (size_t i = 0; i < sizeof sfx / sizeof *sfx; i++) {
-        char p[96];
+        char p[300];
         snprintf(p, sizeof p, "%s%s", dbpath, sfx[i]);
         unlink(p);
     }
@@ -44,7 +45,7 @@ static const char *jstr(json_object *o, const char *k) { return json_object_get_
 
 static integ_ctx *ctx_open(const char *durability)
 {
-    char opts[256];
+    char opts[512];
     snprintf(opts, sizeof opts, "{\"store\":\"sqlite:%s\",\"master_key\":\"" TEST_MASTER_KEY "\"%s%s%s}", dbpath,
              durability ? ",\"durability\":\"" : "", durability ? durability : "", durability ? "\"" : "");
     integ_ctx *ctx = NULL;
@@ -55,14 +56,11 @@ static integ_ctx *ctx_open(const char *durability)
     return ctx;
 }
 
-/* A fresh file with a Shopify integration and endpoint (ep_id); the
+/* A Shopify integration and endpoint (ep_id) in dbpath's database; the
  * context that made them is closed again. */
-static void setup(void)
+static void setup_at(const char *path)
 {
-    snprintf(dbpath, sizeof dbpath, "integ-inbox-XXXXXX");
-    int fd = mkstemp(dbpath);
-    CHECK(fd >= 0);
-    close(fd);
+    snprintf(dbpath, sizeof dbpath, "%s", path);
     snprintf(inboxpath, sizeof inboxpath, "%s-inbox", dbpath);
     integ_ctx *ctx = ctx_open(NULL);
     CHECK(ctx != NULL);
@@ -85,6 +83,17 @@ static void setup(void)
     integ_free(out);
     integ_session_close(s);
     integ_ctx_close(ctx);
+}
+
+/* A fresh file (in the working directory) set up as above. */
+static void setup(void)
+{
+    char path[64];
+    snprintf(path, sizeof path, "integ-inbox-XXXXXX");
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    setup_at(path);
 }
 
 /* One signed Shopify delivery with X-Shopify-Webhook-Id `wid`: the HTTP
@@ -294,6 +303,14 @@ static void test_crash_recovery(void)
     CHECK_OK(ig_tx_end(ctx, tx, 1, ig_store_put(ctx, tx, INTEG_KIND_WEBHOOK_EVENT, rec, INTEG_PUT_UPDATE)));
     json_object_put(rec);
     write_file(inboxpath, saved, len, "ab");
+    /* The repeated move skips every record; the call's message stays its own. */
+    integ_session *s = NULL;
+    char *out = NULL;
+    CHECK_OK(integ_session_open(&s, ctx, "acme", "alice", "[\"admin\"]"));
+    CHECK_OK(integ_webhook_events_list(s, NULL, &out));
+    CHECK_STR(integ_errmsg(), "");
+    integ_free(out);
+    integ_session_close(s);
     json_object *again = events(ctx);
     CHECK(json_object_array_length(again) == 5);
     CHECK(count_with(again, "status", "dead") == 1);
@@ -309,7 +326,7 @@ static void test_crash_recovery(void)
 static void test_receive_while_database_locked(void)
 {
     setup();
-    integ_ctx *ctx = ctx_open(NULL);
+    integ_ctx *ctx = ctx_open(NULL), *other = ctx_open(NULL);
     CHECK(receive(ctx, "wid-before") == 202);
     json_object_put(events(ctx)); /* table and inbox settled */
     /* Another process holds the database's write lock. */
@@ -322,6 +339,12 @@ static void test_receive_while_database_locked(void)
         CHECK(receive(ctx, wid) == 202);
     }
     CHECK(receive(ctx, "wid-locked-1") == 200);
+    /* A second context too, though the first one's records are in the file
+     * (it reads their keys instead of moving them). */
+    CHECK(receive(other, "wid-locked-2") == 200);
+    CHECK(receive(other, "wid-locked-3") == 202);
+    CHECK(receive(ctx, "wid-locked-3") == 200);
+    integ_ctx_close(other);
     /* A read meanwhile is not held up by the move it cannot make: it sees
      * the queue as committed, and the events wait in the inbox. */
     json_object *during = events(ctx);
@@ -331,7 +354,7 @@ static void test_receive_while_database_locked(void)
     CHECK(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);
     json_object *arr = events(ctx);
-    CHECK(json_object_array_length(arr) == 4);
+    CHECK(json_object_array_length(arr) == 5);
     json_object_put(arr);
     integ_ctx_close(ctx);
     rm_db();
@@ -392,6 +415,189 @@ static void test_removed_inbox_reopened(void)
     rm_db();
 }
 
+/* Durability "full" commits (no append), but under the inbox's lock: a
+ * "normal" context on the same file never takes the same delivery. */
+struct racer {
+    integ_ctx *ctx;
+    int n;
+    int accepted[300];
+};
+
+static void *race(void *arg)
+{
+    struct racer *r = arg;
+    for (int i = 0; i < r->n; i++) {
+        char wid[32];
+        snprintf(wid, sizeof wid, "wid-race-%d", i);
+        r->accepted[i] = receive(r->ctx, wid) == 202;
+    }
+    return NULL;
+}
+
+static void test_mixed_durability(void)
+{
+    setup();
+    integ_ctx *normal = ctx_open(NULL), *full = ctx_open("full");
+    CHECK(normal && full);
+    CHECK(receive(normal, "wid-n") == 202);
+    CHECK(receive(full, "wid-n") == 200);
+    CHECK(receive(full, "wid-f") == 202);
+    CHECK(receive(normal, "wid-f") == 200);
+    /* The same deliveries to both at once: each accepted exactly once. */
+    struct racer a = {normal, 300, {0}}, b = {full, 300, {0}};
+    pthread_t ta, tb;
+    pthread_create(&ta, NULL, race, &a);
+    pthread_create(&tb, NULL, race, &b);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    int twice = 0, never = 0;
+    for (int i = 0; i < 300; i++) {
+        twice += a.accepted[i] && b.accepted[i];
+        never += !a.accepted[i] && !b.accepted[i];
+    }
+    CHECK(twice == 0);
+    CHECK(never == 0);
+    integ_ctx_close(full);
+    integ_ctx_close(normal);
+    CHECK(table_rows() == 302);
+    rm_db();
+}
+
+/* The inbox belongs to the database file, whatever path reached it: a
+ * relative path resolved in another directory, or a symbolic link. */
+static void test_paths(void)
+{
+    char top[] = "/tmp/integ-inbox-paths-XXXXXX", here[1024];
+    CHECK(mkdtemp(top) != NULL);
+    CHECK(getcwd(here, sizeof here) != NULL);
+    char d1[96], d2[96], p1[128], p2[128];
+    snprintf(d1, sizeof d1, "%s/one", top);
+    snprintf(d2, sizeof d2, "%s/two", top);
+    CHECK(mkdir(d1, 0700) == 0 && mkdir(d2, 0700) == 0);
+    snprintf(p1, sizeof p1, "%s/hooks.db", d1);
+    snprintf(p2, sizeof p2, "%s/hooks.db", d2);
+    setup_at(p1);
+    char ep1[128];
+    snprintf(ep1, sizeof ep1, "%s", ep_id);
+    setup_at(p2);
+
+    /* Two contexts opened as "hooks.db" in two directories. */
+    CHECK(chdir(d1) == 0);
+    snprintf(dbpath, sizeof dbpath, "hooks.db");
+    integ_ctx *one = ctx_open(NULL);
+    CHECK(chdir(d2) == 0);
+    integ_ctx *two = ctx_open(NULL);
+    for (int i = 0; i < 3; i++) {
+        char wid[32];
+        snprintf(wid, sizeof wid, "wid-two-%d", i);
+        CHECK(receive(two, wid) == 202);
+    }
+    /* Closing the first (its inbox empty) removes its own inbox only. */
+    integ_ctx_close(one);
+    snprintf(inboxpath, sizeof inboxpath, "%s-inbox", p2);
+    CHECK(inbox_size() > 0);
+    json_object *arr = events(two);
+    CHECK(json_object_array_length(arr) == 3);
+    json_object_put(arr);
+    CHECK(chdir(here) == 0);
+
+    /* A symbolic link to the second file: the same inbox. */
+    char link[128];
+    snprintf(link, sizeof link, "%s/link.db", top);
+    CHECK(symlink(p2, link) == 0);
+    snprintf(dbpath, sizeof dbpath, "%s", link);
+    integ_ctx *via_link = ctx_open(NULL);
+    CHECK(receive(via_link, "wid-link") == 202);
+    CHECK(receive(two, "wid-link") == 200);
+    integ_ctx_close(via_link);
+    integ_ctx_close(two);
+    snprintf(dbpath, sizeof dbpath, "%s", p2);
+    CHECK(table_rows() == 4);
+    unlink(link);
+    snprintf(dbpath, sizeof dbpath, "%s", p1);
+    rm_db();
+    snprintf(dbpath, sizeof dbpath, "%s", p2);
+    rm_db();
+    (void)ep1;
+    rmdir(d1);
+    rmdir(d2);
+    rmdir(top);
+}
+
+/* The inbox gets the database file's mode (SQLite's -wal does too), so
+ * whoever may open the database may open it. */
+static void test_inbox_mode(void)
+{
+    setup();
+    CHECK(chmod(dbpath, 0640) == 0);
+    integ_ctx *ctx = ctx_open(NULL);
+    struct stat st;
+    CHECK(stat(inboxpath, &st) == 0);
+    CHECK((st.st_mode & 0777) == 0640);
+    integ_ctx_close(ctx);
+    rm_db();
+}
+
+/* ig_inbox itself, over the real store of a context on the same file:
+ * what the store can never take is refused before a 202, and a record it
+ * refuses anyway is set aside (never dropped) while the others move. */
+static int t_stored(void *arg, const char *ep, const char *ev, int *found)
+{
+    (void)arg;
+    (void)ep;
+    (void)ev;
+    *found = 0;
+    return INTEG_OK;
+}
+static int t_move(void *arg, ig_inbox_rec *recs, size_t n, int timeout_ms, int strict)
+{
+    (void)arg;
+    (void)recs;
+    (void)n;
+    (void)timeout_ms;
+    (void)strict;
+    return integ_error_set(INTEG_ESTORE, "this inbox never moves");
+}
+static int t_self(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static void test_refused_records(void)
+{
+    setup();
+    ig_inbox_ops ops = {NULL, t_stored, t_move, t_self, 1000, 5000};
+    ig_inbox *raw = NULL;
+    CHECK_OK(ig_inbox_open(dbpath, &ops, &raw));
+    char big[6000];
+    memset(big, 'x', sizeof big);
+    ig_inbox_rec too_big = {.json = "{}", .json_len = 2, .blob = (unsigned char *)big, .blob_len = sizeof big};
+    CHECK_RC(ig_inbox_put(raw, &too_big, 1, 0), INTEG_EINVAL);
+    CHECK_MSG("too large");
+    CHECK(inbox_size() == 0);
+    /* A record no table takes (not a JSON object), between two good ones. */
+    integ_ctx *ctx = ctx_open(NULL);
+    CHECK(receive(ctx, "wid-before-poison") == 202);
+    ig_inbox_rec poison = {.json = "[1,2]", .json_len = 5, .blob = (unsigned char *)"x", .blob_len = 1};
+    CHECK_OK(ig_inbox_put(raw, &poison, 1, 0));
+    CHECK(receive(ctx, "wid-after-poison") == 202);
+    json_object *arr = events(ctx);
+    CHECK(json_object_array_length(arr) == 2);
+    json_object_put(arr);
+    CHECK(inbox_size() == 0);
+    char rej[300];
+    snprintf(rej, sizeof rej, "%s-rejected", inboxpath);
+    struct stat st;
+    CHECK(stat(rej, &st) == 0 && st.st_size == 24 + 5 + 1);
+    CHECK(receive(ctx, "wid-later") == 202);
+    ig_inbox_close(raw);
+    integ_ctx_close(ctx);
+    CHECK(table_rows() == 3);
+    unlink(rej);
+    rm_db();
+}
+
 int main(void)
 {
     RUN(test_visible_after_receive);
@@ -402,5 +608,9 @@ int main(void)
     RUN(test_full_inbox_moved_by_appender);
     RUN(test_full_durability_commits);
     RUN(test_removed_inbox_reopened);
+    RUN(test_mixed_durability);
+    RUN(test_paths);
+    RUN(test_inbox_mode);
+    RUN(test_refused_records);
     TEST_END();
 }
