@@ -188,13 +188,10 @@ out:
     return rc;
 }
 
-/* Decide the batch's duplicates (within it, then, when `check`, against
- * the store) and insert the rest, all in transaction tx. Unchecked, a
- * delivery the store already holds fails its insert with INTEG_EEXISTS
- * and the transaction must be rolled back. */
-static int insert_batch(integ_ctx *ctx, void *tx, ig_wh_ingest_item **v, size_t n, int check)
+/* Mark the repeats within v[0..n) (duplicate = 1 on all but the first
+ * submitted of equal deliveries); s receives v sorted by key. */
+static void mark_repeats(ig_wh_ingest_item **v, size_t n, ig_wh_ingest_item **s)
 {
-    ig_wh_ingest_item *s[IG_WH_INGEST_MAX_BATCH];
     for (size_t i = 0; i < n; i++) {
         v[i]->pos = i;
         v[i]->duplicate = 0;
@@ -205,6 +202,16 @@ static int insert_batch(integ_ctx *ctx, void *tx, ig_wh_ingest_item **v, size_t 
     for (size_t i = 1; i < n; i++)
         if (has_key(s[i]) && key_cmp(s[i - 1], s[i]) == 0)
             s[i]->duplicate = 1;
+}
+
+/* Decide the batch's duplicates (within it, then, when `check`, against
+ * the store) and insert the rest, all in transaction tx. Unchecked, a
+ * delivery the store already holds fails its insert with INTEG_EEXISTS
+ * and the transaction must be rolled back. */
+static int insert_batch(integ_ctx *ctx, void *tx, ig_wh_ingest_item **v, size_t n, int check)
+{
+    ig_wh_ingest_item *s[IG_WH_INGEST_MAX_BATCH];
+    mark_repeats(v, n, s);
     int rc = INTEG_OK;
     for (size_t i = 0; check && rc == INTEG_OK && i < n;) {
         if (!has_key(s[i])) {
@@ -263,15 +270,7 @@ static int inbox_submit(ig_inbox *inbox, json_object *ev, const unsigned char *b
 static void inbox_commit(ig_inbox *inbox, ig_wh_ingest_item **v, size_t n)
 {
     ig_wh_ingest_item *s[IG_WH_INGEST_MAX_BATCH];
-    for (size_t i = 0; i < n; i++) {
-        v[i]->pos = i;
-        v[i]->duplicate = 0;
-        s[i] = v[i];
-    }
-    qsort(s, n, sizeof *s, sort_cmp);
-    for (size_t i = 1; i < n; i++)
-        if (has_key(s[i]) && key_cmp(s[i - 1], s[i]) == 0)
-            s[i]->duplicate = 1;
+    mark_repeats(v, n, s);
     /* The records' text, one after another in one buffer. */
     char stack[8192];
     ig_jbuf text = {stack, 0, sizeof stack, 0, 0};
