@@ -1379,7 +1379,12 @@ static int finish(struct run *r, const char *status, int err, json_object **resu
         const char *cur = ig_json_str(integ, "status");
         if (!strcmp(status, "success") || !strcmp(status, "partial")) {
             json_object_object_add(integ, "last_sync_at", json_object_new_string(at));
-            if (cur && (!strcmp(cur, "error") || !strcmp(cur, "needs_reauth")))
+            /* A success clears "needs_reauth" only when the run started
+             * with it (its credentials then proved good). Marked while the
+             * run went on, it records a rejection that came after this
+             * run's requests (another run's 401): that stays. */
+            const char *was = ig_json_str(r->c->integration, "status");
+            if (cur && (!strcmp(cur, "error") || (!strcmp(cur, "needs_reauth") && was && !strcmp(was, "needs_reauth"))))
                 json_object_object_add(integ, "status", json_object_new_string("active"));
             json_object_object_del(integ, "last_error");
         } else if (!strcmp(status, "error") && !r->lease_lost) {

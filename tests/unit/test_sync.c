@@ -843,6 +843,47 @@ static void test_unauthorized(void)
     env_close(&e);
 }
 
+/* Another run's 401 marks the integration needs_reauth while this run is
+ * still going (its own requests came earlier): this run's success must not
+ * clear that. Only a needs_reauth the run started with is cleared. */
+static int mark_needs_reauth(void *p, const char *progress)
+{
+    struct env *e = p;
+    if (!strstr(progress, "\"pages\":1,"))
+        return 0;
+    void *tx = NULL;
+    json_object *rec = NULL;
+    CHECK_OK(ig_tx_begin(e->ctx, 1, &tx));
+    CHECK_OK(ig_store_get(e->ctx, tx, INTEG_KIND_INTEGRATION, "acme", e->id, &rec));
+    json_object_object_add(rec, "status", json_object_new_string("needs_reauth"));
+    CHECK_OK(ig_tx_end(e->ctx, tx, 1, ig_store_put(e->ctx, tx, INTEG_KIND_INTEGRATION, rec, INTEG_PUT_UPDATE)));
+    json_object_put(rec);
+    return 0;
+}
+
+static void test_needs_reauth_during_run_kept(void)
+{
+    server_reset();
+    struct env e;
+    if (env_open(&e, "cursor", 0)) {
+        CHECK(!"env_open");
+        return;
+    }
+    char *out = NULL;
+    CHECK_OK(integ_sync(e.s, e.id, "{\"entity\":\"items\"}", mark_needs_reauth, &e, &out));
+    CHECK(strstr(out, "\"status\":\"success\""));
+    integ_free(out);
+    CHECK_OK(integ_integration_get(e.s, e.id, &out));
+    CHECK(strstr(out, "\"status\":\"needs_reauth\"") != NULL);
+    integ_free(out);
+    /* A run that starts with it, and succeeds, clears it. */
+    json_object_put(run_sync(&e, "{\"entity\":\"items\"}", INTEG_OK));
+    CHECK_OK(integ_integration_get(e.s, e.id, &out));
+    CHECK(strstr(out, "\"status\":\"active\"") != NULL);
+    integ_free(out);
+    env_close(&e);
+}
+
 static void test_truncated_page_then_resume(void)
 {
     server_reset();
@@ -1234,6 +1275,7 @@ int main(void)
     RUN(test_exhausted_signal_json_path);
     RUN(test_fetch_each);
     RUN(test_unauthorized);
+    RUN(test_needs_reauth_during_run_kept);
     RUN(test_truncated_page_then_resume);
     RUN(test_resume_after_sigkill);
     RUN(test_concurrent_sync_refused);
