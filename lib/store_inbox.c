@@ -55,6 +55,15 @@ struct ig_inbox {
     struct key *keys;
     size_t nkeys, capkeys;
     long long rejected; /* records set aside (tests, diagnostics) */
+    /* A move found the database busy: moves that need not wait (readers,
+     * the appender past the line) skip until then (monotonic ms). */
+    int64_t retry_at_ms;
+    /* The database file's mode and owner: the inbox's and the rejected
+     * file's, as SQLite gives its -wal (have_db: known). */
+    int have_db;
+    mode_t db_mode;
+    uid_t db_uid;
+    gid_t db_gid;
 };
 
 /* A checksum against torn writes, not an adversary: 64-bit words,
@@ -166,6 +175,32 @@ static int rec_at(const unsigned char *buf, size_t size, size_t off, ig_inbox_re
 
 /* ---- the file --------------------------------------------------------------------------- */
 
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Open `path` (flags plus O_CLOEXEC), creating it with the database
+ * file's mode and owner (the umask must not narrow it; root hands it to
+ * the database's owner): whoever may open the database may open it. */
+static int open_like_db(ig_inbox *b, const char *path, int flags)
+{
+    mode_t mode = b->have_db ? b->db_mode : 0600;
+    int fd = open(path, flags | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0 && errno == EEXIST)
+        return open(path, flags | O_CLOEXEC);
+    if (fd >= 0 && b->have_db) {
+        if (fchmod(fd, mode) != 0) {
+            /* best effort, as SQLite's own -wal */
+        }
+        if (geteuid() == 0 && fchown(fd, b->db_uid, b->db_gid) != 0) {
+        }
+    }
+    return fd;
+}
+
 /* The last store to close an empty inbox removes the file (under its
  * lock); a holder of the old file must then open the new one. The file's
  * identity, not its link count, tells: a path another file took over is
@@ -178,7 +213,7 @@ static int reopen_if_replaced(ig_inbox *b, int *reopened)
         return ig_err(INTEG_ESTORE, "sqlite inbox: %s: stat: %s", b->path, strerror(errno));
     if (stat(b->path, &ps) == 0 && ps.st_dev == fs.st_dev && ps.st_ino == fs.st_ino)
         return INTEG_OK;
-    int fd = open(b->path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, fs.st_mode & 0666);
+    int fd = open_like_db(b, b->path, O_RDWR | O_APPEND);
     if (fd < 0)
         return ig_err(INTEG_ESTORE, "sqlite inbox: %s: open: %s", b->path, strerror(errno));
     close(b->fd);
@@ -347,7 +382,8 @@ static int catch_up(ig_inbox *b, off_t *size)
 
 /* ---- moving ------------------------------------------------------------------------------ */
 
-/* Append the records the store refused for good to <path>-rejected. */
+/* Append the records the store refused for good to <path>-rejected,
+ * synced; on a failure the file is cut back to what it was. */
 static int set_aside(ig_inbox *b, const ig_inbox_rec *recs, size_t n)
 {
     size_t m = 0;
@@ -360,14 +396,14 @@ static int set_aside(ig_inbox *b, const ig_inbox_rec *recs, size_t n)
     unsigned char *hdrs = malloc(m * HDR);
     struct iovec *iov = malloc(3 * m * sizeof *iov);
     int rc = INTEG_OK, fd = -1;
+    struct stat st;
     if (!path || !hdrs || !iov) {
         rc = ig_err(INTEG_ENOMEM, "sqlite inbox: out of memory");
         goto out;
     }
     snprintf(path, plen, "%s-rejected", b->path);
-    struct stat st;
-    fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, fstat(b->fd, &st) == 0 ? st.st_mode & 0666 : 0600);
-    if (fd < 0) {
+    fd = open_like_db(b, path, O_WRONLY | O_APPEND);
+    if (fd < 0 || fstat(fd, &st) != 0) {
         rc = ig_err(INTEG_ESTORE, "sqlite inbox: %s: open: %s", path, strerror(errno));
         goto out;
     }
@@ -384,6 +420,9 @@ static int set_aside(ig_inbox *b, const ig_inbox_rec *recs, size_t n)
     rc = write_all(fd, path, iov, niov);
     if (rc == INTEG_OK && fdatasync(fd) != 0)
         rc = ig_err(INTEG_ESTORE, "sqlite inbox: %s: sync: %s", path, strerror(errno));
+    if (rc != INTEG_OK && ftruncate(fd, st.st_size) != 0) {
+        /* a torn tail there stops a reader of the format, nothing else */
+    }
     if (rc == INTEG_OK)
         b->rejected += (long long)m;
 out:
@@ -395,21 +434,17 @@ out:
     return rc;
 }
 
-/* Move the file's `size` bytes (locked, under mu), waiting at most
- * timeout_ms for the database. */
-static int move_locked(ig_inbox *b, off_t size, int timeout_ms)
+/* Insert the file's records in tx (locked, under mu): the whole records up
+ * to the first that isn't, and the refused ones set aside. Nothing is
+ * committed here; after the caller's commit the file is truncated. */
+static int insert_file(ig_inbox *b, void *tx, off_t size)
 {
-    if (size == 0) {
-        forget(b);
-        return INTEG_OK;
-    }
     if ((uintmax_t)size > SIZE_MAX)
         return ig_err(INTEG_ESTORE, "sqlite inbox: %s: too large to read", b->path);
     unsigned char *buf = NULL;
     int rc = file_read(b, 0, (size_t)size, &buf);
     if (rc != INTEG_OK)
         return rc;
-    /* The whole records up to the first that isn't. */
     size_t n = 0, cap = 64, off = 0, next = 0;
     ig_inbox_rec *recs = malloc(cap * sizeof *recs), r;
     while (recs && rec_at(buf, (size_t)size, off, &r, &next)) {
@@ -428,18 +463,66 @@ static int move_locked(ig_inbox *b, off_t size, int timeout_ms)
     }
     rc = recs ? INTEG_OK : ig_err(INTEG_ENOMEM, "sqlite inbox: out of memory");
     if (rc == INTEG_OK && n)
-        rc = b->ops.move(b->ops.arg, recs, n, timeout_ms, 0);
-    /* Committed: the records are in the table, so the file can go (a
-     * crash before the truncate makes the next drain skip them all). A
-     * record the table refused is kept aside first: accepted is never lost. */
+        rc = b->ops.insert(b->ops.arg, tx, recs, n, 0);
+    /* Before the commit: a record the table refused is safe elsewhere
+     * before the file that holds it goes. Accepted is never lost. */
     if (rc == INTEG_OK)
         rc = set_aside(b, recs, n);
+    free(recs);
+    free(buf);
+    return rc;
+}
+
+static void deadline_in(struct timespec *until, int timeout_ms)
+{
+    clock_gettime(CLOCK_REALTIME, until);
+    until->tv_sec += timeout_ms / 1000;
+    until->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until->tv_nsec >= 1000000000L) {
+        until->tv_sec++;
+        until->tv_nsec -= 1000000000L;
+    }
+}
+
+/* Move the file into the store. The database comes first (a write
+ * transaction, waiting at most timeout_ms), the inbox's locks after it:
+ * whoever holds those never waits for the database, so receiving goes on
+ * while the database is busy. Not under mu. */
+static int move_file(ig_inbox *b, int timeout_ms)
+{
+    void *tx = NULL;
+    int rc = b->ops.begin(b->ops.arg, timeout_ms, &tx);
+    struct timespec until;
+    deadline_in(&until, timeout_ms);
+    if (rc == INTEG_OK && pthread_mutex_timedlock(&b->mu, &until) != 0) {
+        b->ops.end(b->ops.arg, tx, 0);
+        return ig_err(INTEG_ECONFLICT, "sqlite inbox: %s: busy (another thread holds it)", b->path);
+    }
+    if (rc != INTEG_OK) {
+        pthread_mutex_lock(&b->mu);
+        b->retry_at_ms = mono_ms() + IG_INBOX_RETRY_MS;
+        pthread_mutex_unlock(&b->mu);
+        return rc;
+    }
+    off_t size = 0;
+    int locked = (rc = file_lock(b, timeout_ms)) == INTEG_OK;
     if (rc == INTEG_OK)
+        rc = file_size(b, &size);
+    if (rc == INTEG_OK && size > 0)
+        rc = insert_file(b, tx, size);
+    int end = b->ops.end(b->ops.arg, tx, rc == INTEG_OK && size > 0);
+    if (rc == INTEG_OK)
+        rc = end;
+    /* Committed: the records are in the table, so the file can go (a
+     * crash before the truncate makes the next move skip them all). */
+    if (rc == INTEG_OK && size > 0)
         rc = file_truncate(b, 0);
     if (rc == INTEG_OK)
         forget(b);
-    free(recs);
-    free(buf);
+    if (locked)
+        file_unlock(b);
+    b->retry_at_ms = rc == INTEG_OK ? 0 : mono_ms() + IG_INBOX_RETRY_MS;
+    pthread_mutex_unlock(&b->mu);
     return rc;
 }
 
@@ -447,39 +530,31 @@ int ig_inbox_drain(ig_inbox *b, int patient)
 {
     if (!b)
         return INTEG_OK;
-    /* Before mu: an appender holding mu may be waiting for this thread's
-     * write transaction to end. */
+    /* Its begin would wait for this thread's own write transaction. */
     if (b->ops.self_writing(b->ops.arg))
         return INTEG_OK;
     int timeout_ms = patient ? b->ops.timeout_ms : IG_INBOX_READ_PATIENCE_MS;
-    /* An appender moving a batch holds mu meanwhile: a reader waits for it
-     * no longer than for the locks themselves. */
     struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += timeout_ms / 1000;
-    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    deadline_in(&until, timeout_ms);
     if (pthread_mutex_timedlock(&b->mu, &until) != 0)
-        return ig_err(INTEG_ECONFLICT, "sqlite inbox: %s: busy (another thread is moving it)", b->path);
-    off_t size = 0;
+        return ig_err(INTEG_ECONFLICT, "sqlite inbox: %s: busy (another thread holds it)", b->path);
     struct stat st;
     int rc = fstat(b->fd, &st) == 0 ? INTEG_OK
                                     : ig_err(INTEG_ESTORE, "sqlite inbox: %s: stat: %s", b->path, strerror(errno));
-    /* The common case costs one fstat: this file, still linked, empty. A
-     * replaced file is found by file_lock. */
-    if (rc == INTEG_OK && st.st_size == 0 && st.st_nlink > 0) {
+    /* The common case costs one fstat: this file, still linked, empty (a
+     * replaced file is found by file_lock). */
+    int empty = rc == INTEG_OK && st.st_size == 0 && st.st_nlink > 0;
+    if (empty)
         forget(b);
-    } else if (rc == INTEG_OK && (rc = file_lock(b, timeout_ms)) == INTEG_OK) {
-        rc = file_size(b, &size);
-        if (rc == INTEG_OK)
-            rc = move_locked(b, size, timeout_ms);
-        file_unlock(b);
-    }
+    /* The database was busy a moment ago: one who need not wait skips. */
+    int later = !patient && b->retry_at_ms && mono_ms() < b->retry_at_ms;
     pthread_mutex_unlock(&b->mu);
-    return rc;
+    if (rc != INTEG_OK || empty)
+        return rc;
+    if (later)
+        return ig_err(INTEG_ECONFLICT, "sqlite inbox: %s: not moved (the database was busy; retried shortly)",
+                      b->path);
+    return move_file(b, timeout_ms);
 }
 
 /* ---- appending --------------------------------------------------------------------------- */
@@ -493,23 +568,14 @@ static int r_too_big(const ig_inbox_rec *r, long long max_bytes)
     return max_bytes > 0 && (long long)(r->json_len + r->blob_len) > max_bytes - 4096;
 }
 
-/* Decide duplicates, then append or commit (locked, under mu). */
-static int put_locked(ig_inbox *b, ig_inbox_rec *recs, size_t n, int commit)
+/* Decide duplicates, then append, or insert in tx (locked, under mu). */
+static int put_locked(ig_inbox *b, ig_inbox_rec *recs, size_t n, void *tx)
 {
-    for (size_t i = 0; i < n; i++) {
-        recs[i].duplicate = 0;
-        recs[i].rejected = 0;
-        /* What the move would refuse for good is refused now, before a 202. */
-        if (r_too_big(&recs[i], b->ops.max_bytes))
-            return ig_err(INTEG_EINVAL, "webhook: the event is too large for the SQLite store (%zu bytes of body and "
-                                        "record; the most is %lld)",
-                          recs[i].json_len + recs[i].blob_len, b->ops.max_bytes);
-    }
     off_t size = 0;
     int rc = catch_up(b, &size);
-    /* Past the cap the file must shrink first, whatever it costs to wait. */
-    if (rc == INTEG_OK && size >= (off_t)IG_INBOX_MAX_BYTES && (rc = move_locked(b, size, b->ops.timeout_ms)) == INTEG_OK)
-        size = 0;
+    if (rc == INTEG_OK && !tx && size >= (off_t)IG_INBOX_MAX_BYTES)
+        rc = ig_err(INTEG_ESTORE, "sqlite inbox: %s: full (%lld bytes): the database has not taken its events "
+                                  "(busy or failing)", b->path, (long long)size);
     if (rc != INTEG_OK)
         return rc;
     uint64_t *hashes = calloc(n, sizeof *hashes);
@@ -548,7 +614,7 @@ static int put_locked(ig_inbox *b, ig_inbox_rec *recs, size_t n, int commit)
         }
         fresh_of[m] = i;
         fresh[m++] = *r;
-        if (commit)
+        if (tx)
             continue;
         unsigned char *h = hdrs + i * HDR;
         rec_header(h, r);
@@ -562,12 +628,15 @@ static int put_locked(ig_inbox *b, ig_inbox_rec *recs, size_t n, int commit)
     }
     if (rc != INTEG_OK || m == 0)
         goto out;
-    if (commit) {
-        /* Strict: all or nothing, and a key the table got meanwhile (a
-         * context outside this lock) is a duplicate, not an error. */
-        rc = b->ops.move(b->ops.arg, fresh, m, b->ops.timeout_ms, 1);
-        for (size_t j = 0; rc == INTEG_OK && j < m; j++)
+    if (tx) {
+        /* Strict: all or nothing (the caller commits or rolls back); a key
+         * the table got meanwhile (a context outside this lock) is a
+         * duplicate, not an error. */
+        rc = b->ops.insert(b->ops.arg, tx, fresh, m, 1);
+        for (size_t j = 0; j < m; j++) {
             recs[fresh_of[j]].duplicate = fresh[j].duplicate;
+            recs[fresh_of[j]].rejected = fresh[j].rejected;
+        }
         goto out;
     }
     rc = write_all(b->fd, b->path, iov, niov);
@@ -611,25 +680,49 @@ out:
 
 int ig_inbox_put(ig_inbox *b, ig_inbox_rec *recs, size_t n, int commit)
 {
+    for (size_t i = 0; i < n; i++) {
+        recs[i].duplicate = 0;
+        recs[i].rejected = 0;
+        /* What a move would refuse for good is refused now, before a 202. */
+        if (r_too_big(&recs[i], b->ops.max_bytes)) {
+            recs[i].rejected = 1;
+            return ig_err(INTEG_EINVAL, "webhook: the event is too large for the SQLite store (%zu bytes of body and "
+                                        "record; the most is %lld)",
+                          recs[i].json_len + recs[i].blob_len, b->ops.max_bytes);
+        }
+    }
     if (n == 0)
         return INTEG_OK;
+    /* Committing: the database first, then the inbox's locks (as a move). */
+    void *tx = NULL;
+    int rc = commit ? b->ops.begin(b->ops.arg, b->ops.timeout_ms, &tx) : INTEG_OK;
+    if (rc != INTEG_OK)
+        return rc;
     pthread_mutex_lock(&b->mu);
-    int rc = file_lock(b, b->ops.timeout_ms);
+    rc = file_lock(b, b->ops.timeout_ms);
     if (rc == INTEG_OK) {
-        rc = put_locked(b, recs, n, commit);
-        /* Past the line, the appender moves the file (the events are
-         * already safe: a busy database or a failure only leaves them for
-         * the next, so it waits no longer than a reader would). */
-        if (rc == INTEG_OK && (b->nrecs >= IG_INBOX_MOVE_EVENTS || b->known >= (off_t)IG_INBOX_MOVE_BYTES) &&
-            !b->ops.self_writing(b->ops.arg)) {
-            ig_err_saved saved;
-            ig_err_save(&saved);
-            move_locked(b, b->known, IG_INBOX_READ_PATIENCE_MS);
-            ig_err_restore(&saved);
+        rc = put_locked(b, recs, n, tx);
+        if (tx) {
+            int end = b->ops.end(b->ops.arg, tx, rc == INTEG_OK);
+            if (rc == INTEG_OK)
+                rc = end;
+            tx = NULL;
         }
         file_unlock(b);
     }
+    if (tx)
+        b->ops.end(b->ops.arg, tx, 0);
+    int full = !commit && rc == INTEG_OK && (b->nrecs >= IG_INBOX_MOVE_EVENTS || b->known >= (off_t)IG_INBOX_MOVE_BYTES);
     pthread_mutex_unlock(&b->mu);
+    /* Past the line, the appender moves the file (the events are already
+     * safe: a busy database only leaves them for the next, so it waits no
+     * longer than a reader would, and not again for a while). */
+    if (full) {
+        ig_err_saved saved;
+        ig_err_save(&saved);
+        ig_inbox_drain(b, 0);
+        ig_err_restore(&saved);
+    }
     return rc;
 }
 
@@ -646,29 +739,19 @@ int ig_inbox_open(const char *db_path, const ig_inbox_ops *ops, ig_inbox **out)
     }
     snprintf(b->path, len, "%s-inbox", db_path);
     b->ops = *ops;
-    /* The database file's mode and owner, as SQLite gives its -wal and
-     * -shm: every user who can open the database can open the inbox. */
     struct stat db;
-    int have_db = stat(db_path, &db) == 0;
-    mode_t mode = have_db ? db.st_mode & 0666 : 0600;
-    int created = 1;
-    b->fd = open(b->path, O_RDWR | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, mode);
-    if (b->fd < 0 && errno == EEXIST) {
-        created = 0;
-        b->fd = open(b->path, O_RDWR | O_APPEND | O_CLOEXEC);
+    if (stat(db_path, &db) == 0) {
+        b->have_db = 1;
+        b->db_mode = db.st_mode & 0666;
+        b->db_uid = db.st_uid;
+        b->db_gid = db.st_gid;
     }
+    b->fd = open_like_db(b, b->path, O_RDWR | O_APPEND);
     if (b->fd < 0) {
         int err = ig_err(INTEG_ESTORE, "sqlite inbox: %s: open: %s", b->path, strerror(errno));
         free(b->path);
         free(b);
         return err;
-    }
-    if (created && have_db) {
-        /* The umask must not narrow it; root hands it to the database's owner. */
-        if (fchmod(b->fd, mode) != 0) {
-        }
-        if (geteuid() == 0 && fchown(b->fd, db.st_uid, db.st_gid) != 0) {
-        }
     }
     if (pthread_mutex_init(&b->mu, NULL) != 0) {
         close(b->fd);

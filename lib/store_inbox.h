@@ -21,9 +21,12 @@
  * every record in the file (read from it: this inbox's own, and those
  * another context or process appended) and the table.
  *
- * Locks: the inbox's mutex (this process), then the file's flock (other
- * processes and other contexts on the same file), then whatever the
- * callbacks take (the store's pool). Owned by the SQLite store. */
+ * Locks: a write transaction of the store when one is needed (a move, a
+ * commit under "full"), then the inbox's mutex (this process), then the
+ * file's flock (other processes and other contexts on the same file); under
+ * those only a read connection of the store's pool (the duplicate check).
+ * Whoever holds the inbox's locks never waits for the database, so
+ * receiving goes on while it is busy. Owned by the SQLite store. */
 #ifndef IG_STORE_INBOX_H
 #define IG_STORE_INBOX_H
 
@@ -45,6 +48,11 @@
  * for writers wait as long as the store does (ig_inbox_ops.timeout_ms). */
 #define IG_INBOX_READ_PATIENCE_MS 100
 
+/* After a move found the database busy, moves that need not wait (for a
+ * transaction's begin, or the appender past the line) skip this long
+ * rather than each wait IG_INBOX_READ_PATIENCE_MS again. */
+#define IG_INBOX_RETRY_MS 1000
+
 typedef struct ig_inbox ig_inbox;
 
 typedef struct ig_inbox_rec {
@@ -62,14 +70,19 @@ typedef struct ig_inbox_ops {
     void *arg;
     /* *out_found = 1 when the table holds (endpoint_id, event_id). */
     int (*stored)(void *arg, const char *endpoint_id, const char *event_id, int *out_found);
-    /* Insert recs[0..n) in one transaction and commit, waiting at most
-     * timeout_ms for the database. A record the table already holds (same
-     * id or key) is skipped with duplicate = 1. Strict: anything else fails
-     * the whole move (nothing inserted). Lenient (moving the file): a
-     * record the table refuses for good (too big, a malformed record) gets
-     * rejected = 1 and the others go in; a failure that may pass (busy, I/O,
-     * out of memory) still fails the whole move. */
-    int (*move)(void *arg, ig_inbox_rec *recs, size_t n, int timeout_ms, int strict);
+    /* A write transaction of the store, waiting at most timeout_ms for it
+     * (this process's writer slot, then the database's lock). Always taken
+     * before the inbox's own locks, never while holding them. */
+    int (*begin)(void *arg, int timeout_ms, void **out_tx);
+    /* Insert recs[0..n) in tx. A record the table already holds (same id or
+     * key) is skipped with duplicate = 1. Strict: any other failure fails
+     * the insert (a record the table refuses for good gets rejected = 1).
+     * Lenient (moving the file): such a record gets rejected = 1 and the
+     * others go in; a failure that may pass (busy, I/O, out of memory)
+     * still fails. */
+    int (*insert)(void *arg, void *tx, ig_inbox_rec *recs, size_t n, int strict);
+    /* Commit (commit 1: its result) or roll back tx, and end it. */
+    int (*end)(void *arg, void *tx, int commit);
     /* 1 when moving now would wait for the calling thread itself (it is
      * inside a write transaction of the store). */
     int (*self_writing)(void *arg);
@@ -89,11 +102,14 @@ int ig_inbox_open(const char *db_path, const ig_inbox_ops *ops, ig_inbox **out);
  * has removed repeats within recs), then, holding the file's lock:
  *   commit 0: append the others to the file. INTEG_OK: every non-duplicate
  *             is in the file; on error nothing was appended.
- *   commit 1: insert them into the store in one transaction (strict move),
- *             which a 202 under durability "full" needs; holding the lock
- *             keeps that insert and other contexts' appends from both
- *             taking one delivery. On error nothing was inserted.
- * INTEG_EINVAL (nothing done) for a record larger than the store takes. */
+ *   commit 1: insert them into the store in one transaction (strict) and
+ *             commit, which a 202 under durability "full" needs; holding
+ *             the lock keeps that insert and other contexts' appends from
+ *             both taking one delivery. On error nothing was inserted; a
+ *             record the table refused has rejected = 1.
+ * INTEG_EINVAL (nothing done; that record has rejected = 1) for a record
+ * larger than the store takes. Appending past IG_INBOX_MOVE_EVENTS or
+ * IG_INBOX_MOVE_BYTES then moves the file (a drain that need not wait). */
 int ig_inbox_put(ig_inbox *b, ig_inbox_rec *recs, size_t n, int commit);
 
 /* Move whatever the file holds into the store. INTEG_OK when it is empty

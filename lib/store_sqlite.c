@@ -1083,7 +1083,13 @@ static int sq_begin(void *store_data, int write, void **out_tx)
      * that fails (busy, disk full) leaves them safe in the inbox: this
      * transaction goes on without them, and the next begin tries again. */
     if (s->inbox) {
-        /* Best effort: whatever the move said, the caller's message stays. */
+        /* Best effort. A writer is about to wait for the database anyway,
+         * so its move may too (the busy timeout; the inbox's locks are taken
+         * only once the database is had). A reader, which in WAL mode never
+         * waits for a writer, waits IG_INBOX_READ_PATIENCE_MS at most, and
+         * while the database stays busy readers skip the move for
+         * IG_INBOX_RETRY_MS. Whatever the move said, the caller's message
+         * stays. */
         ig_err_saved saved;
         ig_err_save(&saved);
         ig_inbox_drain(s->inbox, write != 0);
@@ -1231,21 +1237,20 @@ static int inbox_stored(void *arg, const char *endpoint_id, const char *event_id
     return rc;
 }
 
-/* A failure that moving again can never get past: the table refuses this
- * record itself (not the database's state). */
-static int refused_for_good(sqlite3 *db, int rc)
+/* After a failed INSERT: a failure that inserting again can never get
+ * past, since the table refuses this record itself (not the database's
+ * state). */
+static int refused_for_good(sqlite3 *db)
 {
-    if (rc == INTEG_EINVAL)
-        return 1;
     int x = sqlite3_extended_errcode(db);
     return x == SQLITE_TOOBIG || x == SQLITE_MISMATCH ||
            ((x & 0xff) == SQLITE_CONSTRAINT && x != SQLITE_CONSTRAINT_UNIQUE && x != SQLITE_CONSTRAINT_PRIMARYKEY);
 }
 
-static int inbox_move(void *arg, ig_inbox_rec *recs, size_t n, int timeout_ms, int strict)
+static int inbox_begin(void *arg, int timeout_ms, void **out_tx)
 {
     sq_store *s = arg;
-    const table_spec *t = ig_store_spec(INTEG_KIND_WEBHOOK_EVENT);
+    *out_tx = NULL;
     sq_conn *c = NULL;
     int rc = pool_acquire(s, 1, timeout_ms, &c);
     if (rc != INTEG_OK)
@@ -1255,9 +1260,29 @@ static int inbox_move(void *arg, ig_inbox_rec *recs, size_t n, int timeout_ms, i
     int src = tx_exec(c, TX_BEGIN_WRITE);
     if (timeout_ms != IG_SQLITE_BUSY_TIMEOUT_MS)
         sqlite3_busy_timeout(c->db, IG_SQLITE_BUSY_TIMEOUT_MS);
-    if (src != SQLITE_OK)
-        rc = sql_fail(c->db, src, t->table, "move from the inbox: begin");
+    if (src != SQLITE_OK) {
+        rc = sql_fail(c->db, src, "sqlite inbox", "begin");
+        pool_release(c);
+        return rc;
+    }
     c->tx.active = 1;
+    *out_tx = &c->tx;
+    return INTEG_OK;
+}
+
+static int inbox_end(void *arg, void *txp, int commit)
+{
+    (void)arg;
+    return sq_end(txp, commit);
+}
+
+static int inbox_insert(void *arg, void *txp, ig_inbox_rec *recs, size_t n, int strict)
+{
+    (void)arg;
+    sq_tx *tx = txp;
+    sq_conn *c = tx->conn;
+    const table_spec *t = ig_store_spec(INTEG_KIND_WEBHOOK_EVENT);
+    int rc = INTEG_OK;
     for (size_t i = 0; rc == INTEG_OK && i < n; i++) {
         json_object *obj = ig_json_parse_len(recs[i].json, recs[i].json_len);
         integ_store_field f[MAX_COLS];
@@ -1267,9 +1292,12 @@ static int inbox_move(void *arg, ig_inbox_rec *recs, size_t n, int timeout_ms, i
             rc = ig_err(INTEG_EINVAL, "%s: move from the inbox: record %zu is not a JSON object", t->table, i);
         else
             rc = ig_store_fields_from(t, obj, f, &nf);
-        if (rc == INTEG_OK)
-            rc = put_row(&c->tx, t, INTEG_KIND_WEBHOOK_EVENT, recs[i].json, recs[i].json_len, f, recs[i].blob,
+        int from_sqlite = 0;
+        if (rc == INTEG_OK) {
+            rc = put_row(tx, t, INTEG_KIND_WEBHOOK_EVENT, recs[i].json, recs[i].json_len, f, recs[i].blob,
                          recs[i].blob_len, INTEG_PUT_INSERT);
+            from_sqlite = rc != INTEG_OK;
+        }
         /* Moved already (a crash between commit and truncate), or a
          * delivery the table has: the stored one stays. */
         if (rc == INTEG_EEXISTS) {
@@ -1279,17 +1307,13 @@ static int inbox_move(void *arg, ig_inbox_rec *recs, size_t n, int timeout_ms, i
         /* One record the table will never take must not hold back the
          * others, nor every later move (the inbox sets it aside). A failed
          * INSERT leaves the transaction as it was. */
-        if (rc != INTEG_OK && !strict && refused_for_good(c->db, rc)) {
+        if (rc != INTEG_OK && (rc == INTEG_EINVAL || (from_sqlite && refused_for_good(c->db)))) {
             recs[i].rejected = 1;
-            rc = INTEG_OK;
+            if (!strict)
+                rc = INTEG_OK;
         }
         json_object_put(obj);
     }
-    if (rc == INTEG_OK && (src = tx_exec(c, TX_COMMIT)) != SQLITE_OK)
-        rc = sql_fail(c->db, src, t->table, "move from the inbox: commit");
-    if (!sqlite3_get_autocommit(c->db))
-        tx_exec(c, TX_ROLLBACK);
-    pool_release(c);
     return rc;
 }
 
@@ -1305,7 +1329,13 @@ static int inbox_self_writing(void *arg)
 static int inbox_open(sq_store *s)
 {
     sqlite3 *db = s->conns[0]->db;
-    const ig_inbox_ops ops = {s, inbox_stored, inbox_move, inbox_self_writing, IG_SQLITE_BUSY_TIMEOUT_MS,
+    const ig_inbox_ops ops = {s,
+                              inbox_stored,
+                              inbox_begin,
+                              inbox_insert,
+                              inbox_end,
+                              inbox_self_writing,
+                              IG_SQLITE_BUSY_TIMEOUT_MS,
                               sqlite3_limit(db, SQLITE_LIMIT_LENGTH, -1)};
     /* SQLite's own name for the file (absolute, links resolved): every
      * context on it, whatever path it was given, finds one inbox. */
@@ -1586,8 +1616,14 @@ ig_inbox *ig_sqlite_inbox(const integ_store *store, void *store_data, int *commi
 {
     sq_store *s = store_data;
     if (commit)
-        *commit = s && s->sync_full;
-    return store == &sq_vtable && s ? s->inbox : NULL;
+        *commit = 0;
+    /* A host store's data is not an sq_store: nothing is read before the
+     * vtable says it is. */
+    if (store != &sq_vtable || !s)
+        return NULL;
+    if (commit)
+        *commit = s->sync_full;
+    return s->inbox;
 }
 
 int ig_sqlite_set_durability(void *store_data, int full)

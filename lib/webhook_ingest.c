@@ -265,8 +265,8 @@ static int inbox_submit(ig_inbox *inbox, json_object *ev, const unsigned char *b
 /* Durability "full" on the built-in SQLite store's file: the batch is
  * committed through the inbox (ig_inbox_put commit 1), under its lock, so
  * no context appending to the inbox takes the same delivery meanwhile.
- * All or nothing; when it fails each event is committed alone, so only the
- * culprit's caller sees the error. */
+ * All or nothing; when a record fails it, each event is committed alone,
+ * so only the culprit's caller sees the error. */
 static void inbox_commit(ig_inbox *inbox, ig_wh_ingest_item **v, size_t n)
 {
     ig_wh_ingest_item *s[IG_WH_INGEST_MAX_BATCH];
@@ -299,7 +299,13 @@ static void inbox_commit(ig_inbox *inbox, ig_wh_ingest_item **v, size_t n)
     if (rc == INTEG_OK)
         rc = ig_inbox_put(inbox, recs, m, 1);
     ig_jbuf_free(&text);
-    if (rc != INTEG_OK && n > 1) {
+    /* A record the store refused fails its own caller only: the others go
+     * again, each alone. Anything else (busy, I/O) would fail them alike,
+     * and each waiting out the busy timeout again would multiply the wait. */
+    int culprit = 0;
+    for (size_t i = 0; rc != INTEG_OK && i < m; i++)
+        culprit |= recs[i].rejected;
+    if (rc != INTEG_OK && culprit && n > 1) {
         for (size_t i = 0; i < n; i++)
             inbox_commit(inbox, &v[i], 1);
         return;

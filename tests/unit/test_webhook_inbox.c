@@ -17,7 +17,9 @@
 #include <mbedtls/md.h>
 #include <sodium.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -344,7 +346,6 @@ static void test_receive_while_database_locked(void)
     CHECK(receive(other, "wid-locked-2") == 200);
     CHECK(receive(other, "wid-locked-3") == 202);
     CHECK(receive(ctx, "wid-locked-3") == 200);
-    integ_ctx_close(other);
     /* A read meanwhile is not held up by the move it cannot make: it sees
      * the queue as committed, and the events wait in the inbox. */
     json_object *during = events(ctx);
@@ -353,6 +354,13 @@ static void test_receive_while_database_locked(void)
     CHECK(inbox_size() > 0);
     CHECK(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(db);
+    /* Readers skip the move for a moment after it found the database busy
+     * (IG_INBOX_RETRY_MS); a writer's transaction moves them at once. */
+    void *tx = NULL;
+    CHECK_OK(ig_tx_begin(ctx, 1, &tx));
+    CHECK_OK(ig_tx_end(ctx, tx, 0, INTEG_OK));
+    CHECK(inbox_size() == 0);
+    integ_ctx_close(other);
     json_object *arr = events(ctx);
     CHECK(json_object_array_length(arr) == 5);
     json_object_put(arr);
@@ -529,11 +537,75 @@ static void test_paths(void)
 static void test_inbox_mode(void)
 {
     setup();
-    CHECK(chmod(dbpath, 0640) == 0);
-    integ_ctx *ctx = ctx_open(NULL);
+    mode_t old = umask(022);
+    CHECK(chmod(dbpath, 0666) == 0);
+    integ_ctx *a = ctx_open(NULL), *b = ctx_open(NULL);
     struct stat st;
     CHECK(stat(inboxpath, &st) == 0);
-    CHECK((st.st_mode & 0777) == 0640);
+    CHECK((st.st_mode & 0777) == 0666);
+    /* Removed by b's close, made again by a: the same mode. */
+    integ_ctx_close(b);
+    CHECK(inbox_size() == -1);
+    CHECK(receive(a, "wid-mode") == 202);
+    CHECK(stat(inboxpath, &st) == 0);
+    CHECK((st.st_mode & 0777) == 0666);
+    integ_ctx_close(a);
+    umask(old);
+    rm_db();
+}
+
+/* A writer whose move waits for a database another process holds must
+ * not hold receiving up: the move takes the database first and the
+ * inbox's locks only after it. */
+struct writer {
+    integ_ctx *ctx;
+    atomic_int done;
+    int rc;
+};
+
+static void *begin_write(void *arg)
+{
+    struct writer *w = arg;
+    void *tx = NULL;
+    w->rc = ig_tx_begin(w->ctx, 1, &tx);
+    if (w->rc == INTEG_OK)
+        w->rc = ig_tx_end(w->ctx, tx, 0, INTEG_OK);
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void test_receiving_not_held_by_a_waiting_move(void)
+{
+    setup();
+    integ_ctx *ctx = ctx_open(NULL);
+    CHECK(receive(ctx, "wid-pending") == 202); /* the inbox is not empty */
+    sqlite3 *db = NULL;
+    CHECK(sqlite3_open(dbpath, &db) == SQLITE_OK);
+    CHECK(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK);
+    struct writer w = {ctx, 0, -1};
+    pthread_t t;
+    pthread_create(&t, NULL, begin_write, &w);
+    for (int i = 0; i < 50 && !atomic_load(&w.done); i++)
+        usleep(2000); /* let it reach the locked database */
+    /* Its move waits up to the busy timeout (5 s); receiving does not. */
+    double t0 = now_s();
+    CHECK(receive(ctx, "wid-meanwhile") == 202);
+    CHECK(now_s() - t0 < 2.0);
+    CHECK(!atomic_load(&w.done));
+    CHECK(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close(db);
+    pthread_join(t, NULL);
+    CHECK_OK(w.rc);
+    json_object *arr = events(ctx);
+    CHECK(json_object_array_length(arr) == 2);
+    json_object_put(arr);
     integ_ctx_close(ctx);
     rm_db();
 }
@@ -549,14 +621,28 @@ static int t_stored(void *arg, const char *ep, const char *ev, int *found)
     *found = 0;
     return INTEG_OK;
 }
-static int t_move(void *arg, ig_inbox_rec *recs, size_t n, int timeout_ms, int strict)
+static int t_begin(void *arg, int timeout_ms, void **tx)
 {
     (void)arg;
+    (void)timeout_ms;
+    *tx = NULL;
+    return integ_error_set(INTEG_ESTORE, "this inbox never moves");
+}
+static int t_insert(void *arg, void *tx, ig_inbox_rec *recs, size_t n, int strict)
+{
+    (void)arg;
+    (void)tx;
     (void)recs;
     (void)n;
-    (void)timeout_ms;
     (void)strict;
-    return integ_error_set(INTEG_ESTORE, "this inbox never moves");
+    return INTEG_ESTORE;
+}
+static int t_end(void *arg, void *tx, int commit)
+{
+    (void)arg;
+    (void)tx;
+    (void)commit;
+    return INTEG_ESTORE;
 }
 static int t_self(void *arg)
 {
@@ -567,7 +653,7 @@ static int t_self(void *arg)
 static void test_refused_records(void)
 {
     setup();
-    ig_inbox_ops ops = {NULL, t_stored, t_move, t_self, 1000, 5000};
+    ig_inbox_ops ops = {NULL, t_stored, t_begin, t_insert, t_end, t_self, 1000, 5000};
     ig_inbox *raw = NULL;
     CHECK_OK(ig_inbox_open(dbpath, &ops, &raw));
     char big[6000];
@@ -611,6 +697,7 @@ int main(void)
     RUN(test_mixed_durability);
     RUN(test_paths);
     RUN(test_inbox_mode);
+    RUN(test_receiving_not_held_by_a_waiting_move);
     RUN(test_refused_records);
     TEST_END();
 }
