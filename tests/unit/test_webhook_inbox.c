@@ -684,6 +684,84 @@ static void test_refused_records(void)
     rm_db();
 }
 
+/* A host store whose store_data is 8 bytes (a pointer to the real
+ * store): receiving must not read it as the SQLite store's (under ASan a
+ * read past those 8 bytes is reported). It forwards to a SQLite store. */
+struct real {
+    const integ_store *in;
+    void *data;
+};
+struct tiny {
+    struct real *r;
+};
+#define REAL(d) (((struct tiny *)(d))->r)
+static int h_open(void *d) { return REAL(d)->in->open(REAL(d)->data); }
+static void h_close(void *d)
+{
+    struct real *r = REAL(d);
+    r->in->close(r->data);
+    free(r);
+    free(d);
+}
+static int h_begin(void *d, int write, void **tx) { return REAL(d)->in->begin(REAL(d)->data, write, tx); }
+static const integ_store *h_in;
+static int h_end(void *tx, int commit) { return h_in->end(tx, commit); }
+static int h_put(void *tx, integ_store_kind k, const char *json, const unsigned char *blob, size_t blob_len,
+                 integ_put_mode mode)
+{
+    return h_in->put(tx, k, json, blob, blob_len, mode);
+}
+static int h_get(void *tx, integ_store_kind k, const char *tenant, const char *id, integ_store_row_cb cb, void *p)
+{
+    return h_in->get(tx, k, tenant, id, cb, p);
+}
+static int h_list(void *tx, integ_store_kind k, const char *q, integ_store_row_cb cb, void *p)
+{
+    return h_in->list(tx, k, q, cb, p);
+}
+static int h_count(void *tx, integ_store_kind k, const char *q, int64_t *out) { return h_in->count(tx, k, q, out); }
+static int h_remove(void *tx, integ_store_kind k, const char *tenant, const char *id)
+{
+    return h_in->remove(tx, k, tenant, id);
+}
+static int h_remove_where(void *tx, integ_store_kind k, const char *q, int64_t *out)
+{
+    return h_in->remove_where(tx, k, q, out);
+}
+static const integ_store host_store = {
+    .version = 1,
+    .name = "host",
+    .open = h_open,
+    .close = h_close,
+    .begin = h_begin,
+    .end = h_end,
+    .put = h_put,
+    .get = h_get,
+    .list = h_list,
+    .count = h_count,
+    .remove = h_remove,
+    .remove_where = h_remove_where,
+};
+
+static void test_host_store_not_read_as_sqlite(void)
+{
+    setup();
+    struct real *r = calloc(1, sizeof *r);
+    struct tiny *t = malloc(sizeof *t);
+    CHECK(r && t);
+    t->r = r;
+    CHECK_OK(integ_store_sqlite_new(&r->in, &r->data, dbpath));
+    h_in = r->in;
+    integ_ctx *ctx = NULL;
+    CHECK_OK(integ_ctx_open_with_store(&ctx, &host_store, t, "{\"master_key\":\"" TEST_MASTER_KEY "\"}"));
+    /* Not the SQLite vtable: no inbox, one transaction per event. */
+    CHECK(receive(ctx, "wid-host") == 202);
+    CHECK(receive(ctx, "wid-host") == 200);
+    CHECK(table_rows() == 1);
+    integ_ctx_close(ctx);
+    rm_db();
+}
+
 int main(void)
 {
     RUN(test_visible_after_receive);
@@ -699,5 +777,6 @@ int main(void)
     RUN(test_inbox_mode);
     RUN(test_receiving_not_held_by_a_waiting_move);
     RUN(test_refused_records);
+    RUN(test_host_store_not_read_as_sqlite);
     TEST_END();
 }
