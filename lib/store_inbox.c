@@ -54,7 +54,6 @@ struct ig_inbox {
     size_t nrecs; /* records in [0, known) */
     struct key *keys;
     size_t nkeys, capkeys;
-    long long rejected; /* records set aside (tests, diagnostics) */
     /* A move found the database busy: moves that need not wait (readers,
      * the appender past the line) skip until then (monotonic ms). */
     int64_t retry_at_ms;
@@ -423,8 +422,6 @@ static int set_aside(ig_inbox *b, const ig_inbox_rec *recs, size_t n)
     if (rc != INTEG_OK && ftruncate(fd, st.st_size) != 0) {
         /* a torn tail there stops a reader of the format, nothing else */
     }
-    if (rc == INTEG_OK)
-        b->rejected += (long long)m;
 out:
     if (fd >= 0)
         close(fd);

@@ -10,8 +10,8 @@
  * cache); the records are moved into webhook_events in batches, in one
  * transaction each, and the inbox is then truncated. Under durability
  * "full" a 202 needs an fsync either way, and SQLite's group commit shares
- * one among concurrent receivers: receiving skips the inbox then (the store
- * still drains it, for records another context left).
+ * one among concurrent receivers: nothing is appended then, the batch is
+ * committed under the inbox's lock (ig_inbox_put commit 1).
  *
  * Nothing reads from the inbox itself: every transaction of the store
  * begins by moving what is there (so a read after a 202 sees its event,
@@ -49,8 +49,8 @@
 #define IG_INBOX_READ_PATIENCE_MS 100
 
 /* After a move found the database busy, moves that need not wait (for a
- * transaction's begin, or the appender past the line) skip this long
- * rather than each wait IG_INBOX_READ_PATIENCE_MS again. */
+ * reader's begin, or the appender past the line) skip this long rather
+ * than each wait IG_INBOX_READ_PATIENCE_MS again. */
 #define IG_INBOX_RETRY_MS 1000
 
 typedef struct ig_inbox ig_inbox;
