@@ -199,6 +199,7 @@ static void ctx_destroy(integ_ctx *ctx)
     pthread_mutex_destroy(&ctx->http_lock);
     ig_wh_ingest_destroy(&ctx->ingest);
     ig_ep_cache_free(ctx->ep_cache);
+    ig_def_cache_free(ctx->def_cache);
     if (ctx->store && ctx->store_data)
         ctx->store->close(ctx->store_data);
     if (ctx->mk)
@@ -244,7 +245,7 @@ static int ctx_new(integ_ctx **out, const char *options_json)
     atomic_init(&ctx->id_state, 0);
     randombytes_buf(ctx->id_key, sizeof ctx->id_key);
     if ((rc = ig_wh_ingest_init(&ctx->ingest)) || (rc = ig_ep_cache_new(&ctx->ep_cache)) ||
-        (rc = load_master_key(ctx))) {
+        (rc = ig_def_cache_new(&ctx->def_cache)) || (rc = load_master_key(ctx))) {
         ctx_destroy(ctx);
         return rc;
     }

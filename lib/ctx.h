@@ -59,6 +59,8 @@ struct integ_ctx {
     ig_wh_ingest ingest;
     /* Endpoint snapshots for receiving (endpoint_cache.c). */
     struct ig_ep_cache *ep_cache;
+    /* The public form of definition records, by their text (definitions.c). */
+    struct ig_def_cache *def_cache;
     /* Pull pages committed by the writer thread, and those of them that
      * met a link made meanwhile and were applied again (sync.c; read by
      * tests through ig_sync_writer_stats). */

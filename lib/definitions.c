@@ -1,5 +1,7 @@
 /* The catalog: built-in manifests, adapters_dir, registration, app credentials. */
 #include <dirent.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +11,7 @@
 #include "error.h"
 #include "json.h"
 #include "manifest.h"
+#include "sha256.h"
 #include "util.h"
 
 static const char *const CATEGORIES[] = {"erp", "crm", "accounting", "ecommerce", "email",
@@ -232,11 +235,171 @@ static json_object *public_definition(json_object *rec)
     return pub;
 }
 
-static int cmp_defs(const void *a, const void *b)
+/* ---- the public form, cached by record text (definitions.h) ---------------------------- */
+
+struct def_entry {
+    unsigned char digest[IG_SHA256_DIGEST_LEN];
+    char *key, *category; /* for sorting a list */
+    char *text;           /* the public JSON */
+    size_t len;
+    uint64_t used;
+};
+
+struct ig_def_cache {
+    pthread_mutex_t mu;
+    struct def_entry e[IG_DEF_CACHE_MAX];
+    size_t n;
+    uint64_t tick;
+};
+
+int ig_def_cache_new(struct ig_def_cache **out)
 {
-    json_object *x = *(json_object *const *)a, *y = *(json_object *const *)b;
-    int c = strcmp(ig_json_str(x, "category"), ig_json_str(y, "category"));
-    return c ? c : strcmp(ig_json_str(x, "key"), ig_json_str(y, "key"));
+    *out = calloc(1, sizeof **out);
+    if (!*out || pthread_mutex_init(&(*out)->mu, NULL) != 0) {
+        free(*out);
+        *out = NULL;
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    }
+    return INTEG_OK;
+}
+
+static void entry_free(struct def_entry *e)
+{
+    free(e->key);
+    free(e->category);
+    free(e->text);
+    memset(e, 0, sizeof *e);
+}
+
+void ig_def_cache_free(struct ig_def_cache *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        entry_free(&c->e[i]);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+/* One definition of a read: copies, owned by the reader. */
+struct def_row {
+    char *key, *category, *text;
+    size_t len;
+};
+
+struct def_rows {
+    integ_ctx *ctx;
+    struct def_row *v;
+    size_t n, cap;
+};
+
+static void rows_free(struct def_rows *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->v[i].key);
+        free(r->v[i].category);
+        free(r->v[i].text);
+    }
+    free(r->v);
+}
+
+static int row_from(struct def_row *row, const struct def_entry *e)
+{
+    row->key = strdup(e->key);
+    row->category = strdup(e->category);
+    row->text = malloc(e->len + 1);
+    row->len = e->len;
+    if (!row->key || !row->category || !row->text) {
+        free(row->key);
+        free(row->category);
+        free(row->text);
+        return ig_err(INTEG_ENOMEM, "out of memory");
+    }
+    memcpy(row->text, e->text, e->len + 1);
+    return INTEG_OK;
+}
+
+/* A stored record's text: its public form from the cache, or made (and
+ * cached) when the cache has none for exactly this text. */
+static int collect_public(void *payload, const char *json, size_t len, const unsigned char *blob, size_t blob_len)
+{
+    (void)blob;
+    (void)blob_len;
+    struct def_rows *r = payload;
+    struct ig_def_cache *c = r->ctx->def_cache;
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 16;
+        struct def_row *g = realloc(r->v, cap * sizeof *g);
+        if (!g)
+            return ig_err(INTEG_ENOMEM, "out of memory");
+        r->v = g;
+        r->cap = cap;
+    }
+    struct def_row *row = &r->v[r->n];
+    unsigned char d[IG_SHA256_DIGEST_LEN];
+    ig_sha256(json, len, d);
+    int rc = INTEG_ENOTFOUND;
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < c->n; i++) {
+        if (!memcmp(c->e[i].digest, d, sizeof d)) {
+            c->e[i].used = ++c->tick;
+            rc = row_from(row, &c->e[i]);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (rc == INTEG_OK) {
+        r->n++;
+        return INTEG_OK;
+    }
+    if (rc != INTEG_ENOTFOUND)
+        return rc;
+    json_object *rec = ig_json_parse_len(json, len);
+    if (!rec || !json_object_is_type(rec, json_type_object)) {
+        json_object_put(rec);
+        return ig_err(INTEG_ESTORE, "integration_definitions: a stored record is not a JSON object");
+    }
+    json_object *pub = public_definition(rec);
+    struct def_entry e = {{0}, NULL, NULL, NULL, 0, 0};
+    memcpy(e.digest, d, sizeof d);
+    e.key = strdup(ig_json_str(rec, "key") ? ig_json_str(rec, "key") : "");
+    e.category = strdup(ig_json_str(rec, "category") ? ig_json_str(rec, "category") : "");
+    rc = ig_json_to_string(pub, &e.text);
+    json_object_put(pub);
+    json_object_put(rec);
+    if (rc == INTEG_OK && (!e.key || !e.category))
+        rc = ig_err(INTEG_ENOMEM, "out of memory");
+    if (rc == INTEG_OK) {
+        e.len = strlen(e.text);
+        rc = row_from(row, &e);
+    }
+    if (rc != INTEG_OK) {
+        entry_free(&e);
+        return rc;
+    }
+    r->n++;
+    pthread_mutex_lock(&c->mu);
+    size_t slot = c->n;
+    if (c->n == IG_DEF_CACHE_MAX) {
+        slot = 0;
+        for (size_t i = 1; i < c->n; i++)
+            if (c->e[i].used < c->e[slot].used)
+                slot = i;
+        entry_free(&c->e[slot]);
+    } else {
+        c->n++;
+    }
+    e.used = ++c->tick;
+    c->e[slot] = e;
+    pthread_mutex_unlock(&c->mu);
+    return INTEG_OK;
+}
+
+static int cmp_rows(const void *a, const void *b)
+{
+    const struct def_row *x = a, *y = b;
+    int c = strcmp(x->category, y->category);
+    return c ? c : strcmp(x->key, y->key);
 }
 
 INTEG_API int integ_definitions_list(integ_ctx *ctx, const char *filter_json, char **out_json)
@@ -270,23 +433,33 @@ INTEG_API int integ_definitions_list(integ_ctx *ctx, const char *filter_json, ch
         else
             json_object_object_add(q, "category", json_object_get(v));
     }
-    json_object *rows = json_object_new_array();
+    struct def_rows rows = {ctx, NULL, 0, 0};
     if (rc == INTEG_OK) {
         void *tx = NULL;
         rc = ig_tx_begin(ctx, 0, &tx);
         if (rc == INTEG_OK)
-            rc = ig_tx_end(ctx, tx, 1, ig_store_list(ctx, tx, INTEG_KIND_DEFINITION, q, rows));
+            rc = ig_tx_end(ctx, tx, 1,
+                           ctx->store->list(tx, INTEG_KIND_DEFINITION,
+                                            json_object_to_json_string_ext(q, JSON_C_TO_STRING_PLAIN),
+                                            collect_public, &rows));
     }
     if (rc == INTEG_OK) {
-        json_object_array_sort(rows, cmp_defs);
-        json_object *out = json_object_new_array();
-        size_t n = ig_json_len(rows);
-        for (size_t i = (size_t)offset; i < n && (int64_t)(i - (size_t)offset) < limit; i++)
-            json_object_array_add(out, public_definition(json_object_array_get_idx(rows, i)));
-        rc = ig_json_to_string(out, out_json);
-        json_object_put(out);
+        if (rows.n > 1)
+            qsort(rows.v, rows.n, sizeof *rows.v, cmp_rows);
+        /* The public texts, joined into one array. */
+        ig_jbuf out = {NULL, 0, 0, 0, 0};
+        int oom = ig_jbuf_put(&out, "[", 1);
+        for (size_t i = (size_t)offset, k = 0; !oom && i < rows.n && (int64_t)k < limit; i++, k++)
+            oom = (k && ig_jbuf_put(&out, ",", 1)) || ig_jbuf_put(&out, rows.v[i].text, rows.v[i].len);
+        oom = oom || ig_jbuf_put(&out, "]", 1);
+        if (oom) {
+            ig_jbuf_free(&out);
+            rc = ig_err(INTEG_ENOMEM, "out of memory");
+        } else {
+            *out_json = out.p; /* heap: ig_jbuf grows with malloc from an empty start */
+        }
     }
-    json_object_put(rows);
+    rows_free(&rows);
     json_object_put(q);
     json_object_put(filter);
     return rc;
@@ -299,17 +472,29 @@ INTEG_API int integ_definition_get(integ_ctx *ctx, const char *key, char **out_j
     *out_json = NULL;
     IG_CHECK_ARG(ctx, "ctx");
     IG_CHECK_ARG(key && *key, "key");
+    struct def_rows rows = {ctx, NULL, 0, 0};
     void *tx = NULL;
-    json_object *rec = NULL;
     int rc = ig_tx_begin(ctx, 0, &tx);
-    if (rc == INTEG_OK)
-        rc = ig_tx_end(ctx, tx, 1, ig_definition_lookup(ctx, tx, key, &rec));
     if (rc == INTEG_OK) {
-        json_object *pub = public_definition(rec);
-        rc = ig_json_to_string(pub, out_json);
-        json_object_put(pub);
+        int lrc;
+        if (looks_like_uuid(key)) {
+            lrc = ctx->store->get(tx, INTEG_KIND_DEFINITION, NULL, key, collect_public, &rows);
+        } else {
+            json_object *q = json_object_new_object();
+            json_object_object_add(q, "key", json_object_new_string(key));
+            lrc = ctx->store->list(tx, INTEG_KIND_DEFINITION, json_object_to_json_string_ext(q, JSON_C_TO_STRING_PLAIN),
+                                   collect_public, &rows);
+            json_object_put(q);
+        }
+        rc = ig_tx_end(ctx, tx, 1, lrc);
     }
-    json_object_put(rec);
+    if (rc == INTEG_ENOTFOUND || (rc == INTEG_OK && rows.n == 0))
+        rc = ig_err(INTEG_ENOTFOUND, "integration definition '%s' not found", key);
+    if (rc == INTEG_OK) {
+        *out_json = rows.v[0].text;
+        rows.v[0].text = NULL;
+    }
+    rows_free(&rows);
     return rc;
 }
 

@@ -204,7 +204,13 @@ INTEG_API void integ_session_close(integ_session *s);
  */
 INTEG_API int integ_definitions_list(integ_ctx *ctx, const char *filter_json, char **out_json);
 
-/** One definition by key ("hubspot-crm") or id. Unknown: INTEG_ENOTFOUND. */
+/**
+ * One definition by key ("hubspot-crm") or id. Unknown: INTEG_ENOTFOUND.
+ * Both calls are cheap to repeat: the context keeps each definition's
+ * output by the digest of its stored record, so a definition read again
+ * is not parsed and printed again, and a change (through any context) is
+ * seen at once.
+ */
 INTEG_API int integ_definition_get(integ_ctx *ctx, const char *key, char **out_json);
 
 /**

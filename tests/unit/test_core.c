@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "ctx.h"
+#include "definitions.h"
 #include "json.h"
 #include "store_sqlite.h"
 #include "test.h"
@@ -479,6 +480,102 @@ static void test_app_credentials(void)
     integ_ctx_close(ctx);
 }
 
+/* integ_definition_get and integ_definitions_list keep each definition's
+ * public form by the digest of its stored text: a change made through
+ * another context on the same file shows at once, and so does one made
+ * here; more definitions than the cache holds all come out right. */
+static char *def_name(integ_ctx *ctx, const char *key)
+{
+    char *out = NULL;
+    CHECK_OK(integ_definition_get(ctx, key, &out));
+    json_object *d = json_tokener_parse(out);
+    char *name = strdup(json_object_get_string(json_object_object_get(d, "name")));
+    json_object_put(d);
+    integ_free(out);
+    return name;
+}
+
+static void test_definition_cache(void)
+{
+    char path[] = "integ-defcache-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    char opts[256];
+    snprintf(opts, sizeof opts, "{\"store\":\"sqlite:%s\",\"master_key\":\"" TEST_MASTER_KEY "\"}", path);
+    integ_ctx *a = NULL, *b = NULL;
+    CHECK_OK(integ_ctx_open(&a, opts));
+    CHECK_OK(integ_ctx_open(&b, opts));
+    char *first = NULL, *again = NULL;
+    CHECK_OK(integ_definition_get(a, "hubspot-crm", &first));
+    CHECK_OK(integ_definition_get(a, "hubspot-crm", &again));
+    CHECK_STR(again, first); /* the cached form is the made one */
+    CHECK(strstr(first, "\"has_app_credentials\":false") != NULL);
+    integ_free(again);
+    /* Another context changes the record: this one sees it. */
+    CHECK_OK(integ_definition_set_app_credentials(b, "hubspot-crm", "{\"client_id\":\"c\",\"client_secret\":\"s\"}"));
+    CHECK_OK(integ_definition_get(a, "hubspot-crm", &again));
+    CHECK(strstr(again, "\"has_app_credentials\":true") != NULL);
+    integ_free(again);
+    json_object *m = manifest_of(a, "hubspot-crm");
+    json_object_object_add(m, "key", json_object_new_string("acme-crm"));
+    json_object_object_add(m, "name", json_object_new_string("Acme 1"));
+    CHECK_OK(integ_definition_register(b, json_object_to_json_string(m), NULL));
+    char *name = def_name(a, "acme-crm");
+    CHECK_STR(name, "Acme 1");
+    free(name);
+    json_object_object_add(m, "name", json_object_new_string("Acme 2"));
+    CHECK_OK(integ_definition_register(b, json_object_to_json_string(m), NULL));
+    name = def_name(a, "acme-crm");
+    CHECK_STR(name, "Acme 2");
+    free(name);
+    /* More definitions than the cache holds. */
+    int extra = IG_DEF_CACHE_MAX + 6;
+    for (int i = 0; i < extra; i++) {
+        char key[32], nm[32];
+        snprintf(key, sizeof key, "many%02d-crm", i);
+        snprintf(nm, sizeof nm, "Many %d", i);
+        json_object_object_add(m, "key", json_object_new_string(key));
+        json_object_object_add(m, "name", json_object_new_string(nm));
+        CHECK_OK(integ_definition_register(a, json_object_to_json_string(m), NULL));
+    }
+    char *list1 = NULL, *list2 = NULL;
+    CHECK_OK(integ_definitions_list(a, "{\"limit\":1000}", &list1));
+    CHECK_OK(integ_definitions_list(a, "{\"limit\":1000}", &list2));
+    CHECK_STR(list2, list1);
+    json_object *arr = json_tokener_parse(list1);
+    CHECK(arr && json_object_array_length(arr) == (size_t)(15 + 1 + extra));
+    int seen = 0;
+    for (size_t i = 0; arr && i < json_object_array_length(arr); i++) {
+        json_object *d = json_object_array_get_idx(arr, i);
+        const char *k = json_object_get_string(json_object_object_get(d, "key"));
+        int n = -1;
+        if (sscanf(k, "many%d-crm", &n) == 1) {
+            char nm[32];
+            snprintf(nm, sizeof nm, "Many %d", n);
+            CHECK_STR(json_object_get_string(json_object_object_get(d, "name")), nm);
+            seen++;
+        }
+    }
+    CHECK(seen == extra);
+    json_object_put(arr);
+    for (int i = 0; i < extra; i += 7) {
+        char key[32], nm[32];
+        snprintf(key, sizeof key, "many%02d-crm", i);
+        snprintf(nm, sizeof nm, "Many %d", i);
+        name = def_name(b, key);
+        CHECK_STR(name, nm);
+        free(name);
+    }
+    integ_free(list1);
+    integ_free(list2);
+    integ_free(first);
+    json_object_put(m);
+    integ_ctx_close(b);
+    integ_ctx_close(a);
+    unlink(path);
+}
+
 static void test_adapters_dir(void)
 {
     integ_ctx *ctx = open_mem();
@@ -659,6 +756,7 @@ int main(void)
     RUN(test_catalog);
     RUN(test_register);
     RUN(test_app_credentials);
+    RUN(test_definition_cache);
     RUN(test_adapters_dir);
     RUN(test_catalog_precedence);
     TEST_END();
