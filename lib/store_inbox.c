@@ -27,6 +27,7 @@
 #include "error.h"
 #include "json.h"
 #include "store_inbox.h"
+#include "util.h"
 
 #define MAGIC 0x31424749u /* "IGB1" little-endian */
 #define HDR 24
@@ -204,12 +205,13 @@ static int open_like_db(ig_inbox *b, const char *path, int flags)
  * lock); a holder of the old file must then open the new one. The file's
  * identity, not its link count, tells: a path another file took over is
  * not this one. Under mu. */
-static int reopen_if_replaced(ig_inbox *b, int *reopened)
+static int reopen_if_replaced(ig_inbox *b, int *reopened, off_t *size)
 {
     struct stat fs, ps;
     *reopened = 0;
     if (fstat(b->fd, &fs) != 0)
         return ig_err(INTEG_ESTORE, "sqlite inbox: %s: stat: %s", b->path, strerror(errno));
+    *size = fs.st_size;
     if (stat(b->path, &ps) == 0 && ps.st_dev == fs.st_dev && ps.st_ino == fs.st_ino)
         return INTEG_OK;
     int fd = open_like_db(b, b->path, O_RDWR | O_APPEND);
@@ -222,12 +224,14 @@ static int reopen_if_replaced(ig_inbox *b, int *reopened)
     return INTEG_OK;
 }
 
-static int file_lock(ig_inbox *b, int timeout_ms)
+/* Lock the file that is at the path now; *size: its size (locked, so it
+ * changes only by this holder). */
+static int file_lock(ig_inbox *b, int timeout_ms, off_t *size)
 {
     long waited_us = 0, step_us = 20;
     for (;;) {
         if (flock(b->fd, LOCK_EX | LOCK_NB) == 0) {
-            int reopened = 0, rc = reopen_if_replaced(b, &reopened);
+            int reopened = 0, rc = reopen_if_replaced(b, &reopened, size);
             if (rc != INTEG_OK)
                 flock(b->fd, LOCK_UN);
             if (rc != INTEG_OK || !reopened)
@@ -248,15 +252,6 @@ static int file_lock(ig_inbox *b, int timeout_ms)
 }
 
 static void file_unlock(ig_inbox *b) { flock(b->fd, LOCK_UN); }
-
-static int file_size(ig_inbox *b, off_t *out)
-{
-    struct stat st;
-    if (fstat(b->fd, &st) != 0)
-        return ig_err(INTEG_ESTORE, "sqlite inbox: %s: stat: %s", b->path, strerror(errno));
-    *out = st.st_size;
-    return INTEG_OK;
-}
 
 static int file_truncate(ig_inbox *b, off_t size)
 {
@@ -327,12 +322,11 @@ static void rec_header(unsigned char h[HDR], const ig_inbox_rec *r)
 
 /* Bring the keys up to the file's end (locked, under mu): forget them when
  * the file was moved since, read the records appended since, and cut off a
- * torn tail (never answered: see the top). *size: the file's size after. */
+ * torn tail (never answered: see the top). *size: the file's size, as
+ * file_lock found it, and after. */
 static int catch_up(ig_inbox *b, off_t *size)
 {
-    int rc = file_size(b, size);
-    if (rc != INTEG_OK)
-        return rc;
+    int rc = INTEG_OK;
     if (b->known > 0) {
         unsigned char h[HDR];
         if (*size < b->known || pread(b->fd, h, HDR, b->last_off) != HDR || memcmp(h, b->last_hdr, HDR))
@@ -470,17 +464,6 @@ static int insert_file(ig_inbox *b, void *tx, off_t size)
     return rc;
 }
 
-static void deadline_in(struct timespec *until, int timeout_ms)
-{
-    clock_gettime(CLOCK_REALTIME, until);
-    until->tv_sec += timeout_ms / 1000;
-    until->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (until->tv_nsec >= 1000000000L) {
-        until->tv_sec++;
-        until->tv_nsec -= 1000000000L;
-    }
-}
-
 /* Move the file into the store. The database comes first (a write
  * transaction, waiting at most timeout_ms), the inbox's locks after it:
  * whoever holds those never waits for the database, so receiving goes on
@@ -490,7 +473,7 @@ static int move_file(ig_inbox *b, int timeout_ms)
     void *tx = NULL;
     int rc = b->ops.begin(b->ops.arg, timeout_ms, &tx);
     struct timespec until;
-    deadline_in(&until, timeout_ms);
+    ig_deadline_on(CLOCK_REALTIME, &until, timeout_ms * 1000LL);
     if (rc == INTEG_OK && pthread_mutex_timedlock(&b->mu, &until) != 0) {
         b->ops.end(b->ops.arg, tx, 0);
         return ig_err(INTEG_ECONFLICT, "sqlite inbox: %s: busy (another thread holds it)", b->path);
@@ -502,9 +485,7 @@ static int move_file(ig_inbox *b, int timeout_ms)
         return rc;
     }
     off_t size = 0;
-    int locked = (rc = file_lock(b, timeout_ms)) == INTEG_OK;
-    if (rc == INTEG_OK)
-        rc = file_size(b, &size);
+    int locked = (rc = file_lock(b, timeout_ms, &size)) == INTEG_OK;
     if (rc == INTEG_OK && size > 0)
         rc = insert_file(b, tx, size);
     int end = b->ops.end(b->ops.arg, tx, rc == INTEG_OK && size > 0);
@@ -523,35 +504,33 @@ static int move_file(ig_inbox *b, int timeout_ms)
     return rc;
 }
 
-int ig_inbox_drain(ig_inbox *b, int patient)
+void ig_inbox_drain(ig_inbox *b, int patient)
 {
-    if (!b)
-        return INTEG_OK;
     /* Its begin would wait for this thread's own write transaction. */
-    if (b->ops.self_writing(b->ops.arg))
-        return INTEG_OK;
+    if (!b || b->ops.self_writing(b->ops.arg))
+        return;
     int timeout_ms = patient ? b->ops.timeout_ms : IG_INBOX_READ_PATIENCE_MS;
     struct timespec until;
-    deadline_in(&until, timeout_ms);
+    ig_deadline_on(CLOCK_REALTIME, &until, timeout_ms * 1000LL);
     if (pthread_mutex_timedlock(&b->mu, &until) != 0)
-        return ig_err(INTEG_ECONFLICT, "sqlite inbox: %s: busy (another thread holds it)", b->path);
-    struct stat st;
-    int rc = fstat(b->fd, &st) == 0 ? INTEG_OK
-                                    : ig_err(INTEG_ESTORE, "sqlite inbox: %s: stat: %s", b->path, strerror(errno));
+        return; /* another thread holds it: moving, most likely */
     /* The common case costs one fstat: this file, still linked, empty (a
      * replaced file is found by file_lock). */
-    int empty = rc == INTEG_OK && st.st_size == 0 && st.st_nlink > 0;
-    if (empty)
+    struct stat st;
+    int move = fstat(b->fd, &st) != 0 || st.st_size != 0 || st.st_nlink == 0;
+    if (!move)
         forget(b);
     /* The database was busy a moment ago: one who need not wait skips. */
-    int later = !patient && b->retry_at_ms && mono_ms() < b->retry_at_ms;
+    if (!patient && b->retry_at_ms && mono_ms() < b->retry_at_ms)
+        move = 0;
     pthread_mutex_unlock(&b->mu);
-    if (rc != INTEG_OK || empty)
-        return rc;
-    if (later)
-        return ig_err(INTEG_ECONFLICT, "sqlite inbox: %s: not moved (the database was busy; retried shortly)",
-                      b->path);
-    return move_file(b, timeout_ms);
+    if (!move)
+        return;
+    /* Best effort: the caller's message stays whatever the move says. */
+    ig_err_saved saved;
+    ig_err_save(&saved);
+    move_file(b, timeout_ms);
+    ig_err_restore(&saved);
 }
 
 /* ---- appending --------------------------------------------------------------------------- */
@@ -565,59 +544,70 @@ static int r_too_big(const ig_inbox_rec *r, long long max_bytes)
     return max_bytes > 0 && (long long)(r->json_len + r->blob_len) > max_bytes - 4096;
 }
 
-/* Decide duplicates, then append, or insert in tx (locked, under mu). */
-static int put_locked(ig_inbox *b, ig_inbox_rec *recs, size_t n, void *tx)
+/* Decide duplicates, then append, or insert in tx (locked, under mu).
+ * *size: the file's size as file_lock found it. */
+static int put_locked(ig_inbox *b, ig_inbox_rec *recs, size_t n, void *tx, off_t *sizep)
 {
-    off_t size = 0;
-    int rc = catch_up(b, &size);
+    int rc = catch_up(b, sizep);
+    off_t size = *sizep;
     if (rc == INTEG_OK && !tx && size >= (off_t)IG_INBOX_MAX_BYTES)
         rc = ig_err(INTEG_ESTORE, "sqlite inbox: %s: full (%lld bytes): the database has not taken its events "
                                   "(busy or failing)", b->path, (long long)size);
     if (rc != INTEG_OK)
         return rc;
-    uint64_t *hashes = calloc(n, sizeof *hashes);
-    size_t *klen = calloc(n, sizeof *klen);
-    char **ktext = calloc(n, sizeof *ktext);
-    unsigned char *hdrs = malloc(n * HDR);
-    struct iovec *iov = malloc(3 * n * sizeof *iov);
-    ig_inbox_rec *fresh = malloc(n * sizeof *fresh);
-    size_t *fresh_of = malloc(n * sizeof *fresh_of);
-    if (!hashes || !klen || !ktext || !hdrs || !iov || !fresh || !fresh_of) {
-        rc = ig_err(INTEG_ENOMEM, "sqlite inbox: out of memory");
-        goto out;
+    /* Per record: its key, header and place. A receive puts one record, so
+     * a few live on the stack; a batch takes one allocation. */
+    enum { SMALL = 8 };
+    struct item {
+        uint64_t h;
+        size_t klen, of;
+        char *ktext;
+        unsigned char hdr[HDR];
+    } small_it[SMALL], *it = small_it;
+    struct iovec small_iov[3 * SMALL], *iov = small_iov;
+    ig_inbox_rec small_fresh[SMALL], *fresh = small_fresh;
+    void *heap = NULL;
+    if (n > SMALL) {
+        heap = malloc(n * (sizeof *it + 3 * sizeof *iov + sizeof *fresh));
+        if (!heap)
+            return ig_err(INTEG_ENOMEM, "sqlite inbox: out of memory");
+        it = heap;
+        iov = (struct iovec *)(it + n);
+        fresh = (ig_inbox_rec *)(iov + 3 * n);
     }
+    memset(it, 0, n * sizeof *it);
     int niov = 0;
     size_t bytes = 0, m = 0, last = 0, last_at = 0;
     for (size_t i = 0; i < n && rc == INTEG_OK; i++) {
         ig_inbox_rec *r = &recs[i];
         if (r->endpoint_id && r->event_id) {
-            if (!(ktext[i] = key_text(r->endpoint_id, r->event_id, &klen[i]))) {
+            if (!(it[i].ktext = key_text(r->endpoint_id, r->event_id, &it[i].klen))) {
                 rc = ig_err(INTEG_ENOMEM, "sqlite inbox: out of memory");
                 break;
             }
-            hashes[i] = key_hash(ktext[i], klen[i]);
-            if (key_held(b, ktext[i], klen[i], hashes[i])) {
+            it[i].h = key_hash(it[i].ktext, it[i].klen);
+            if (key_held(b, it[i].ktext, it[i].klen, it[i].h)) {
                 r->duplicate = 1;
                 continue;
             }
+            /* Committing, the insert itself tells a stored one (the unique
+             * index, below); appending, the table is asked. */
             int found = 0;
-            rc = b->ops.stored(b->ops.arg, r->endpoint_id, r->event_id, &found);
-            if (rc != INTEG_OK)
+            if (!tx && (rc = b->ops.stored(b->ops.arg, r->endpoint_id, r->event_id, &found)) != INTEG_OK)
                 break;
             if (found) {
                 r->duplicate = 1;
                 continue;
             }
         }
-        fresh_of[m] = i;
+        it[m].of = i;
         fresh[m++] = *r;
         if (tx)
             continue;
-        unsigned char *h = hdrs + i * HDR;
-        rec_header(h, r);
+        rec_header(it[i].hdr, r);
         last = i;
         last_at = bytes;
-        iov[niov++] = (struct iovec){h, HDR};
+        iov[niov++] = (struct iovec){it[i].hdr, HDR};
         iov[niov++] = (struct iovec){(void *)r->json, r->json_len};
         if (r->blob_len)
             iov[niov++] = (struct iovec){(void *)r->blob, r->blob_len};
@@ -627,12 +617,11 @@ static int put_locked(ig_inbox *b, ig_inbox_rec *recs, size_t n, void *tx)
         goto out;
     if (tx) {
         /* Strict: all or nothing (the caller commits or rolls back); a key
-         * the table got meanwhile (a context outside this lock) is a
-         * duplicate, not an error. */
+         * the table holds is a duplicate, not an error. */
         rc = b->ops.insert(b->ops.arg, tx, fresh, m, 1);
         for (size_t j = 0; j < m; j++) {
-            recs[fresh_of[j]].duplicate = fresh[j].duplicate;
-            recs[fresh_of[j]].rejected = fresh[j].rejected;
+            recs[it[j].of].duplicate = fresh[j].duplicate;
+            recs[it[j].of].rejected = fresh[j].rejected;
         }
         goto out;
     }
@@ -647,31 +636,25 @@ static int put_locked(ig_inbox *b, ig_inbox_rec *recs, size_t n, void *tx)
     }
     b->known = size + (off_t)bytes;
     b->last_off = size + (off_t)last_at;
-    memcpy(b->last_hdr, hdrs + last * HDR, HDR);
+    memcpy(b->last_hdr, it[last].hdr, HDR);
     b->nrecs += m;
     for (size_t j = 0; j < m; j++) {
-        size_t i = fresh_of[j];
-        if (!ktext[i])
+        struct item *x = &it[it[j].of];
+        if (!x->ktext)
             continue;
-        if (key_add(b, ktext[i], klen[i], hashes[i]) != INTEG_OK) {
+        if (key_add(b, x->ktext, x->klen, x->h) != INTEG_OK) {
             /* The record is in the file but its key is not in memory:
              * read the file again from the start next time. */
             forget(b);
             ig_err_clear();
             break;
         }
-        ktext[i] = NULL;
+        x->ktext = NULL;
     }
 out:
-    for (size_t i = 0; ktext && i < n; i++)
-        free(ktext[i]);
-    free(ktext);
-    free(klen);
-    free(hashes);
-    free(hdrs);
-    free(iov);
-    free(fresh);
-    free(fresh_of);
+    for (size_t i = 0; i < n; i++)
+        free(it[i].ktext);
+    free(heap);
     return rc;
 }
 
@@ -696,9 +679,10 @@ int ig_inbox_put(ig_inbox *b, ig_inbox_rec *recs, size_t n, int commit)
     if (rc != INTEG_OK)
         return rc;
     pthread_mutex_lock(&b->mu);
-    rc = file_lock(b, b->ops.timeout_ms);
+    off_t size = 0;
+    rc = file_lock(b, b->ops.timeout_ms, &size);
     if (rc == INTEG_OK) {
-        rc = put_locked(b, recs, n, tx);
+        rc = put_locked(b, recs, n, tx, &size);
         if (tx) {
             int end = b->ops.end(b->ops.arg, tx, rc == INTEG_OK);
             if (rc == INTEG_OK)
@@ -714,12 +698,8 @@ int ig_inbox_put(ig_inbox *b, ig_inbox_rec *recs, size_t n, int commit)
     /* Past the line, the appender moves the file (the events are already
      * safe: a busy database only leaves them for the next, so it waits no
      * longer than a reader would, and not again for a while). */
-    if (full) {
-        ig_err_saved saved;
-        ig_err_save(&saved);
+    if (full)
         ig_inbox_drain(b, 0);
-        ig_err_restore(&saved);
-    }
     return rc;
 }
 
@@ -767,14 +747,17 @@ void ig_inbox_close(ig_inbox *b)
     /* An empty inbox goes, as SQLite's -wal does: under the lock, so an
      * appender holding the old file finds it replaced and opens a new one;
      * file_lock has checked that the path is still this file. */
+    ig_err_saved saved;
+    ig_err_save(&saved);
     pthread_mutex_lock(&b->mu);
     off_t size = -1;
-    if (file_lock(b, b->ops.timeout_ms) == INTEG_OK) {
-        if (file_size(b, &size) == INTEG_OK && size == 0)
+    if (file_lock(b, b->ops.timeout_ms, &size) == INTEG_OK) {
+        if (size == 0)
             unlink(b->path);
         file_unlock(b);
     }
     pthread_mutex_unlock(&b->mu);
+    ig_err_restore(&saved);
     keys_clear(b);
     free(b->keys);
     close(b->fd);

@@ -62,6 +62,9 @@ typedef struct ig_inbox_rec {
     size_t json_len;
     const unsigned char *blob; /* the body */
     size_t blob_len;
+    /* The record parsed, when the caller has it (a commit: the insert then
+     * takes its indexed fields from it); NULL: parsed from json. */
+    struct json_object *obj;
     int duplicate; /* out: the store or the inbox holds the key already */
     int rejected;  /* out of a lenient move: the table refused the record for good */
 } ig_inbox_rec;
@@ -112,13 +115,15 @@ int ig_inbox_open(const char *db_path, const ig_inbox_ops *ops, ig_inbox **out);
  * IG_INBOX_MOVE_BYTES then moves the file (a drain that need not wait). */
 int ig_inbox_put(ig_inbox *b, ig_inbox_rec *recs, size_t n, int commit);
 
-/* Move whatever the file holds into the store. INTEG_OK when it is empty
- * afterwards, or when the calling thread is writing (nothing is done: the
- * records stay for the next drain). `patient` 0 (for a reader): wait at
- * most IG_INBOX_READ_PATIENCE_MS for the locks, else INTEG_ECONFLICT with
- * the records left in place. Records the store refuses for good are set
- * aside in `<db>-inbox-rejected` (same format), never dropped. */
-int ig_inbox_drain(ig_inbox *b, int patient);
+/* Move whatever the file holds into the store, best effort: the records
+ * stay for the next drain when the calling thread is writing (its move
+ * would wait for itself), when another thread holds the inbox, or when the
+ * move fails; the calling thread's error message is left as it was.
+ * `patient` 0 (for a reader): wait at most IG_INBOX_READ_PATIENCE_MS for
+ * the locks, and skip for IG_INBOX_RETRY_MS after the database was found
+ * busy. Records the store refuses for good are set aside in
+ * `<db>-inbox-rejected` (same format), never dropped. */
+void ig_inbox_drain(ig_inbox *b, int patient);
 
 /* Close the file, removing it when empty (no move: the store drains
  * first). NULL is fine. */

@@ -1055,11 +1055,8 @@ static void sq_close(void *store_data)
         return;
     /* What the inbox holds goes into the table now; if that fails it stays
      * in the file, and the next open's first transaction moves it. */
-    ig_err_saved saved;
-    ig_err_save(&saved);
     ig_inbox_drain(s->inbox, 1);
     ig_inbox_close(s->inbox);
-    ig_err_restore(&saved);
     checkpointer_stop(s);
     for (int i = 0; i < s->nconns; i++)
         conn_free(s->conns[i]);
@@ -1090,10 +1087,7 @@ static int sq_begin(void *store_data, int write, void **out_tx)
          * while the database stays busy readers skip the move for
          * IG_INBOX_RETRY_MS. Whatever the move said, the caller's message
          * stays. */
-        ig_err_saved saved;
-        ig_err_save(&saved);
         ig_inbox_drain(s->inbox, write != 0);
-        ig_err_restore(&saved);
     }
     sq_conn *c = NULL;
     int rc = pool_acquire(s, write ? 1 : 0, IG_SQLITE_BUSY_TIMEOUT_MS, &c);
@@ -1282,9 +1276,23 @@ static int inbox_insert(void *arg, void *txp, ig_inbox_rec *recs, size_t n, int 
     sq_tx *tx = txp;
     sq_conn *c = tx->conn;
     const table_spec *t = ig_store_spec(INTEG_KIND_WEBHOOK_EVENT);
+    /* One tokener for the whole move (up to IG_INBOX_MOVE_EVENTS records). */
+    json_tokener *tok = NULL;
     int rc = INTEG_OK;
     for (size_t i = 0; rc == INTEG_OK && i < n; i++) {
-        json_object *obj = ig_json_parse_len(recs[i].json, recs[i].json_len);
+        json_object *parsed = NULL, *obj = recs[i].obj;
+        if (!obj) {
+            if (!tok && !(tok = json_tokener_new())) {
+                rc = ig_err(INTEG_ENOMEM, "%s: move from the inbox: out of memory", t->table);
+                break;
+            }
+            json_tokener_reset(tok);
+            obj = parsed = json_tokener_parse_ex(tok, recs[i].json, (int)recs[i].json_len);
+            if (obj && json_tokener_get_error(tok) != json_tokener_success) {
+                json_object_put(parsed);
+                obj = parsed = NULL;
+            }
+        }
         integ_store_field f[MAX_COLS];
         size_t nf = 0;
         recs[i].duplicate = recs[i].rejected = 0;
@@ -1312,8 +1320,10 @@ static int inbox_insert(void *arg, void *txp, ig_inbox_rec *recs, size_t n, int 
             if (!strict)
                 rc = INTEG_OK;
         }
-        json_object_put(obj);
+        json_object_put(parsed);
     }
+    if (tok)
+        json_tokener_free(tok); /* json-c 0.16 does not take NULL */
     return rc;
 }
 

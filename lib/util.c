@@ -16,9 +16,11 @@ int64_t ig_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-void ig_deadline_after_us(struct timespec *ts, int64_t us)
+void ig_deadline_after_us(struct timespec *ts, int64_t us) { ig_deadline_on(CLOCK_MONOTONIC, ts, us); }
+
+void ig_deadline_on(clockid_t clock, struct timespec *ts, int64_t us)
 {
-    clock_gettime(CLOCK_MONOTONIC, ts);
+    clock_gettime(clock, ts);
     ts->tv_sec += (time_t)(us / 1000000);
     ts->tv_nsec += (long)(us % 1000000) * 1000L;
     if (ts->tv_nsec >= 1000000000L) {

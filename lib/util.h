@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* 1 if s (may be NULL: 0) equals a string of the NULL-terminated list. */
 int ig_in_list(const char *s, const char *const *list);
@@ -12,10 +13,12 @@ int ig_in_list(const char *s, const char *const *list);
 /* Current wall-clock time in unix milliseconds. */
 int64_t ig_now_ms(void);
 
-struct timespec;
 /* *ts = CLOCK_MONOTONIC now + us microseconds: the deadline of a
  * pthread_cond_timedwait on a condition variable set to that clock. */
 void ig_deadline_after_us(struct timespec *ts, int64_t us);
+
+/* The same on another clock (CLOCK_REALTIME for pthread_mutex_timedlock). */
+void ig_deadline_on(clockid_t clock, struct timespec *ts, int64_t us);
 
 /* A UUIDv7 string (36 chars + NUL) for time `ms`, all other bits random:
  * ordered against other milliseconds only. */
