@@ -86,10 +86,25 @@ void ig_wh_ingest_destroy(ig_wh_ingest *q)
     q->ready = 0;
 }
 
-void ig_wh_ingest_enter(integ_ctx *ctx) { atomic_fetch_add(&ctx->ingest.preparing, 1); }
+/* The inbox under durability "normal": each submitter appends its own
+ * event, there is no leader to wait for anyone, and nothing is counted. */
+static ig_inbox *appending(integ_ctx *ctx)
+{
+    int commit = 0;
+    ig_inbox *inbox = ig_sqlite_inbox(ctx->store, ctx->store_data, &commit);
+    return commit ? NULL : inbox;
+}
+
+void ig_wh_ingest_enter(integ_ctx *ctx)
+{
+    if (!appending(ctx))
+        atomic_fetch_add(&ctx->ingest.preparing, 1);
+}
 
 void ig_wh_ingest_leave(integ_ctx *ctx)
 {
+    if (appending(ctx))
+        return;
     ig_wh_ingest *q = &ctx->ingest;
     pthread_mutex_lock(&q->mu);
     atomic_fetch_sub(&q->preparing, 1);
@@ -294,7 +309,8 @@ static void inbox_commit(ig_inbox *inbox, ig_wh_ingest_item **v, size_t n)
                                    .json = text.p + off[i],
                                    .json_len = len[i],
                                    .blob = v[i]->body,
-                                   .blob_len = v[i]->body_len};
+                                   .blob_len = v[i]->body_len,
+                                   .obj = v[i]->ev};
     }
     if (rc == INTEG_OK)
         rc = ig_inbox_put(inbox, recs, m, 1);
@@ -390,12 +406,9 @@ static void linger(ig_wh_ingest *q)
 int ig_wh_ingest_submit(integ_ctx *ctx, json_object *ev, const unsigned char *body, size_t body_len)
 {
     ig_wh_ingest *q = &ctx->ingest;
-    int commit = 0;
-    ig_inbox *inbox = ig_sqlite_inbox(ctx->store, ctx->store_data, &commit);
-    if (inbox && !commit) {
-        atomic_fetch_sub(&q->preparing, 1);
+    ig_inbox *inbox = appending(ctx);
+    if (inbox)
         return inbox_submit(inbox, ev, body, body_len);
-    }
     ig_wh_ingest_item it = {.ev = ev,
                             .endpoint_id = ig_json_str(ev, "endpoint_id"),
                             .event_id = ig_json_str(ev, "event_id"),

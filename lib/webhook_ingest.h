@@ -52,7 +52,8 @@ int ig_wh_ingest_init(ig_wh_ingest *q);
 /* Safe on a zeroed or half-initialised struct. No submit may be running. */
 void ig_wh_ingest_destroy(ig_wh_ingest *q);
 
-/* A receiver starts preparing an event: a leader may wait a little for it.
+/* A receiver starts preparing an event: a leader may wait a little for it
+ * (nothing is counted where each submitter appends to the inbox).
  * Every enter is followed by exactly one ig_wh_ingest_submit or
  * ig_wh_ingest_leave. */
 void ig_wh_ingest_enter(integ_ctx *ctx);

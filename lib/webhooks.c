@@ -1487,9 +1487,9 @@ INTEG_API int integ_webhook_process(integ_ctx *ctx, int max_events, char **out_j
         int err = lease_renew(&lk);
         if (err == INTEG_OK && lk.state == LEASE_HELD)
             err = handle_event(ctx, c, &conn, summary, &lk);
-        char error[1024] = "";
+        ig_err_saved error = {""};
         if (err) {
-            snprintf(error, sizeof error, "%s", integ_errmsg());
+            ig_err_save(&error);
             /* A failure may have changed the integration (a token
              * refresh refused): the next event opens it afresh. */
             ig_conn_close(conn);
@@ -1497,7 +1497,7 @@ INTEG_API int integ_webhook_process(integ_ctx *ctx, int max_events, char **out_j
         }
         int is_dead = 0, serr = INTEG_OK;
         if (lk.state == LEASE_HELD)
-            serr = settle(ctx, c, holder, err, error, summary, &is_dead, &lk.state);
+            serr = settle(ctx, c, holder, err, error.msg, summary, &is_dead, &lk.state);
         const char *status;
         if (lk.state == LEASE_LOST) {
             status = "lost";
@@ -1516,7 +1516,7 @@ INTEG_API int integ_webhook_process(integ_ctx *ctx, int max_events, char **out_j
             status = is_dead ? "dead" : "retry";
             failed++;
             dead += is_dead;
-            json_object_object_add(o, "error", json_object_new_string(error));
+            json_object_object_add(o, "error", json_object_new_string(error.msg));
         } else {
             status = "processed";
             ok++;
