@@ -33,25 +33,43 @@ static int looks_like_uuid(const char *s)
     return 1;
 }
 
+/* The store call that finds one definition, by id or by key: its row (at
+ * most one) goes to cb. */
+static int definition_find(integ_ctx *ctx, void *tx, const char *key_or_id, integ_store_row_cb cb, void *payload)
+{
+    if (looks_like_uuid(key_or_id))
+        return ctx->store->get(tx, INTEG_KIND_DEFINITION, NULL, key_or_id, cb, payload);
+    json_object *q = json_object_new_object();
+    json_object_object_add(q, "key", json_object_new_string(key_or_id));
+    int rc = ctx->store->list(tx, INTEG_KIND_DEFINITION, json_object_to_json_string_ext(q, JSON_C_TO_STRING_PLAIN), cb,
+                              payload);
+    json_object_put(q);
+    return rc;
+}
+
+static int definition_not_found(const char *key_or_id)
+{
+    return ig_err(INTEG_ENOTFOUND, "integration definition '%s' not found", key_or_id);
+}
+
+static int collect_parsed(void *payload, const char *json, size_t len, const unsigned char *blob, size_t blob_len)
+{
+    (void)blob;
+    (void)blob_len;
+    json_object **out = payload;
+    if (!*out)
+        *out = ig_json_parse_len(json, len);
+    return *out ? INTEG_OK : INTEG_ESTORE;
+}
+
 int ig_definition_lookup(integ_ctx *ctx, void *tx, const char *key_or_id, json_object **out)
 {
     *out = NULL;
-    if (looks_like_uuid(key_or_id)) {
-        int rc = ig_store_get(ctx, tx, INTEG_KIND_DEFINITION, NULL, key_or_id, out);
-        if (rc == INTEG_ENOTFOUND)
-            return ig_err(rc, "integration definition '%s' not found", key_or_id);
-        return rc;
-    }
-    json_object *q = json_object_new_object();
-    json_object_object_add(q, "key", json_object_new_string(key_or_id));
-    json_object *rows = json_object_new_array();
-    int rc = ig_store_list(ctx, tx, INTEG_KIND_DEFINITION, q, rows);
-    json_object_put(q);
-    if (rc == INTEG_OK && ig_json_len(rows) == 0)
-        rc = ig_err(INTEG_ENOTFOUND, "integration definition '%s' not found", key_or_id);
-    if (rc == INTEG_OK)
-        *out = json_object_get(json_object_array_get_idx(rows, 0));
-    json_object_put(rows);
+    int rc = definition_find(ctx, tx, key_or_id, collect_parsed, out);
+    if (rc == INTEG_ESTORE && !*out)
+        return ig_err(INTEG_ESTORE, "store: a stored record is not valid JSON");
+    if (rc == INTEG_ENOTFOUND || (rc == INTEG_OK && !*out))
+        return definition_not_found(key_or_id);
     return rc;
 }
 
@@ -475,21 +493,10 @@ INTEG_API int integ_definition_get(integ_ctx *ctx, const char *key, char **out_j
     struct def_rows rows = {ctx, NULL, 0, 0};
     void *tx = NULL;
     int rc = ig_tx_begin(ctx, 0, &tx);
-    if (rc == INTEG_OK) {
-        int lrc;
-        if (looks_like_uuid(key)) {
-            lrc = ctx->store->get(tx, INTEG_KIND_DEFINITION, NULL, key, collect_public, &rows);
-        } else {
-            json_object *q = json_object_new_object();
-            json_object_object_add(q, "key", json_object_new_string(key));
-            lrc = ctx->store->list(tx, INTEG_KIND_DEFINITION, json_object_to_json_string_ext(q, JSON_C_TO_STRING_PLAIN),
-                                   collect_public, &rows);
-            json_object_put(q);
-        }
-        rc = ig_tx_end(ctx, tx, 1, lrc);
-    }
+    if (rc == INTEG_OK)
+        rc = ig_tx_end(ctx, tx, 1, definition_find(ctx, tx, key, collect_public, &rows));
     if (rc == INTEG_ENOTFOUND || (rc == INTEG_OK && rows.n == 0))
-        rc = ig_err(INTEG_ENOTFOUND, "integration definition '%s' not found", key);
+        rc = definition_not_found(key);
     if (rc == INTEG_OK) {
         *out_json = rows.v[0].text;
         rows.v[0].text = NULL;
