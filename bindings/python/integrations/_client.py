@@ -241,7 +241,7 @@ class _Lifetime:
     """A C handle (``integ_ctx *`` or ``integ_session *``) and who is using it.
 
     Each C call on the handle holds it for the call's duration (``_call``
-    does it for every :class:`_Lifetime` argument), and each open Session
+    does it when the handle is its first argument), and each open Session
     holds its Context's. :meth:`close` marks it closed at once (new calls
     raise InvalidArgument) but the real C close waits for the last holder
     to let go, so a handle is never freed under running C code: a callback
@@ -319,33 +319,30 @@ class _Lifetime:
 def _call(state: _CallbackState, fn: Any, *args: Any) -> None:
     """Call a fallible C function; raise on failure.
 
-    An argument that is a :class:`_Lifetime` stands for its C handle, held
-    for the duration of the call (InvalidArgument if it is closed).
+    A first argument that is a :class:`_Lifetime` (the context or session
+    the C function acts on; no other argument ever is one) stands for its C
+    handle, held for the duration of the call (InvalidArgument if it is
+    closed).
 
     If a Python callback raised during the call, that exception is raised
     instead of the library's error (which is usually the consequence of it,
     e.g. PermissionDenied after a callback that raised denied the call).
     """
-    held: List[_Lifetime] = []
+    life = args[0] if args and type(args[0]) is _Lifetime else None
+    if life is not None:
+        args = (life.acquire(), *args[1:])  # raises if closed: nothing is then held
     outer = state.exc  # a call made from inside a callback: keep the outer call's
     state.exc = None
     state.depth += 1
     try:
-        cargs: List[Any] = []
-        for a in args:
-            if type(a) is _Lifetime:
-                cargs.append(a.acquire())
-                held.append(a)
-            else:
-                cargs.append(a)
-        rc = fn(*cargs)
+        rc = fn(*args)
         # Read integ_errmsg() at once: it is thread-local and valid only until
-        # this thread's next library call.
+        # this thread's next library call (before the release below, too).
         err = _native.error(rc) if rc != 0 else None
     finally:
         state.depth -= 1
         exc, state.exc = state.exc, outer
-        for life in held:
+        if life is not None:
             life.release()  # the real close, if close() was called meanwhile
     if exc is not None:
         raise exc
@@ -427,23 +424,24 @@ def verify_webhook(
     malformed or missing header, named in the message; an unknown scheme).
     Comparisons are constant time.
     """
+    joined: Optional[bytes] = None  # a list of secrets, as C takes it
     if not isinstance(secret, str):
         if isinstance(secret, (bytes, bytearray)):
             raise TypeError("secret: expected str or a list of str, got bytes")
-        parts = []
+        parts: List[bytes] = []
         for i, x in enumerate(secret):
-            one = _cstr(x, f"secret[{i}]").decode("utf-8")
+            one = _cstr(x, f"secret[{i}]")
             # C splits the joined string at spaces and tabs: an entry holding
             # one would silently become several candidate secrets.
-            if not one or " " in one or "\t" in one:
+            if not one or b" " in one or b"\t" in one:
                 raise InvalidArgument(f"secret[{i}]: must be a non-empty secret without spaces")
             parts.append(one)
-        secret = " ".join(parts)
+        joined = b" ".join(parts)
     names, values, n = _headers(headers)
     data = _body(body)
     rc = lib.integ_webhook_verify(
         _cstr(scheme, "scheme"),
-        _cstr(secret, "secret"),
+        joined if joined is not None else _cstr(secret, "secret"),
         _cstr(method, "method"),
         _cstr(url, "url"),
         names,
@@ -562,7 +560,8 @@ class Context:
         self._life = _Lifetime(handle, lib.integ_ctx_close, "ctx: the context is closed")
         # The finaliser holds the lifetime (the C function and the handle),
         # never `self` nor module globals, so it is safe at interpreter shutdown.
-        self._finalizer = weakref.finalize(self, self._life.close)
+        # (weakref.finalize keeps itself registered: nothing needs to hold it.)
+        weakref.finalize(self, self._life.close)
 
     # -- lifetime ----------------------------------------------------------
 
@@ -847,7 +846,7 @@ class Context:
             raise
         finally:
             self._life.release()
-        text = _native.take_string(out, errors="replace")
+        text = _native.take_string(out)
         return WebhookResponse(status.value, text or "", reason)
 
     def process_webhooks(self, max_events: int = 100) -> JSONObject:
@@ -977,7 +976,7 @@ class Session:
         self._life = _Lifetime(
             handle, lib.integ_session_close, "session: the session is closed", parent=ctx_life
         )
-        self._finalizer = weakref.finalize(self, self._life.close)
+        weakref.finalize(self, self._life.close)
 
     # -- lifetime ----------------------------------------------------------
 
@@ -1293,33 +1292,24 @@ class Session:
 
             cb = PROGRESS_CB(trampoline)  # referenced until the call returns
 
-        assert self._life is not None
-        h = self._life.acquire()  # close() from a callback: the real close waits
         out = c_void_p()
-        state = self._state
-        outer = state.exc  # sync() called from inside a callback: keep the outer call's
-        state.exc = None
-        state.depth += 1
+        # _call holds the session (close() from a callback: the real close
+        # waits) and raises a permission or event callback's exception before
+        # the library's error. Kept, not raised from here: the progress
+        # callback's exception comes first.
+        error: Optional[BaseException] = None
         try:
-            rc = lib.integ_sync(h, iid, body, cb, None, byref(out))
-            # integ_errmsg() first: it is valid only until the next library call.
-            err = _native.error(rc) if rc != 0 else None
-            perm_exc = state.exc  # permission or event callback
-            text = _native.take_string(out)  # also set on cancel
-        finally:
-            state.depth -= 1
-            state.exc = outer
-            self._life.release()
+            _call(self._state, lib.integ_sync, self._life, iid, body, cb, None, byref(out))
+        except BaseException as exc:
+            error = exc
+        text = _native.take_string(out)  # also set on cancel
         if raised:
             raise raised[0]
-        if perm_exc is not None:
-            raise perm_exc
-        result = None if text is None else json.loads(text)
-        if err is not None:
-            if isinstance(err, Canceled):
-                err.result = result
-            raise err
-        return result
+        if error is not None:
+            if isinstance(error, Canceled) and text is not None:
+                error.result = json.loads(text)
+            raise error
+        return None if text is None else json.loads(text)
 
     def sync_logs(
         self,
