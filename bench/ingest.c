@@ -67,6 +67,14 @@ static void webhook_id(char out[40], long k)
              (unsigned long long)(h[1] & 0xffffffffffffULL));
 }
 
+/* Move what a rep left in the inbox into the queue table, on the rep's
+ * clock: a transaction's begin moves it. 0 on success. */
+static int move_inbox(integ_ctx *ctx)
+{
+    void *tx = NULL;
+    return ig_tx_begin(ctx, 0, &tx) || ig_tx_end(ctx, tx, 0, INTEG_OK);
+}
+
 /* One sending thread of the concurrent mode. */
 struct sender {
     integ_ctx *ctx;
@@ -131,8 +139,7 @@ static int lib_threads(integ_ctx *ctx, int threads, int rep, size_t n, const cha
         pthread_join(tid[t], NULL);
         failed |= w[t].failed;
     }
-    void *tx = NULL; /* what the rep left in the inbox, moved on its clock */
-    if (ig_tx_begin(ctx, 0, &tx) || ig_tx_end(ctx, tx, 0, INTEG_OK))
+    if (move_inbox(ctx))
         failed = 1;
     double secs = bench_now() - t0;
     ig_wh_ingest_stats(&ctx->ingest, &b1, &e1, NULL);
@@ -191,7 +198,7 @@ static int sql_ok(sqlite3 *db, int rc, const char *what)
 
 /* The raw baselines: each its own file, schema and prepared statements. */
 struct raw_variant {
-    const char *impl, *ddl;
+    const char *impl, *ddl; /* ddl NULL: the library's own table (lib_queue_ddl) */
     int autocheckpoint; /* 0: none during a rep; a TRUNCATE checkpoint after it, untimed */
     char path[1024];
     sqlite3 *db;
@@ -209,14 +216,10 @@ static struct raw_variant raw_variants[] = {
      "CREATE UNIQUE INDEX ux_events ON events (endpoint_id, event_id);"
      "CREATE INDEX ix_events_status ON events (status, next_attempt_at_ms);",
      .autocheckpoint = 1000},
-    /* The library's own webhook_events DDL (store_schema.c): what the
-     * library's inserts cost in SQLite alone. */
-    {.impl = "raw-shape",
-     .ddl = "CREATE TABLE events (id TEXT PRIMARY KEY NOT NULL," QUEUE_COLUMNS
-     "CREATE UNIQUE INDEX ux_events ON events (endpoint_id, event_id);"
-     "CREATE INDEX ix_events_status ON events (status, next_attempt_at_ms);"
-     "CREATE INDEX ix_events_tenant ON events (tenant_id, integration_id);",
-     .autocheckpoint = 1000},
+    /* The library's own webhook_events table and indexes, as its store
+     * created them (ddl NULL: read from the library's file, lib_queue_ddl):
+     * what the library's inserts cost in SQLite alone. */
+    {.impl = "raw-shape", .ddl = NULL, .autocheckpoint = 1000},
     /* The least a durable, deduplicating queue writes per event: the row
      * (rowid only) and its (endpoint, event id) unique index. */
     {.impl = "raw-floor",
@@ -232,13 +235,55 @@ static struct raw_variant raw_variants[] = {
 };
 #define N_RAW (sizeof raw_variants / sizeof raw_variants[0])
 
-static int raw_open(struct raw_variant *v, const char *dir, int full)
+/* The library's queue table (webhook_events and its indexes) as its store
+ * created them in the file at `path`, renamed to events, into out: so the
+ * "raw-shape" variant cannot drift from the library's schema. 1 on success. */
+static int lib_queue_ddl(const char *path, char *out, size_t size)
 {
-    char sql[2048];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    size_t len = 0;
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db,
+                                "SELECT replace(sql, 'webhook_events', 'events') FROM sqlite_master"
+                                " WHERE tbl_name = 'webhook_events' AND sql IS NOT NULL"
+                                " ORDER BY type <> 'table', rowid",
+                                -1, &st, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int n = snprintf(out + len, size - len, "%s;", (const char *)sqlite3_column_text(st, 0));
+        if (n < 0 || (size_t)n >= size - len) {
+            rc = SQLITE_TOOBIG;
+            break;
+        }
+        len += (size_t)n;
+        rc = SQLITE_OK;
+    }
+    int ok = rc == SQLITE_DONE && len > 0;
+    if (!ok)
+        fprintf(stderr, "bench_ingest: raw-shape: the library's webhook_events DDL from %s: %s\n", path,
+                rc == SQLITE_TOOBIG ? "too long"
+                : rc == SQLITE_DONE ? "no such table"
+                                    : sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return ok;
+}
+
+/* Open a raw variant; lib_db is the library's file (the "raw-shape" DDL). */
+static int raw_open(struct raw_variant *v, const char *dir, int full, const char *lib_db)
+{
+    char sql[4096], shape[2048];
+    const char *ddl = v->ddl;
+    if (!ddl) {
+        if (!lib_queue_ddl(lib_db, shape, sizeof shape))
+            return 0;
+        ddl = shape;
+    }
     snprintf(v->path, sizeof v->path, "%s/bench-ingest-%s-%d.db", dir, v->impl, (int)getpid());
     rm_db(v->path);
     snprintf(sql, sizeof sql, "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA wal_autocheckpoint=%d; %s",
-             full ? "FULL" : "NORMAL", v->autocheckpoint, v->ddl);
+             full ? "FULL" : "NORMAL", v->autocheckpoint, ddl);
     return sql_ok(v->db, sqlite3_open(v->path, &v->db), "open") &&
            sql_ok(v->db, sqlite3_exec(v->db, sql, NULL, NULL, NULL), "schema") &&
            sql_ok(v->db,
@@ -371,7 +416,7 @@ int main(int argc, char **argv)
      * reference), in the same durability mode. */
     size_t n_raw = threads || full ? 1 : N_RAW;
     for (size_t v = 0; v < n_raw; v++)
-        if (!raw_open(&raw_variants[v], dir, full))
+        if (!raw_open(&raw_variants[v], dir, full, lib_db))
             return 1;
 
     double *lat = malloc((per > 200 ? per : 200) * sizeof *lat);
@@ -400,10 +445,8 @@ int main(int argc, char **argv)
                 return 1;
             }
         }
-        /* What the rep left in the inbox goes into the table on its clock:
-         * a transaction's begin moves it. */
-        void *tx = NULL;
-        if (!threads && (ig_tx_begin(ctx, 0, &tx) || ig_tx_end(ctx, tx, 0, INTEG_OK))) {
+        /* What the rep left in the inbox goes into the table on its clock. */
+        if (!threads && move_inbox(ctx)) {
             fprintf(stderr, "bench_ingest: move: %s\n", integ_errmsg());
             return 1;
         }
