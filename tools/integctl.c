@@ -43,6 +43,16 @@ static int fail(int rc)
     return 1;
 }
 
+/* o as compact JSON text (malloc'd), or NULL when !ok or out of memory; o
+ * (may be NULL) is put either way. */
+static char *json_text(json_object *o, int ok)
+{
+    const char *text = ok ? json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN) : NULL;
+    char *copy = text ? strdup(text) : NULL;
+    json_object_put(o);
+    return copy;
+}
+
 /* The options for integ_ctx_open: INTEG_OPTIONS as given when it names a
  * store; otherwise those options plus a private in-memory store and, unless
  * they give one, a throwaway master key (it seals nothing that outlives the
@@ -81,9 +91,7 @@ static char *context_options(void)
             integ_free(key);
         }
     }
-    const char *text = ok ? json_object_to_json_string_ext(opts, JSON_C_TO_STRING_PLAIN) : NULL;
-    char *copy = text ? strdup(text) : NULL;
-    json_object_put(opts);
+    char *copy = json_text(opts, ok);
     if (!copy)
         fprintf(stderr, "integctl: out of memory\n");
     return copy;
@@ -93,14 +101,8 @@ static char *context_options(void)
 static char *category_filter(const char *category)
 {
     json_object *f = json_object_new_object();
-    if (!f || json_object_object_add(f, "category", json_object_new_string(category))) {
-        json_object_put(f);
-        return NULL;
-    }
-    const char *text = json_object_to_json_string_ext(f, JSON_C_TO_STRING_PLAIN);
-    char *copy = text ? strdup(text) : NULL;
-    json_object_put(f);
-    return copy;
+    int ok = f && json_object_object_add(f, "category", json_object_new_string(category)) == 0;
+    return json_text(f, ok);
 }
 
 int main(int argc, char **argv)
