@@ -11,6 +11,7 @@
 #include "manifest.h"
 #include "mapping.h"
 #include "schema.h"
+#include "template.h"
 
 #define PATH_MAX_LEN 384
 
@@ -288,39 +289,23 @@ static int json_mentions(json_object *v, const char *needle)
 
 /* ------------------------------------------------------------- placeholders */
 
-/* A placeholder is "{" namespace ("." name)? "}" with no spaces, in the
- * grammar of lib/template.c, which renders them: the namespace is
- * [A-Za-z0-9_]+, the name [A-Za-z0-9_-]+. Any other brace is literal text
- * (GraphQL bodies are full of them). Returns the length of the placeholder
- * at s (0 when s is not one) and splits it into namespace/name (name empty
- * for "{since}"-style ones). */
+/* A placeholder in the grammar of the renderer (ig_tmpl_placeholder_at,
+ * lib/template.c). Any other brace is literal text (GraphQL bodies are
+ * full of them). Returns the length of the placeholder at s (0 when s is
+ * not one, or its parts do not fit the buffers) and copies its
+ * namespace/name out (name empty for "{since}"-style ones). */
 static size_t placeholder_at(const char *s, char *ns, size_t ns_sz, char *name, size_t name_sz)
 {
-    if (s[0] != '{')
+    size_t ns_len, name_off, name_len, end;
+    if (!ig_tmpl_placeholder_at(s, 0, &ns_len, &name_off, &name_len, &end))
         return 0;
-    size_t i = 1;
-    while (is_ident_char(s[i]))
-        i++;
-    size_t ns_len = i - 1, dot = 0;
-    if (!ns_len)
-        return 0;
-    if (s[i] == '.') {
-        dot = i++;
-        while (is_ident_char(s[i]) || s[i] == '-')
-            i++;
-        if (i == dot + 1)
-            return 0;
-    }
-    if (s[i] != '}')
-        return 0;
-    size_t name_len = dot ? i - dot - 1 : 0;
     if (ns_len >= ns_sz || name_len >= name_sz)
         return 0;
     memcpy(ns, s + 1, ns_len);
     ns[ns_len] = '\0';
-    memcpy(name, s + dot + 1, name_len);
+    memcpy(name, s + name_off, name_len);
     name[name_len] = '\0';
-    return i + 1;
+    return end;
 }
 
 /* A '{' directly followed by a letter, digit or '_' opens a placeholder
@@ -1462,8 +1447,6 @@ static int check_entity(vctx *v, const char *name, json_object *ent, const char 
         return ig_err(INTEG_EINVAL, "%s.get.body: not sent (a get request has no body)", path);
     if (has(ent, "create") || has(ent, "update"))
         v->caps_seen |= CAP_PUSH;
-    if (has(ent, "send"))
-        v->caps_seen |= CAP_SEND;
     if (has(ent, "deletes"))
         v->caps_seen |= CAP_DELETE_DETECTION;
     if (has(ent, "batch")) {

@@ -1,5 +1,4 @@
 /* Manifest templates and the JSON path subset. */
-#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,15 +6,20 @@
 #include "json.h"
 #include "template.h"
 
-/* Is tmpl[i..] a placeholder "{ident[.ident]}"? On success give the
- * namespace and name spans and the index after '}'. */
-static int placeholder_at(const char *t, size_t i, size_t *ns_len, size_t *name_off,
-                          size_t *name_len, size_t *end)
+/* The grammar's identifier characters, in ASCII whatever the locale: a
+ * namespace is [A-Za-z0-9_]+, a name also allows '-'. */
+static int ident_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+int ig_tmpl_placeholder_at(const char *t, size_t i, size_t *ns_len, size_t *name_off, size_t *name_len,
+                           size_t *end)
 {
     if (t[i] != '{')
         return 0;
     size_t j = i + 1, start = j;
-    while (isalnum((unsigned char)t[j]) || t[j] == '_')
+    while (ident_char(t[j]))
         j++;
     if (j == start)
         return 0;
@@ -24,7 +28,7 @@ static int placeholder_at(const char *t, size_t i, size_t *ns_len, size_t *name_
     *name_len = 0;
     if (t[j] == '.') {
         size_t k = ++j;
-        while (isalnum((unsigned char)t[j]) || t[j] == '_' || t[j] == '-')
+        while (ident_char(t[j]) || t[j] == '-')
             j++;
         if (j == k)
             return 0;
@@ -65,7 +69,7 @@ int ig_tmpl_render(const char *t, ig_tmpl_lookup lookup, void *payload, char **o
         size_t ns_len, name_off, name_len, end;
         const char *piece = t + i;
         size_t piece_len = 1;
-        if (placeholder_at(t, i, &ns_len, &name_off, &name_len, &end)) {
+        if (ig_tmpl_placeholder_at(t, i, &ns_len, &name_off, &name_len, &end)) {
             json_object *v = lookup_span(t, i, ns_len, name_off, name_len, lookup, payload);
             if (!v) {
                 if (missing)
@@ -106,7 +110,7 @@ static int render_value(json_object *t, ig_tmpl_lookup lookup, void *payload, js
     case json_type_string: {
         const char *s = json_object_get_string(t);
         size_t ns_len, name_off, name_len, end;
-        if (placeholder_at(s, 0, &ns_len, &name_off, &name_len, &end) && s[end] == '\0') {
+        if (ig_tmpl_placeholder_at(s, 0, &ns_len, &name_off, &name_len, &end) && s[end] == '\0') {
             json_object *v = lookup_span(s, 0, ns_len, name_off, name_len, lookup, payload);
             /* A reference: a caller that wipes the result copies it first
              * (ig_tmpl_render_json's contract). */

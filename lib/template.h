@@ -11,6 +11,15 @@
  * borrowed JSON value, or NULL when unset. */
 typedef json_object *(*ig_tmpl_lookup)(void *payload, const char *ns, const char *name);
 
+/* The placeholder grammar, for the renderer and the manifest validator
+ * alike: is t[i..] a placeholder "{ns}" or "{ns.name}", the namespace
+ * [A-Za-z0-9_]+ (ASCII) and the name [A-Za-z0-9_-]+, with no spaces? On
+ * success (1) the namespace is t[i + 1 ..] of *ns_len bytes, the name
+ * t[*name_off ..] of *name_len bytes (*name_off 0: no name), and *end the
+ * index after the '}'. 0 otherwise: the brace is literal text. */
+int ig_tmpl_placeholder_at(const char *t, size_t i, size_t *ns_len, size_t *name_off, size_t *name_len,
+                           size_t *end);
+
 /* Render a string template. *missing is set when a placeholder had no
  * value (the caller then omits the parameter or header, per the format).
  * Non-string values render as their JSON text (numbers, booleans).
