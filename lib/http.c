@@ -1270,6 +1270,16 @@ static int fail(int code, const secrets *s, const char *fmt, ...)
     return ig_err(code, "%s", msg);
 }
 
+/* The refusal of a private or loopback address `what` (the URL checks, or
+ * the socket check when a hop connects) for `method` `shown`. */
+static int fail_private(const secrets *s, const char *what, const char *method, const char *shown)
+{
+    return fail(INTEG_EINVAL, s,
+                "refused to connect to %s: private/loopback address (set "
+                "http.allow_private_networks to allow); %s %s",
+                what, method, shown);
+}
+
 typedef struct attempt_result {
     CURLcode code;
     long os_errno;
@@ -1356,10 +1366,7 @@ static int plan_redirect(const ig_http *h, const char *url, const char *method, 
         goto done;
     }
     if (chk == 2) {
-        rc = fail(INTEG_EINVAL, sec,
-                  "refused to connect to %s: private/loopback address (set "
-                  "http.allow_private_networks to allow); %s %s",
-                  refused, req_method, shown);
+        rc = fail_private(sec, refused, req_method, shown);
         goto done;
     }
     if (scheme_is(from, "https") && scheme_is(to, "http")) {
@@ -1600,10 +1607,7 @@ int ig_http_send_ex(ig_http *h, const ig_http_request *req, unsigned flags, ig_b
     else if (chk == 1)
         rc = fail(INTEG_EINVAL, &sec, "only http and https URLs are allowed: %s", shown);
     else if (chk == 2)
-        rc = fail(INTEG_EINVAL, &sec,
-                  "refused to connect to %s: private/loopback address (set "
-                  "http.allow_private_networks to allow); %s %s",
-                  refused, req->method, shown);
+        rc = fail_private(&sec, refused, req->method, shown);
     struct curl_slist *hdrs = NULL;
     if (rc == INTEG_OK)
         rc = build_headers(req, 0, &hdrs);
@@ -1637,10 +1641,7 @@ int ig_http_send_ex(ig_http *h, const ig_http_request *req, unsigned flags, ig_b
             char detail[MSG_MAX];
             int retry = 0;
             if (x.refused == 1)
-                rc = fail(INTEG_EINVAL, &sec,
-                          "refused to connect to %s: private/loopback address (set "
-                          "http.allow_private_networks to allow); %s %s",
-                          x.refused_what, req->method, shown);
+                rc = fail_private(&sec, x.refused_what, req->method, shown);
             else if (x.oom)
                 rc = ig_err(INTEG_ENOMEM, "out of memory");
             else if (x.too_large == 1 || ar.code == CURLE_FILESIZE_EXCEEDED)
