@@ -277,15 +277,18 @@ static int invoke(ig_conn *c, const struct op *op, json_object **reply)
     const char *key = ig_json_str(c->definition, "key");
     integ_adapter_call call;
     int rc = call_make(c, &call);
-    for (int retried = 0; rc == INTEG_OK || retried; retried = 1) {
+    if (rc == INTEG_OK) {
         rc = call_once(c, &call, op, reply);
         if (rc)
             ig_err_prefix(rc, key);
-        if (retried || !renewed_after_eauth(c, &call, &rc))
-            break;
-        if (reply) {
-            json_object_put(*reply);
-            *reply = NULL;
+        if (renewed_after_eauth(c, &call, &rc)) {
+            if (reply) {
+                json_object_put(*reply);
+                *reply = NULL;
+            }
+            rc = call_once(c, &call, op, reply);
+            if (rc)
+                ig_err_prefix(rc, key);
         }
     }
     call_free(&call);
