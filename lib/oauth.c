@@ -148,15 +148,23 @@ int ig_auth_render_map(json_object *map, const ig_auth_vars *vars, json_object *
 
 int ig_form_add_rendered(ig_form *f, json_object *map, const ig_auth_vars *vars)
 {
-    json_object *r = NULL;
-    int rc = ig_auth_render_map(map, vars, &r);
-    if (rc == INTEG_OK) {
-        json_object_object_foreach(r, k, v) ig_form_add(f, k, json_object_get_string(v));
+    /* Each member rendered straight into the form, in order, as
+     * ig_auth_render_map keeps them (strings whose placeholders are all
+     * set); each rendered value is wiped once added. */
+    ig_json_foreach(map, k, v)
+    {
+        if (!json_object_is_type(v, json_type_string))
+            continue;
+        char *s = NULL;
+        int rc = ig_auth_render(json_object_get_string(v), vars, &s);
+        if (rc)
+            return rc;
+        if (s) {
+            ig_form_add(f, k, s);
+            ig_free_secret(s, strlen(s));
+        }
     }
-    ig_json_wipe_put(r);
-    if (rc == INTEG_OK && f->oom)
-        rc = ig_err(INTEG_ENOMEM, "out of memory");
-    return rc;
+    return f->oom ? ig_err(INTEG_ENOMEM, "out of memory") : INTEG_OK;
 }
 
 int ig_oauth_endpoint(integ_ctx *ctx, json_object *definition, json_object *method, const char *field,
