@@ -336,12 +336,10 @@ static int list_page(ig_conn *c, const char *entity_name, json_object *state, in
     char what[160];
     snprintf(what, sizeof what, "%s %s list", ig_json_str(c->definition, "key"), entity_name);
     const char *follow = ig_json_str(state, "url");
-    int rc = follow ? ig_req_begin_url(&r, c, ig_json_str(reqdef, "method"), follow)
+    int rc = follow ? ig_req_begin_url(&r, c, ig_json_str(reqdef, "method"), follow, conn_lookup, &l)
                     : ig_req_begin(&r, c, ig_json_str(reqdef, "method"),
                                    ig_json_str(reqdef, "path") ? ig_json_str(reqdef, "path") : ig_json_str(e, "path"),
                                    conn_lookup, &l, what);
-    if (rc == INTEG_OK)
-        rc = ig_req_headers(&r, ig_json_get(c->manifest, "headers"), conn_lookup, &l);
     if (rc == INTEG_OK)
         rc = ig_req_headers(&r, ig_json_get(e, "headers"), conn_lookup, &l);
     if (rc == INTEG_OK)
@@ -643,8 +641,6 @@ int ig_rest_test(ig_conn *c, long *out_status)
     snprintf(what, sizeof what, "%s connection test", ig_json_str(c->definition, "key"));
     int rc = ig_req_begin(&r, c, ig_json_str(t, "method"), ig_json_str(t, "path"), conn_lookup, &l, what);
     if (rc == INTEG_OK)
-        rc = ig_req_headers(&r, ig_json_get(c->manifest, "headers"), conn_lookup, &l);
-    if (rc == INTEG_OK)
         rc = ig_req_headers(&r, ig_json_get(t, "headers"), conn_lookup, &l);
     if (rc == INTEG_OK)
         rc = ig_req_query(&r, ig_json_get(t, "query"), conn_lookup, &l);
@@ -693,8 +689,6 @@ int ig_rest_fetch_one(ig_conn *c, const char *entity_name, const char *external_
     if (rc == INTEG_OK)
         rc = ig_req_begin(&r, c, ig_json_str(get, "method"), ig_json_str(get, "path"), conn_lookup, &l, what);
     l.id = idv;
-    if (rc == INTEG_OK)
-        rc = ig_req_headers(&r, ig_json_get(c->manifest, "headers"), conn_lookup, &l);
     if (rc == INTEG_OK)
         rc = ig_req_headers(&r, ig_json_get(e, "headers"), conn_lookup, &l);
     if (rc == INTEG_OK)

@@ -123,8 +123,6 @@ static int w_call(ig_conn *c, json_object *e, json_object *reqdef, struct wl *l,
     int rc = ig_req_begin(&r, c, ig_json_str(reqdef, "method"), path, w_lookup, l, what);
     l->in_path = 0;
     if (rc == INTEG_OK)
-        rc = ig_req_headers(&r, ig_json_get(c->manifest, "headers"), w_lookup, l);
-    if (rc == INTEG_OK)
         rc = ig_req_headers(&r, ig_json_get(e, "headers"), w_lookup, l);
     if (rc == INTEG_OK)
         rc = ig_req_headers(&r, ig_json_get(reqdef, "headers"), w_lookup, l);

@@ -559,7 +559,7 @@ static int fetch_session(ig_conn *c, json_object *creds, json_object **out)
     json_object_object_add(session, "expiration_date", json_object_new_string(date));
     ig_auth_vars vars = {c->config, creds, session};
     snprintf(what, sizeof what, "%s session login", key_of(c));
-    json_object *jbody = NULL, *doc = NULL;
+    json_object *doc = NULL;
     ig_form form = {0};
     ig_req r;
     ig_http_response resp = {0};
@@ -568,20 +568,16 @@ static int fetch_session(ig_conn *c, json_object *creds, json_object **out)
     if (rc == INTEG_OK)
         rc = ig_req_query(&r, ig_json_get(login, "query"), ig_auth_lookup, &vars);
     if (rc == INTEG_OK)
-        rc = ig_req_headers(&r, ig_json_get(c->manifest, "headers"), ig_auth_lookup, &vars);
-    if (rc == INTEG_OK)
         rc = ig_req_headers(&r, ig_json_get(login, "headers"), ig_auth_lookup, &vars);
     if (rc == INTEG_OK && ig_json_get(login, "body")) {
-        /* The body is wiped when done: a copy, since rendering shares the
-         * connection's config and credential values (and the manifest's
-         * literals) by reference. */
+        /* Rendering shares the connection's config and credential values
+         * (and the manifest's literals) by reference; ig_req_json_body
+         * caches no text in them, and its body text is wiped with r. */
         json_object *shared = NULL;
         rc = ig_tmpl_render_json(ig_json_get(login, "body"), ig_auth_lookup, &vars, &shared);
-        if (rc == INTEG_OK && shared && !(jbody = ig_json_copy(shared)))
-            rc = ig_err(INTEG_ENOMEM, "out of memory");
-        json_object_put(shared);
         if (rc == INTEG_OK)
-            rc = ig_req_json_body(&r, jbody);
+            rc = ig_req_json_body(&r, shared);
+        json_object_put(shared);
     } else if (rc == INTEG_OK && ig_json_get(login, "form")) {
         static const char form_type[] = "application/x-www-form-urlencoded";
         rc = ig_form_add_rendered(&form, ig_json_get(login, "form"), &vars);
@@ -619,7 +615,6 @@ static int fetch_session(ig_conn *c, json_object *creds, json_object **out)
         sodium_memzero(resp.body, resp.body_len);
     ig_http_response_free(&resp);
     ig_json_wipe_put(doc);
-    ig_json_wipe_put(jbody);
     ig_form_free(&form);
     ig_req_free(&r);
     json_object_put(session);

@@ -50,10 +50,13 @@ int ig_req_begin(ig_req *r, ig_conn *c, const char *method, const char *path, ig
     free(p);
     if (rc == INTEG_OK)
         rc = ig_req_header(r, "Accept", "application/json");
+    if (rc == INTEG_OK)
+        rc = ig_req_headers(r, ig_json_get(c->manifest, "headers"), lookup, payload);
     return rc;
 }
 
-int ig_req_begin_url(ig_req *r, ig_conn *c, const char *method, const char *url)
+int ig_req_begin_url(ig_req *r, ig_conn *c, const char *method, const char *url, ig_tmpl_lookup lookup,
+                     void *payload)
 {
     memset(r, 0, sizeof *r);
     r->method = method ? method : "GET";
@@ -62,6 +65,8 @@ int ig_req_begin_url(ig_req *r, ig_conn *c, const char *method, const char *url)
         rc = ig_url_resolve(r->url, url);
     if (rc == INTEG_OK)
         rc = ig_req_header(r, "Accept", "application/json");
+    if (rc == INTEG_OK)
+        rc = ig_req_headers(r, ig_json_get(c->manifest, "headers"), lookup, payload);
     return rc;
 }
 
@@ -89,9 +94,19 @@ int ig_req_json_body(ig_req *r, json_object *body)
         r->body_len = 0;
         return INTEG_OK;
     }
-    size_t len = 0;
-    const char *s = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-    return ig_req_body(r, s, len, "application/json");
+    /* Written once, straight into the body (the bytes of json-c's PLAIN |
+     * NOSLASHESCAPE), caching no text in `body`'s objects; the buffer is
+     * one that holds secrets (a login's password): zeroed as it grows and
+     * when freed or replaced. */
+    char *text = NULL;
+    int rc = ig_json_to_secret_string(body, &text);
+    if (rc)
+        return rc;
+    if (r->body)
+        ig_free_secret(r->body, r->body_len);
+    r->body = text;
+    r->body_len = strlen(text);
+    return ig_req_header(r, "Content-Type", "application/json");
 }
 
 int ig_req_header(ig_req *r, const char *name, const char *value)

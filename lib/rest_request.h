@@ -25,15 +25,18 @@ void ig_req_free(ig_req *r);
 
 /* Start a request (r is overwritten): `method` (GET when NULL) to `path`, a
  * template rendered with lookup: relative to the connection's base URL, or
- * an absolute http(s) URL; then "Accept: application/json". A path naming
- * an unset value is INTEG_EINVAL prefixed with `what`. Callers that want
- * {id} percent-encoded in the path make their lookup say so for this call. */
+ * an absolute http(s) URL; then "Accept: application/json" and the
+ * manifest's own headers (ig_req_headers of its "headers", rendered with
+ * the same lookup: they name only {config.x}). A path naming an unset
+ * value is INTEG_EINVAL prefixed with `what`. Callers that want {id}
+ * percent-encoded in the path make their lookup say so for this call. */
 int ig_req_begin(ig_req *r, ig_conn *c, const char *method, const char *path, ig_tmpl_lookup lookup,
                  void *payload, const char *what);
 
 /* The same to `url` taken as it is (a next link), resolved against the
- * base URL. */
-int ig_req_begin_url(ig_req *r, ig_conn *c, const char *method, const char *url);
+ * base URL; lookup renders the manifest's headers. */
+int ig_req_begin_url(ig_req *r, ig_conn *c, const char *method, const char *url, ig_tmpl_lookup lookup,
+                     void *payload);
 
 /* The body: JSON (NULL: none) with "Content-Type: application/json", or
  * `len` bytes of `content_type`. Replaces any earlier body. */
