@@ -198,10 +198,10 @@ int ig_entity_store_put(integ_ctx *ctx, void *tx, const char *tenant_id, const c
 }
 
 int ig_entity_store_replace(integ_ctx *ctx, void *tx, const char *tenant_id, const char *entity,
-                            const char *local_id, json_object *data, const char *origin, int64_t version,
-                            json_object **out)
+                            const char *local_id, json_object *data, int deleted, const char *origin,
+                            int64_t version, json_object **out)
 {
-    return entity_put(ctx, tx, tenant_id, entity, local_id, data, 0, origin, version, out);
+    return entity_put(ctx, tx, tenant_id, entity, local_id, data, deleted, origin, version, out);
 }
 
 int ig_entity_store_create(integ_ctx *ctx, void *tx, const char *tenant_id, const char *entity,
@@ -289,14 +289,8 @@ INTEG_API int integ_entity_put(integ_session *s, const char *entity, const char 
     char newid[37];
     void *tx = NULL;
     json_object *stored = NULL;
-    ig_json_foreach(req, k, v)
-    {
-        (void)v;
-        if (strcmp(k, "id") && strcmp(k, "data")) {
-            rc = ig_err(INTEG_EINVAL, "record_json.%s: unknown field (use id, data)", k);
-            break;
-        }
-    }
+    static const char *const known[] = {"id", "data", NULL};
+    rc = ig_json_check_keys(req, known, "record_json", "field (use id, data)");
     if (rc == INTEG_OK && !json_object_is_type(data, json_type_object))
         rc = ig_err(INTEG_EINVAL, "record_json.data: required (an object)");
     if (rc == INTEG_OK && ig_json_get(req, "id") && (!id || !ig_valid_token(id, 128)))
@@ -308,8 +302,12 @@ INTEG_API int integ_entity_put(integ_session *s, const char *entity, const char 
         if (id) {
             /* Updating needs the record to be this tenant's. */
             rc = ig_entity_load(s->ctx, tx, s->tenant_id, entity, id, &old);
+            int64_t version = ig_json_int(old, "version", 0);
             json_object_put(old);
-            if (rc == INTEG_OK)
+            if (rc == INTEG_OK && version > 0)
+                rc = ig_entity_store_replace(s->ctx, tx, s->tenant_id, entity, id, data, 0, "local", version,
+                                             &stored);
+            else if (rc == INTEG_OK)
                 rc = ig_entity_store_put(s->ctx, tx, s->tenant_id, entity, id, data, 0, "local", &stored);
         } else {
             /* A new id: nothing to read first. */
@@ -348,7 +346,11 @@ INTEG_API int integ_entity_delete(integ_session *s, const char *entity, const ch
     json_object *old = NULL;
     if ((rc = ig_tx_begin(s->ctx, 1, &tx)) == INTEG_OK) {
         rc = ig_entity_load(s->ctx, tx, s->tenant_id, entity, local_id, &old);
-        if (rc == INTEG_OK)
+        int64_t version = ig_json_int(old, "version", 0);
+        if (rc == INTEG_OK && version > 0)
+            rc = ig_entity_store_replace(s->ctx, tx, s->tenant_id, entity, local_id, ig_json_get(old, "data"), 1,
+                                         "local", version, NULL);
+        else if (rc == INTEG_OK)
             rc = ig_entity_store_put(s->ctx, tx, s->tenant_id, entity, local_id, ig_json_get(old, "data"), 1,
                                      "local", NULL);
         rc = ig_tx_end(s->ctx, tx, 1, rc);

@@ -29,8 +29,8 @@ int ig_entity_store_put(integ_ctx *ctx, void *tx, const char *tenant_id, const c
  * ig_entity_load) at `version` (> 0): the built-in store writes version + 1
  * without reading it again. */
 int ig_entity_store_replace(integ_ctx *ctx, void *tx, const char *tenant_id, const char *entity,
-                            const char *local_id, json_object *data, const char *origin, int64_t version,
-                            json_object **out);
+                            const char *local_id, json_object *data, int deleted, const char *origin,
+                            int64_t version, json_object **out);
 
 /* The same for a local_id just made (ig_ctx_new_id) and never stored: no
  * read of an old version; the built-in store inserts version 1. */

@@ -68,7 +68,7 @@ static int64_t now_ms(struct run *r) { return ig_ctx_now_ms(r->s->ctx); }
 
 /* ---- lease: one sync per integration and entity set --------------------- */
 
-static int lease_take(struct run *r, int renew)
+static int lease_take(struct run *r)
 {
     integ_ctx *ctx = r->s->ctx;
     void *tx = NULL;
@@ -85,10 +85,6 @@ static int lease_take(struct run *r, int renew)
                         ig_json_str(r->c->integration, "id"),
                         ig_json_str(cur, "started_at") ? ig_json_str(cur, "started_at") : "?",
                         ig_json_str(cur, "user_id") ? ig_json_str(cur, "user_id") : "?");
-        } else if (rc == INTEG_OK && renew && (!cur || strcmp(ig_json_str(cur, "holder"), r->holder) != 0)) {
-            r->lease_lost = 1;
-            rc = ig_err(INTEG_ECONFLICT, "sync lease lost to another run (integration %s): stopping",
-                        ig_json_str(r->c->integration, "id"));
         }
         if (rc == INTEG_OK) {
             char at[32];
@@ -991,7 +987,7 @@ static int write_plan(integ_ctx *ctx, void *tx, const char *tenant_id, const cha
         if (plan[i].fresh)
             rc = ig_entity_store_create(ctx, tx, tenant_id, local_entity, lid, plan[i].data, plan[i].origin, &stored);
         else if (plan[i].version > 0 && !again)
-            rc = ig_entity_store_replace(ctx, tx, tenant_id, local_entity, lid, plan[i].data, plan[i].origin,
+            rc = ig_entity_store_replace(ctx, tx, tenant_id, local_entity, lid, plan[i].data, 0, plan[i].origin,
                                          plan[i].version, &stored);
         else
             rc = ig_entity_store_put(ctx, tx, tenant_id, local_entity, lid, plan[i].data, 0, plan[i].origin, &stored);
@@ -1099,8 +1095,13 @@ static int soft_delete_ids(struct run *r, json_object *ids)
             rc = ig_entity_load(ctx, tx, r->s->tenant_id, le, ig_json_str(link, "local_id"), &local);
             if (rc == INTEG_OK && !ig_json_bool(local, "deleted", 0)) {
                 json_object *stored = NULL;
-                rc = ig_entity_store_put(ctx, tx, r->s->tenant_id, le, ig_json_str(link, "local_id"),
-                                         ig_json_get(local, "data"), 1, "sync", &stored);
+                int64_t version = ig_json_int(local, "version", 0);
+                if (version > 0)
+                    rc = ig_entity_store_replace(ctx, tx, r->s->tenant_id, le, ig_json_str(link, "local_id"),
+                                                 ig_json_get(local, "data"), 1, "sync", version, &stored);
+                else
+                    rc = ig_entity_store_put(ctx, tx, r->s->tenant_id, le, ig_json_str(link, "local_id"),
+                                             ig_json_get(local, "data"), 1, "sync", &stored);
                 if (rc == INTEG_OK)
                     json_object_object_add(link, "local_version", json_object_new_int64(ig_json_int(stored, "version", 0)));
                 json_object_put(stored);
@@ -1262,23 +1263,45 @@ static int progress(struct run *r)
     return progress_at(r, NULL);
 }
 
-/* Choose the mapping: the integration's own for this entity, else the
- * manifest's default; none means records are kept as they come. */
-static int load_mapping(struct run *r)
+int ig_sync_mapping_spec(integ_ctx *ctx, const char *tenant_id, const char *integration_id, const char *entity,
+                         json_object *edef, json_object **spec, json_object **policies, int *stored)
 {
-    integ_ctx *ctx = r->s->ctx;
+    *spec = NULL;
+    if (policies)
+        *policies = NULL;
+    if (stored)
+        *stored = 0;
     json_object *q = json_object_new_object(), *rows = json_object_new_array();
-    json_object_object_add(q, "tenant_id", json_object_new_string(r->s->tenant_id));
-    json_object_object_add(q, "integration_id", json_object_get(ig_json_get(r->c->integration, "id")));
-    json_object_object_add(q, "source_entity", json_object_new_string(r->entity));
+    json_object_object_add(q, "tenant_id", json_object_new_string(tenant_id));
+    json_object_object_add(q, "integration_id", json_object_new_string(integration_id));
+    json_object_object_add(q, "source_entity", json_object_new_string(entity));
     void *tx = NULL;
     int rc = ig_tx_begin(ctx, 0, &tx);
     if (rc == INTEG_OK)
         rc = ig_tx_end(ctx, tx, 1, ig_store_list(ctx, tx, INTEG_KIND_MAPPING, q, rows));
-    json_object *spec = ig_json_len(rows) ? json_object_array_get_idx(rows, 0)
-                                                        : ig_json_get(r->edef, "default_mapping");
-    if (rc == INTEG_OK && spec && ig_json_get(spec, "field_policies"))
-        r->field_policies = json_object_get(ig_json_get(spec, "field_policies"));
+    if (rc == INTEG_OK) {
+        int own = ig_json_len(rows) > 0;
+        *spec = json_object_get(own ? json_object_array_get_idx(rows, 0) : ig_json_get(edef, "default_mapping"));
+        if (policies)
+            *policies = ig_json_get(*spec, "field_policies");
+        if (stored)
+            *stored = own;
+    }
+    json_object_put(q);
+    json_object_put(rows);
+    return rc;
+}
+
+/* Choose the mapping: the integration's own for this entity, else the
+ * manifest's default; none means records are kept as they come. */
+static int load_mapping(struct run *r)
+{
+    json_object *spec = NULL, *policies = NULL;
+    int stored = 0;
+    int rc = ig_sync_mapping_spec(r->s->ctx, r->s->tenant_id, ig_json_str(r->c->integration, "id"), r->entity, r->edef,
+                                  &spec, &policies, &stored);
+    if (rc == INTEG_OK && policies)
+        r->field_policies = json_object_get(policies);
     if (rc == INTEG_OK && spec) {
         static const char *const parts[] = {"target_entity", "field_map", "transform_rules", "required", "reverse",
                                             "field_policies"};
@@ -1292,16 +1315,15 @@ static int load_mapping(struct run *r)
         crypto_generichash_final(&st, r->mapping_fp, sizeof r->mapping_fp);
         rc = ig_mapping_compile(spec, "mapping", &r->mapping);
     }
-    /* local_entity must outlive rows: keep the manifest's when it matches. */
-    if (rc == INTEG_OK && ig_json_len(rows)) {
+    /* local_entity must outlive the stored spec: keep the manifest's when it matches. */
+    if (rc == INTEG_OK && stored) {
         const char *t = ig_json_str(spec, "target_entity");
         json_object_object_add(r->edef, "x-run-target", json_object_new_string(t ? t : r->local_entity));
         r->local_entity = ig_json_str(r->edef, "x-run-target");
     } else {
         r->local_entity = ig_json_str(r->edef, "local_entity");
     }
-    json_object_put(q);
-    json_object_put(rows);
+    json_object_put(spec);
     return rc;
 }
 
@@ -1743,7 +1765,6 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
     int64_t modified_since = -1;
     json_object *ck = NULL, *result = NULL;
     ig_prefetch *prefetch = NULL;
-    int leased = 0;
     if ((rc = parse_request(req, &r, &modified_since)) || (rc = ig_session_require_admin(s)) ||
         (rc = ig_conn_open(s->ctx, s->tenant_id, integration_id, &r.c)))
         goto out;
@@ -1771,9 +1792,8 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
     snprintf(r.lease_id, sizeof r.lease_id, "sync:%s", integration_id);
     snprintf(r.checkpoint_id, sizeof r.checkpoint_id, "%s:%s", integration_id, r.entity);
     if (!r.dry_run) {
-        if ((rc = lease_take(&r, 0)))
+        if ((rc = lease_take(&r)))
             goto out;
-        leased = 1;
         r.leased = 1;
     }
     if ((rc = checkpoint_load(&r, &ck)))
@@ -1845,8 +1865,6 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
         json_object_put(rows);
     }
     for (; pulling && rc == INTEG_OK;) {
-        if (leased && now_ms(&r) > r.lease_until_ms - LEASE_TTL_MS / 2 && (rc = lease_take(&r, 1)))
-            break;
         ig_page page;
         rc = prefetch ? ig_prefetch_next(prefetch, &page) : ig_rest_list_page(r.c, r.entity, r.state, r.since_ms, &page);
         if (rc)
@@ -1973,7 +1991,7 @@ int ig_sync_run(integ_session *s, const char *integration_id, const char *reques
     }
 out:
     ig_prefetch_stop(prefetch);
-    if (leased)
+    if (r.leased)
         lease_release(&r);
     json_object_put(result);
     json_object_put(ck);

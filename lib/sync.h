@@ -27,6 +27,16 @@ void ig_sync_log_error(json_object *errors, int64_t *failed, const char *record,
  * remote keeps (sync_push.c). */
 void ig_pull_policies(json_object *policies, json_object *data, json_object *local);
 
+/* The mapping spec a sync of `entity` uses: the integration's own (the
+ * first stored mapping of {tenant_id, integration_id, source_entity}),
+ * else the default_mapping of the entity's definition `edef`, else none
+ * (*spec NULL: records are kept as they come). Read in a read transaction
+ * of its own. *spec gets a reference (the caller puts it); *policies (may
+ * be NULL) its field_policies, borrowed from it (NULL when none); *stored
+ * (may be NULL) 1 when it is the integration's own. */
+int ig_sync_mapping_spec(integ_ctx *ctx, const char *tenant_id, const char *integration_id, const char *entity,
+                         json_object *edef, json_object **spec, json_object **policies, int *stored);
+
 struct ig_push_counts {
     int64_t processed, created, updated, deleted, adopted, skipped, failed;
     json_object *errors; /* [{record, code, message}] (owned) */

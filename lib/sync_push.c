@@ -620,7 +620,7 @@ INTEG_API int integ_conflict_resolve(integ_session *s, const char *conflict_id, 
         rc = ig_session_require_admin(s);
     int chose_remote = choose && !strcmp(choose, "remote"), chose_local = choose && !chose_remote;
     json_object *conf = NULL, *link = NULL, *local = NULL, *cur = NULL;
-    json_object *maps = json_object_new_array(), *policies = NULL;
+    json_object *policies = NULL;
     ig_conn *c = NULL;
     ig_mapping *m = NULL;
     void *tx = NULL;
@@ -643,16 +643,6 @@ INTEG_API int integ_conflict_resolve(integ_session *s, const char *conflict_id, 
             if (rc == INTEG_ENOTFOUND && !chose_local)
                 rc = INTEG_OK;
         }
-        /* The mapping and field policies a push of this entity uses: the
-         * integration's own mapping, else the manifest's default. */
-        if (rc == INTEG_OK) {
-            json_object *q = json_object_new_object();
-            json_object_object_add(q, "tenant_id", json_object_new_string(s->tenant_id));
-            json_object_object_add(q, "integration_id", json_object_get(ig_json_get(conf, "integration_id")));
-            json_object_object_add(q, "source_entity", json_object_get(ig_json_get(conf, "entity")));
-            rc = ig_store_list(s->ctx, tx, INTEG_KIND_MAPPING, q, maps);
-            json_object_put(q);
-        }
         rc = ig_tx_end(s->ctx, tx, 1, rc);
     }
     if (rc == INTEG_OK)
@@ -660,8 +650,12 @@ INTEG_API int integ_conflict_resolve(integ_session *s, const char *conflict_id, 
     json_object *edef = c ? ig_conn_entity(c, ig_json_get(conf, "entity") ? ig_json_str(conf, "entity") : "") : NULL;
     if (rc == INTEG_OK && !edef)
         rc = ig_err_prefix(INTEG_EINVAL, "conflict");
-    json_object *spec = ig_json_len(maps) ? json_object_array_get_idx(maps, 0) : ig_json_get(edef, "default_mapping");
-    policies = ig_json_get(spec, "field_policies");
+    /* The mapping and field policies a push of this entity uses: the
+     * integration's own mapping, else the manifest's default. */
+    json_object *spec = NULL;
+    if (rc == INTEG_OK)
+        rc = ig_sync_mapping_spec(s->ctx, s->tenant_id, ig_json_str(conf, "integration_id"), ig_json_str(conf, "entity"),
+                                  edef, &spec, &policies, NULL);
     /* What both sides end up with: given data, the remote version seen at
      * detection, or the local record as it is now; then the field policies,
      * as a pull or a merge applies them. */
@@ -726,7 +720,7 @@ INTEG_API int integ_conflict_resolve(integ_session *s, const char *conflict_id, 
     ig_conn_close(c);
     json_object_put(local);
     json_object_put(cur);
-    json_object_put(maps);
+    json_object_put(spec);
     json_object_put(link);
     json_object_put(conf);
     json_object_put(res);
